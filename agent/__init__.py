@@ -1,0 +1,1 @@
+"""The reference agent on a local model (in progress)."""

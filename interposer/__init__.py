@@ -1,0 +1,1 @@
+"""The shell interposer: parses and judges each command the model emits (in progress)."""

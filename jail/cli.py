@@ -1,0 +1,173 @@
+"""The `shelljail` command line. Imports stay lazy: start-up time is a feature."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_SETUP = 125
+
+RUN_EPILOG = """\
+examples:
+  shelljail run -- bash                      a shell in the current directory, jailed
+  shelljail run -w ~/src/app -- make test    build in ~/src/app; nothing else is writable
+  shelljail run -p readonly -- git diff      review: even the workspace is read-only
+  shelljail run --timeout 600 -- pi          stop the agent (and all it started) after 10 min
+
+exit status: the command's own; 124 timeout; 125 the jail could not be set
+up; 126 not executable; 127 command not found.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from .errors import JailError
+
+    try:
+        return args.handler(args)
+    except JailError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return getattr(exc, "code", EXIT_SETUP)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shelljail",
+        description="Run an AI coding agent (or any command) in a jail where only its workspace is writable.",
+    )
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="run a command jailed", epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run CMD in new user, mount, pid, ipc, uts and network namespaces, with a fresh "
+                    "root that shows only what the profile names, the workspace the only writable place.",
+    )
+    run.add_argument("-p", "--profile", default="coding-agent",
+                     help="a built-in profile name or a TOML file (default: coding-agent)")
+    run.add_argument("-w", "--workspace", default=None,
+                     help="the directory the command may change (default: the current directory)")
+    run.add_argument("--timeout", type=_seconds, default=None, metavar="S",
+                     help="kill everything in the jail after S seconds and exit 124 "
+                          "(default: the profile's limits.wall_time, or none)")
+    run.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_pair,
+                     help="set an environment variable inside the jail (repeatable)")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    run.set_defaults(handler=_run)
+
+    doctor = commands.add_parser("doctor", help="check which kernel features work here")
+    doctor.set_defaults(handler=_doctor)
+
+    profile = commands.add_parser("profile", help="list, show and validate profiles")
+    profile_commands = profile.add_subparsers(metavar="ACTION", required=True)
+    profile_commands.add_parser("list", help="the built-in profiles").set_defaults(handler=_profile_list)
+    show = profile_commands.add_parser("show", help="a profile, resolved with what it extends")
+    show.add_argument("name", help="a built-in name or a TOML file")
+    show.set_defaults(handler=_profile_show)
+    validate = profile_commands.add_parser("validate", help="check a profile file; exit 1 if it is wrong")
+    validate.add_argument("file")
+    validate.set_defaults(handler=_profile_validate)
+    return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected K=V, got {text!r}")
+    return name, value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import profile, spec, supervisor
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("shelljail: run needs a command (shelljail run -- CMD [ARG...])", file=sys.stderr)
+        return 2
+    loaded = profile.load(args.profile)
+    workspace = args.workspace or os.getcwd()
+    jail_spec = spec.build(loaded, workspace, command, os.environ, args.env)
+    timeout = args.timeout or loaded.limits.wall_time
+    return supervisor.run(jail_spec, timeout)
+
+
+def _doctor(_args: argparse.Namespace) -> int:
+    from . import doctor
+
+    return doctor.main()
+
+
+def _profile_list(_args: argparse.Namespace) -> int:
+    from . import profile
+
+    for name in profile.builtin_names():
+        loaded = profile.load(name)
+        marker = " (default)" if name == profile.DEFAULT_PROFILE else ""
+        print(f"{name:14} {loaded.description}{marker}")
+    return 0
+
+
+def _profile_show(args: argparse.Namespace) -> int:
+    from . import profile
+
+    loaded = profile.load(args.name)
+    print(_as_toml(profile.to_dict(loaded)))
+    return 0
+
+
+def _profile_validate(args: argparse.Namespace) -> int:
+    from . import profile
+    from .errors import ProfileError
+
+    try:
+        loaded = profile.load(args.file)
+    except ProfileError as exc:
+        print(f"shelljail: {exc.what}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok ({loaded.description or 'no description'})")
+    return 0
+
+
+def _as_toml(data: dict) -> str:
+    """A resolved profile as TOML (flat enough that a tiny writer suffices)."""
+    import json
+
+    top = [f"# {data['source']}", f"name = {json.dumps(data['name'])}",
+           f"description = {json.dumps(data['description'])}"]
+    for table in ("filesystem", "environment", "limits", "network"):
+        top.append(f"\n[{table}]")
+        nested = []
+        for key, value in data[table].items():
+            if isinstance(value, dict):
+                nested.append(f"\n[{table}.{key}]")
+                nested += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()]
+            elif value is None:
+                top.append(f"# {key} = (not set)")
+            elif isinstance(value, list):
+                items = "".join(f"\n  {json.dumps(item)}," for item in value)
+                top.append(f"{key} = [{items}\n]" if value else f"{key} = []")
+            else:
+                top.append(f"{key} = {json.dumps(value)}")
+        top += nested
+    return "\n".join(top)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Resource limits from the profile, applied as rlimits just before exec."""
+
+from __future__ import annotations
+
+import resource
+
+from .profile import Limits
+
+
+def rlimits(limits: Limits) -> dict[int, int]:
+    """The rlimits a profile asks for; soft and hard alike, so they cannot be raised."""
+    wanted = {
+        resource.RLIMIT_CPU: limits.cpu_seconds,
+        resource.RLIMIT_AS: limits.address_space,
+        resource.RLIMIT_NPROC: limits.processes,
+        resource.RLIMIT_NOFILE: limits.open_files,
+        resource.RLIMIT_FSIZE: limits.file_size,
+    }
+    return {which: value for which, value in wanted.items() if value is not None}
+
+
+def apply(limits: Limits) -> None:
+    for which, value in rlimits(limits).items():
+        _soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # never ask for more than the caller has
+        resource.setrlimit(which, (value, value))

@@ -1,0 +1,372 @@
+"""Profiles: TOML files loaded and validated once into frozen dataclasses.
+
+A profile may `extends` another (a built-in name or a path relative to the
+file). Tables merge key by key, lists append to the parent's (a child can
+widen its parent, never silently narrow it), other values replace. Every key is checked: an unknown key, a wrong type or a bad
+value refuses the whole profile with the file, the line and the key, so a
+jail never starts on a half-read profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .errors import ProfileError
+
+DEFAULT_PROFILE = "coding-agent"
+PLACEHOLDERS = ("workspace", "home", "user")
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)i?[bB]?\s*$")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# Files shelljail writes itself for the mapped user; a profile cannot bind them.
+GENERATED_FILES = ("/etc/passwd", "/etc/group", "/etc/hosts", "/etc/hostname")
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    read_only: tuple[str, ...] = ()
+    read_only_optional: tuple[str, ...] = ()
+    read_write: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+    workspace: str = "read-write"
+
+
+@dataclass(frozen=True)
+class Environment:
+    keep: tuple[str, ...] = ()
+    set: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_seconds: int | None = None
+    address_space: int | None = None
+    processes: int | None = None
+    open_files: int | None = None
+    file_size: int | None = None
+    tmpfs_size: int | None = None
+    wall_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Network:
+    mode: str = "none"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: str
+    description: str = ""
+    filesystem: Filesystem = Filesystem()
+    environment: Environment = Environment()
+    limits: Limits = Limits()
+    network: Network = Network()
+
+
+# ---------------------------------------------------------------- validation
+
+Check = Callable[[Any], Any]  # returns the converted value or raises ValueError
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"expected a list of strings, got {_kind(value)}")
+    return tuple(value)
+
+
+def _string_table(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"expected a table of strings, got {_kind(value)}")
+    return MappingProxyType(dict(value))
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def parse_size(value: Any) -> int:
+    """A byte count: an integer, or a string such as "512M" or "4GiB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE_RE.match(value)) and int(match.group(1)) > 0:
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    raise ValueError(f'expected a size such as 1048576, "512M" or "4G", got {value!r}')
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+_SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
+    "filesystem": (Filesystem, {
+        "read_only": _string_list,
+        "read_only_optional": _string_list,
+        "read_write": _string_list,
+        "tmpfs": _string_list,
+        "hidden": _string_list,
+        "workspace": _one_of("read-write", "read-only"),
+    }),
+    "environment": (Environment, {"keep": _string_list, "set": _string_table}),
+    "limits": (Limits, {
+        "cpu_seconds": _positive_int,
+        "address_space": parse_size,
+        "processes": _positive_int,
+        "open_files": _positive_int,
+        "file_size": parse_size,
+        "tmpfs_size": parse_size,
+        "wall_time": _seconds,
+    }),
+    "network": (Network, {"mode": _one_of("none")}),
+}
+_TOP_LEVEL = {"extends": _string, "description": _string}
+_PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")
+
+
+# ------------------------------------------------------------------- loading
+
+def builtin_dir() -> Path:
+    """Where the built-in profiles live: in the package, or beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "profiles", here.parent / "profiles"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "profiles"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.toml"))
+
+
+def find(name_or_path: str) -> Path:
+    """A built-in profile name, or a path to a TOML file."""
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ProfileError(name_or_path, "", "no such profile file")
+        return path
+    path = builtin_dir() / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ProfileError(
+            name_or_path, "", f"no built-in profile of that name (built in: {', '.join(builtin_names())})"
+        )
+    return path
+
+
+def load(name_or_path: str = DEFAULT_PROFILE) -> Profile:
+    """Load, merge and validate a profile; raises ProfileError on any problem."""
+    path = find(name_or_path)
+    merged, texts = _load_chain(path, seen=())
+    name = path.stem if path.parent == builtin_dir() else str(path)
+    return _validate(merged, name=name, source=str(path), texts=texts)
+
+
+def _read(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(str(path), "", f"cannot read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise ProfileError(str(path), "", f"not valid TOML: {exc}", int(line.group(1)) if line else None) from None
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The profile merged over its ancestors, and each file's text (for line numbers).
+
+    Keys in the merged dict remember nothing of their origin; `texts` maps each
+    file to its text so an error can be located in whichever file set the key.
+    """
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ProfileError(str(path), "extends", f"profiles extend each other in a loop: {chain}")
+    data, text = _read(path)
+    texts = {str(path): text}
+    parent_name = data.get("extends")
+    if parent_name is None:
+        return _with_origin(data, str(path)), texts
+    if not isinstance(parent_name, str):
+        raise ProfileError(str(path), "extends", f"expected a string, got {_kind(parent_name)}",
+                           _find_line(text, "", "extends"))
+    relative = path.parent / parent_name
+    parent_path = relative if ("/" in parent_name or parent_name.endswith(".toml")) else None
+    try:
+        parent_path = parent_path if parent_path else find(parent_name)
+        if not parent_path.is_file():
+            raise ProfileError(str(parent_path), "", "no such profile file")
+    except ProfileError as exc:
+        raise ProfileError(str(path), "extends", exc.problem + f": {parent_name!r}",
+                           _find_line(text, "", "extends")) from None
+    parent, parent_texts = _load_chain(parent_path, (*seen, resolved))
+    texts.update(parent_texts)
+    return _merge(parent, _with_origin(data, str(path))), texts
+
+
+_ORIGIN = "\0origin"  # key under which each table remembers which file set each of its keys
+
+
+def _with_origin(data: dict[str, Any], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = _with_origin(value, source) if isinstance(value, dict) else value
+    out[_ORIGIN] = {key: source for key in data}
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    origins = dict(base.get(_ORIGIN, {}))
+    for key, value in over.items():
+        if key == _ORIGIN:
+            continue
+        origins[key] = over[_ORIGIN][key]
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = out[key] + [item for item in value if item not in out[key]]
+        else:
+            out[key] = value
+    out[_ORIGIN] = origins
+    return out
+
+
+def _find_line(text: str, table: str, key: str) -> int | None:
+    """The line where `key` is set inside `[table]` (or at the top for table "")."""
+    current = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", line)
+        if header:
+            current = header.group(1)
+            if key == "" and current == table:
+                return number
+            continue
+        if current == table and re.match(rf"^{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str]) -> Profile:
+    def fail(table: str, key: str, problem: str) -> ProfileError:
+        origins = (data.get(table, {}) if table else data).get(_ORIGIN, {})
+        file = origins.get(key, source)
+        dotted = f"{table}.{key}" if table else key
+        return ProfileError(file, dotted, problem, _find_line(texts.get(file, ""), table, key))
+
+    for key, value in data.items():
+        if key == _ORIGIN:
+            continue
+        if key in _TOP_LEVEL:
+            try:
+                _TOP_LEVEL[key](value)
+            except ValueError as exc:
+                raise fail("", key, str(exc)) from None
+        elif key in _SCHEMA:
+            if not isinstance(value, dict):
+                raise fail("", key, f"expected a table [{key}], got {_kind(value)}")
+        else:
+            known = ", ".join([*_TOP_LEVEL, *_SCHEMA])
+            raise fail("", key, f"unknown key (known: {known})")
+
+    sections: dict[str, Any] = {}
+    for table, (cls, checks) in _SCHEMA.items():
+        values: dict[str, Any] = {}
+        for key, value in data.get(table, {}).items():
+            if key == _ORIGIN:
+                continue
+            if key not in checks:
+                raise fail(table, key, f"unknown key (known in [{table}]: {', '.join(checks)})")
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k != _ORIGIN}
+            try:
+                values[key] = checks[key](value)
+            except ValueError as exc:
+                raise fail(table, key, str(exc)) from None
+        sections[table] = cls(**values)
+
+    for key in _PATH_LISTS:
+        for path in getattr(sections["filesystem"], key):
+            problem = _path_problem(path)
+            if problem:
+                raise fail("filesystem", key, f"{path!r}: {problem}")
+    for key, value in sections["environment"].set.items():
+        problem = _placeholder_problem(value)
+        if problem:
+            raise fail("environment", "set", f"{key} = {value!r}: {problem}")
+
+    return Profile(name=name, source=source, description=data.get("description", ""), **sections)
+
+
+def _placeholder_problem(text: str) -> str | None:
+    for match in _PLACEHOLDER_RE.finditer(text):
+        if match.group(1) not in PLACEHOLDERS:
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            return f"unknown placeholder {{{match.group(1)}}} (known: {known})"
+    return None
+
+
+def _path_problem(path: str) -> str | None:
+    problem = _placeholder_problem(path)
+    if problem:
+        return problem
+    if not (path.startswith("/") or path.startswith("{workspace}") or path.startswith("{home}")):
+        return "expected an absolute path (or one starting with {workspace} or {home})"
+    if ".." in Path(path).parts:
+        return "'..' is not allowed in a path"
+    if path.rstrip("/") in GENERATED_FILES:
+        return "shelljail generates this file for the jail; remove it from the profile"
+    return None
+
+
+def expand(text: str, values: Mapping[str, str]) -> str:
+    """Replace {workspace}, {home} and {user} in a profile value."""
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], text)
+
+
+def to_dict(profile: Profile) -> dict[str, Any]:
+    """The resolved profile as plain data, for `profile show` and the audit log."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(profile)

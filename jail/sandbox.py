@@ -1,0 +1,128 @@
+"""The jail's sequence, in the order it happens.
+
+    supervisor (outside, `shelljail run`)
+      └─ holder: unshares the namespaces, maps ids, waits        (host pid namespace)
+           └─ init, pid 1: builds the root, drops privileges, reaps (jail pid namespace)
+                └─ the command, pid 2: new session, limits, exec
+
+Each process dies with its parent (PDEATHSIG), and when pid 1 dies the
+kernel kills everything left in the pid namespace: nothing outlives `run`.
+A failure before exec goes up the error pipe as one line, "CODE message".
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+
+import prctl
+
+from . import capabilities, init, limits, mounts, namespaces, network
+from .spec import JailSpec
+
+HOSTNAME = "shelljail"
+EXIT_SETUP = 125
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+def start(spec: JailSpec, error_pipe: int) -> int:
+    """Fork the holder; its pid. Errors before exec arrive on `error_pipe`."""
+    supervisor = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _guard(error_pipe, lambda: _holder(spec, error_pipe, supervisor))
+    return pid
+
+
+def _guard(error_pipe: int, body: object) -> None:
+    """Run a child's body; never return into the caller's Python (exceptions included)."""
+    try:
+        code = body()  # type: ignore[operator]
+    except BaseException as exc:  # noqa: BLE001 - a child must report, whatever it was
+        code = report(error_pipe, EXIT_SETUP, describe(exc))
+    os._exit(code)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def report(error_pipe: int, code: int, message: str) -> int:
+    line = f"{code} {' '.join(message.split())}\n".encode()
+    try:
+        os.write(error_pipe, line[:4000])
+    except OSError:
+        pass
+    return code
+
+
+def _holder(spec: JailSpec, error_pipe: int, supervisor: int) -> int:
+    prctl.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != supervisor:
+        return EXIT_SETUP  # the supervisor died before we could watch it
+    os.setpgid(0, 0)  # the terminal's ^C reaches the supervisor, which forwards it once
+    namespaces.enter(spec.uid, spec.gid)
+    alive_r, alive_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(alive_w)
+        _guard(error_pipe, lambda: _init(spec, error_pipe, alive_r))
+    os.close(alive_r)
+    os.close(error_pipe)
+    return init.wait_for(pid)
+
+
+def _init(spec: JailSpec, error_pipe: int, alive: int) -> int:
+    """pid 1: contain, fork the command, then reap until it exits."""
+    prctl.set_pdeathsig(signal.SIGKILL)
+    poller = select.poll()
+    poller.register(alive, select.POLLIN)
+    if poller.poll(0):  # the holder already died (its end of the pipe closed)
+        return EXIT_SETUP
+    os.close(alive)
+    contain(spec)
+    pid = os.fork()
+    if pid == 0:
+        _guard(error_pipe, lambda: _exec(spec, error_pipe))
+    os.close(error_pipe)
+    return init.wait_for(pid)
+
+
+def contain(spec: JailSpec) -> None:
+    """Everything between fresh namespaces and a process that may run untrusted code."""
+    mounts.build_root(spec.view, spec.files, spec.limits.tmpfs_size)
+    socket.sethostname(HOSTNAME)
+    network.loopback_up()
+    prctl.set_dumpable(False)  # the command cannot ptrace or read the memory of pid 1
+    capabilities.drop_all()
+
+
+def _exec(spec: JailSpec, error_pipe: int) -> int:
+    os.setsid()  # no controlling terminal: no TIOCSTI into the caller's shell
+    for signum in range(1, signal.NSIG):
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(signum, signal.SIG_DFL)  # Python ignores SIGPIPE and SIGXFSZ
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    limits.apply(spec.limits)
+    os.chdir(spec.cwd)
+    os.closerange(3, error_pipe)
+    os.closerange(error_pipe + 1, 1 << 16)
+    sys.stdout.flush()
+    try:
+        os.execvpe(spec.argv[0], list(spec.argv), spec.env)
+    except FileNotFoundError:
+        return report(error_pipe, EXIT_NOT_FOUND, f"command not found: {spec.argv[0]}")
+    except PermissionError:
+        return report(error_pipe, EXIT_NOT_EXECUTABLE, f"permission denied: {spec.argv[0]}")
+    except OSError as exc:
+        return report(error_pipe, EXIT_NOT_EXECUTABLE, f"cannot execute {spec.argv[0]}: {exc.strerror}")
+
