@@ -29,12 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import JailError
 
     try:
-        return args.handler(args)
+        code = args.handler(args)
     except JailError as exc:
         print(f"shelljail: {exc}", file=sys.stderr)
-        return getattr(exc, "code", EXIT_SETUP)
+        code = getattr(exc, "code", EXIT_SETUP)
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    if args.handler is _run:
+        # Skip the interpreter's teardown (several ms): nothing is left to clean up.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,13 +15,14 @@ from .kernel.unshare import (
 JAIL_NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
 
 
-def enter(uid: int, gid: int) -> None:
+def enter(uid: int, gid: int, flags: int = JAIL_NAMESPACES) -> None:
     """New user, mount, pid, ipc, uts and network namespaces; the next fork is pid 1.
 
     The caller's uid and gid map to themselves, so files keep their owners and
-    an ordinary user needs no helper (newuidmap) and no privilege.
+    an ordinary user needs no helper (newuidmap) and no privilege. The ids
+    must be read before the unshare: inside, unmapped, they read as 65534.
     """
-    unshare(JAIL_NAMESPACES)
+    unshare(flags | CLONE_NEWUSER)
     _write("/proc/self/setgroups", "deny")  # required before an unprivileged gid_map
     _write("/proc/self/uid_map", f"{uid} {uid} 1")
     _write("/proc/self/gid_map", f"{gid} {gid} 1")

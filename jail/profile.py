@@ -5,18 +5,20 @@ file). Tables merge key by key, lists append to the parent's (a child can
 widen its parent, never silently narrow it), other values replace. Every key is checked: an unknown key, a wrong type or a bad
 value refuses the whole profile with the file, the line and the key, so a
 jail never starts on a half-read profile.
+
+The records are NamedTuples rather than frozen dataclasses: just as immutable
+and typed, but importing `dataclasses` (it pulls in `inspect`) and building
+the classes cost about 15 ms of a 50 ms start-up budget here.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ProfileError
 
@@ -29,8 +31,7 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 GENERATED_FILES = ("/etc/passwd", "/etc/group", "/etc/hosts", "/etc/hostname")
 
 
-@dataclass(frozen=True)
-class Filesystem:
+class Filesystem(NamedTuple):
     read_only: tuple[str, ...] = ()
     read_only_optional: tuple[str, ...] = ()
     read_write: tuple[str, ...] = ()
@@ -39,14 +40,12 @@ class Filesystem:
     workspace: str = "read-write"
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     keep: tuple[str, ...] = ()
-    set: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    set: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     cpu_seconds: int | None = None
     address_space: int | None = None
     processes: int | None = None
@@ -56,13 +55,11 @@ class Limits:
     wall_time: float | None = None
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     mode: str = "none"
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(NamedTuple):
     name: str
     source: str
     description: str = ""
@@ -157,28 +154,31 @@ _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden
 
 # ------------------------------------------------------------------- loading
 
-def builtin_dir() -> Path:
+def builtin_dir() -> str:
     """Where the built-in profiles live: in the package, or beside it in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "profiles", here.parent / "profiles"):
-        if candidate.is_dir():
+    here = os.path.dirname(os.path.realpath(__file__))
+    for candidate in (os.path.join(here, "profiles"), os.path.join(os.path.dirname(here), "profiles")):
+        if os.path.isdir(candidate):
             return candidate
-    return here.parent / "profiles"
+    return os.path.join(os.path.dirname(here), "profiles")
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in builtin_dir().glob("*.toml"))
+    return sorted(name[:-5] for name in os.listdir(builtin_dir()) if name.endswith(".toml"))
 
 
-def find(name_or_path: str) -> Path:
+def _is_path(name_or_path: str) -> bool:
+    return "/" in name_or_path or name_or_path.endswith(".toml")
+
+
+def find(name_or_path: str) -> str:
     """A built-in profile name, or a path to a TOML file."""
-    if "/" in name_or_path or name_or_path.endswith(".toml"):
-        path = Path(name_or_path)
-        if not path.is_file():
+    if _is_path(name_or_path):
+        if not os.path.isfile(name_or_path):
             raise ProfileError(name_or_path, "", "no such profile file")
-        return path
-    path = builtin_dir() / f"{name_or_path}.toml"
-    if not path.is_file():
+        return name_or_path
+    path = os.path.join(builtin_dir(), f"{name_or_path}.toml")
+    if not os.path.isfile(path):
         raise ProfileError(
             name_or_path, "", f"no built-in profile of that name (built in: {', '.join(builtin_names())})"
         )
@@ -189,52 +189,50 @@ def load(name_or_path: str = DEFAULT_PROFILE) -> Profile:
     """Load, merge and validate a profile; raises ProfileError on any problem."""
     path = find(name_or_path)
     merged, texts = _load_chain(path, seen=())
-    name = path.stem if path.parent == builtin_dir() else str(path)
-    return _validate(merged, name=name, source=str(path), texts=texts)
+    name = name_or_path if not _is_path(name_or_path) else path
+    return _validate(merged, name=name, source=path, texts=texts)
 
 
-def _read(path: Path) -> tuple[dict[str, Any], str]:
+def _read(path: str) -> tuple[dict[str, Any], str]:
     try:
-        text = path.read_text()
+        with open(path) as f:
+            text = f.read()
     except OSError as exc:
-        raise ProfileError(str(path), "", f"cannot read: {exc.strerror}") from None
+        raise ProfileError(path, "", f"cannot read: {exc.strerror}") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
-        raise ProfileError(str(path), "", f"not valid TOML: {exc}", int(line.group(1)) if line else None) from None
+        raise ProfileError(path, "", f"not valid TOML: {exc}", int(line.group(1)) if line else None) from None
 
 
-def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+def _load_chain(path: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
     """The profile merged over its ancestors, and each file's text (for line numbers).
 
     Keys in the merged dict remember nothing of their origin; `texts` maps each
     file to its text so an error can be located in whichever file set the key.
     """
-    resolved = path.resolve()
+    resolved = os.path.realpath(path)
     if resolved in seen:
-        chain = " -> ".join(str(p) for p in (*seen, resolved))
-        raise ProfileError(str(path), "extends", f"profiles extend each other in a loop: {chain}")
+        chain = " -> ".join((*seen, resolved))
+        raise ProfileError(path, "extends", f"profiles extend each other in a loop: {chain}")
     data, text = _read(path)
-    texts = {str(path): text}
+    texts = {path: text}
     parent_name = data.get("extends")
     if parent_name is None:
-        return _with_origin(data, str(path)), texts
+        return _with_origin(data, path), texts
     if not isinstance(parent_name, str):
-        raise ProfileError(str(path), "extends", f"expected a string, got {_kind(parent_name)}",
+        raise ProfileError(path, "extends", f"expected a string, got {_kind(parent_name)}",
                            _find_line(text, "", "extends"))
-    relative = path.parent / parent_name
-    parent_path = relative if ("/" in parent_name or parent_name.endswith(".toml")) else None
     try:
-        parent_path = parent_path if parent_path else find(parent_name)
-        if not parent_path.is_file():
-            raise ProfileError(str(parent_path), "", "no such profile file")
+        parent_path = find(os.path.join(os.path.dirname(path), parent_name) if _is_path(parent_name)
+                           else parent_name)
     except ProfileError as exc:
-        raise ProfileError(str(path), "extends", exc.problem + f": {parent_name!r}",
+        raise ProfileError(path, "extends", exc.problem + f": {parent_name!r}",
                            _find_line(text, "", "extends")) from None
     parent, parent_texts = _load_chain(parent_path, (*seen, resolved))
     texts.update(parent_texts)
-    return _merge(parent, _with_origin(data, str(path))), texts
+    return _merge(parent, _with_origin(data, path)), texts
 
 
 _ORIGIN = "\0origin"  # key under which each table remembers which file set each of its keys
@@ -346,7 +344,7 @@ def _path_problem(path: str) -> str | None:
         return problem
     if not (path.startswith("/") or path.startswith("{workspace}") or path.startswith("{home}")):
         return "expected an absolute path (or one starting with {workspace} or {home})"
-    if ".." in Path(path).parts:
+    if ".." in path.split("/"):
         return "'..' is not allowed in a path"
     if path.rstrip("/") in GENERATED_FILES:
         return "shelljail generates this file for the jail; remove it from the profile"
@@ -361,8 +359,8 @@ def expand(text: str, values: Mapping[str, str]) -> str:
 def to_dict(profile: Profile) -> dict[str, Any]:
     """The resolved profile as plain data, for `profile show` and the audit log."""
     def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if hasattr(value, "_fields"):
+            return {name: plain(getattr(value, name)) for name in value._fields}
         if isinstance(value, Mapping):
             return {k: plain(v) for k, v in value.items()}
         if isinstance(value, tuple):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import sys
 
 import prctl
@@ -97,7 +96,7 @@ def _init(spec: JailSpec, error_pipe: int, alive: int) -> int:
 def contain(spec: JailSpec) -> None:
     """Everything between fresh namespaces and a process that may run untrusted code."""
     mounts.build_root(spec.view, spec.files, spec.limits.tmpfs_size)
-    socket.sethostname(HOSTNAME)
+    network.set_hostname(HOSTNAME)
     network.loopback_up()
     prctl.set_dumpable(False)  # the command cannot ptrace or read the memory of pid 1
     capabilities.drop_all()

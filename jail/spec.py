@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import environment
 from .profile import Limits, Profile
 from .view import View, resolve
 
 
-@dataclass(frozen=True)
-class JailSpec:
+class JailSpec(NamedTuple):
     argv: tuple[str, ...]
     view: View
     env: dict[str, str]

@@ -8,8 +8,7 @@ is refused up front and the resolved view can be shown and logged.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from .errors import JailError
 from .profile import Profile, expand
@@ -18,41 +17,36 @@ from .profile import Profile, expand
 _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/sys", "/dev", "/boot", "/var")
 
 
-@dataclass(frozen=True)
-class Bind:
+class Bind(NamedTuple):
     source: str  # a real path on the host, symlinks resolved
     target: str  # where it appears in the jail
     writable: bool
 
 
-@dataclass(frozen=True)
-class Symlink:
+class Symlink(NamedTuple):
     target: str  # the link's own path in the jail
     points_to: str
 
 
-@dataclass(frozen=True)
-class Tmpfs:
+class Tmpfs(NamedTuple):
     target: str
 
 
-@dataclass(frozen=True)
-class Hide:
+class Hide(NamedTuple):
     target: str  # masked with an empty tmpfs (directory) or /dev/null (file)
 
 
 Mount = Bind | Symlink | Tmpfs | Hide
 
 
-@dataclass(frozen=True)
-class View:
+class View(NamedTuple):
     workspace: str
     home: str
     mounts: tuple[Mount, ...]
 
 
 def _depth(path: str) -> int:
-    return len(PurePosixPath(path).parts)
+    return len([part for part in path.split("/") if part])
 
 
 def _covered(path: str, roots: list[str]) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -21,7 +20,7 @@ def syscall_number(name: str) -> int:
     """The number of syscall `name` on this machine's architecture."""
     if name in _COMMON_SYSCALLS:
         return _COMMON_SYSCALLS[name]
-    arch = platform.machine()
+    arch = os.uname().machine
     try:
         return _ARCH_SYSCALLS[arch][name]
     except KeyError:

@@ -1,0 +1,207 @@
+"""`shelljail doctor`: which kernel features work here, and what to do when one does not.
+
+Every check is tried for real, in a throwaway child process, rather than
+inferred from version numbers or sysctls alone: a feature is "ok" only when
+it just worked on this machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+from . import namespaces
+from .kernel.libc import check, libc
+from .kernel.mount import MS_PRIVATE, MS_REC, mount
+from .kernel.unshare import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER
+
+LANDLOCK_CREATE_RULESET = 444
+LANDLOCK_CREATE_RULESET_VERSION = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_ALLOW = 0x7FFF0000
+
+
+class Result(NamedTuple):
+    feature: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = False  # `run` cannot work without it
+
+
+def _sysctl(name: str) -> str | None:
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _in_child(body: Callable[[], str]) -> tuple[bool, str]:
+    """Run `body` in a forked child; (succeeded, what it said or why it failed)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            message, code = body(), 0
+        except BaseException as exc:  # noqa: BLE001 - report whatever failed
+            message, code = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)), 1
+        os.write(write_end, message.encode()[:2000])
+        os._exit(code)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 4096):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0, b"".join(chunks).decode(errors="replace")
+
+
+def _enter(flags: int) -> None:
+    namespaces.enter(os.getuid(), os.getgid(), flags)
+
+
+def check_user_namespaces() -> Result:
+    def body() -> str:
+        _enter(CLONE_NEWUSER)
+        return "unprivileged user namespaces work"
+
+    ok, detail = _in_child(body)
+    fix = ""
+    if not ok:
+        if _sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1":
+            fix = ("Ubuntu's AppArmor blocks them: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 "
+                   "(or add an AppArmor profile allowing userns for shelljail's python)")
+        elif _sysctl("kernel.unprivileged_userns_clone") == "0":
+            fix = "sudo sysctl -w kernel.unprivileged_userns_clone=1"
+        elif _sysctl("user.max_user_namespaces") == "0":
+            fix = "sudo sysctl -w user.max_user_namespaces=15000"
+        else:
+            fix = "enable CONFIG_USER_NS in the kernel, or ask the host (container runtimes often block it)"
+    return Result("user namespaces", ok, detail, fix, required=True)
+
+
+def check_jail() -> Result:
+    """The whole jail, end to end: the definitive check that `run` works here."""
+    from . import profile, spec, supervisor
+
+    try:
+        workspace = os.getcwd() if os.access(os.getcwd(), os.W_OK) else "/tmp"
+        loaded = profile.load(profile.DEFAULT_PROFILE)
+        jail_spec = spec.build(loaded, workspace, ["/bin/true"], os.environ)
+        code = supervisor.run(jail_spec, timeout=30)
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return Result("jail (run -- /bin/true)", False, str(exc),
+                      "see the lines above for the missing feature", required=True)
+    ok = code == 0
+    return Result("jail (run -- /bin/true)", ok, "user, mount, pid, ipc, uts, net namespaces, new root"
+                  if ok else f"exit status {code}", "" if ok else "see the lines above", required=True)
+
+
+def check_mount_setattr() -> Result:
+    def body() -> str:
+        from .kernel.mount import MOUNT_ATTR_RDONLY, mount_setattr
+
+        _enter(CLONE_NEWNS)
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mount("tmpfs", "/tmp", "tmpfs", 0, "size=4k")
+        mount_setattr("/tmp", MOUNT_ATTR_RDONLY)
+        return "recursive read-only binds"
+
+    ok, detail = _in_child(body)
+    return Result("mount_setattr", ok, detail, "" if ok else "needs Linux 5.12 or newer", required=True)
+
+
+def check_network_namespace() -> Result:
+    def body() -> str:
+        from .network import loopback_up
+
+        _enter(CLONE_NEWNET)
+        loopback_up()
+        return "private network namespace with loopback"
+
+    ok, detail = _in_child(body)
+    return Result("network namespaces", ok, detail, "" if ok else "enable CONFIG_NET_NS", required=True)
+
+
+def check_seccomp() -> Result:
+    def body() -> str:
+        class SockFilter(ctypes.Structure):
+            _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                        ("k", ctypes.c_uint)]
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+        allow = (SockFilter * 1)(SockFilter(0x06, 0, 0, SECCOMP_RET_ALLOW))  # BPF_RET|BPF_K
+        program = SockFprog(1, allow)
+        libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, None, 0, 0), "no_new_privs")
+        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(program), 0, 0), "seccomp")
+        return "a BPF filter loads"
+
+    ok, detail = _in_child(body)
+    return Result("seccomp", ok, detail, "" if ok else "enable CONFIG_SECCOMP_FILTER")
+
+
+def check_landlock() -> Result:
+    version = libc.syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                           ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    if version > 0:
+        return Result("landlock", True, f"ABI version {version}")
+    err = ctypes.get_errno()
+    return Result("landlock", False, os.strerror(err),
+                  "needs Linux 5.13+ with CONFIG_SECURITY_LANDLOCK and 'landlock' in the lsm= boot option")
+
+
+def check_overlayfs() -> Result:
+    def body() -> str:
+        _enter(CLONE_NEWNS)
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mount("tmpfs", "/tmp", "tmpfs", 0, "size=64k")
+        for name in ("lower", "upper", "work", "merged"):
+            os.mkdir(f"/tmp/{name}")
+        mount("overlay", "/tmp/merged", "overlay", 0,
+              "lowerdir=/tmp/lower,upperdir=/tmp/upper,workdir=/tmp/work,userxattr")
+        return "overlayfs in a user namespace (userxattr)"
+
+    ok, detail = _in_child(body)
+    return Result("overlayfs", ok, detail, "" if ok else "needs Linux 5.11+ for overlayfs in a user namespace")
+
+
+def check_cgroups() -> Result:
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        writable = os.access("/sys/fs/cgroup", os.W_OK)
+        return Result("cgroups", True, "v2" + (", writable" if writable else ", not delegated to this user"))
+    if os.path.isdir("/sys/fs/cgroup/memory"):
+        return Result("cgroups", True, "v1 (hybrid); limits use rlimits instead")
+    return Result("cgroups", False, "no cgroup filesystem found", "mount cgroup2 on /sys/fs/cgroup")
+
+
+CHECKS = (check_user_namespaces, check_mount_setattr, check_network_namespace, check_seccomp,
+          check_landlock, check_overlayfs, check_cgroups, check_jail)
+
+
+def main() -> int:
+    results = [run_check() for run_check in CHECKS]
+    width = max(len(r.feature) for r in results)
+    colour = sys.stdout.isatty()
+    for r in results:
+        mark = "ok" if r.ok else ("FAIL" if r.required else "missing")
+        if colour:
+            mark = f"\033[{'32' if r.ok else '31' if r.required else '33'}m{mark:7}\033[0m"
+        print(f"{r.feature:{width}}  {mark:7}  {r.detail}")
+        if r.fix:
+            print(f"{'':{width}}  {'':7}  fix: {r.fix}")
+    broken = [r.feature for r in results if r.required and not r.ok]
+    if broken:
+        print(f"\nshelljail run cannot work here: {', '.join(broken)}")
+        return 1
+    print("\nshelljail run works here.")
+    return 0
