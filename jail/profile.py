@@ -2,9 +2,10 @@
 
 A profile may `extends` another (a built-in name or a path relative to the
 file). Tables merge key by key, lists append to the parent's (a child can
-widen its parent, never silently narrow it), other values replace. Every key is checked: an unknown key, a wrong type or a bad
-value refuses the whole profile with the file, the line and the key, so a
-jail never starts on a half-read profile.
+widen its parent, never silently narrow it), other values replace. Every
+key is checked: an unknown key, a wrong type or a bad value refuses the
+whole profile with the file, the line and the key, so a jail never starts
+on a half-read profile.
 
 The records are NamedTuples rather than frozen dataclasses: just as immutable
 and typed, but importing `dataclasses` (it pulls in `inspect`) and building

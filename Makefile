@@ -1,0 +1,45 @@
+# shelljail: `make setup` once, then `shelljail run -- CMD`; `make test` runs the tests.
+SHELL := /bin/bash
+# Debian's python3 (3.11): readable by every user, unlike a pyenv under /root,
+# and free of pyenv's shim start-up cost.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Where `shelljail` is linked so that it is on PATH.
+PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
+APT_PACKAGES := libcap-dev python3-venv python3-dev gcc
+
+.PHONY: setup apt venv test lint bench clean
+
+setup: apt venv
+	@mkdir -p $(PREFIX)/bin
+	@ln -sf $(CURDIR)/$(BIN)/shelljail $(PREFIX)/bin/shelljail
+	@echo "shelljail is ready: $(PREFIX)/bin/shelljail (try: shelljail doctor)"
+
+# Build dependencies of python-prctl; installed only when missing.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+venv:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	# Precompile: start-up time matters, and PYTHONDONTWRITEBYTECODE may be set.
+	$(BIN)/python -m compileall -q jail interposer agent >/dev/null
+
+test:
+	$(BIN)/python -m pytest -q tests
+
+lint:
+	$(BIN)/ruff check .
+
+bench:
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,86 @@
+"""Helpers to run the real `shelljail` CLI, as root or as an ordinary user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHELLJAIL = [sys.executable, "-m", "jail.cli"]
+NOBODY = 65534
+NAMESPACES = ("user", "mnt", "pid")
+
+
+def host_namespaces() -> dict[str, str]:
+    return {name: os.readlink(f"/proc/self/ns/{name}") for name in NAMESPACES}
+
+
+def guarded(script: str) -> str:
+    """`script` preceded by a check that it runs in other user, mount and pid
+    namespaces than the host's: an escape test must never touch the host."""
+    checks = " && ".join(
+        f'[ "$(readlink /proc/self/ns/{name})" != "{ident}" ]' for name, ident in host_namespaces().items()
+    )
+    return f'if ! {{ {checks}; }}; then echo "REFUSED: not jailed" >&2; exit 99; fi\n{script}'
+
+
+class Jail:
+    """Runs commands through `shelljail run` with a fake caller home and workspace."""
+
+    def __init__(self, root: Path, user: int | None = None) -> None:
+        self.root = root
+        self.user = user
+        self.home = root / "home"
+        self.workspace = root / "workspace"
+        for path in (self.home, self.workspace):
+            path.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            for path in (root, self.home, self.workspace):
+                os.chown(path, user, user)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home), "LANG": "C.UTF-8"}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*SHELLJAIL, *args], capture_output=True, text=True, timeout=timeout,
+            env=env or self.env(), cwd=cwd or self.workspace, stdin=subprocess.DEVNULL,
+            user=self.user, group=self.user, extra_groups=[] if self.user is not None else None,
+        )
+
+    def run(self, *command: str, options: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess[str]:
+        return self.cli("run", "-w", str(self.workspace), *options, "--", *command, **kwargs)
+
+    def sh(self, script: str, options: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess[str]:
+        """Run a shell script inside the jail, behind the namespace guard."""
+        return self.run("/bin/sh", "-c", guarded(script), options=options, **kwargs)
+
+
+@pytest.fixture
+def jail(tmp_path: Path) -> Jail:
+    return Jail(tmp_path)
+
+
+@pytest.fixture
+def nobody_jail() -> Iterator[Jail]:
+    """A jail run by an ordinary user (nobody), in a directory it owns."""
+    root = Path(tempfile.mkdtemp(prefix="shelljail-nobody-"))
+    os.chmod(root, 0o755)
+    project = Path(__file__).resolve().parent.parent
+    for parent in (project, *project.parents):
+        if not os.stat(parent).st_mode & 0o001:
+            pytest.fail(f"{parent} is not searchable by other users; the ordinary-user tests need it")
+    try:
+        yield Jail(root, user=NOBODY)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
