@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
 APT_PACKAGES := libcap-dev python3-venv python3-dev gcc
 
-.PHONY: setup apt venv test lint bench clean
+.PHONY: setup apt venv test lint bench bench-deps clean
 
 setup: apt venv
 	@mkdir -p $(PREFIX)/bin
@@ -39,6 +39,12 @@ lint:
 
 bench:
 	$(BIN)/python bench/startup.py
+
+# What the benchmarks compare against (Debian's bubblewrap).
+bench-deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	command -v bwrap >/dev/null || { $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,103 @@
+"""Start-up cost of `shelljail run -- /bin/true` against bwrap and a bare /bin/true.
+
+bwrap gets the same namespaces and the same mounts: its arguments are built
+from the view shelljail resolves for the default profile. Runs are
+interleaved (A B C A B C ...) so that machine noise hits every contender
+alike; each figure is the median of N runs with min and max, and ratios are
+against bwrap and /bin/true measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jail import profile, spec, view  # noqa: E402
+
+
+def bwrap_argv(resolved: view.View) -> list[str]:
+    argv = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "shelljail",
+            "--proc", "/proc", "--dev", "/dev"]
+    for mount in resolved.mounts:
+        if isinstance(mount, view.Bind):
+            argv += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
+        elif isinstance(mount, view.Symlink):
+            argv += ["--symlink", mount.points_to, mount.target]
+        elif isinstance(mount, view.Tmpfs):
+            argv += ["--tmpfs", mount.target]
+    return [*argv, "--chdir", resolved.workspace, "--", "/bin/true"]
+
+
+def time_once(argv: list[str], cwd: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, stdin=subprocess.DEVNULL)
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--runs", type=int, default=20)
+    parser.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / "startup.json"))
+    args = parser.parse_args()
+
+    workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
+    shelljail = str(Path(sys.executable).parent / "shelljail")
+    contenders = {
+        "/bin/true": ["/bin/true"],
+        "shelljail run": [shelljail, "run", "-w", workspace, "--", "/bin/true"],
+    }
+    skipped = []
+    if shutil.which("bwrap"):
+        _, home = spec.caller_identity(os.environ)
+        resolved = view.resolve(profile.load(), workspace, home, "bench")
+        contenders["bwrap (same mounts)"] = bwrap_argv(resolved)
+    else:
+        skipped.append("bwrap: not installed (make bench-deps)")
+
+    for argv in contenders.values():  # warm-up: page cache, .pyc files
+        for _ in range(3):
+            time_once(argv, workspace)
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(args.runs):
+        for name, argv in contenders.items():
+            samples[name].append(time_once(argv, workspace))
+    shutil.rmtree(workspace, ignore_errors=True)
+
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    results = {
+        "benchmark": "startup", "runs": args.runs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{os.uname().release}, {os.cpu_count()} cores", "skipped": skipped,
+        "ms": {name: {"median": round(medians[name], 2), "min": round(min(v), 2), "max": round(max(v), 2)}
+               for name, v in samples.items()},
+        "ratios": {},
+    }
+    for baseline in ("bwrap (same mounts)", "/bin/true"):
+        if baseline in medians:
+            results["ratios"][f"shelljail / {baseline}"] = round(medians["shelljail run"] / medians[baseline], 2)
+
+    print(f"start-up, median of {args.runs} interleaved runs (ms)")
+    for name, figures in results["ms"].items():
+        print(f"  {name:22} {figures['median']:8.2f}   min {figures['min']:7.2f}   max {figures['max']:7.2f}")
+    for name, ratio in results["ratios"].items():
+        print(f"  {name:34} {ratio:6.2f}x")
+    for note in skipped:
+        print(f"  skipped: {note}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
