@@ -71,8 +71,21 @@ def jail(tmp_path: Path) -> Jail:
     return Jail(tmp_path)
 
 
+@pytest.fixture(params=["root", "nobody"])
+def any_jail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Jail]:
+    """The same test as root and as an ordinary user."""
+    if request.param == "root":
+        yield Jail(tmp_path)
+    else:
+        yield from _nobody_jail()
+
+
 @pytest.fixture
 def nobody_jail() -> Iterator[Jail]:
+    yield from _nobody_jail()
+
+
+def _nobody_jail() -> Iterator[Jail]:
     """A jail run by an ordinary user (nobody), in a directory it owns."""
     root = Path(tempfile.mkdtemp(prefix="shelljail-nobody-"))
     os.chmod(root, 0o755)

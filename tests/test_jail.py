@@ -29,56 +29,58 @@ def sleepers(seconds: str) -> list[int]:
     return found
 
 
-def test_id_shows_the_mapped_caller(jail: Jail) -> None:
-    result = jail.sh("id -u; id -g; id -un; hostname")
+def test_id_shows_the_mapped_caller(any_jail: Jail) -> None:
+    result = any_jail.sh("id -u; id -g; id -un; hostname")
     assert result.returncode == 0, result.stderr
     uid, gid, name, hostname = result.stdout.split()
-    assert (int(uid), int(gid)) == (os.getuid(), os.getgid())
-    assert name == "root"
+    expected = any_jail.user if any_jail.user is not None else os.getuid()
+    assert (int(uid), int(gid)) == (expected, expected if any_jail.user is not None else os.getgid())
+    assert name == ("nobody" if any_jail.user is not None else "root")
     assert hostname == "shelljail"
 
 
-def test_workspace_is_writable_and_shared_with_the_host(jail: Jail) -> None:
-    result = jail.sh("echo made-inside > created.txt && pwd")
+def test_workspace_is_writable_and_shared_with_the_host(any_jail: Jail) -> None:
+    result = any_jail.sh("echo made-inside > created.txt && pwd")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(jail.workspace.resolve())
-    assert (jail.workspace / "created.txt").read_text() == "made-inside\n"
+    assert result.stdout.strip() == str(any_jail.workspace.resolve())
+    assert (any_jail.workspace / "created.txt").read_text() == "made-inside\n"
 
 
 @pytest.mark.parametrize("target", ["/usr/shelljail-probe", "/etc/shelljail-probe", "/shelljail-probe",
                                     "/opt/shelljail-probe", "/proc/sys/kernel/hostname"])
-def test_writing_outside_the_workspace_fails(jail: Jail, target: str) -> None:
-    result = jail.sh(f"echo x > {target} && echo WROTE")
+def test_writing_outside_the_workspace_fails(any_jail: Jail, target: str) -> None:
+    result = any_jail.sh(f"echo x > {target} && echo WROTE")
     assert "WROTE" not in result.stdout
     assert result.returncode != 0
     assert not os.path.exists(target) or target.startswith("/proc")
 
 
-def test_read_only_binds_cannot_be_remounted_writable(jail: Jail) -> None:
-    result = jail.sh("mount -o remount,rw /usr 2>&1; mount -o remount,bind,rw /usr 2>&1; "
+def test_read_only_binds_cannot_be_remounted_writable(any_jail: Jail) -> None:
+    result = any_jail.sh("mount -o remount,rw /usr 2>&1; mount -o remount,bind,rw /usr 2>&1; "
                      "touch /usr/shelljail-probe 2>&1 || echo STILL-READ-ONLY")
     assert "STILL-READ-ONLY" in result.stdout, result.stdout + result.stderr
     assert not os.path.exists("/usr/shelljail-probe")
 
 
-def test_home_is_empty_and_credentials_are_invisible(jail: Jail) -> None:
-    ssh = jail.home / ".ssh"
+def test_home_is_empty_and_credentials_are_invisible(any_jail: Jail) -> None:
+    ssh = any_jail.home / ".ssh"
     ssh.mkdir()
     canary = uuid.uuid4().hex
     (ssh / "id_ed25519").write_text(canary)
-    result = jail.sh(f"ls -A {jail.home}; cat {ssh}/id_ed25519 2>&1; "
-                     f"grep -r {canary} {jail.home} /tmp /run 2>/dev/null; echo leftover > {jail.home}/note; echo done")
+    home = any_jail.home
+    result = any_jail.sh(f"ls -A {home}; cat {ssh}/id_ed25519 2>&1; "
+                         f"grep -r {canary} {home} /tmp /run 2>/dev/null; echo leftover > {home}/note; echo done")
     assert result.returncode == 0, result.stderr
     assert canary not in result.stdout
     assert "No such file" in result.stdout
-    assert not (jail.home / "note").exists()  # the jail's home is a tmpfs, not the real one
+    assert not (any_jail.home / "note").exists()  # the jail's home is a tmpfs, not the real one
 
 
-def test_host_processes_are_invisible(jail: Jail) -> None:
+def test_host_processes_are_invisible(any_jail: Jail) -> None:
     marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
     host = subprocess.Popen(["sleep", marker])
     try:
-        result = jail.sh(f"ps -eo pid,args; grep -l {marker} /proc/[0-9]*/cmdline 2>/dev/null; "
+        result = any_jail.sh(f"ps -eo pid,args; grep -l {marker} /proc/[0-9]*/cmdline 2>/dev/null; "
                          f"kill -0 {host.pid} 2>&1 || echo CANNOT-SIGNAL")
         assert result.returncode == 0, result.stderr
         assert f"sleep {marker}" not in result.stdout
@@ -91,7 +93,7 @@ def test_host_processes_are_invisible(jail: Jail) -> None:
         host.wait()
 
 
-def test_a_tcp_server_on_the_host_loopback_is_unreachable(jail: Jail) -> None:
+def test_a_tcp_server_on_the_host_loopback_is_unreachable(any_jail: Jail) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -101,7 +103,7 @@ def test_a_tcp_server_on_the_host_loopback_is_unreachable(jail: Jail) -> None:
     probe = (f"import socket; s = socket.socket(); s.settimeout(3); "
              f"print('CONNECTED' if s.connect_ex(('127.0.0.1', {port})) == 0 else 'REFUSED')")
     try:
-        result = jail.sh(f"python3 -c \"{probe}\"; cat /proc/net/dev")
+        result = any_jail.sh(f"python3 -c \"{probe}\"; cat /proc/net/dev")
         assert result.returncode == 0, result.stderr
         assert "REFUSED" in result.stdout
         interfaces = [line.split(":")[0].strip() for line in result.stdout.splitlines() if ":" in line]
@@ -112,8 +114,8 @@ def test_a_tcp_server_on_the_host_loopback_is_unreachable(jail: Jail) -> None:
         server.close()
 
 
-def test_no_capabilities_and_no_new_privileges(jail: Jail) -> None:
-    result = jail.sh("grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status")
+def test_no_capabilities_and_no_new_privileges(any_jail: Jail) -> None:
+    result = any_jail.sh("grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status")
     assert result.returncode == 0, result.stderr
     fields = dict(line.split(":\t") for line in result.stdout.splitlines())
     assert fields == {"CapInh": "0000000000000000", "CapPrm": "0000000000000000",
@@ -121,32 +123,32 @@ def test_no_capabilities_and_no_new_privileges(jail: Jail) -> None:
                       "CapAmb": "0000000000000000", "NoNewPrivs": "1"}
 
 
-def test_privileged_operations_fail_inside(jail: Jail) -> None:
-    result = jail.sh("mount -t tmpfs none /tmp 2>&1 || echo NO-MOUNT; "
+def test_privileged_operations_fail_inside(any_jail: Jail) -> None:
+    result = any_jail.sh("mount -t tmpfs none /tmp 2>&1 || echo NO-MOUNT; "
                      "hostname evil 2>&1 || echo NO-HOSTNAME; "
                      "unshare -U true 2>&1; chroot / true 2>&1 || echo NO-CHROOT")
     assert "NO-MOUNT" in result.stdout and "NO-HOSTNAME" in result.stdout and "NO-CHROOT" in result.stdout
 
 
-def test_the_command_runs_in_a_new_session_without_a_terminal(jail: Jail) -> None:
+def test_the_command_runs_in_a_new_session_without_a_terminal(any_jail: Jail) -> None:
     # Fields of /proc/self/stat after the command name: state ppid pgrp session tty_nr
-    result = jail.sh("cut -d')' -f2 /proc/$$/stat; echo $$")
+    result = any_jail.sh("cut -d')' -f2 /proc/$$/stat; echo $$")
     fields = result.stdout.split()
     pid = result.stdout.split()[-1]
     assert fields[3] == pid  # the shell (pid 2) leads its own session
     assert fields[4] == "0"  # and has no controlling terminal: no TIOCSTI into the caller's
 
 
-def test_environment_is_scrubbed(jail: Jail) -> None:
-    env = jail.env(SSH_AUTH_SOCK="/tmp/agent.sock", AWS_SECRET_ACCESS_KEY="leak-me", GITHUB_TOKEN="leak-me",
+def test_environment_is_scrubbed(any_jail: Jail) -> None:
+    env = any_jail.env(SSH_AUTH_SOCK="/tmp/agent.sock", AWS_SECRET_ACCESS_KEY="leak-me", GITHUB_TOKEN="leak-me",
                    TERM="xterm-256color")
-    result = jail.run("/usr/bin/env", options=("--env", "GIVEN=yes"), env=env)
+    result = any_jail.run("/usr/bin/env", options=("--env", "GIVEN=yes"), env=env)
     assert result.returncode == 0, result.stderr
     names = {line.split("=", 1)[0] for line in result.stdout.splitlines()}
     assert "leak-me" not in result.stdout
     assert not names & {"SSH_AUTH_SOCK", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "PYTHONPATH"}
     assert "GIVEN=yes" in result.stdout and "TERM=xterm-256color" in result.stdout
-    assert f"HOME={jail.home}" in result.stdout
+    assert f"HOME={any_jail.home}" in result.stdout
 
 
 @pytest.mark.parametrize("script, status", [("exit 0", 0), ("exit 3", 3), ("exit 42", 42), ("kill -TERM $$", 143)])
@@ -175,13 +177,13 @@ def test_a_workspace_holding_the_system_or_home_is_refused(jail: Jail, workspace
     assert "contains" in result.stderr
 
 
-def test_timeout_kills_everything_including_daemons(jail: Jail) -> None:
+def test_timeout_kills_everything_including_daemons(any_jail: Jail) -> None:
     marker = f"{uuid.uuid4().int % 10**6 + 2 * 10**6}"
     script = (f"setsid sleep {marker} & "
               f"(nohup sleep {marker} >/dev/null 2>&1 &) ; "
               f"sleep {marker}")
     started = time.monotonic()
-    result = jail.sh(script, options=("--timeout", "2"))
+    result = any_jail.sh(script, options=("--timeout", "2"))
     assert result.returncode == 124
     assert "timed out" in result.stderr
     assert time.monotonic() - started < 30
@@ -263,6 +265,30 @@ def test_rlimits_come_from_the_profile(jail: Jail, tmp_path: Path) -> None:
     assert lines[3] != "0" and int(lines[4]) <= 1 << 20
 
 
+def test_address_space_limit_stops_a_large_allocation(jail: Jail, tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "base"\n[limits]\naddress_space = "512M"\n')
+    result = jail.sh("ulimit -v; python3 -c 'bytearray(1 << 30)' 2>&1 | tail -1",
+                     options=("-p", str(profile)))
+    assert result.stdout.split()[0] == str(512 * 1024)  # ulimit -v counts KiB
+    assert "MemoryError" in result.stdout
+
+
+def test_profile_wall_time_applies(jail: Jail, tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "base"\n[limits]\nwall_time = 1\n')
+    result = jail.sh("sleep 30", options=("-p", str(profile)))
+    assert result.returncode == 124
+
+
+def test_init_reaps_orphaned_zombies(jail: Jail) -> None:
+    # Orphans re-parent to pid 1; without reaping they would stay zombies (Z).
+    result = jail.sh("for i in 1 2 3 4 5; do (sleep 0.1 &) ; done; sleep 1; "
+                     "ps -eo stat= | grep -c '^Z' || true")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
 def test_the_process_limit_stops_a_fork_bomb(jail: Jail, tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text('extends = "base"\n[limits]\nprocesses = 64\n')
@@ -272,8 +298,8 @@ def test_the_process_limit_stops_a_fork_bomb(jail: Jail, tmp_path: Path) -> None
     assert started < 64, result.stdout
 
 
-def test_minimal_dev(jail: Jail) -> None:
-    result = jail.sh("ls /dev; head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; "
+def test_minimal_dev(any_jail: Jail) -> None:
+    result = any_jail.sh("ls /dev; head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; "
                      "ls /dev/sda 2>&1; touch /dev/new 2>&1 || echo DEV-READ-ONLY")
     assert result.returncode == 0, result.stderr
     listed = set(result.stdout.split("\n")[0:20])
