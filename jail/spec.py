@@ -1,6 +1,5 @@
 """Everything one run needs, decided outside the jail before anything starts."""
 
-from __future__ import annotations
 
 import os
 import pwd

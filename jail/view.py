@@ -5,7 +5,6 @@ problem (a missing path, a workspace that would expose the caller's home)
 is refused up front and the resolved view can be shown and logged.
 """
 
-from __future__ import annotations
 
 import os
 from typing import NamedTuple
