@@ -68,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     run.set_defaults(handler=_run)
 
+    check = commands.add_parser(
+        "check", help="the interposer's decision for a command line, running nothing",
+        description="Parse COMMAND as the jailed agent's shell would get it and print the interposer's decision: "
+                    "allow, deny or ask, the rule that decided, and why. `run` decides the same way.",
+    )
+    check.add_argument("-p", "--profile", default="coding-agent", help="profile (default: coding-agent)")
+    check.add_argument("-C", "--directory", default=".", metavar="DIR",
+                       help="the directory the command runs in (default: the current directory)")
+    check.add_argument("-w", "--workspace", default=None, help="the workspace (default: DIR)")
+    check.add_argument("--json", action="store_true", help="one JSON object per command line")
+    check.add_argument("-f", "--file", default=None, metavar="FILE",
+                       help="judge one command per line of FILE (- for standard input)")
+    check.add_argument("command", nargs="?", help="the command line, quoted as one argument")
+    check.set_defaults(handler=_check)
+
     doctor = commands.add_parser("doctor", help="check which kernel features work here")
     doctor.set_defaults(handler=_doctor)
 
@@ -112,6 +127,25 @@ def _run(args: argparse.Namespace) -> int:
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env)
     timeout = args.timeout or loaded.limits.wall_time
     return supervisor.run(jail_spec, timeout)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from interposer import check
+
+    if (args.file is None) == (args.command is None):
+        print("shelljail: check needs a COMMAND, or -f FILE (one command per line)", file=sys.stderr)
+        return 2
+    if args.file is None:
+        lines = [args.command]
+    elif args.file == "-":
+        lines = sys.stdin
+    else:
+        try:
+            lines = open(args.file)  # noqa: SIM115 - read lazily, closed at exit
+        except OSError as exc:
+            print(f"shelljail: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    return check.run(args.profile, args.directory, args.workspace, args.json, lines, one_line=args.file is None)
 
 
 def _doctor(_args: argparse.Namespace) -> int:

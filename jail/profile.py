@@ -2,7 +2,8 @@
 
 A profile may `extends` another (a built-in name or a path relative to the
 file). Tables merge key by key, lists append to the parent's (a child can
-widen its parent, never silently narrow it), other values replace. Every
+widen its parent, never silently narrow it) except interposer rules, which
+come before the parent's (first match wins), other values replace. Every
 key is checked: an unknown key, a wrong type or a bad value refuses the
 whole profile with the file, the line and the key, so a jail never starts
 on a half-read profile.
@@ -61,6 +62,29 @@ class Network(NamedTuple):
     mode: str = "none"
 
 
+class Rule(NamedTuple):
+    """One interposer rule: every matcher given must match; within a list, any item may."""
+
+    id: str
+    decision: str
+    reason: str
+    alternative: str = ""
+    command: tuple[str, ...] = ()  # glob patterns on the program's name: rm, mkfs.*
+    subcommand: tuple[str, ...] = ()  # its first operand: git push, terraform destroy
+    flags: tuple[str, ...] = ()  # any of these options (-rf counts as -r and -f)
+    args: tuple[str, ...] = ()  # any argument matching one of these glob patterns
+    deletes: tuple[str, ...] = ()  # path classes it deletes: outside-workspace, workspace-root, ...
+    writes: tuple[str, ...] = ()  # path classes it writes
+    stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
+    via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
+
+
+class Interposer(NamedTuple):
+    opaque: str = "ask"  # what cannot be known statically: never allowed silently
+    default: str = "allow"  # when no rule matches
+    rules: tuple[Rule, ...] = ()
+
+
 class Profile(NamedTuple):
     name: str
     source: str
@@ -69,6 +93,7 @@ class Profile(NamedTuple):
     environment: Environment = Environment()
     limits: Limits = Limits()
     network: Network = Network()
+    interposer: Interposer = Interposer()
 
 
 # ---------------------------------------------------------------- validation
@@ -129,6 +154,48 @@ def _kind(value: Any) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
+PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-workspace", "git-dir", "cache",
+                "scratch", "unknown", "any")
+DECISIONS = ("allow", "deny", "ask")
+_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "stdin_from", "via"}
+
+
+def _rules(value: Any) -> tuple[Rule, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"expected a list of [[interposer.rules]] tables, got {_kind(value)}")
+    rules = []
+    seen: set[str] = set()
+    for index, table in enumerate(value):
+        fields: dict[str, Any] = {}
+        for key, item in table.items():
+            where = f"rule {index + 1} ({table.get('id', 'no id')}), key {key!r}"
+            if key not in Rule._fields:
+                raise ValueError(f"{where}: unknown key (known: {', '.join(Rule._fields)})")
+            if key in ("id", "reason", "alternative"):
+                fields[key] = _string(item)
+            elif key == "decision":
+                fields[key] = _one_of(*DECISIONS)(item)
+            else:
+                items = (item,) if isinstance(item, str) else _string_list(item)
+                if key in ("deletes", "writes"):
+                    for name in items:
+                        if name not in PATH_CLASSES:
+                            raise ValueError(f"{where}: unknown path class {name!r} "
+                                             f"(known: {', '.join(PATH_CLASSES)})")
+                fields[key] = tuple(items)
+        for required in ("id", "decision", "reason"):
+            if required not in fields:
+                raise ValueError(f"rule {index + 1} ({table.get('id', 'no id')}): {required!r} is required")
+        if not _RULE_MATCHERS & set(fields):
+            raise ValueError(f"rule {index + 1} ({fields['id']}): names no matcher, so it would match every "
+                             f"command (matchers: {', '.join(sorted(_RULE_MATCHERS))})")
+        if fields["id"] in seen:
+            continue  # a child's rule overrides its parent's rule of the same id
+        seen.add(fields["id"])
+        rules.append(Rule(**fields))
+    return tuple(rules)
+
+
 _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "filesystem": (Filesystem, {
         "read_only": _string_list,
@@ -149,6 +216,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "wall_time": _seconds,
     }),
     "network": (Network, {"mode": _one_of("none")}),
+    "interposer": (Interposer, {"opaque": _one_of("ask", "deny"), "default": _one_of(*DECISIONS),
+                                "rules": _rules}),
 }
 _TOP_LEVEL = {"extends": _string, "description": _string}
 _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")
@@ -257,6 +326,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         origins[key] = over[_ORIGIN][key]
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
+        elif isinstance(value, list) and isinstance(out.get(key), list) and key == "rules":
+            out[key] = value + out[key]  # first match wins: a child's rules come first
         elif isinstance(value, list) and isinstance(out.get(key), list):
             out[key] = out[key] + [item for item in value if item not in out[key]]
         else:

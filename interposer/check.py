@@ -1,0 +1,56 @@
+"""`shelljail check`: the interposer's decision for command lines, executing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+
+from jail import environment, profile, spec
+
+from .judge import Decision, Policy, decide
+
+
+def policy_for(loaded: profile.Profile, workspace: str) -> Policy:
+    """The judge's view of a jail on `workspace`: the same environment the jailed agent gets."""
+    user, home = spec.caller_identity(os.environ)
+    values = {"workspace": workspace, "home": home, "user": user}
+    env = environment.build(loaded.environment, {}, values)
+    return Policy(loaded.interposer, workspace, home, env)
+
+
+def explain(line: str, decision: Decision) -> str:
+    """The decision for a person: what ran, which rule decided, and why."""
+    out = [f"{decision.decision.upper()}: {decision.reason}" + (f" (rule {decision.rule})" if decision.rule else "")]
+    if decision.alternative:
+        out.append(f"  instead: {decision.alternative}")
+    parser = decision.parsers[0] if decision.parsers else "none"
+    out.append(f"  parsed by {parser}; {len(decision.commands)} program(s):")
+    for command in decision.commands:
+        via = f"  via {' > '.join(command['via'])}" if command["via"] else ""
+        argv = " ".join(command["argv"])
+        rule = command["rule"] or "no rule"
+        out.append(f"    {command['decision']:5}  {argv}{via}  [{rule}]")
+        for kind in ("deletes", "writes"):
+            if command[kind]:
+                out.append(f"           {kind}: {', '.join(p or '(unknown)' for p in command[kind])}")
+    for reason in decision.opaque_reasons:
+        out.append(f"  opaque: {reason}")
+    return "\n".join(out)
+
+
+def run(profile_name: str, directory: str, workspace: str | None, as_json: bool, lines: Iterable[str],
+        one_line: bool) -> int:
+    loaded = profile.load(profile_name)
+    directory = os.path.realpath(directory)
+    policy = policy_for(loaded, os.path.realpath(workspace) if workspace else directory)
+    for line in lines:
+        line = line.rstrip("\n")
+        decision = decide(line, directory, policy)
+        if as_json:
+            print(json.dumps(decision.as_json(line), ensure_ascii=False))
+        else:
+            print(("" if one_line else f"$ {line}\n") + explain(line, decision))
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,227 @@
+"""What a program does to the filesystem: the paths it deletes and writes, and where they are.
+
+Rules match on these classes rather than on raw arguments, so that `rm -rf
+~`, `rm -r -f $HOME/`, `find ~ -delete` and `mv ~/x /tmp` are all one fact:
+a deletion in the home directory, outside the workspace.
+"""
+
+import fnmatch
+import os
+from typing import NamedTuple
+
+from .resolve import Invocation
+from .words import Word
+
+# Regenerable caches: deleting them inside the workspace loses nothing a build cannot remake.
+CACHE_DIRS = frozenset({"target", "node_modules", "__pycache__", "build", "dist", ".pytest_cache", ".mypy_cache",
+                        ".ruff_cache", ".tox", ".nox", ".gradle", ".next", ".nuxt", ".parcel-cache", ".cache",
+                        "coverage", "htmlcov", ".eggs", "cmake-build-debug", "cmake-build-release", ".turbo",
+                        ".svelte-kit", ".angular", "out", "_build", ".hypothesis"})
+CACHE_SUFFIXES = (".egg-info",)
+# The jail's private scratch space: writing or deleting there harms nothing.
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/tty",
+           "/dev/fd", "/proc/self/fd")
+
+
+class Target(NamedTuple):
+    path: str | None  # absolute and normalised; None when only known at run time
+    word: Word | None
+    contents: str = ""  # "all" or "some" of what is under `path`, rather than `path` itself
+
+
+class Effects(NamedTuple):
+    deletes: tuple[Target, ...] = ()
+    writes: tuple[Target, ...] = ()
+
+
+def _operands(args: tuple[Word, ...], with_value: frozenset[str] = frozenset()) -> list[Word]:
+    """Arguments that are not options (everything after `--`)."""
+    out: list[Word] = []
+    skip = False
+    ended = False
+    for word in args:
+        if skip:
+            skip = False
+            continue
+        value = word.value
+        if ended or not value.startswith("-") or value == "-":
+            out.append(word)
+        elif value == "--":
+            ended = True
+        elif value in with_value:
+            skip = True
+    return out
+
+
+def _target(word: Word, cwd: str, contents: str = "") -> Target:
+    if not word.literal or "${PWD}" in cwd and not word.value.startswith("/"):
+        return Target(None, word, contents)
+    value = word.value
+    if word.glob:
+        # `rm -rf *` acts on all the contents of a directory, `rm *.o` on some of them
+        cut = min((value.find(c) for c in "*?[" if c in value), default=len(value))
+        directory, pattern = os.path.split(value[:cut])[0], os.path.basename(value)
+        whole = pattern in ("*", ".*", "*.*") and "/" not in value[cut:]
+        return Target(os.path.normpath(os.path.join(cwd, directory or ".")), word, "all" if whole else "some")
+    return Target(os.path.normpath(os.path.join(cwd, value)), word, contents)
+
+
+def _flags(args: tuple[Word, ...]) -> set[str]:
+    """Short options split out of bundles (-rf is -r and -f), long options without values."""
+    found: set[str] = set()
+    for word in args:
+        value = word.value
+        if value == "--":
+            break
+        if value.startswith("--"):
+            found.add(value.split("=", 1)[0])
+        elif value.startswith("-") and len(value) > 1:
+            found.update(f"-{c}" for c in value[1:])
+    return found
+
+
+def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effects:
+    name = invocation.name
+    args = invocation.args
+    cwd = invocation.cwd
+    deletes: list[Target] = []
+    writes: list[Target] = []
+    unknown_extra = Target(None, None) if invocation.extra_args else None
+
+    def targets(words: list[Word], contents: bool = False) -> list[Target]:
+        out = []
+        for word in words:
+            if word.value == "{}" and find_roots:
+                out += list(find_roots)
+            else:
+                out.append(_target(word, cwd, contents))
+        return out
+
+    if name in ("rm", "rmdir", "unlink", "srm"):
+        deletes += targets(_operands(args))
+        if unknown_extra:
+            deletes.append(unknown_extra)
+    elif name == "shred":
+        writes += targets(_operands(args, frozenset({"-n", "-s", "--iterations", "--size"})))
+        if "-u" in _flags(args) or "--remove" in _flags(args):
+            deletes += writes
+    elif name == "find":
+        roots = targets(_find_roots(args), contents=_find_scope(args))
+        if any(w.value == "-delete" for w in args):
+            deletes += roots
+        for index, word in enumerate(args):
+            if word.value in ("-fprint", "-fprint0", "-fprintf", "-fls") and index + 1 < len(args):
+                writes.append(_target(args[index + 1], cwd))
+    elif name == "mv":
+        operands = targets(_operands(args, frozenset({"-t", "--target-directory", "-S", "--suffix"})))
+        if len(operands) >= 2:
+            deletes += operands[:-1]
+            writes.append(operands[-1])
+        if unknown_extra:
+            deletes.append(unknown_extra)
+    elif name in ("cp", "ln", "install", "rsync", "scp"):
+        operands = targets(_operands(args, frozenset({"-t", "--target-directory", "-S", "--suffix", "-m", "-o",
+                                                      "-g", "-e", "--exclude", "--include", "-P", "-i"})))
+        if operands:
+            writes.append(operands[-1])
+            if name == "rsync" and any(f.startswith("--delete") for f in _flags(args)):
+                deletes.append(operands[-1]._replace(contents="some"))
+    elif name in ("chmod", "chown", "chgrp", "chattr", "setfacl"):
+        operands = _operands(args, frozenset({"--reference"}))
+        has_reference = any(w.value.startswith("--reference") for w in args)
+        writes += targets(operands if has_reference else operands[1:])
+    elif name in ("touch", "truncate", "tee", "mkdir", "mkfifo", "mknod", "fallocate", "sponge"):
+        writes += targets(_operands(args, frozenset({"-s", "--size", "-m", "--mode", "-r", "--reference",
+                                                     "-d", "--date", "-t", "-l", "--length", "-o", "--offset"})))
+    elif name == "dd":
+        for word in args:
+            if word.value.startswith("of=") and word.literal:
+                writes.append(_target(Word(word.value[3:], True, False, word.source), cwd))
+            elif word.value.startswith("of="):
+                writes.append(Target(None, word))
+    elif name in ("sed", "perl", "ruby") and any(f in ("-i", "--in-place") or f.startswith("--in-place")
+                                                   for f in _flags(args) | {w.value for w in args}):
+        writes += targets([w for w in _operands(args, frozenset({"-e", "-f", "--expression", "--file"}))][1:]
+                          if not any(w.value in ("-e", "-f", "--expression") for w in args)
+                          else _operands(args, frozenset({"-e", "-f", "--expression", "--file"})))
+    elif name == "git":
+        deletes += _git_deletes(args, cwd)
+
+    for redirect in invocation.command.redirects:
+        if redirect.writes_file and redirect.target is not None:
+            writes.append(_target(redirect.target, cwd))
+    return Effects(tuple(deletes), tuple(writes))
+
+
+_FIND_TESTS = frozenset({"-name", "-iname", "-path", "-ipath", "-wholename", "-regex", "-iregex", "-type", "-newer",
+                         "-mtime", "-mmin", "-atime", "-amin", "-ctime", "-cmin", "-size", "-empty", "-user",
+                         "-group", "-perm", "-links", "-inum", "-samefile", "-lname", "-ilname", "-uid", "-gid",
+                         "-nouser", "-nogroup", "-readable", "-writable", "-executable", "-used"})
+
+
+def _find_scope(args: tuple[Word, ...]) -> str:
+    """Whether a find expression selects everything under its roots, or filters."""
+    return "some" if any(w.value in _FIND_TESTS for w in args) else "all"
+
+
+def find_roots(invocation: Invocation) -> tuple[Target, ...]:
+    return tuple(_target(w, invocation.cwd, _find_scope(invocation.args)) for w in _find_roots(invocation.args))
+
+
+def _find_roots(args: tuple[Word, ...]) -> list[Word]:
+    roots = []
+    for word in args:
+        if word.value.startswith("-") or word.value in ("(", "!", ")"):
+            break
+        roots.append(word)
+    return roots or [Word(".", True, False, ".")]
+
+
+def _git_deletes(args: tuple[Word, ...], cwd: str) -> list[Target]:
+    operands = [w for w in args if not w.value.startswith("-")]
+    if not operands:
+        return []
+    sub = operands[0].value
+    if sub == "clean" and ({"-f", "--force"} & _flags(args)):
+        return [Target(cwd, None, contents="some")]  # untracked files only
+    if sub == "rm":
+        return [_target(w, cwd) for w in operands[1:]]
+    return []
+
+
+class Place(NamedTuple):
+    workspace: str
+    home: str
+
+
+def classes(target: Target, place: Place) -> set[str]:
+    """The path classes a rule can name: where a target is, relative to the workspace and home."""
+    if target.path is None:
+        return {"unknown", "any"}
+    path = target.path
+    workspace = place.workspace
+    found = {"any"}
+    if path == workspace:
+        found.add("inside-workspace" if target.contents == "some" else "workspace-root")
+        return found
+    if path.startswith(workspace + "/"):
+        found.add("inside-workspace")
+        parts = path[len(workspace) + 1:].split("/")
+        if ".git" in parts:
+            found.add("git-dir")
+        elif any(part in CACHE_DIRS or part.endswith(CACHE_SUFFIXES) for part in parts):
+            found.add("cache")
+        return found
+    if any(path == s or path.startswith(s + "/") for s in SCRATCH):
+        found.add("scratch")
+        return found
+    found.add("outside-workspace")
+    if path == "/":
+        found.add("root")
+    if path == place.home or path.startswith(place.home + "/"):
+        found.add("home")
+    return found
+
+
+def matches_glob(value: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)

@@ -1,0 +1,175 @@
+"""The decision for one command line: a pure function of (line, cwd, policy).
+
+`shelljail check` calls exactly this, so what `check` prints is what the
+jail does. Every program the line runs is matched against the profile's
+rules (first match wins, then the default); anything that could not be
+known statically gets the profile's `opaque` decision, never a silent allow;
+the line's decision is the most severe of all.
+"""
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from jail.profile import Interposer, Rule
+
+from .effects import Effects, Place, Target, classes, effects, find_roots
+from .resolve import Invocation, Opaque, resolve
+
+SEVERITY = {"allow": 0, "ask": 2, "deny": 3}
+_GIT_VALUE_OPTIONS = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"})
+
+
+class Policy(NamedTuple):
+    """What the judge needs to know: the profile's rules and where the jail's places are."""
+
+    interposer: Interposer
+    workspace: str
+    home: str
+    env: Mapping[str, str]  # the known environment: HOME, USER, OLDPWD...
+
+
+class Verdict(NamedTuple):
+    decision: str
+    reason: str
+    rule: str | None
+    alternative: str = ""
+
+
+class Decision(NamedTuple):
+    decision: str  # allow, deny, ask
+    reason: str
+    rule: str | None
+    alternative: str
+    commands: tuple[dict[str, Any], ...]  # each program found, with its own verdict
+    opaque: bool
+    opaque_reasons: tuple[str, ...]
+    parsers: tuple[str, ...]
+    rewritten: str | None = None
+
+    def as_json(self, line: str) -> dict[str, Any]:
+        return {"command": line, "decision": self.decision, "reason": self.reason, "rule": self.rule,
+                "alternative": self.alternative or None, "rewritten": self.rewritten,
+                "commands": list(self.commands), "opaque": self.opaque,
+                "opaque_reasons": list(self.opaque_reasons), "parser": self.parsers[0] if self.parsers else None}
+
+
+def decide(line: str, cwd: str, policy: Policy) -> Decision:
+    cwd = os.path.normpath(cwd)
+    env = {**policy.env, "PWD": cwd}
+    resolved = resolve(line, cwd, env)
+    place = Place(policy.workspace, policy.home)
+    verdicts: list[Verdict] = []
+    commands = []
+    roots: tuple[Target, ...] = ()
+    for invocation in resolved.invocations:
+        if invocation.name == "find":
+            roots = find_roots(invocation)
+        found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else ())
+        verdict = _judge(invocation, found, place, policy.interposer)
+        verdicts.append(verdict)
+        commands.append({"argv": [invocation.name, *invocation.values()], "via": list(invocation.via),
+                         "cwd": invocation.cwd, "decision": verdict.decision, "rule": verdict.rule,
+                         "deletes": [t.path for t in found.deletes], "writes": [t.path for t in found.writes]})
+    for hazard in resolved.hazards:
+        verdicts.append(Verdict("deny", hazard.reason, "hazard", "start a bounded number of processes"))
+    for opaque in resolved.opaque:
+        verdicts.append(_opaque(opaque, policy.interposer))
+    if not verdicts:
+        verdicts.append(Verdict("allow", "nothing runs", None))
+    worst = max(verdicts, key=lambda v: SEVERITY[v.decision])  # max keeps the first of equals
+    return Decision(worst.decision, worst.reason, worst.rule, worst.alternative, tuple(commands),
+                    bool(resolved.opaque), tuple(o.reason for o in resolved.opaque), resolved.parsers)
+
+
+def _opaque(opaque: Opaque, interposer: Interposer) -> Verdict:
+    return Verdict(interposer.opaque, f"{opaque.reason}, so shelljail cannot check it", "opaque",
+                   "write the command out literally, without eval, variables as command names or piped scripts")
+
+
+def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer) -> Verdict:
+    for rule in interposer.rules:
+        target = _match(rule, invocation, found, place)
+        if target is not False:
+            return Verdict(rule.decision, _fill(rule.reason, invocation, target, place), rule.id,
+                           _fill(rule.alternative, invocation, target, place))
+    return Verdict(interposer.default, "no rule matches", None)
+
+
+def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> Target | None | bool:
+    """False when the rule does not apply; else the target that made it match (or None)."""
+    name = invocation.name
+    if rule.command and not any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.command):
+        return False
+    if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand):
+        return False
+    if rule.flags and not (_flags(invocation) & set(rule.flags)):
+        return False
+    if rule.args and not any(fnmatch.fnmatchcase(w.value, p) for w in invocation.args for p in rule.args):
+        return False
+    if rule.via and not any(step.split()[0] in rule.via or step in rule.via for step in invocation.via):
+        return False
+    if rule.stdin_from and not (invocation.stdin_script and any(
+            fnmatch.fnmatchcase(source, pattern)
+            for source in invocation.command.piped_from for pattern in rule.stdin_from)):
+        return False
+    target: Target | None = None
+    for wanted, targets in ((rule.deletes, found.deletes), (rule.writes, found.writes)):
+        if wanted:
+            hit = next((t for t in targets if classes(t, place) & set(wanted)), None)
+            if hit is None:
+                return False
+            target = target or hit
+    return target
+
+
+def _flags(invocation: Invocation) -> set[str]:
+    found: set[str] = set()
+    for word in invocation.args:
+        value = word.value
+        if value == "--":
+            break
+        if value.startswith("--"):
+            found.add(value.split("=", 1)[0])
+        elif value.startswith("-") and len(value) > 1 and not value[1:].isdigit():
+            found.update(f"-{c}" for c in value[1:])
+    return found
+
+
+def _operands(invocation: Invocation) -> list[str]:
+    """The leading operands, skipping options (and git's global options with values)."""
+    out = []
+    skip = False
+    for word in invocation.args:
+        value = word.value
+        if skip:
+            skip = False
+            continue
+        if value.startswith("-"):
+            skip = invocation.name == "git" and value in _GIT_VALUE_OPTIONS
+            continue
+        out.append(value)
+    return out
+
+
+def _subcommand_matches(invocation: Invocation, patterns: tuple[str, ...]) -> bool:
+    operands = _operands(invocation)
+    for pattern in patterns:
+        words = pattern.split()
+        if len(operands) >= len(words) and all(
+                fnmatch.fnmatchcase(o, w) for o, w in zip(operands, words, strict=False)):
+            return True
+    return False
+
+
+def _fill(template: str, invocation: Invocation, target: Target | None, place: Place) -> str:
+    if not template:
+        return ""
+    path = target.path if target is not None and target.path else (
+        target.word.source if target is not None and target.word is not None else "")
+    values = {"path": path, "command": invocation.name, "workspace": place.workspace, "home": place.home}
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return template

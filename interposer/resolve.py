@@ -1,0 +1,389 @@
+"""What will really run: wrappers stripped, nested shells and command runners looked into.
+
+`sudo env -i nice -n5 /usr/bin/rm -rf x` runs `rm`; `bash -c 'rm -rf ~'`,
+`find . -exec rm {} +`, `xargs rm` and `watch 'rm x'` run `rm` too. What
+cannot be known before running (`eval $X`, `$CMD args`, `curl | sh`,
+`python -c CODE`) is reported as opaque, never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+from .ir import Command, Parsed
+from .parse import parse
+from .words import Word
+
+MAX_DEPTH = 8
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash"})
+FETCHERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "socat"})
+# Interpreters and the options after which the next argument is program text.
+INTERPRETERS: dict[str, tuple[str, ...]] = {
+    "python": ("-c",), "python2": ("-c",), "python3": ("-c",), "pypy": ("-c",), "pypy3": ("-c",),
+    "perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "--eval", "-p", "--print"), "nodejs": ("-e",),
+    "deno": ("eval",), "bun": ("-e", "--eval"), "php": ("-r",), "lua": ("-e",), "luajit": ("-e",),
+    "Rscript": ("-e",), "R": ("-e",), "tclsh": (), "osascript": ("-e",), "pwsh": ("-c", "-Command"),
+}
+
+# Wrappers: options taking a value, and how many operands precede the wrapped command.
+class Wrapper(NamedTuple):
+    with_value: frozenset[str]
+    operands: int = 0  # e.g. timeout DURATION CMD: 1
+    stop_at_assignment: bool = False  # env NAME=VALUE ... CMD
+
+
+WRAPPERS: dict[str, Wrapper] = {
+    "sudo": Wrapper(frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-T", "-U", "--user", "--group",
+                               "--host", "--prompt", "--chdir", "--role", "--type", "--close-from",
+                               "--command-timeout", "--other-user"})),
+    "doas": Wrapper(frozenset({"-u", "-C"})),
+    "env": Wrapper(frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string", "-a", "--argv0"}),
+                   stop_at_assignment=True),
+    "command": Wrapper(frozenset()),
+    "builtin": Wrapper(frozenset()),
+    "exec": Wrapper(frozenset({"-a"})),
+    "nice": Wrapper(frozenset({"-n", "--adjustment"})),
+    "nohup": Wrapper(frozenset()),
+    "timeout": Wrapper(frozenset({"-s", "--signal", "-k", "--kill-after"}), operands=1),
+    "time": Wrapper(frozenset({"-f", "--format", "-o", "--output"})),
+    "stdbuf": Wrapper(frozenset({"-i", "-o", "-e", "--input", "--output", "--error"})),
+    "ionice": Wrapper(frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"})),
+    "setsid": Wrapper(frozenset()),
+    "chrt": Wrapper(frozenset(), operands=1),
+    "taskset": Wrapper(frozenset(), operands=1),  # taskset [-c] MASK CMD
+    "busybox": Wrapper(frozenset()),
+    "unbuffer": Wrapper(frozenset()),
+    "flock": Wrapper(frozenset({"-w", "--timeout", "-E", "--conflict-exit-code"}), operands=1),
+    "xvfb-run": Wrapper(frozenset({"-n", "-s", "-f", "-e", "-p", "--server-num", "--server-args"})),
+    "caffeinate": Wrapper(frozenset()),
+    "chronic": Wrapper(frozenset()),
+    "proxychains": Wrapper(frozenset({"-f"})),
+    "torsocks": Wrapper(frozenset()),
+    "fakeroot": Wrapper(frozenset()),
+    "catchsegv": Wrapper(frozenset()),
+    "strace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-E", "-I", "-a", "-b", "-O", "-S", "-P", "-X"})),
+    "ltrace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-n", "-a"})),
+}
+# Wrappers whose option switches the wrapped command off (`command -v rm` only looks rm up).
+LOOKUP_ONLY = {"command": {"-v", "-V"}, "type": set(), "which": set(), "whereis": set(), "hash": set()}
+
+
+class Invocation(NamedTuple):
+    """One program that will run, as the judge sees it."""
+
+    name: str  # the program's base name: rm, git, bash
+    args: tuple[Word, ...]  # its arguments, after the program
+    command: Command  # the simple command it comes from
+    via: tuple[str, ...]  # wrappers and runners on the way: sudo, bash -c, find -exec, xargs
+    extra_args: bool = False  # more arguments are appended at run time (xargs, find -exec {} +)
+    stdin_script: bool = False  # a shell or interpreter reading its program from standard input
+
+    @property
+    def cwd(self) -> str:
+        return self.command.cwd
+
+    def values(self) -> list[str]:
+        return [word.value for word in self.args]
+
+
+class Opaque(NamedTuple):
+    reason: str
+    text: str
+
+
+class Resolved(NamedTuple):
+    invocations: tuple[Invocation, ...]
+    opaque: tuple[Opaque, ...]
+    parsers: tuple[str, ...]  # which parser read each level ("none" where none could)
+    hazards: tuple[Opaque, ...] = ()
+
+
+def resolve(line: str, cwd: str, env: Mapping[str, str]) -> Resolved:
+    """Every program the line runs, with wrappers stripped and nested command lines parsed."""
+    collector = _Collector(env)
+    collector.line(line, cwd, (), depth=0)
+    return Resolved(tuple(collector.invocations), tuple(collector.opaque), tuple(collector.parsers),
+                    tuple(collector.hazards))
+
+
+class _Collector:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.invocations: list[Invocation] = []
+        self.opaque: list[Opaque] = []
+        self.hazards: list[Opaque] = []
+        self.parsers: list[str] = []
+
+    def line(self, text: str, cwd: str, via: tuple[str, ...], depth: int, context: tuple[str, ...] = ()) -> None:
+        if depth > MAX_DEPTH:
+            self.opaque.append(Opaque(f"command lines nested more than {MAX_DEPTH} deep", text))
+            return
+        parsed: Parsed = parse(text, cwd, self.env, context)
+        self.parsers.append(parsed.parser)
+        for reason in parsed.opaque:
+            self.opaque.append(Opaque(reason, text))
+        for reason in parsed.hazards:
+            self.hazards.append(Opaque(reason, text))
+        for command in parsed.commands:
+            self.command(command, list(command.argv), via, depth)
+
+    def command(self, command: Command, argv: list[Word], via: tuple[str, ...], depth: int,
+                extra_args: bool = False) -> None:
+        if not argv:
+            return  # assignments and redirections only
+        head = argv[0]
+        if not head.literal:
+            self.opaque.append(Opaque(f"the command name {head.source!r} is only known when it runs", command.text))
+            return
+        name = os.path.basename(head.value)
+        args = argv[1:]
+        if name in WRAPPERS and not _lookup_only(name, args):
+            inner = _unwrap(name, args)
+            if inner is None:
+                self.opaque.append(Opaque(f"cannot tell what {name} runs", command.text))
+                return
+            if inner:
+                if name == "env" and any(w.value in ("-S", "--split-string") for w in args):
+                    self.opaque.append(Opaque("env -S splits a string into a command", command.text))
+                self.command(command, inner, (*via, name), depth, extra_args)
+                return
+        handler = _HANDLERS.get(name)
+        if handler is not None and handler(self, command, name, args, via, depth):
+            return
+        self.invocations.append(Invocation(name, tuple(args), command, via, extra_args,
+                                           stdin_script=_reads_script_from_stdin(name, args, command)))
+        if name in SHELLS or name in INTERPRETERS:
+            self._shell_stdin(command, name, args, via, depth)
+
+    # -- nested command lines --------------------------------------------------
+
+    def _shell_stdin(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+                     depth: int) -> None:
+        """A shell fed a here-document or here-string runs that text: parse it."""
+        if name not in SHELLS or any(w.value == "-c" for w in args):
+            return
+        for redirect in command.redirects:
+            if redirect.op in ("<<", "<<-", "<<<") and redirect.body is not None:
+                self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
+
+
+def _lookup_only(name: str, args: list[Word]) -> bool:
+    flags = LOOKUP_ONLY.get(name)
+    return flags is not None and any(w.value in flags for w in args)
+
+
+def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
+    """The wrapped command's argv ([] when the wrapper runs nothing), None if unknowable."""
+    spec = WRAPPERS[name]
+    index = 0
+    operands = spec.operands
+    while index < len(args):
+        word = args[index]
+        value = word.value
+        if not word.literal:
+            return None
+        if value == "--":
+            index += 1
+            break
+        if spec.stop_at_assignment and "=" in value and not value.startswith("-"):
+            index += 1
+            continue
+        if value.startswith("-") and len(value) > 1:
+            option = value.split("=", 1)[0]
+            index += 2 if option in spec.with_value and "=" not in value else 1  # -n 5, -n5, --x=5
+            continue
+        if operands:
+            operands -= 1
+            index += 1
+            continue
+        break
+    while operands and index < len(args):
+        operands -= 1
+        index += 1
+    return args[index:]
+
+
+def _reads_script_from_stdin(name: str, args: list[Word], command: Command) -> bool:
+    """A shell or interpreter with no program named reads one from standard input."""
+    if name not in SHELLS and name not in INTERPRETERS:
+        return False
+    operands = [w for w in args if not w.value.startswith("-") and not w.value.startswith("+")]
+    if name in SHELLS and any(w.value == "-s" for w in args):
+        operands = []
+    if operands and operands[0].value != "-":
+        return False
+    if any(w.value in INTERPRETERS.get(name, ()) or w.value == "-c" for w in args):
+        return False
+    stdin_file = any(r.op in ("<", "<>") and (r.fd in (None, 0)) for r in command.redirects)
+    return bool(command.piped_from) or stdin_file
+
+
+# -- handlers for commands that run other commands ---------------------------------
+
+Handler = Callable[[_Collector, Command, str, list[Word], tuple[str, ...], int], bool]
+
+
+def _shell(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+           depth: int) -> bool:
+    """bash -c STRING: judge STRING as a command line of its own."""
+    for index, word in enumerate(args):
+        value = word.value
+        is_c = value == "-c" or (value.startswith("-") and not value.startswith("--") and "c" in value[1:]
+                                 and name != "su")
+        if name == "su" and value in ("-c", "--command"):
+            is_c = True
+        if is_c:
+            if index + 1 >= len(args):
+                return False
+            script = args[index + 1]
+            collector.invocations.append(Invocation(name, tuple(args), command, via))
+            if not script.literal:
+                collector.opaque.append(Opaque(f"{name} -c runs a string only known when it runs", command.text))
+                return True
+            collector.line(script.value, command.cwd, (*via, f"{name} -c"), depth + 1, (f"{name} -c",))
+            return True
+        if not value.startswith("-") and not value.startswith("+"):
+            break
+    for word in args:
+        if word.source.startswith("<(") or word.source.startswith(">("):
+            collector.invocations.append(Invocation(name, tuple(args), command, via))
+            collector.opaque.append(Opaque(f"{name} runs a script produced by a process substitution",
+                                           command.text))
+            return True
+    return False
+
+
+def _eval(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+          depth: int) -> bool:
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    if not args:
+        return True
+    if all(w.literal for w in args):
+        collector.line(" ".join(w.value for w in args), command.cwd, (*via, "eval"), depth + 1, ("eval",))
+    else:
+        collector.opaque.append(Opaque("eval runs a string only known when it runs", command.text))
+    return True
+
+
+def _source(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+            depth: int) -> bool:
+    if args and (args[0].source.startswith("<(") or args[0].value in ("/dev/stdin", "-")):
+        collector.invocations.append(Invocation(name, tuple(args), command, via))
+        collector.opaque.append(Opaque(f"{name} runs a script only known when it runs", command.text))
+        return True
+    return False
+
+
+def _interpreter(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+                 depth: int) -> bool:
+    code_flags = INTERPRETERS.get(name, ())
+    base = name.rstrip("0123456789.")
+    code_flags = code_flags or INTERPRETERS.get(base, ())
+    for word in args:
+        value = word.value
+        if value in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--"):
+            collector.invocations.append(Invocation(name, tuple(args), command, via))
+            collector.opaque.append(Opaque(f"{name} {value[:2] if len(value) > 2 else value} runs program text "
+                                           "that only its interpreter understands", command.text))
+            return True
+    return False
+
+
+def _find(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+          depth: int) -> bool:
+    """find ... -exec CMD {} ; runs CMD for each match (-delete is judged as find's own)."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    index = 0
+    while index < len(args):
+        value = args[index].value
+        if value in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = index + 1
+            while end < len(args) and args[end].value not in (";", "+"):
+                end += 1
+            inner = args[index + 1:end]
+            if inner:
+                collector.command(command, inner, (*via, f"find {value}"), depth,
+                                  extra_args=any(w.value == "{}" for w in inner))
+            index = end + 1
+            continue
+        index += 1
+    return True
+
+
+_XARGS_VALUE = frozenset({"-a", "-d", "-E", "-e", "-I", "-L", "-l", "-n", "-P", "-s", "--arg-file", "--delimiter",
+                          "--eof", "--replace", "--max-lines", "--max-args", "--max-procs", "--max-chars",
+                          "--process-slot-var"})
+
+
+def _xargs(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+           depth: int) -> bool:
+    """xargs CMD ARGS: CMD runs with more arguments that come from standard input."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    index = 0
+    while index < len(args) and args[index].value.startswith("-"):
+        option = args[index].value.split("=", 1)[0]
+        index += 2 if option in _XARGS_VALUE and "=" not in args[index].value and len(option) == len(
+            args[index].value) else 1
+    inner = args[index:] or [Word("echo", True, False, "echo")]
+    collector.command(command, list(inner), (*via, name), depth, extra_args=True)
+    return True
+
+
+def _parallel(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+              depth: int) -> bool:
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    operands = [w for w in args if not w.value.startswith("-")]
+    separator = next((i for i, w in enumerate(operands) if w.value in (":::", "::::", ":::+")), len(operands))
+    inner = operands[:separator]
+    if not inner:
+        collector.opaque.append(Opaque("parallel runs commands read from its input", command.text))
+        return True
+    if len(inner) == 1 and inner[0].literal:
+        collector.line(inner[0].value.replace("{}", "x"), command.cwd, (*via, name), depth + 1, (name,))
+    else:
+        collector.command(command, list(inner), (*via, name), depth, extra_args=True)
+    return True
+
+
+def _watch(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+           depth: int) -> bool:
+    """watch joins its arguments and runs them with sh -c."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    index = 0
+    with_value = {"-n", "--interval", "-d", "--differences", "-q", "--equexit", "-s", "--shotgun"}
+    while index < len(args) and args[index].value.startswith("-"):
+        index += 2 if args[index].value in with_value - {"-d", "--differences"} else 1
+    inner = args[index:]
+    if inner and all(w.literal for w in inner):
+        collector.line(" ".join(w.value for w in inner), command.cwd, (*via, name), depth + 1, (name,))
+    elif inner:
+        collector.opaque.append(Opaque("watch runs a command only known when it runs", command.text))
+    return True
+
+
+_GIT_RISKY_CONFIG = ("core.hookspath", "core.sshcommand", "core.fsmonitor", "core.pager", "core.editor",
+                     "alias.", "diff.external", "credential.helper", "filter.", "uploadpack.", "receivepack.",
+                     "sequence.editor", "gpg.program", "merge.", "protocol.")
+
+
+def _git(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+         depth: int) -> bool:
+    """git -c KEY=VALUE can make git run any program (hooks path, aliases, pagers)."""
+    for index, word in enumerate(args):
+        if word.value == "-c" and index + 1 < len(args):
+            key = args[index + 1].value.split("=", 1)[0].lower()
+            if key.startswith(_GIT_RISKY_CONFIG):
+                collector.invocations.append(Invocation(name, tuple(args), command, via))
+                collector.opaque.append(Opaque(f"git -c {key} can run any program", command.text))
+                return True
+    return False
+
+
+_HANDLERS: dict[str, Handler] = {
+    **{shell: _shell for shell in SHELLS}, "su": _shell,
+    "eval": _eval, "source": _source, ".": _source,
+    **{name: _interpreter for name in INTERPRETERS},
+    "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,
+}
