@@ -146,6 +146,9 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
                           else _operands(args, frozenset({"-e", "-f", "--expression", "--file"})))
     elif name == "git":
         deletes += _git_deletes(args, cwd)
+    elif name in EDITORS:
+        writes += targets(_operands(args, frozenset({"-c", "-S", "-u", "-i", "--cmd", "-l", "--eval", "-f"})))
+    writes += _output_options(name, args, cwd)
 
     for redirect in invocation.command.redirects:
         if redirect.writes_file and redirect.target is not None:
@@ -166,6 +169,33 @@ def _find_scope(args: tuple[Word, ...]) -> str:
 
 def find_roots(invocation: Invocation) -> tuple[Target, ...]:
     return tuple(_target(w, invocation.cwd, _find_scope(invocation.args)) for w in _find_roots(invocation.args))
+
+
+EDITORS = frozenset({"vi", "vim", "nvim", "view", "ex", "ed", "red", "nano", "pico", "emacs", "emacsclient", "joe",
+                     "micro", "mcedit", "kak", "helix", "hx", "jed", "le"})
+# Options that name an output file, across many programs: gcc -o, sort -o, curl -o, openssl -out, tcpdump -w.
+_OUTPUT_OPTIONS = frozenset({"-o", "-out", "--out", "--output", "--outfile", "--out-file", "--output-file",
+                             "--output-document", "--log-file", "--logfile", "-Logfile", "--junit-xml", "--dump-bin",
+                             "-outFile", "--outFile", "--output-dir"})
+_W_MEANS_OUTPUT = frozenset({"tcpdump", "tshark", "dumpcap", "varnishncsa", "iptables-save", "ip6tables-save"})
+
+
+def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
+    found = []
+    for index, word in enumerate(args):
+        option, equals, attached = word.value.partition("=")
+        if option not in _OUTPUT_OPTIONS and not (option == "-w" and name in _W_MEANS_OUTPUT):
+            continue
+        if equals:
+            value = Word(attached, word.literal, False, word.source)
+        elif index + 1 < len(args):
+            value = args[index + 1]
+        else:
+            continue
+        if value.value.startswith("-") or "://" in value.value or not value.value:
+            continue
+        found.append(_target(value, cwd))
+    return found
 
 
 def _find_roots(args: tuple[Word, ...]) -> list[Word]:

@@ -34,6 +34,7 @@ class Command(NamedTuple):
     piped_from: tuple[str, ...]  # names of the commands whose output is its standard input
     context: tuple[str, ...]  # how it is reached, outermost first: "$(...)", "bash -c", "find -exec"
     text: str
+    piped_text: str | None = None  # what its standard input holds, when a literal echo/printf feeds it
 
 
 class Parsed(NamedTuple):

@@ -108,6 +108,8 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
         return False
     if rule.args and not any(fnmatch.fnmatchcase(w.value, p) for w in invocation.args for p in rule.args):
         return False
+    if rule.unless_args and any(fnmatch.fnmatchcase(w.value, p) for w in invocation.args for p in rule.unless_args):
+        return False
     if rule.via and not any(step.split()[0] in rule.via or step in rule.via for step in invocation.via):
         return False
     if rule.stdin_from and not (invocation.stdin_script and any(

@@ -54,13 +54,14 @@ class _Walker:
 
     # -- structure ---------------------------------------------------------
 
-    def walk(self, node: Node, state: _State, piped_from: tuple[str, ...] = ()) -> list[int]:
+    def walk(self, node: Node, state: _State, piped_from: tuple[str, ...] = (),
+             piped_text: str | None = None) -> list[int]:
         """Walk a node; the indexes of the commands it produced at this level."""
         kind = node.type
         if kind in _SKIP:
             return []
         if kind == "command":
-            return [self._command(node, state, piped_from)]
+            return [self._command(node, state, piped_from, piped_text)]
         if kind == "pipeline":
             return self._pipeline(node, state, piped_from)
         if kind == "redirected_statement":
@@ -110,10 +111,12 @@ class _Walker:
     def _pipeline(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
         produced: list[int] = []
         previous = piped_from
+        text: str | None = None
         for stage in node.named_children:
-            indexes = self.walk(stage, state.copy(), previous)  # each stage runs in a subshell
+            indexes = self.walk(stage, state.copy(), previous, text)  # each stage runs in a subshell
             produced += indexes
             previous = tuple(_name(self.commands[i]) for i in indexes) or ("?",)
+            text = _literal_output(self.commands[indexes[0]]) if len(indexes) == 1 else None
         return produced
 
     def _redirected(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
@@ -133,7 +136,8 @@ class _Walker:
 
     # -- simple commands -----------------------------------------------------
 
-    def _command(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> int:
+    def _command(self, node: Node, state: _State, piped_from: tuple[str, ...],
+                 piped_text: str | None = None) -> int:
         expander = Expander({**state.env, "PWD": state.cwd})
         argv: list[Word] = []
         assignments: list[tuple[str, Word]] = []
@@ -152,7 +156,7 @@ class _Walker:
                 self._substitutions(child, state)
                 argv += expander.words(child)
         command = Command(tuple(argv), tuple(assignments), tuple(redirects), state.cwd, piped_from,
-                          self.context, node.text.decode(errors="replace"))
+                          self.context, node.text.decode(errors="replace"), piped_text)
         self.commands.append(command)
         index = len(self.commands) - 1
         if argv and argv[0].value == "cd" and argv[0].literal:
@@ -216,6 +220,21 @@ class _Walker:
         self.opaque += inner.opaque
         self.hazards += inner.hazards
         return []
+
+
+def _literal_output(command: Command) -> str | None:
+    """What `echo ...` or `printf ...` with literal arguments writes, for `echo 'rm -rf ~' | sh`."""
+    argv = command.argv
+    if not argv or not all(w.literal for w in argv) or argv[0].value not in ("echo", "printf"):
+        return None
+    words = [w.value for w in argv[1:]]
+    if argv[0].value == "echo":
+        while words and words[0] in ("-n", "-e", "-E", "-ne", "-en"):
+            words.pop(0)
+        return " ".join(words) + "\n"
+    if words and "%" not in words[0]:
+        return words[0].replace("\\n", "\n")
+    return None
 
 
 def _spawns(node: Node) -> bool:

@@ -9,6 +9,7 @@ cannot be known before running (`eval $X`, `$CMD args`, `curl | sh`,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -17,15 +18,52 @@ from .parse import parse
 from .words import Word
 
 MAX_DEPTH = 8
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash"})
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash", "csh",
+                    "tcsh", "elvish", "nu", "xonsh", "oksh", "loksh", "busybox-sh"})
+# An argument that hands a command line to its program: `--rsh '/bin/sh -c ...'`, `-e 'system("sh")'`.
+_SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi|a)?sh(\s+-[a-z]*[ci]|\s*$|\s*[<>;)'\"]|,)"
+                           r"|system\s*\(|os\.system|subprocess|popen|exec\s*\(|spawn\s*\(|run-shell-command"
+                           r"|/bin/(ba|da|z|k|c|tc)?sh\b")
 FETCHERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "socat"})
 # Interpreters and the options after which the next argument is program text.
 INTERPRETERS: dict[str, tuple[str, ...]] = {
     "python": ("-c",), "python2": ("-c",), "python3": ("-c",), "pypy": ("-c",), "pypy3": ("-c",),
     "perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "--eval", "-p", "--print"), "nodejs": ("-e",),
     "deno": ("eval",), "bun": ("-e", "--eval"), "php": ("-r",), "lua": ("-e",), "luajit": ("-e",),
-    "Rscript": ("-e",), "R": ("-e",), "tclsh": (), "osascript": ("-e",), "pwsh": ("-c", "-Command"),
+    "Rscript": ("-e",), "R": ("-e",), "tclsh": (), "wish": (), "osascript": ("-e",), "pwsh": ("-c", "-Command"),
+    "jrunscript": ("-e",), "julia": ("-e", "--eval", "-E", "--print"), "octave": ("--eval",),
+    "octave-cli": ("--eval",), "gdb": ("-ex", "--eval-command", "-eval-command", "-x", "--command"),
+    "groovy": ("-e",), "scala": ("-e",), "erl": ("-eval",), "elixir": ("-e",), "iex": (), "guile": ("-c", "-e"),
+    "racket": ("-e",), "gnuplot": ("-e",), "bpftrace": ("-e",), "jshell": (), "irb": (), "ghci": ("-e",),
+    "clisp": ("-x",), "sbcl": ("--eval",), "ecl": ("-eval",), "gawk": (), "awk": (), "mawk": (), "nawk": (),
+    "make": ("--eval",), "vim": ("-c", "--cmd", "+"), "nvim": ("-c", "--cmd", "+"), "vi": ("-c", "+"),
+    "emacs": ("--eval", "-eval"), "sqlite3": ("-cmd",), "tclsh8.6": (), "lua5.4": ("-e",), "php8.2": ("-r",),
 }
+AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
+# Programs given code with an option that do something useful without it (no prompt waits for a person).
+NOT_REPLS = AWKS | {"make", "vim", "nvim", "vi", "emacs", "sqlite3", "gdb", "gnuplot", "octave", "octave-cli",
+                    "bpftrace", "osascript", "deno", "bun"}
+# Programs that open a shell or a session of their own, whose commands shelljail would not see.
+SESSION_STARTERS = frozenset({"screen", "tmux", "byobu", "script", "capsh", "chroot", "systemd-run", "sg", "newgrp",
+                              "unshare", "nsenter", "setpriv", "runuser", "machinectl", "firejail", "bwrap",
+                              "expect", "rlwrap", "ranger", "mc", "ncdu", "minicom", "telnet", "rc", "sash"})
+# Programs that never run their arguments: a shell's path in them is only text (echo $SHELL, a commit message).
+TEXT_ONLY = frozenset({"echo", "printf", "cat", "grep", "egrep", "fgrep", "rg", "ag", "ack", "ls", "which", "whereis",
+                       "type", "file", "stat", "test", "[", "head", "tail", "wc", "sort", "uniq", "cut", "tr",
+                       "readlink", "realpath", "dirname", "basename", "touch", "mkdir", "cp", "mv", "rm", "ln",
+                       "chmod", "chown", "git", "diff", "cmp", "comm", "less", "more", "man", "info", "tldr",
+                       "column", "fold", "fmt", "nl", "tee", "od", "xxd", "hexdump", "strings", "jq", "yq",
+                       "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "true", "false", ":", "date",
+                       "logger", "notify-send", "printenv", "export", "declare", "local", "readonly", "alias",
+                       "unalias", "unset", "shift", "return", "exit", "read", "id", "whoami", "pwd", "cd"})
+# Environment variables that make programs run a command of their choosing.
+COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAGER", "GIT_PAGER", "MANPAGER",
+                               "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE", "PERL5OPT", "PERL5DB",
+                               "PERL5LIB", "PYTHONSTARTUP", "PYTHONPATH", "BASH_ENV", "ENV", "PROMPT_COMMAND",
+                               "GIT_SSH_COMMAND", "GIT_SSH", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS",
+                               "RESTIC_PASSWORD_COMMAND", "NODE_OPTIONS", "RUBYOPT", "BROWSER", "SHELL",
+                               "GIT_EXTERNAL_DIFF", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "GIT_CONFIG_GLOBAL",
+                               "GIT_CONFIG_PARAMETERS", "PS4"})
 
 # Wrappers: options taking a value, and how many operands precede the wrapped command.
 class Wrapper(NamedTuple):
@@ -152,10 +190,33 @@ class _Collector:
         handler = _HANDLERS.get(name)
         if handler is not None and handler(self, command, name, args, via, depth):
             return
-        self.invocations.append(Invocation(name, tuple(args), command, via, extra_args,
-                                           stdin_script=_reads_script_from_stdin(name, args, command)))
-        if name in SHELLS or name in INTERPRETERS:
+        for variable, value in command.assignments:
+            if variable in COMMAND_VARIABLES or variable.startswith("GIT_CONFIG_"):
+                self.opaque.append(Opaque(f"{variable}= makes {name} run a program of its choosing",
+                                          command.text))
+                break
+        if name in SESSION_STARTERS:
+            self.opaque.append(Opaque(f"{name} starts a shell or session whose commands shelljail would not see",
+                                      command.text))
+        stdin_script = _reads_script_from_stdin(name, args, command)
+        if stdin_script and name in SHELLS and command.piped_text is not None:
+            stdin_script = False  # the script is known: judge it
+            self.line(command.piped_text, command.cwd, (*via, f"| {name}"), depth + 1, (f"| {name}",))
+        self.invocations.append(Invocation(name, tuple(args), command, via, extra_args, stdin_script))
+        if name in SHELLS:
             self._shell_stdin(command, name, args, via, depth)
+            if not command.piped_from and _interactive(name, args, command):
+                self.opaque.append(Opaque(f"{name} starts an interactive shell, whose commands shelljail "
+                                          "would not see", command.text))
+        elif name in INTERPRETERS and name not in NOT_REPLS and not command.piped_from \
+                and _interactive(name, args, command):
+            self.opaque.append(Opaque(f"{name} starts an interactive interpreter", command.text))
+        elif name not in INTERPRETERS and name not in TEXT_ONLY:
+            for word in args:
+                if _SPAWNS_SHELL.search(word.value):
+                    self.opaque.append(Opaque(f"an argument of {name} ({_short(word.source)}) hands it a command "
+                                              "to run", command.text))
+                    break
 
     # -- nested command lines --------------------------------------------------
 
@@ -167,6 +228,23 @@ class _Collector:
         for redirect in command.redirects:
             if redirect.op in ("<<", "<<-", "<<<") and redirect.body is not None:
                 self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_SESSION_OPTIONS = frozenset({"-i", "-l", "--login", "--norc", "--noprofile", "-u", "-q", "-I", "-S", "-B", "-E",
+                              "-s", "-", "-f", "-x", "-v", "-e", "--noediting", "--posix", "-r", "--restricted"})
+
+
+def _interactive(name: str, args: list[Word], command: Command) -> bool:
+    """A shell or interpreter given no program (no -c, no script file, no here-document, no
+    --version) reads its commands from a person."""
+    if any(w.value not in _SESSION_OPTIONS for w in args):
+        return False
+    return not any(r.op in ("<<", "<<-", "<<<") or (r.op in ("<", "<>") and r.target is not None
+                                                     and r.target.value != "/dev/tty") for r in command.redirects)
 
 
 def _lookup_only(name: str, args: list[Word]) -> bool:
@@ -291,6 +369,49 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
     return False
 
 
+_AWK_RISKY = re.compile(r"system\s*\(|getline|\|\s*&|print[f]?\b[^;}]*(>>?|\|)\s*[\"$a-zA-Z(]|fflush\s*\(\s*\"")
+_SED_RISKY = re.compile(r"(^|[;\n}{]|/[gpIiMm0-9]*)\s*[wWe]\b|/[gpIiMm0-9]*[we]\b|^\s*e\b")
+
+
+def _awk(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+         depth: int) -> bool:
+    """An awk program can run commands (system, |) and write files (print >)."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    programs = [w for w in _program_texts(args, {"-f", "--file", "-F", "-v", "--assign", "-i", "--include"})]
+    for word in programs[:1]:
+        if not word.literal or _AWK_RISKY.search(word.value):
+            collector.opaque.append(Opaque(f"the {name} program runs commands or writes files", command.text))
+    return True
+
+
+def _sed(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+         depth: int) -> bool:
+    """A sed script can write files (w) and run commands (e)."""
+    scripts = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value in ("-e", "--expression")]
+    if not scripts and not any(w.value in ("-f", "--file") for w in args):
+        scripts = _program_texts(args, {"-l", "--line-length", "-s"})[:1]
+    for word in scripts:
+        if not word.literal or _SED_RISKY.search(word.value):
+            collector.invocations.append(Invocation(name, tuple(args), command, via))
+            collector.opaque.append(Opaque("the sed script runs commands or writes files", command.text))
+            return True
+    return False
+
+
+def _program_texts(args: list[Word], with_value: set[str]) -> list[Word]:
+    out = []
+    skip = False
+    for word in args:
+        if skip:
+            skip = False
+            continue
+        if word.value.startswith("-") and word.value != "-":
+            skip = word.value in with_value
+            continue
+        out.append(word)
+    return out
+
+
 def _find(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
           depth: int) -> bool:
     """find ... -exec CMD {} ; runs CMD for each match (-delete is judged as find's own)."""
@@ -304,8 +425,8 @@ def _find(collector: _Collector, command: Command, name: str, args: list[Word], 
                 end += 1
             inner = args[index + 1:end]
             if inner:
-                collector.command(command, inner, (*via, f"find {value}"), depth,
-                                  extra_args=any(w.value == "{}" for w in inner))
+                # `{}` stands for each match: the judge reads it as "under find's roots"
+                collector.command(command, inner, (*via, f"find {value}"), depth)
             index = end + 1
             continue
         index += 1
@@ -385,5 +506,6 @@ _HANDLERS: dict[str, Handler] = {
     **{shell: _shell for shell in SHELLS}, "su": _shell,
     "eval": _eval, "source": _source, ".": _source,
     **{name: _interpreter for name in INTERPRETERS},
+    **{name: _awk for name in AWKS}, "sed": _sed,
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,
 }

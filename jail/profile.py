@@ -73,6 +73,7 @@ class Rule(NamedTuple):
     subcommand: tuple[str, ...] = ()  # its first operand: git push, terraform destroy
     flags: tuple[str, ...] = ()  # any of these options (-rf counts as -r and -f)
     args: tuple[str, ...] = ()  # any argument matching one of these glob patterns
+    unless_args: tuple[str, ...] = ()  # ...but not when an argument matches one of these
     deletes: tuple[str, ...] = ()  # path classes it deletes: outside-workspace, workspace-root, ...
     writes: tuple[str, ...] = ()  # path classes it writes
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
@@ -158,6 +159,7 @@ PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-w
                 "scratch", "unknown", "any")
 DECISIONS = ("allow", "deny", "ask")
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "stdin_from", "via"}
+# unless_args only narrows a rule: it is not a matcher on its own
 
 
 def _rules(value: Any) -> tuple[Rule, ...]:
