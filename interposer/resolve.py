@@ -21,7 +21,8 @@ MAX_DEPTH = 8
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash", "csh",
                     "tcsh", "elvish", "nu", "xonsh", "oksh", "loksh", "busybox-sh"})
 # An argument that hands a command line to its program: `--rsh '/bin/sh -c ...'`, `-e 'system("sh")'`.
-_SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi|a)?sh(\s+-[a-z]*[ci]|\s*$|\s*[<>;)'\"]|,)"
+_SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi|a)?sh"
+                           r"(\s+-[a-z]*[ci]|\s*$|\s*[<>;)'\"]|,)"
                            r"|system\s*\(|os\.system|subprocess|popen|exec\s*\(|spawn\s*\(|run-shell-command"
                            r"|/bin/(ba|da|z|k|c|tc)?sh\b")
 FETCHERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "socat"})
@@ -51,7 +52,7 @@ SESSION_STARTERS = frozenset({"screen", "tmux", "byobu", "script", "capsh", "chr
 TEXT_ONLY = frozenset({"echo", "printf", "cat", "grep", "egrep", "fgrep", "rg", "ag", "ack", "ls", "which", "whereis",
                        "type", "file", "stat", "test", "[", "head", "tail", "wc", "sort", "uniq", "cut", "tr",
                        "readlink", "realpath", "dirname", "basename", "touch", "mkdir", "cp", "mv", "rm", "ln",
-                       "chmod", "chown", "git", "diff", "cmp", "comm", "less", "more", "man", "info", "tldr",
+                       "chmod", "chown", "git", "diff", "cmp", "comm", "info", "tldr",
                        "column", "fold", "fmt", "nl", "tee", "od", "xxd", "hexdump", "strings", "jq", "yq",
                        "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "true", "false", ":", "date",
                        "logger", "notify-send", "printenv", "export", "declare", "local", "readonly", "alias",
@@ -182,16 +183,23 @@ class _Collector:
             if inner is None:
                 self.opaque.append(Opaque(f"cannot tell what {name} runs", command.text))
                 return
+            split = _env_split_string(args) if name == "env" else None
+            if split is not None and not split.literal:
+                self.opaque.append(Opaque("env -S splits a string only known when it runs", command.text))
+                return
+            if split is not None:
+                self.line(split.value, command.cwd, (*via, "env -S"), depth + 1, ("env -S",))
+                if inner:
+                    self.command(command, inner, (*via, name), depth, extra_args)
+                return
             if inner:
-                if name == "env" and any(w.value in ("-S", "--split-string") for w in args):
-                    self.opaque.append(Opaque("env -S splits a string into a command", command.text))
                 self.command(command, inner, (*via, name), depth, extra_args)
                 return
         handler = _HANDLERS.get(name)
         if handler is not None and handler(self, command, name, args, via, depth):
             return
         for variable, value in command.assignments:
-            if variable in COMMAND_VARIABLES or variable.startswith("GIT_CONFIG_"):
+            if variable in COMMAND_VARIABLES or variable.startswith("GIT_CONFIG_") or _SPAWNS_SHELL.search(value.value):
                 self.opaque.append(Opaque(f"{variable}= makes {name} run a program of its choosing",
                                           command.text))
                 break
@@ -228,6 +236,16 @@ class _Collector:
         for redirect in command.redirects:
             if redirect.op in ("<<", "<<-", "<<<") and redirect.body is not None:
                 self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
+
+
+def _env_split_string(args: list[Word]) -> Word | None:
+    """The string of `env -S STRING`, which env splits into a command line of its own."""
+    for index, word in enumerate(args):
+        if word.value in ("-S", "--split-string") and index + 1 < len(args):
+            return args[index + 1]
+        if word.value.startswith("--split-string="):
+            return Word(word.value.split("=", 1)[1], word.literal, False, word.source)
+    return None
 
 
 def _short(text: str) -> str:
@@ -314,7 +332,9 @@ def _shell(collector: _Collector, command: Command, name: str, args: list[Word],
             is_c = True
         if is_c:
             if index + 1 >= len(args):
-                return False
+                collector.invocations.append(Invocation(name, tuple(args), command, via))
+                collector.opaque.append(Opaque(f"{name} -c gets its script only when it runs", command.text))
+                return True
             script = args[index + 1]
             collector.invocations.append(Invocation(name, tuple(args), command, via))
             if not script.literal:
@@ -361,7 +381,8 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
     code_flags = code_flags or INTERPRETERS.get(base, ())
     for word in args:
         value = word.value
-        if value in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--"):
+        option = value.split("=", 1)[0]
+        if option in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--"):
             collector.invocations.append(Invocation(name, tuple(args), command, via))
             collector.opaque.append(Opaque(f"{name} {value[:2] if len(value) > 2 else value} runs program text "
                                            "that only its interpreter understands", command.text))
@@ -370,7 +391,7 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
 
 
 _AWK_RISKY = re.compile(r"system\s*\(|getline|\|\s*&|print[f]?\b[^;}]*(>>?|\|)\s*[\"$a-zA-Z(]|fflush\s*\(\s*\"")
-_SED_RISKY = re.compile(r"(^|[;\n}{]|/[gpIiMm0-9]*)\s*[wWe]\b|/[gpIiMm0-9]*[we]\b|^\s*e\b")
+_SED_RISKY = re.compile(r"(^|[;\n}{0-9$]|/[gpIiMm0-9]*)\s*[wWe]\b|/[gpIiMm0-9]*[we]\b|^\s*e\b")
 
 
 def _awk(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
