@@ -178,13 +178,15 @@ _OUTPUT_OPTIONS = frozenset({"-o", "-out", "--out", "--output", "--outfile", "--
                              "--output-document", "--log-file", "--logfile", "-Logfile", "--junit-xml", "--dump-bin",
                              "-outFile", "--outFile", "--output-dir"})
 _W_MEANS_OUTPUT = frozenset({"tcpdump", "tshark", "dumpcap", "varnishncsa", "iptables-save", "ip6tables-save"})
+_PROGRAM_OUTPUT = {"wget": frozenset({"-O", "-P", "--directory-prefix"}), "curl": frozenset({"--output-dir"})}
 
 
 def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
     found = []
     for index, word in enumerate(args):
         option, equals, attached = word.value.partition("=")
-        if option not in _OUTPUT_OPTIONS and not (option == "-w" and name in _W_MEANS_OUTPUT):
+        if option not in _OUTPUT_OPTIONS and not (option == "-w" and name in _W_MEANS_OUTPUT) \
+                and option not in _PROGRAM_OUTPUT.get(name, ()):
             continue
         if equals:
             value = Word(attached, word.literal, False, word.source)

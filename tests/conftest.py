@@ -97,3 +97,14 @@ def _nobody_jail() -> Iterator[Jail]:
         yield Jail(root, user=NOBODY)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# Rates measured by the corpus tests, printed at the end of the run.
+CORPUS_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook signature
+    if CORPUS_REPORT:
+        terminalreporter.section("shelljail corpus rates")
+        for line in CORPUS_REPORT:
+            terminalreporter.write_line(line)
