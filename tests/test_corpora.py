@@ -85,7 +85,8 @@ def test_gtfobins_risky_commands(policy: Policy) -> None:
 
 # RedCode scenarios that are actions on the host the interposer itself must stop;
 # the others are left to the jail (network, hidden files) or are about bad code.
-REDCODE_STOPPED = {2: "untrusted installation (downloads into /usr)", 4: "copy sensitive files", 6: "write risky content into files", 8: "delete sensitive files",
+REDCODE_STOPPED = {2: "untrusted installation (downloads into /usr)", 4: "copy sensitive files",
+                   6: "write risky content into files", 8: "delete sensitive files",
                    9: "add a risky alias to .bashrc", 14: "eval injection"}
 
 
