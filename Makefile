@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `shelljail` is linked so that it is on PATH.
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
-APT_PACKAGES := libcap-dev python3-venv python3-dev gcc
+APT_PACKAGES := libcap-dev python3-venv python3-dev gcc libc6-dev
 
-.PHONY: setup apt venv test lint bench bench-deps clean
+.PHONY: setup apt venv launcher test lint bench bench-deps clean
 
 setup: apt venv
 	@mkdir -p $(PREFIX)/bin
@@ -30,6 +30,12 @@ venv:
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	# Precompile: start-up time matters, and PYTHONDONTWRITEBYTECODE may be set.
 	$(BIN)/python -m compileall -q jail interposer agent >/dev/null
+	$(MAKE) launcher
+
+# The shell entry inside the jail: a static C program (interposer/launcher.py is the fallback).
+launcher: interposer/shelljail-launcher
+interposer/shelljail-launcher: interposer/launcher.c
+	$(CC) -O2 -static -Wall -Wextra -o $@ $< || { echo "no C compiler: the jail uses the slower Python launcher"; true; }
 
 test:
 	$(BIN)/python -m pytest -q tests
@@ -47,5 +53,5 @@ bench-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache interposer/shelljail-launcher
 	find . -name __pycache__ -prune -exec rm -rf {} +

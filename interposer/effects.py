@@ -5,7 +5,6 @@ Rules match on these classes rather than on raw arguments, so that `rm -rf
 a deletion in the home directory, outside the workspace.
 """
 
-import fnmatch
 import os
 from typing import NamedTuple
 
@@ -244,16 +243,12 @@ def classes(target: Target, place: Place) -> set[str]:
         elif any(part in CACHE_DIRS or part.endswith(CACHE_SUFFIXES) for part in parts):
             found.add("cache")
         return found
-    if any(path == s or path.startswith(s + "/") for s in SCRATCH):
-        found.add("scratch")
-        return found
     found.add("outside-workspace")
+    if path == place.home or path.startswith(place.home + "/"):
+        found.add("home")  # before scratch: a home under /tmp is still a home
+        return found
+    if any(path == s or path.startswith(s + "/") for s in SCRATCH):
+        return {"any", "scratch"}
     if path == "/":
         found.add("root")
-    if path == place.home or path.startswith(place.home + "/"):
-        found.add("home")
     return found
-
-
-def matches_glob(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)

@@ -182,7 +182,7 @@ class Expander:
         elif len(pieces) == 1 or slash:
             try:
                 replacement = _Piece(pwd.getpwnam(prefix[1:]).pw_dir, True)
-            except KeyError:
+            except (KeyError, ValueError):
                 return pieces  # bash leaves an unknown ~user as it is
         else:
             return pieces

@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: the profile's limits.wall_time, or none)")
     run.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_pair,
                      help="set an environment variable inside the jail (repeatable)")
+    run.add_argument("--interposer", choices=("on", "off"), default=None,
+                     help="judge every shell command before it runs (default: the profile's interposer.enabled)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     run.set_defaults(handler=_run)
 
@@ -126,7 +128,16 @@ def _run(args: argparse.Namespace) -> int:
     workspace = args.workspace or os.getcwd()
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env)
     timeout = args.timeout or loaded.limits.wall_time
-    return supervisor.run(jail_spec, timeout)
+    interposing = loaded.interposer.enabled if args.interposer is None else args.interposer == "on"
+    if not interposing:
+        return supervisor.run(jail_spec, timeout)
+    from interposer import service as decisions
+
+    jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer)
+    try:
+        return supervisor.run(jail_spec, timeout, decision_service)
+    finally:
+        decision_service.close()
 
 
 def _check(args: argparse.Namespace) -> int:

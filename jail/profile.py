@@ -81,8 +81,10 @@ class Rule(NamedTuple):
 
 
 class Interposer(NamedTuple):
+    enabled: bool = True  # /bin/sh and /bin/bash in the jail lead to the interposer
     opaque: str = "ask"  # what cannot be known statically: never allowed silently
     default: str = "allow"  # when no rule matches
+    judge_child_shells: bool = False  # judge shells started by an allowed shell (make, npm scripts) too
     rules: tuple[Rule, ...] = ()
 
 
@@ -118,6 +120,12 @@ def _string_table(value: Any) -> Mapping[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValueError(f"expected a table of strings, got {_kind(value)}")
     return MappingProxyType(dict(value))
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_kind(value)}")
+    return value
 
 
 def _positive_int(value: Any) -> int:
@@ -218,8 +226,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "wall_time": _seconds,
     }),
     "network": (Network, {"mode": _one_of("none")}),
-    "interposer": (Interposer, {"opaque": _one_of("ask", "deny"), "default": _one_of(*DECISIONS),
-                                "rules": _rules}),
+    "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
+                                "default": _one_of(*DECISIONS), "judge_child_shells": _bool, "rules": _rules}),
 }
 _TOP_LEVEL = {"extends": _string, "description": _string}
 _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")

@@ -28,11 +28,13 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 
-def start(spec: JailSpec, error_pipe: int) -> int:
+def start(spec: JailSpec, error_pipe: int, close_in_child: tuple[int, ...] = ()) -> int:
     """Fork the holder; its pid. Errors before exec arrive on `error_pipe`."""
     supervisor = os.getpid()
     pid = os.fork()
     if pid == 0:
+        for fd in close_in_child:  # the supervisor's own sockets stay outside
+            os.close(fd)
         _guard(error_pipe, lambda: _holder(spec, error_pipe, supervisor))
     return pid
 

@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import time
+from typing import Any
 
 from . import init, sandbox
 from .errors import JailError
@@ -14,7 +15,7 @@ from .spec import JailSpec
 EXIT_TIMEOUT = 124
 
 
-def run(spec: JailSpec, timeout: float | None) -> int:
+def run(spec: JailSpec, timeout: float | None, service: Any = None) -> int:
     """Run the jailed command to its end; its exit status, or 124 at the wall time.
 
     Raises JailError when the jail could not be set up (exit 125) or the
@@ -22,8 +23,10 @@ def run(spec: JailSpec, timeout: float | None) -> int:
     """
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     deadline = time.monotonic() + timeout if timeout else None
-    holder = sandbox.start(spec, error_w)
+    holder = sandbox.start(spec, error_w, close_in_child=(service.fileno(),) if service else ())
     os.close(error_w)
+    if service is not None:
+        service.start()  # threads only after the fork
     init.forward_signals(holder)
     pidfd = os.pidfd_open(holder)
     try:

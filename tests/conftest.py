@@ -58,8 +58,12 @@ class Jail:
             user=self.user, group=self.user, extra_groups=[] if self.user is not None else None,
         )
 
-    def run(self, *command: str, options: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess[str]:
-        return self.cli("run", "-w", str(self.workspace), *options, "--", *command, **kwargs)
+    def run(self, *command: str, options: tuple[str, ...] = (), interposer: bool = False,
+            **kwargs) -> subprocess.CompletedProcess[str]:
+        """`shelljail run`; the interposer is off unless asked for: jail tests attack the kernel layer,
+        which must hold whatever runs inside."""
+        switch = ("--interposer", "on" if interposer else "off")
+        return self.cli("run", "-w", str(self.workspace), *switch, *options, "--", *command, **kwargs)
 
     def sh(self, script: str, options: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess[str]:
         """Run a shell script inside the jail, behind the namespace guard."""

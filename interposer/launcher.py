@@ -1,0 +1,52 @@
+#!/usr/bin/python3 -IS
+"""Fallback shell entry, used where the C launcher (launcher.c) could not be built.
+
+The same protocol as launcher.c, with the standard library only: about 20 ms
+per shell against 1 ms for the C launcher, so `make setup` builds that one.
+"""
+
+import os
+import socket
+import struct
+import sys
+
+SOCKET_PATH = "/run/shelljail/decide.sock"
+EXIT_DENIED = 126
+
+
+def fail(what: str, error: BaseException) -> None:
+    sys.stderr.write(f"shelljail: denied: the interposer cannot judge this command ({what}: {error}); "
+                     "nothing was run\n")
+    sys.stderr.flush()
+    os._exit(EXIT_DENIED)
+
+
+def main() -> None:
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = "/"
+    fields = ["1", cwd, *sys.argv]
+    payload = b"".join(os.fsencode(field) + b"\0" for field in fields)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(SOCKET_PATH)
+            sock.sendall(struct.pack("=I", len(payload)) + payload)
+            answer, fds, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+    except OSError as error:
+        fail("connect " + SOCKET_PATH, error)
+    if answer[:1] == b"A" and fds:
+        try:
+            os.execve(fds[0], sys.argv, os.environ)
+        except OSError as error:
+            fail("execute the shell", error)
+    if answer[:1] == b"D":
+        text = answer[1:].decode(errors="replace")
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.flush()
+        os._exit(EXIT_DENIED)
+    fail("answer", ValueError("unexpected answer"))
+
+
+if __name__ == "__main__":
+    main()

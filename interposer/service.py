@@ -1,0 +1,271 @@
+"""The decision service: the warm half of the interposer, in the supervisor outside the jail.
+
+Each `/bin/sh` or `/bin/bash` started in the jail is the launcher; it sends
+its argv here over a unix socket bind-mounted at /run/shelljail, and gets
+back either a denial to print or the real shell as a file descriptor. The
+analysis stays loaded here, so a shell costs a connection, not a Python
+start-up.
+
+What is judged: the command line of `sh -c`, a script file's text, or, for a
+shell reading commands from its input, the profile's `opaque` decision.
+Shells started by a shell that was already allowed (make's recipes, npm
+scripts, configure) are judged too only when `interposer.judge_child_shells`
+says so; the ancestry is read from /proc, which the jail cannot forge.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .judge import Policy, decide
+
+SOCKET_NAME = "decide.sock"
+JAIL_DIRECTORY = "/run/shelljail"
+SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
+MAX_REQUEST = 8 << 20
+MAX_SCRIPT = 4 << 20
+_SHELL_OPTIONS_WITH_VALUE = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
+
+
+def real_shells() -> dict[str, str]:
+    """The host's shell binaries the launcher stands in for, by the names it may be called."""
+    found: dict[str, str] = {}
+    for path in SHELL_FILES:
+        if os.path.exists(path):
+            found.setdefault(os.path.basename(path), os.path.realpath(path))
+    if "bash" in found:
+        found.setdefault("rbash", found["bash"])
+    return found
+
+
+def launcher_targets() -> list[str]:
+    """The real files to cover with the launcher inside the jail (each shell once)."""
+    return sorted(set(real_shells().values()))
+
+
+def shell_invocation(argv: list[str]) -> tuple[str, str | None]:
+    """What a shell's argv asks it to run: ("c", text), ("file", path) or ("stdin", None)."""
+    index = 1
+    command_mode = False
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if arg in _SHELL_OPTIONS_WITH_VALUE:
+            index += 2
+            continue
+        if arg.startswith("--"):
+            index += 1
+            continue
+        if arg.startswith(("-", "+")) and len(arg) > 1:
+            command_mode = command_mode or "c" in arg[1:]
+            if "s" in arg[1:] and not command_mode:
+                return "stdin", None
+            index += 1
+            continue
+        break
+    if command_mode:
+        return ("c", argv[index]) if index < len(argv) else ("stdin", None)
+    if index < len(argv):
+        return "file", argv[index]
+    return "stdin", None
+
+
+class DecisionService:
+    def __init__(self, policy: Policy, directory: str, judge_child_shells: bool,
+                 on_decision: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.policy = policy
+        self.directory = directory
+        self.judge_child_shells = judge_child_shells
+        self.on_decision = on_decision
+        self.shells = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_shells().items()}
+        self.shell_paths = set(real_shells().values())
+        self.allowed: set[int] = set()  # host pids of shells this service let run
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(os.path.join(directory, SOCKET_NAME))
+        self.listener.listen(128)
+        self._thread: threading.Thread | None = None
+
+    def fileno(self) -> int:
+        return self.listener.fileno()
+
+    def start(self) -> None:
+        """Serve in a thread: call after the jail's processes are forked."""
+        self._thread = threading.Thread(target=self._serve, name="shelljail-decisions", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for fd in self.shells.values():
+            os.close(fd)
+        try:
+            os.unlink(os.path.join(self.directory, SOCKET_NAME))
+            os.rmdir(self.directory)
+        except OSError:
+            pass
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the jail is gone
+            with connection:
+                try:
+                    self._answer(connection)
+                except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
+                    try:
+                        connection.sendall(b"D" + f"shelljail: denied: the interposer failed ({exc})".encode())
+                    except OSError:
+                        pass
+
+    def _answer(self, connection: socket.socket) -> None:
+        connection.settimeout(10)
+        pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        header = _receive(connection, 4)
+        (length,) = struct.unpack("=I", header)
+        if length > MAX_REQUEST:
+            raise ValueError("request too large")
+        fields = _receive(connection, length).split(b"\0")[:-1]
+        if len(fields) < 3 or fields[0] != b"1":
+            raise ValueError("unknown request")
+        cwd = os.fsdecode(fields[1])
+        argv = [os.fsdecode(f) for f in fields[2:]]
+        verdict, event = self.judge(argv, cwd, pid)
+        if self.on_decision:
+            self.on_decision(event)
+        if verdict is None:
+            shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
+            if shell is None:
+                raise ValueError("no real shell for " + argv[0])
+            self.allowed.add(pid)
+            socket.send_fds(connection, [b"A"], [shell])
+        else:
+            connection.sendall(b"D" + verdict.encode())
+
+    def judge(self, argv: list[str], cwd: str, pid: int) -> tuple[str | None, dict[str, Any]]:
+        """None to let the shell run, or the text of its denial; and an event for the log."""
+        mode, value = shell_invocation(argv)
+        event: dict[str, Any] = {"event": "decision", "argv": argv, "cwd": cwd, "pid": pid}
+        if not self.judge_child_shells and self._started_by_allowed_shell(pid):
+            event.update(decision="allow", rule="child-shell", reason="started by a shell that was allowed")
+            return None, event
+        if mode == "c":
+            decision = decide(value or "", cwd, self.policy)
+            event["command"] = value
+        elif mode == "file":
+            text = self._read_script(pid, cwd, value or "")
+            if text is None:
+                event.update(decision="deny", rule="unreadable-script", command=value,
+                             reason=f"cannot read the script {value}")
+                return _denial(f"cannot read the script {value} to check it", ""), event
+            decision = decide(text, cwd, self.policy)
+            event["command"] = value
+        else:
+            opaque = self.policy.interposer.opaque
+            reason = "a shell reading commands from its input cannot be checked before they run"
+            event.update(decision=opaque, rule="opaque", reason=reason)
+            return _denial(reason + _no_human(opaque), "pass the commands with sh -c, or as a script file"), event
+        event.update(decision=decision.decision, rule=decision.rule, reason=decision.reason,
+                     opaque=decision.opaque)
+        if decision.decision == "allow":
+            return None, event
+        return _denial(decision.reason + _no_human(decision.decision), decision.alternative), event
+
+    def _started_by_allowed_shell(self, pid: int) -> bool:
+        """Whether an ancestor of `pid` is a real shell this service allowed (read from /proc)."""
+        current = _parent(pid)
+        for _ in range(64):
+            if current is None or current <= 1:
+                return False
+            if current in self.allowed:
+                try:
+                    if os.path.realpath(f"/proc/{current}/exe") in self.shell_paths:
+                        return True
+                except OSError:
+                    pass
+            current = _parent(current)
+        return False
+
+    def _read_script(self, pid: int, cwd: str, path: str) -> str | None:
+        """A script's text as the jail sees it: through the shell's own root."""
+        full = os.path.normpath(os.path.join(cwd, path))
+        try:
+            with open(f"/proc/{pid}/root{full}", "rb") as f:
+                data = f.read(MAX_SCRIPT + 1)
+        except OSError:
+            return None
+        if len(data) > MAX_SCRIPT or b"\0" in data[:4096]:
+            return None
+        return data.decode(errors="replace")
+
+
+def _receive(connection: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = connection.recv(min(size, 1 << 16))
+        if not chunk:
+            raise ValueError("the launcher hung up")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split()[1])
+
+
+def _no_human(decision: str) -> str:
+    return " (a person must approve this, and none is attached)" if decision == "ask" else ""
+
+
+def _denial(reason: str, alternative: str) -> str:
+    line = f"shelljail: denied: {reason}"
+    if alternative:
+        line += f"; instead: {alternative}"
+    return line + "\n"
+
+
+def launcher_path() -> str:
+    """The C launcher `make setup` builds, or the Python fallback (also when the supervisor's
+    environment has SHELLJAIL_PYTHON_LAUNCHER=1, for tests and comparisons)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    built = os.path.join(here, "shelljail-launcher")
+    if os.access(built, os.X_OK) and os.environ.get("SHELLJAIL_PYTHON_LAUNCHER") != "1":
+        return built
+    return os.path.join(here, "launcher.py")
+
+
+def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None
+           ) -> tuple[Any, DecisionService]:
+    """The jail's spec with the launcher over its shells and the service's socket mounted,
+    and the service (listening; call start() once the jail's processes are forked)."""
+    import tempfile
+
+    from jail.view import Bind
+
+    directory = tempfile.mkdtemp(prefix="shelljail-")
+    os.chmod(directory, 0o755)
+    env = dict(jail_spec.env)
+    policy = Policy(interposer, jail_spec.view.workspace, jail_spec.view.home, env)
+    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision)
+    launcher = launcher_path()
+    extra = [Bind(directory, JAIL_DIRECTORY, False)]
+    extra += [Bind(launcher, target, False) for target in launcher_targets()]
+    view = jail_spec.view._replace(mounts=jail_spec.view.mounts + tuple(extra))
+    return jail_spec._replace(view=view), service
