@@ -45,6 +45,7 @@ lint:
 
 bench:
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/interposer.py
 
 # What the benchmarks compare against (Debian's bubblewrap).
 bench-deps:

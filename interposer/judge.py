@@ -8,6 +8,7 @@ the line's decision is the most severe of all.
 """
 
 import fnmatch
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -88,8 +89,15 @@ def _opaque(opaque: Opaque, interposer: Interposer) -> Verdict:
                    "write the command out literally, without eval, variables as command names or piped scripts")
 
 
+@functools.lru_cache(maxsize=4096)
+def _candidates(rules: tuple[Rule, ...], name: str) -> tuple[Rule, ...]:
+    """The rules whose `command` matcher admits `name`, in order (cached: fnmatch is the hot spot)."""
+    return tuple(rule for rule in rules
+                 if not rule.command or any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.command))
+
+
 def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer) -> Verdict:
-    for rule in interposer.rules:
+    for rule in _candidates(interposer.rules, invocation.name):
         target = _match(rule, invocation, found, place)
         if target is not False:
             return Verdict(rule.decision, _fill(rule.reason, invocation, target, place), rule.id,
@@ -99,9 +107,6 @@ def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Int
 
 def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> Target | None | bool:
     """False when the rule does not apply; else the target that made it match (or None)."""
-    name = invocation.name
-    if rule.command and not any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.command):
-        return False
     if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand):
         return False
     if rule.flags and not (_flags(invocation) & set(rule.flags)):

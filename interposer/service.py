@@ -87,6 +87,7 @@ class DecisionService:
         self.shells = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_shells().items()}
         self.shell_paths = set(real_shells().values())
         self.allowed: set[int] = set()  # host pids of shells this service let run
+        self.outermost: int | None = None  # the jail's holder: ancestry walks stop there
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(os.path.join(directory, SOCKET_NAME))
         self.listener.listen(128)
@@ -95,8 +96,9 @@ class DecisionService:
     def fileno(self) -> int:
         return self.listener.fileno()
 
-    def start(self) -> None:
-        """Serve in a thread: call after the jail's processes are forked."""
+    def start(self, holder: int | None = None) -> None:
+        """Serve in a thread: call after the jail's processes are forked (`holder` is the outermost)."""
+        self.outermost = holder
         self._thread = threading.Thread(target=self._serve, name="shelljail-decisions", daemon=True)
         self._thread.start()
 
@@ -186,7 +188,7 @@ class DecisionService:
         """Whether an ancestor of `pid` is a real shell this service allowed (read from /proc)."""
         current = _parent(pid)
         for _ in range(64):
-            if current is None or current <= 1:
+            if current is None or current <= 1 or current == self.outermost:
                 return False
             if current in self.allowed:
                 try:

@@ -26,7 +26,7 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None) -> int:
     holder = sandbox.start(spec, error_w, close_in_child=(service.fileno(),) if service else ())
     os.close(error_w)
     if service is not None:
-        service.start()  # threads only after the fork
+        service.start(holder)  # threads only after the fork
     init.forward_signals(holder)
     pidfd = os.pidfd_open(holder)
     try:

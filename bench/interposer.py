@@ -1,0 +1,122 @@
+"""What the interposer costs: analysis throughput, and time added per shell inside a real jail.
+
+(1) decisions per second on the benign corpora, one thread, warm;
+(2) milliseconds added per `sh -c true` started by a program (each one judged) and
+    by a shell (a child shell, passed after an ancestry check), interposer on vs off;
+(3) a configure-style workload of many short shells: time on / time off.
+Each figure is the median of N runs, interleaved on/off; ratios are within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+from interposer.judge import Policy, decide  # noqa: E402
+from jail import environment, profile  # noqa: E402
+
+SHELLJAIL = str(Path(sys.executable).parent / "shelljail")
+SHELLS = 300
+
+
+def throughput(runs: int) -> dict[str, float]:
+    loaded = profile.load("coding-agent")
+    env = environment.build(loaded.environment, {}, {"workspace": "/w/p", "home": "/home/u", "user": "u"})
+    policy = Policy(loaded.interposer, "/w/p", "/home/u", env)
+    out = {}
+    for name in ("tldr_common_linux_unique.txt", "nl2bash_unique.txt"):
+        lines = [line.rstrip("\n") for line in open(CORPORA / name) if line.strip()]
+        for line in lines[:200]:  # warm: parser loaded, caches filled
+            decide(line, "/w/p", policy)
+        rates = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            for line in lines:
+                decide(line, "/w/p", policy)
+            rates.append(len(lines) / (time.perf_counter() - started))
+        out[name] = round(statistics.median(rates))
+    return out
+
+
+def timed(workspace: str, interposer: str, command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([SHELLJAIL, "run", "-w", workspace, "--interposer", interposer, "--", *command],
+                   check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def configure_like(workspace: str) -> list[str]:
+    """Many short shells, as configure and make start them."""
+    Path(workspace, "Makefile").write_text("".join(
+        f"t{i}:\n\t@test -d . && echo {i} > /dev/null\n" for i in range(100)) + "all: " +
+        " ".join(f"t{i}" for i in range(100)) + "\n")
+    script = "\n".join(f"sh -c 'test -n \"x{i}\" && echo ok{i} | tr a-z A-Z' > /dev/null" for i in range(100))
+    Path(workspace, "configure.sh").write_text("#!/bin/sh\n" + script + "\nmake -s all\n")
+    return ["/bin/sh", "./configure.sh"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--runs", type=int, default=5)
+    parser.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / "interposer.json"))
+    args = parser.parse_args()
+    results: dict = {"benchmark": "interposer", "runs": args.runs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "machine": f"{os.uname().release}, {os.cpu_count()} cores"}
+
+    results["decisions_per_second"] = throughput(args.runs)
+
+    workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
+    loops = {
+        "judged (started by a program)": ["/usr/bin/python3", "-c",
+                                          f"import subprocess\nfor _ in range({SHELLS}): "
+                                          "subprocess.run(['/bin/sh', '-c', 'true'])"],
+        "child shell (started by a shell)": ["/bin/bash", "-c", f"for i in $(seq {SHELLS}); do /bin/sh -c true; done"],
+    }
+    added = {}
+    for name, command in loops.items():
+        samples: dict[str, list[float]] = {"on": [], "off": []}
+        for _ in range(args.runs):
+            for mode in ("off", "on"):
+                samples[mode].append(timed(workspace, mode, command))
+        on, off = statistics.median(samples["on"]), statistics.median(samples["off"])
+        added[name] = {"ms_added_per_shell": round((on - off) / SHELLS * 1000, 3),
+                       "seconds_on": round(on, 3), "seconds_off": round(off, 3)}
+    results["per_shell"] = added
+
+    command = configure_like(workspace)
+    samples = {"on": [], "off": []}
+    for _ in range(args.runs):
+        for mode in ("off", "on"):
+            samples[mode].append(timed(workspace, mode, command))
+    on, off = statistics.median(samples["on"]), statistics.median(samples["off"])
+    results["configure_like"] = {"seconds_on": round(on, 3), "seconds_off": round(off, 3),
+                                 "ratio": round(on / off, 3)}
+    shutil.rmtree(workspace, ignore_errors=True)
+
+    print(f"interposer, median of {args.runs} runs")
+    for name, rate in results["decisions_per_second"].items():
+        print(f"  analysis throughput, {name:30} {rate:8d} commands/s")
+    for name, figures in added.items():
+        print(f"  added per sh -c true, {name:34} {figures['ms_added_per_shell']:6.2f} ms")
+    c = results["configure_like"]
+    print(f"  configure-style workload: {c['seconds_on']:.2f} s on, {c['seconds_off']:.2f} s off, "
+          f"ratio {c['ratio']:.2f}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
