@@ -35,7 +35,8 @@ venv:
 # The shell entry inside the jail: a static C program (interposer/launcher.py is the fallback).
 launcher: interposer/shelljail-launcher
 interposer/shelljail-launcher: interposer/launcher.c
-	$(CC) -O2 -static -Wall -Wextra -o $@ $< || { echo "no C compiler: the jail uses the slower Python launcher"; true; }
+	$(CC) -O2 -static -ffunction-sections -fdata-sections -Wl,--gc-sections -s -Wall -Wextra -o $@ $< \
+	  || { echo "no C compiler: the jail uses the slower Python launcher"; true; }
 
 test:
 	$(BIN)/python -m pytest -q tests
@@ -47,11 +48,13 @@ bench:
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/interposer.py
 
-# What the benchmarks compare against (Debian's bubblewrap).
+# What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
 bench-deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	command -v bwrap >/dev/null || { $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap; }
+	@mkdir -p bench/cache && test -f bench/cache/pycrypto-2.6.1.tar.gz || \
+	  $(BIN)/pip download -q --no-deps --no-binary :all: -d bench/cache pycrypto==2.6.1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache interposer/shelljail-launcher

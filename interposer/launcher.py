@@ -32,10 +32,12 @@ def main() -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(SOCKET_PATH)
             sock.sendall(struct.pack("=I", len(payload)) + payload)
-            answer, fds, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+            answer, fds, _flags, _addr = socket.recv_fds(sock, 65536, 8)
     except OSError as error:
         fail("connect " + SOCKET_PATH, error)
     if answer[:1] == b"A" and fds:
+        for extra in fds[1:]:  # the C launcher's child-shell fast path: not done here
+            os.close(extra)
         try:
             os.execve(fds[0], sys.argv, os.environ)
         except OSError as error:

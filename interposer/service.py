@@ -10,7 +10,9 @@ What is judged: the command line of `sh -c`, a script file's text, or, for a
 shell reading commands from its input, the profile's `opaque` decision.
 Shells started by a shell that was already allowed (make's recipes, npm
 scripts, configure) are judged too only when `interposer.judge_child_shells`
-says so; the ancestry is read from /proc, which the jail cannot forge.
+says so; the ancestry is read from /proc, which the jail cannot forge. When
+they are not judged, the C launcher skips the round trip for them (see
+launcher.c): an allowed shell hands the real shells down as inherited fds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from .judge import Policy, decide
 
 SOCKET_NAME = "decide.sock"
+SHELLS_NAME = "shells"  # "name dev ino" per real shell, for the launcher's child-shell fast path
 JAIL_DIRECTORY = "/run/shelljail"
 SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
 MAX_REQUEST = 8 << 20
@@ -88,6 +91,12 @@ class DecisionService:
         self.shell_paths = set(real_shells().values())
         self.allowed: set[int] = set()  # host pids of shells this service let run
         self.outermost: int | None = None  # the jail's holder: ancestry walks stop there
+        self.kit = sorted(self.shells)  # the real shells an allowed shell hands down to its child shells
+        if not judge_child_shells:
+            with open(os.path.join(directory, SHELLS_NAME), "w") as f:
+                for name in self.kit:
+                    st = os.fstat(self.shells[name])
+                    f.write(f"{name} {st.st_dev} {st.st_ino}\n")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(os.path.join(directory, SOCKET_NAME))
         self.listener.listen(128)
@@ -110,8 +119,12 @@ class DecisionService:
         self.listener.close()
         for fd in self.shells.values():
             os.close(fd)
+        for name in (SOCKET_NAME, SHELLS_NAME):
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except OSError:
+                pass
         try:
-            os.unlink(os.path.join(self.directory, SOCKET_NAME))
             os.rmdir(self.directory)
         except OSError:
             pass
@@ -151,7 +164,11 @@ class DecisionService:
             if shell is None:
                 raise ValueError("no real shell for " + argv[0])
             self.allowed.add(pid)
-            socket.send_fds(connection, [b"A"], [shell])
+            if self.judge_child_shells:
+                socket.send_fds(connection, [b"A"], [shell])
+            else:
+                names = " ".join(self.kit).encode()
+                socket.send_fds(connection, [b"A " + names], [shell, *(self.shells[n] for n in self.kit)])
         else:
             connection.sendall(b"D" + verdict.encode())
 
