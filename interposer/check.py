@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from jail import environment, profile, spec
 
 from .judge import Decision, Policy, decide
+from .parse import parse
 
 
 def policy_for(loaded: profile.Profile, workspace: str) -> Policy:
@@ -20,13 +21,21 @@ def policy_for(loaded: profile.Profile, workspace: str) -> Policy:
     return Policy(loaded.interposer, workspace, home, env)
 
 
-def explain(line: str, decision: Decision) -> str:
-    """The decision for a person: what ran, which rule decided, and why."""
+def explain(line: str, decision: Decision, policy: Policy, cwd: str) -> str:
+    """The decision for a person: the parse, what was resolved, which rule decided, and why."""
     out = [f"{decision.decision.upper()}: {decision.reason}" + (f" (rule {decision.rule})" if decision.rule else "")]
     if decision.alternative:
         out.append(f"  instead: {decision.alternative}")
-    parser = decision.parsers[0] if decision.parsers else "none"
-    out.append(f"  parsed by {parser}; {len(decision.commands)} program(s):")
+    parsed = parse(line, cwd, {**policy.env, "PWD": cwd})
+    out.append(f"  parsed by {parsed.parser} into {len(parsed.commands)} simple command(s):")
+    for command in parsed.commands:
+        words = " ".join(repr(w.value) if w.literal else f"<{w.source}>" for w in command.argv) or "(assignment)"
+        notes = [f"in {' > '.join(command.context)}"] if command.context else []
+        notes += [f"stdin from {'|'.join(command.piped_from)}"] if command.piped_from else []
+        notes += [f"{r.op}{'' if r.target is None else ' ' + r.target.value}" for r in command.redirects]
+        notes += [f"cwd {command.cwd}"] if command.cwd != cwd else []
+        out.append(f"    {words}" + (f"   [{'; '.join(notes)}]" if notes else ""))
+    out.append(f"  resolved to {len(decision.commands)} program(s):")
     for command in decision.commands:
         via = f"  via {' > '.join(command['via'])}" if command["via"] else ""
         argv = " ".join(command["argv"])
@@ -51,6 +60,6 @@ def run(profile_name: str, directory: str, workspace: str | None, as_json: bool,
         if as_json:
             print(json.dumps(decision.as_json(line), ensure_ascii=False))
         else:
-            print(("" if one_line else f"$ {line}\n") + explain(line, decision))
+            print(("" if one_line else f"$ {line}\n") + explain(line, decision, policy, directory))
         sys.stdout.flush()
     return 0

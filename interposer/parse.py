@@ -112,8 +112,27 @@ class _Walker:
         produced: list[int] = []
         previous = piped_from
         text: str | None = None
-        for stage in node.named_children:
+        stages = list(node.named_children)
+        redirects: list[Node] = []
+        # tree-sitter reads `a && b | c` as `(a && b) | c` (also with a redirect on b); bash
+        # as `a && (b | c)`: the list's leading commands run in this shell, so their `cd` counts.
+        while stages:
+            first = stages[0]
+            body = first.child_by_field_name("body") if first.type == "redirected_statement" else first
+            if body is None or body.type != "list":
+                break
+            if first.type == "redirected_statement":
+                redirects = [c for c in first.children if c.type.endswith("redirect")] + redirects
+            head = body.named_children
+            for child in head[:-1]:
+                produced += self.walk(child, state, piped_from)
+            stages[0:1] = head[-1:]
+        for index, stage in enumerate(stages):
             indexes = self.walk(stage, state.copy(), previous, text)  # each stage runs in a subshell
+            if index == 0 and redirects and indexes:
+                extra = tuple(self._redirect(r, state) for r in redirects)
+                last = self.commands[indexes[-1]]
+                self.commands[indexes[-1]] = last._replace(redirects=last.redirects + extra)
             produced += indexes
             previous = tuple(_name(self.commands[i]) for i in indexes) or ("?",)
             text = _literal_output(self.commands[indexes[0]]) if len(indexes) == 1 else None

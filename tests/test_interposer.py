@@ -247,6 +247,14 @@ def test_cd_is_followed_within_the_line(policy: Policy) -> None:
     assert judge(policy, "cd; rm -rf .cache").rule == "delete-home"
 
 
+def test_a_list_before_a_pipe_runs_in_this_shell(policy: Policy) -> None:
+    # bash reads `a && b | c` as `a && (b | c)`; tree-sitter groups it the other way
+    assert judge(policy, "cd /etc && ls | tee passwd").rule == "write-outside-workspace"
+    assert judge(policy, "cd /etc && ls 2>&1 | tee passwd").rule == "write-outside-workspace"
+    parsed = parse("cd src && ls | wc -l", WORKSPACE, {})
+    assert [c.piped_from for c in parsed.commands] == [(), (), ("ls",)]
+
+
 def test_assignments_on_the_line_are_known(policy: Policy) -> None:
     assert judge(policy, "D=/etc; rm -rf $D").rule == "delete-outside-workspace"
     assert judge(policy, "export D=$HOME; rm -rf \"$D\"").rule == "delete-home"

@@ -66,7 +66,7 @@ def test_the_real_shells_have_no_path_in_the_jail(jail: Jail) -> None:
     assert result.returncode == 0, result.stderr
     same, listing = result.stdout.splitlines()
     assert same == "True"  # bash, dash and sh are all the launcher
-    assert listing == "['decide.sock']"
+    assert sorted(eval(listing)) == ["decide.sock", "shells"]  # the socket, and dev/ino of the real shells
 
 
 def test_a_shell_reading_its_input_is_not_silently_allowed(jail: Jail, launcher: str) -> None:
@@ -87,6 +87,20 @@ def test_child_shells_are_judged_when_the_profile_says_so(jail: Jail, launcher: 
     judged = run(jail, launcher, "bash", "-c", "./cleanup.sh; echo status=$?", options=("-p", str(strict)))
     assert "status=126" in judged.stdout
     assert "shelljail: denied: deletes /etc" in judged.stderr
+
+
+def test_a_shell_that_execs_an_agent_does_not_vouch_for_its_shells(jail: Jail, launcher: str) -> None:
+    # `sh -c 'exec agent'`: the agent replaces the shell, so its own shells are top-level again.
+    tool = jail.workspace / "agent.py"
+    tool.write_text("#!/usr/bin/python3\nimport subprocess\n"
+                    "r = subprocess.run(['/bin/bash', '-c', 'rm -rf /etc'], capture_output=True, text=True)\n"
+                    "print(r.returncode, r.stderr.strip())\n")
+    os.chmod(tool, 0o755)
+    result = run(jail, launcher, "sh", "-c", "exec ./agent.py")
+    assert result.stdout.startswith("126 shelljail: denied: deletes /etc"), result.stdout + result.stderr
+    # While a shell that stays the parent does vouch for its children (judge_child_shells = false).
+    result = run(jail, launcher, "sh", "-c", "./agent.py; true")
+    assert result.stdout.startswith("1 ") and "Read-only file system" in result.stdout
 
 
 def test_interposer_off_runs_the_real_shell(jail: Jail) -> None:
