@@ -24,8 +24,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .judge import Policy, decide
-
 SOCKET_NAME = "decide.sock"
 SHELLS_NAME = "shells"  # "name dev ino" per real shell, for the launcher's child-shell fast path
 JAIL_DIRECTORY = "/run/shelljail"
@@ -81,9 +79,14 @@ def shell_invocation(argv: list[str]) -> tuple[str, str | None]:
 
 
 class DecisionService:
-    def __init__(self, policy: Policy, directory: str, judge_child_shells: bool,
+    """Listens from construction; serves, and loads the analysis, in a thread once started.
+
+    The analysis (tree-sitter, the rules) is imported at the first request, not here.
+    """
+
+    def __init__(self, policy: Any, directory: str, judge_child_shells: bool,
                  on_decision: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.policy = policy
+        self.policy = policy  # a judge.Policy, or the tuple of its fields (built in the thread)
         self.directory = directory
         self.judge_child_shells = judge_child_shells
         self.on_decision = on_decision
@@ -174,6 +177,12 @@ class DecisionService:
 
     def judge(self, argv: list[str], cwd: str, pid: int) -> tuple[str | None, dict[str, Any]]:
         """None to let the shell run, or the text of its denial; and an event for the log."""
+        # Imported at the first request, not at start: loading the parser while `run` starts
+        # would hold the GIL against the main thread; the first shell pays it once instead.
+        from .judge import Policy, decide
+
+        if not isinstance(self.policy, Policy):
+            self.policy = Policy(*self.policy)
         mode, value = shell_invocation(argv)
         event: dict[str, Any] = {"event": "decision", "argv": argv, "cwd": cwd, "pid": pid}
         if not self.judge_child_shells and self._started_by_allowed_shell(pid):
@@ -260,6 +269,21 @@ def _denial(reason: str, alternative: str) -> str:
     return line + "\n"
 
 
+def _private_directory() -> str:
+    """A fresh directory for the socket, searchable by the jail (tempfile costs 5 ms to import)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    if not os.access(base, os.W_OK):
+        base = "/tmp"
+    while True:
+        path = os.path.join(base, f"shelljail-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o755)
+        return path
+
+
 def launcher_path() -> str:
     """The C launcher `make setup` builds, or the Python fallback (also when the supervisor's
     environment has SHELLJAIL_PYTHON_LAUNCHER=1, for tests and comparisons)."""
@@ -274,14 +298,10 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
            ) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
-    import tempfile
-
     from jail.view import Bind
 
-    directory = tempfile.mkdtemp(prefix="shelljail-")
-    os.chmod(directory, 0o755)
-    env = dict(jail_spec.env)
-    policy = Policy(interposer, jail_spec.view.workspace, jail_spec.view.home, env)
+    directory = _private_directory()
+    policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env))
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision)
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
