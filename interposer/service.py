@@ -270,10 +270,15 @@ def _denial(reason: str, alternative: str) -> str:
 
 
 def _private_directory() -> str:
-    """A fresh directory for the socket, searchable by the jail (tempfile costs 5 ms to import)."""
+    """A fresh directory for the socket, searchable by the jail (tempfile costs 5 ms to import).
+
+    Directories left by a supervisor that was killed (SIGKILL leaves no time to clean up)
+    are removed here, when their pid is gone.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
     if not os.access(base, os.W_OK):
         base = "/tmp"
+    _remove_stale(base)
     while True:
         path = os.path.join(base, f"shelljail-{os.getpid()}-{os.urandom(4).hex()}")
         try:
@@ -282,6 +287,27 @@ def _private_directory() -> str:
             continue
         os.chmod(path, 0o755)
         return path
+
+
+def _remove_stale(base: str) -> None:
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("shelljail-")]
+    except OSError:
+        return
+    for name in names:
+        pid = name.split("-")[1]
+        if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+            continue
+        directory = os.path.join(base, name)
+        try:
+            if os.stat(directory).st_uid != os.getuid():
+                continue
+            for entry in (SOCKET_NAME, SHELLS_NAME):
+                if os.path.lexists(os.path.join(directory, entry)):
+                    os.unlink(os.path.join(directory, entry))
+            os.rmdir(directory)
+        except OSError:
+            pass
 
 
 def launcher_path() -> str:
