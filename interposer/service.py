@@ -333,4 +333,5 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]
     view = jail_spec.view._replace(mounts=jail_spec.view.mounts + tuple(extra))
-    return jail_spec._replace(view=view), service
+    # Landlock must let the command execute the real shells, which are outside its view.
+    return jail_spec._replace(view=view, executable_fds=tuple(service.shells.values())), service

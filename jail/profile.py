@@ -88,6 +88,18 @@ class Interposer(NamedTuple):
     rules: tuple[Rule, ...] = ()
 
 
+class Seccomp(NamedTuple):
+    enabled: bool = True
+    errno: tuple[str, ...] = ()  # syscalls and @groups that fail with errno_value
+    kill: tuple[str, ...] = ()  # ... that kill the process
+    log: tuple[str, ...] = ()  # ... that are allowed and logged by the kernel
+    errno_value: str = "EPERM"
+
+
+class Landlock(NamedTuple):
+    mode: str = "best-effort"  # "required": refuse to run without it; "off": do not use it
+
+
 class Profile(NamedTuple):
     name: str
     source: str
@@ -97,6 +109,8 @@ class Profile(NamedTuple):
     limits: Limits = Limits()
     network: Network = Network()
     interposer: Interposer = Interposer()
+    seccomp: Seccomp = Seccomp()
+    landlock: Landlock = Landlock()
 
 
 # ---------------------------------------------------------------- validation
@@ -206,6 +220,30 @@ def _rules(value: Any) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+_SYSCALL_RE = re.compile(r"^(@[a-z0-9_-]+|[a-z_][a-z0-9_]*)$")
+
+
+def _syscall_list(value: Any) -> tuple[str, ...]:
+    from .seccomp import GROUPS  # the group names, without loading libseccomp
+
+    names = _string_list(value)
+    for name in names:
+        if not _SYSCALL_RE.match(name):
+            raise ValueError(f"{name!r} is neither a syscall name nor a @group")
+        if name.startswith("@") and name not in GROUPS:
+            raise ValueError(f"unknown group {name!r} (known: {', '.join(sorted(GROUPS))})")
+    return names
+
+
+def _errno_name(value: Any) -> str:
+    import errno
+
+    name = _string(value)
+    if not isinstance(getattr(errno, name, None), int) or not name.startswith("E"):
+        raise ValueError(f"expected an errno name such as \"EPERM\", got {name!r}")
+    return name
+
+
 _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "filesystem": (Filesystem, {
         "read_only": _string_list,
@@ -226,6 +264,9 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "wall_time": _seconds,
     }),
     "network": (Network, {"mode": _one_of("none")}),
+    "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
+    "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
+                          "log": _syscall_list, "errno_value": _errno_name}),
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
                                 "default": _one_of(*DECISIONS), "judge_child_shells": _bool, "rules": _rules}),
 }

@@ -19,7 +19,7 @@ import sys
 
 import prctl
 
-from . import capabilities, init, limits, mounts, namespaces, network
+from . import capabilities, init, landlock, limits, mounts, namespaces, network, seccomp
 from .spec import JailSpec
 
 HOSTNAME = "shelljail"
@@ -104,6 +104,16 @@ def contain(spec: JailSpec) -> None:
     capabilities.drop_all()
 
 
+def _landlock(spec: JailSpec) -> None:
+    abi = landlock.abi_version()
+    if abi == 0:
+        if spec.landlock_mode == "required":
+            raise OSError(0, "Landlock is required by the profile but this kernel does not offer it "
+                             "(see shelljail doctor)")
+        return
+    landlock.restrict(list(spec.writable), abi, spec.executable_fds)
+
+
 def _exec(spec: JailSpec, error_pipe: int) -> int:
     os.setsid()  # no controlling terminal: no TIOCSTI into the caller's shell
     for signum in range(1, signal.NSIG):
@@ -115,6 +125,10 @@ def _exec(spec: JailSpec, error_pipe: int) -> int:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     limits.apply(spec.limits)
     os.chdir(spec.cwd)
+    if spec.landlock_mode != "off":
+        _landlock(spec)
+    if spec.seccomp is not None:
+        seccomp.load(spec.seccomp)  # last: from here on, only the exec
     os.closerange(3, error_pipe)
     os.closerange(error_pipe + 1, 1 << 16)
     sys.stdout.flush()

@@ -8,7 +8,11 @@ from typing import NamedTuple
 
 from . import environment
 from .profile import Limits, Profile
-from .view import View, resolve
+from .view import Bind, Tmpfs, View, resolve
+
+# /dev nodes a command may write (the rest of /dev is read-only anyway).
+DEV_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom", "/dev/pts",
+                "/dev/shm")
 
 
 class JailSpec(NamedTuple):
@@ -20,6 +24,10 @@ class JailSpec(NamedTuple):
     uid: int
     gid: int
     files: dict[str, str]  # generated files: /etc/passwd, /etc/group, /etc/hosts, ...
+    seccomp: bytes | None = None  # the BPF program loaded just before exec
+    landlock_mode: str = "off"
+    writable: tuple[str, ...] = ()  # where Landlock lets the command write
+    executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
 
 
 def caller_identity(caller_env: Mapping[str, str]) -> tuple[str, str]:
@@ -53,7 +61,25 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
         uid=uid,
         gid=gid,
         files=generated_files(user, uid, gid, home),
+        seccomp=_seccomp_program(profile),
+        landlock_mode=profile.landlock.mode,
+        writable=writable_paths(view),
     )
+
+
+def writable_paths(view: View) -> tuple[str, ...]:
+    """Every place the view makes writable: what Landlock allows writing beneath."""
+    places = [m.target for m in view.mounts if isinstance(m, Tmpfs) or (isinstance(m, Bind) and m.writable)]
+    return tuple(dict.fromkeys([*places, *DEV_WRITABLE]))
+
+
+def _seccomp_program(profile: Profile) -> bytes | None:
+    if not profile.seccomp.enabled:
+        return None
+    from . import seccomp
+
+    policy = profile.seccomp
+    return seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value)
 
 
 def generated_files(user: str, uid: int, gid: int, home: str) -> dict[str, str]:

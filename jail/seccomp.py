@@ -1,0 +1,200 @@
+"""The syscall policy: a seccomp-BPF filter built from the profile with pyseccomp.
+
+The filter is compiled outside the jail (libseccomp, via pyseccomp) into a
+BPF program, cached by content, and loaded in the jailed command just
+before exec with the raw seccomp(2) syscall, so the jail's processes need
+neither libseccomp nor its start-up time.
+
+It is a deny-list over an allow default: the profile names syscall groups
+(`@mount`, `@debug`, ...) and single syscalls, each with an action (errno,
+kill, log). Some entries look at arguments: `clone` with namespace flags,
+`clone3` (ENOSYS, so libc falls back to `clone`, where the flags can be
+seen), `socket` of AF_VSOCK or AF_ALG, `ioctl` TIOCSTI/TIOCLINUX (only the
+low 32 bits of the request are compared: CVE-2019-10063), `personality`
+other than the harmless values. Only the native architecture is allowed:
+a syscall of another ABI (i386 `int 0x80`, x32) kills the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+from typing import Any
+
+from .errors import JailError
+
+NAMESPACE_FLAGS = (0x00000080, 0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+                   0x40000000)  # CLONE_NEWTIME, NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+AF_ALG, AF_VSOCK = 38, 40
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+HARMLESS_PERSONALITY_BITS = 0x20008  # PER_LINUX32 (8) and ADDR_NO_RANDOMIZE (0x20000); 0xffffffff queries
+
+# A group entry is a syscall name, or (name, argument rule) for the rules above.
+GROUPS: dict[str, tuple[str | tuple[str, str], ...]] = {
+    "@mount": ("mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
+               "move_mount", "open_tree", "mount_setattr"),
+    "@namespaces": ("unshare", "setns", ("clone", "namespace-flags"), ("clone3", "enosys")),
+    "@debug": ("ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd"),
+    "@perf": ("perf_event_open", "lookup_dcookie"),
+    "@keyring": ("add_key", "request_key", "keyctl"),
+    "@io_uring": ("io_uring_setup", "io_uring_enter", "io_uring_register"),
+    "@bpf": ("bpf",),
+    "@userfaultfd": ("userfaultfd",),
+    "@handles": ("open_by_handle_at", "name_to_handle_at"),
+    "@module": ("init_module", "finit_module", "delete_module"),
+    "@reboot": ("reboot", "kexec_load", "kexec_file_load"),
+    "@swap": ("swapon", "swapoff"),
+    "@clock": ("settimeofday", "clock_settime", "clock_adjtime", "adjtimex"),
+    "@accounting": ("acct", "quotactl", "quotactl_fd"),
+    "@raw-io": ("iopl", "ioperm", "pciconfig_iobase", "pciconfig_read", "pciconfig_write"),
+    "@privileged": ("sethostname", "setdomainname", "vhangup", "syslog", "nfsservctl", "fanotify_init",
+                    "setns", "mbind", "set_mempolicy", "move_pages", "migrate_pages", "open_tree"),
+    "@obsolete": ("uselib", "_sysctl", "sysfs", "ustat", "create_module", "get_kernel_syms", "query_module",
+                  "afs_syscall", "tuxcall", "security", "vserver", "putpmsg", "getpmsg", "remap_file_pages"),
+    "@cpu-emulation": ("modify_ldt", "vm86", "vm86old", "subpage_prot", "switch_endian"),
+    "@tty-injection": (("ioctl", "tiocsti"),),
+    "@exotic-sockets": (("socket", "af-vsock-alg"),),
+    "@personality": (("personality", "unsafe"),),
+}
+ACTIONS = ("errno", "kill", "log")
+_SECCOMP_SET_MODE_FILTER = 1
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
+
+
+def groups_in(names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if name.startswith("@")]
+
+
+def unknown_group(names: tuple[str, ...]) -> str | None:
+    return next((name for name in groups_in(names) if name not in GROUPS), None)
+
+
+def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
+          errno_value: str) -> bytes:
+    """The BPF program for a policy, from the cache or compiled now."""
+    key = repr((errno_names, kill_names, log_names, errno_value, os.uname().machine, _VERSION))
+    cache = os.path.join(_cache_dir(), hashlib.sha256(key.encode()).hexdigest()[:32] + ".bpf")
+    try:
+        with open(cache, "rb") as f:
+            return f.read()
+    except OSError:
+        pass
+    program = _compile(errno_names, kill_names, log_names, errno_value)
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        temporary = f"{cache}.{os.getpid()}"
+        with open(temporary, "wb") as f:
+            f.write(program)
+        os.replace(temporary, cache)
+    except OSError:
+        pass  # no cache: compiled again next time
+    return program
+
+
+_VERSION = 3  # bump when the rules below change, to invalidate cached programs
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "shelljail", "seccomp")
+
+
+def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
+             errno_value: str) -> bytes:
+    import pyseccomp as sc
+
+    number = getattr(errno, errno_value, None)
+    if not isinstance(number, int):
+        raise JailError(f"seccomp.errno_value {errno_value!r} is not an errno name", "use e.g. EPERM")
+    actions = {"errno": sc.ERRNO(number), "kill": sc.KILL_PROCESS, "log": sc.LOG}
+    filter_ = sc.SyscallFilter(sc.ALLOW)
+    filter_.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # i386 and x32 syscalls: killed
+    filter_.set_attr(sc.Attr.CTL_OPTIMIZE, 2)  # binary tree: cheaper per allowed syscall
+    done: set[str] = set()
+    for kind, names in (("kill", kill_names), ("errno", errno_names), ("log", log_names)):
+        for entry in _expand(names):
+            syscall = entry if isinstance(entry, str) else entry[0]
+            if syscall in done:
+                continue  # the first (most severe) action named wins
+            done.add(syscall)
+            try:
+                _add(sc, filter_, actions[kind], entry)
+            except (OSError, ValueError, RuntimeError) as exc:
+                if isinstance(entry, str) and _unknown_syscall(sc, entry):
+                    if entry in _ALL_GROUP_SYSCALLS:
+                        continue  # a group member this architecture does not have
+                    raise JailError(f"seccomp: no syscall named {entry!r} on {os.uname().machine}",
+                                    "fix the name in the profile's [seccomp] lists") from None
+                raise JailError(f"seccomp: cannot add a rule for {entry!r}: {exc}", "") from None
+    read_end, write_end = os.pipe()  # a filter is a few KiB: it fits in the pipe's buffer
+    with os.fdopen(write_end, "wb") as out:
+        filter_.export_bpf(out)
+    with os.fdopen(read_end, "rb") as data:
+        return data.read()
+
+
+_ALL_GROUP_SYSCALLS = {e if isinstance(e, str) else e[0] for entries in GROUPS.values() for e in entries}
+
+
+def _expand(names: tuple[str, ...]) -> list[str | tuple[str, str]]:
+    out: list[str | tuple[str, str]] = []
+    for name in names:
+        out += list(GROUPS[name]) if name.startswith("@") else [name]
+    return out
+
+
+def _unknown_syscall(sc: Any, name: str) -> bool:
+    try:
+        return sc.resolve_syscall(sc.Arch.NATIVE, name) < 0
+    except Exception:  # noqa: BLE001 - libseccomp signals unknown names in several ways
+        return True
+
+
+def _add(sc: Any, filter_: Any, action: int, entry: str | tuple[str, str]) -> None:
+    if isinstance(entry, str):
+        filter_.add_rule(action, entry)
+        return
+    syscall, rule = entry
+    if rule == "namespace-flags":
+        for flag in NAMESPACE_FLAGS:
+            filter_.add_rule(action, syscall, sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    elif rule == "enosys":
+        filter_.add_rule(sc.ERRNO(errno.ENOSYS), syscall)
+    elif rule == "af-vsock-alg":
+        for family in (AF_VSOCK, AF_ALG):
+            filter_.add_rule(action, syscall, sc.Arg(0, sc.EQ, family))
+    elif rule == "tiocsti":
+        for request in (TIOCSTI, TIOCLINUX):
+            filter_.add_rule(action, syscall, sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+    elif rule == "unsafe":
+        # Allowed: 0, 8, 0x20000, 0x20008 and the query 0xffffffff. libseccomp takes one
+        # comparison per argument, so: a bit outside the harmless ones set while bit 31 is
+        # clear, or bit 31 set while another bit is clear (anything but the query).
+        top = 1 << 31
+        for bit in range(31):
+            if (1 << bit) & HARMLESS_PERSONALITY_BITS:
+                continue
+            filter_.add_rule(action, syscall, sc.Arg(0, sc.MASKED_EQ, (1 << bit) | top, 1 << bit))
+        for bit in range(31):
+            filter_.add_rule(action, syscall, sc.Arg(0, sc.MASKED_EQ, (1 << bit) | top, top))
+    else:
+        raise ValueError(f"unknown argument rule {rule}")
+
+
+def load(program: bytes) -> None:
+    """Install the filter on this process (no_new_privs must be set); it survives exec."""
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
+    from .kernel.libc import check, libc
+
+    number = _SYS_SECCOMP.get(os.uname().machine)
+    if number is None:
+        raise OSError(errno.ENOSYS, f"seccomp: unknown architecture {os.uname().machine}")
+    check(libc.syscall(number, ctypes.c_uint(_SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0),
+                       ctypes.byref(fprog)), "seccomp")
