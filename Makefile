@@ -47,6 +47,7 @@ lint:
 bench:
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/interposer.py
+	$(BIN)/python bench/seccomp.py
 
 # What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
 bench-deps:
