@@ -13,14 +13,19 @@ scripts, configure) are judged too only when `interposer.judge_child_shells`
 says so; the ancestry is read from /proc, which the jail cannot forge. When
 they are not judged, the C launcher skips the round trip for them (see
 launcher.c): an allowed shell hands the real shells down as inherited fds.
+
+It uses the C modules `_socket` and `_thread` rather than `socket` and
+`threading`: `run` creates this service on every start, and those two
+Python wrappers cost about 5 ms to import.
 """
 
 from __future__ import annotations
 
+import _socket
+import _thread
+import array
 import os
-import socket
 import struct
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -100,10 +105,9 @@ class DecisionService:
                 for name in self.kit:
                     st = os.fstat(self.shells[name])
                     f.write(f"{name} {st.st_dev} {st.st_ino}\n")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.listener.bind(os.path.join(directory, SOCKET_NAME))
         self.listener.listen(128)
-        self._thread: threading.Thread | None = None
 
     def fileno(self) -> int:
         return self.listener.fileno()
@@ -111,12 +115,11 @@ class DecisionService:
     def start(self, holder: int | None = None) -> None:
         """Serve in a thread: call after the jail's processes are forked (`holder` is the outermost)."""
         self.outermost = holder
-        self._thread = threading.Thread(target=self._serve, name="shelljail-decisions", daemon=True)
-        self._thread.start()
+        _thread.start_new_thread(self._serve, ())  # a daemon: it ends with the process
 
     def close(self) -> None:
         try:
-            self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass
         self.listener.close()
@@ -135,21 +138,23 @@ class DecisionService:
     def _serve(self) -> None:
         while True:
             try:
-                connection, _ = self.listener.accept()
+                fd, _ = self.listener._accept()
             except OSError:
                 return  # closed: the jail is gone
-            with connection:
+            connection = _socket.socket(fileno=fd)
+            try:
+                self._answer(connection)
+            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
                 try:
-                    self._answer(connection)
-                except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
-                    try:
-                        connection.sendall(b"D" + f"shelljail: denied: the interposer failed ({exc})".encode())
-                    except OSError:
-                        pass
+                    connection.sendall(b"D" + f"shelljail: denied: the interposer failed ({exc})".encode())
+                except OSError:
+                    pass
+            finally:
+                connection.close()
 
-    def _answer(self, connection: socket.socket) -> None:
+    def _answer(self, connection: _socket.socket) -> None:
         connection.settimeout(10)
-        pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        pid = struct.unpack("3i", connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))[0]
         header = _receive(connection, 4)
         (length,) = struct.unpack("=I", header)
         if length > MAX_REQUEST:
@@ -168,10 +173,10 @@ class DecisionService:
                 raise ValueError("no real shell for " + argv[0])
             self.allowed.add(pid)
             if self.judge_child_shells:
-                socket.send_fds(connection, [b"A"], [shell])
+                _send_fds(connection, b"A", [shell])
             else:
                 names = " ".join(self.kit).encode()
-                socket.send_fds(connection, [b"A " + names], [shell, *(self.shells[n] for n in self.kit)])
+                _send_fds(connection, b"A " + names, [shell, *(self.shells[n] for n in self.kit)])
         else:
             connection.sendall(b"D" + verdict.encode())
 
@@ -238,7 +243,11 @@ class DecisionService:
         return data.decode(errors="replace")
 
 
-def _receive(connection: socket.socket, size: int) -> bytes:
+def _send_fds(connection: _socket.socket, message: bytes, fds: list[int]) -> None:
+    connection.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+
+
+def _receive(connection: _socket.socket, size: int) -> bytes:
     chunks = []
     while size:
         chunk = connection.recv(min(size, 1 << 16))

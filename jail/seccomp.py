@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import os
+import zlib
 from typing import Any
 
 from .errors import JailError
@@ -73,12 +73,18 @@ def unknown_group(names: tuple[str, ...]) -> str | None:
 
 def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
           errno_value: str) -> bytes:
-    """The BPF program for a policy, from the cache or compiled now."""
-    key = repr((errno_names, kill_names, log_names, errno_value, os.uname().machine, _VERSION))
-    cache = os.path.join(_cache_dir(), hashlib.sha256(key.encode()).hexdigest()[:32] + ".bpf")
+    """The BPF program for a policy, from the cache or compiled now.
+
+    A cache file holds the policy it was compiled from, then the program: a file
+    whose policy differs is never used (crc32 names files; hashlib costs 3 ms to import).
+    """
+    key = repr((errno_names, kill_names, log_names, errno_value, os.uname().machine, _VERSION)).encode() + b"\n"
+    cache = os.path.join(_cache_dir(), f"{zlib.crc32(key):08x}.bpf")
     try:
         with open(cache, "rb") as f:
-            return f.read()
+            data = f.read()
+        if data.startswith(key):
+            return data[len(key):]
     except OSError:
         pass
     program = _compile(errno_names, kill_names, log_names, errno_value)
@@ -86,7 +92,7 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         temporary = f"{cache}.{os.getpid()}"
         with open(temporary, "wb") as f:
-            f.write(program)
+            f.write(key + program)
         os.replace(temporary, cache)
     except OSError:
         pass  # no cache: compiled again next time

@@ -36,7 +36,9 @@ def test_the_program_is_cached_and_stable(tmp_path: Path, monkeypatch: pytest.Mo
     policy = profile.load("coding-agent").seccomp
     first = seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value)
     cached = list((tmp_path / "shelljail" / "seccomp").iterdir())
-    assert len(cached) == 1 and cached[0].read_bytes() == first
+    assert len(cached) == 1 and cached[0].read_bytes().endswith(first)
+    cached[0].write_bytes(b"another policy\n" + b"\0" * 64)  # a stale or colliding file is never used
+    assert seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value) == first
     assert seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value) == first
     assert len(first) % 8 == 0 and len(first) > 8 * 50
 
