@@ -147,14 +147,26 @@ def check_seccomp() -> Result:
         return "a BPF filter loads"
 
     ok, detail = _in_child(body)
-    return Result("seccomp", ok, detail, "" if ok else "enable CONFIG_SECCOMP_FILTER")
+    if not ok:
+        return Result("seccomp", ok, detail, "enable CONFIG_SECCOMP_FILTER")
+    try:
+        from . import profile, seccomp
+
+        policy = profile.load(profile.DEFAULT_PROFILE).seccomp
+        program = seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value)
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return Result("seccomp", False, f"the default policy does not compile: {exc}",
+                      "install libseccomp2 (apt install libseccomp2)")
+    return Result("seccomp", True, f"filters load; the default policy is {len(program) // 8} BPF instructions")
 
 
 def check_landlock() -> Result:
     version = libc.syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
                            ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
     if version > 0:
-        return Result("landlock", True, f"ABI version {version}")
+        features = ["filesystem"] + (["truncate"] if version >= 3 else []) + (["tcp"] if version >= 4 else []) \
+            + (["device ioctl"] if version >= 5 else []) + (["signal and socket scoping"] if version >= 6 else [])
+        return Result("landlock", True, f"ABI version {version}: {', '.join(features)}")
     err = ctypes.get_errno()
     return Result("landlock", False, os.strerror(err),
                   "needs Linux 5.13+ with CONFIG_SECURITY_LANDLOCK and 'landlock' in the lsm= boot option")
