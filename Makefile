@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `shelljail` is linked so that it is on PATH.
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
-APT_PACKAGES := libcap-dev python3-venv python3-dev gcc libc6-dev
+APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev
 
 .PHONY: setup apt venv launcher test lint bench bench-deps clean
 

@@ -109,7 +109,11 @@ def _cache_dir() -> str:
 
 def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
              errno_value: str) -> bytes:
-    import pyseccomp as sc
+    try:
+        import pyseccomp as sc
+    except (ImportError, OSError) as exc:
+        raise JailError(f"seccomp needs pyseccomp and libseccomp2 ({exc})",
+                        "run make setup, or set seccomp.enabled = false in the profile") from None
 
     number = getattr(errno, errno_value, None)
     if not isinstance(number, int):
