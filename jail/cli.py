@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("command", nargs="?", help="the command line, quoted as one argument")
     check.set_defaults(handler=_check)
 
+    sessions = commands.add_parser("sessions", help="the recorded sessions, newest first")
+    sessions.add_argument("--json", action="store_true")
+    sessions.set_defaults(handler=_sessions)
+    log = commands.add_parser("log", help="a session's audit log (default: the newest session)")
+    log.add_argument("session", nargs="?", help="a session id or a unique prefix of one")
+    log.add_argument("--json", action="store_true", help="the raw JSON Lines")
+    log.add_argument("-f", "--follow", action="store_true", help="keep printing events as they are written")
+    log.set_defaults(handler=_log)
+    stop = commands.add_parser("stop", help="the stop button: kill a running jail, every process in it")
+    stop.add_argument("session", nargs="?", help="a session id or prefix (default: the newest running one)")
+    stop.set_defaults(handler=_stop)
+
     doctor = commands.add_parser("doctor", help="check which kernel features work here")
     doctor.set_defaults(handler=_doctor)
 
@@ -118,7 +130,8 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import profile, spec, supervisor
+    from . import profile, session, spec, supervisor
+    from .errors import JailError
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -129,15 +142,23 @@ def _run(args: argparse.Namespace) -> int:
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env)
     timeout = args.timeout or loaded.limits.wall_time
     interposing = loaded.interposer.enabled if args.interposer is None else args.interposer == "on"
-    if not interposing:
-        return supervisor.run(jail_spec, timeout)
-    from interposer import service as decisions
+    log = session.start(loaded, jail_spec, interposing)
+    decision_service = None
+    if interposing:
+        from interposer import service as decisions
 
-    jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer)
+        jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer,
+                                                       lambda event: log.event(**event))
     try:
-        return supervisor.run(jail_spec, timeout, decision_service)
+        code = supervisor.run(jail_spec, timeout, decision_service, log)
+    except JailError as exc:
+        session.end(log, getattr(exc, "code", EXIT_SETUP), str(exc))
+        raise
     finally:
-        decision_service.close()
+        if decision_service is not None:
+            decision_service.close()
+    session.end(log, code, None)
+    return code
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -157,6 +178,24 @@ def _check(args: argparse.Namespace) -> int:
             print(f"shelljail: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
     return check.run(args.profile, args.directory, args.workspace, args.json, lines, one_line=args.file is None)
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from . import session
+
+    return session.list_sessions(args.json)
+
+
+def _log(args: argparse.Namespace) -> int:
+    from . import session
+
+    return session.show_log(args.session, args.json, args.follow)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from . import session
+
+    return session.stop(args.session)
 
 
 def _doctor(_args: argparse.Namespace) -> int:

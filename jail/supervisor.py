@@ -1,4 +1,10 @@
-"""The parent outside the jail: starts it, relays signals, enforces the wall time."""
+"""The parent outside the jail: starts it, relays signals, enforces the wall time, keeps the log.
+
+Ctrl-C (SIGINT) on `run` and `shelljail stop` are the stop button: the whole
+jail is killed at once (its holder, then pid 1 and the pid namespace) and the
+run exits 137. Other signals (SIGTERM, SIGHUP, ...) are forwarded to the
+command, which may handle them.
+"""
 
 from __future__ import annotations
 
@@ -13,36 +19,70 @@ from .errors import JailError
 from .spec import JailSpec
 
 EXIT_TIMEOUT = 124
+EXIT_STOPPED = 137
 
 
-def run(spec: JailSpec, timeout: float | None, service: Any = None) -> int:
-    """Run the jailed command to its end; its exit status, or 124 at the wall time.
+def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any = None) -> int:
+    """Run the jailed command to its end; its exit status, 124 at the wall time, 137 when stopped.
 
     Raises JailError when the jail could not be set up (exit 125) or the
     command could not be executed (126, 127): those carry their exit code.
     """
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
-    deadline = time.monotonic() + timeout if timeout else None
+    started = time.monotonic()
+    deadline = started + timeout if timeout else None
     holder = sandbox.start(spec, error_w, close_in_child=(service.fileno(),) if service else ())
     os.close(error_w)
+    if audit is not None:
+        audit.state(holder_pid=holder, holder_start=_start_time(holder))
     if service is not None:
         service.start(holder)  # threads only after the fork
     init.forward_signals(holder)
+    stopped: list[str] = []
+    signal.signal(signal.SIGINT, lambda *_: (stopped.append("Ctrl-C on run"), _kill(holder)))
     pidfd = os.pidfd_open(holder)
     try:
         failure = _read_failure(error_r, deadline)
         if failure is None and not _wait_readable(pidfd, deadline):
             failure = (EXIT_TIMEOUT, f"timed out after {timeout:g} s; everything in the jail was killed")
         if failure and failure[0] == EXIT_TIMEOUT:
-            os.kill(holder, signal.SIGKILL)  # pid 1 follows (PDEATHSIG), then the whole namespace
-        _, status = os.waitpid(holder, 0)
+            _kill(holder)
+        _, status, usage = os.wait4(holder, 0)
     finally:
         os.close(pidfd)
         os.close(error_r)
+    code = failure[0] if failure else init.exit_code(status)
+    request = audit.stop_request() if audit is not None else None
+    if request is not None or stopped:
+        code = EXIT_STOPPED
+        who = f"shelljail stop by {request.get('user')} (pid {request.get('pid')})" if request else stopped[0]
+        failure = (EXIT_STOPPED, f"stopped: {who}; everything in the jail was killed")
+    if audit is not None:
+        if failure and failure[0] == EXIT_STOPPED:
+            audit.event("stop", by=failure[1].split(";")[0].removeprefix("stopped: "))
+        elif failure and failure[0] == EXIT_TIMEOUT:
+            audit.event("limit", limit="wall_time", seconds=timeout)
+        audit.event("exit", status=code, reason=failure[1] if failure else None,
+                    seconds=round(time.monotonic() - started, 3), cpu_user=round(usage.ru_utime, 3),
+                    cpu_system=round(usage.ru_stime, 3), peak_memory_kib=usage.ru_maxrss,
+                    bytes_written=usage.ru_oublock * 512)
     if failure:
-        code, message = failure
-        raise RunFailure(code, message)
-    return init.exit_code(status)
+        raise RunFailure(*failure)
+    return code
+
+
+def _kill(holder: int) -> None:
+    """pid 1 follows the holder (PDEATHSIG), then the kernel kills the whole pid namespace."""
+    try:
+        os.kill(holder, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _start_time(pid: int) -> int | None:
+    from .audit import process_start
+
+    return process_start(pid)
 
 
 class RunFailure(JailError):

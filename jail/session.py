@@ -1,0 +1,139 @@
+"""A run as a session: its audit log opened and closed, and the commands that read it or stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import sys
+import time
+from typing import Any
+
+from . import audit
+
+_COLOURS = {"deny": "bold red", "ask": "yellow", "allow": "green", "stop": "bold magenta", "limit": "magenta",
+            "exit": "cyan", "session-start": "cyan"}
+
+
+def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
+    """Open the session's log and record what the jail will be."""
+    log = audit.AuditLog()
+    from .landlock import abi_version
+
+    features = {
+        "namespaces": ["user", "mount", "pid", "ipc", "uts", "net"],
+        "seccomp": bool(spec.seccomp), "seccomp_instructions": len(spec.seccomp or b"") // 8,
+        "landlock": spec.landlock_mode if spec.landlock_mode == "off" else f"{spec.landlock_mode} (ABI {abi_version()})",
+        "interposer": interposing, "network": profile.network.mode,
+    }
+    log.state(state="running", supervisor_pid=os.getpid(), supervisor_start=audit.process_start(os.getpid()),
+              profile=profile.name, workspace=spec.view.workspace, argv=list(spec.argv),
+              started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    log.event("session-start", profile=profile.name, workspace=spec.view.workspace, argv=list(spec.argv),
+              cwd=spec.cwd, mounts=[_mount(m) for m in spec.view.mounts], limits=profile.limits._asdict(),
+              features=features)
+    return log
+
+
+def end(log: audit.AuditLog, code: int, reason: str | None) -> None:
+    """`reason` is set when shelljail itself ended the run (setup failure, timeout, stop)."""
+    state = {124: "timeout", 137: "stopped"}.get(code, "failed" if reason is not None else "exited")
+    if reason is not None and code == 125:
+        log.event("exit", status=code, reason=reason)
+    log.state(state=state, exit_status=code, ended=time.strftime("%Y-%m-%d %H:%M:%S"),
+              decisions=log.counts.get("decision", 0))
+    log.close()
+
+
+def _mount(mount: Any) -> dict[str, Any]:
+    return {"kind": type(mount).__name__.lower(), **mount._asdict()}
+
+
+def list_sessions(as_json: bool) -> int:
+    found = audit.sessions()
+    if as_json:
+        for state in found:
+            print(json.dumps(state))
+        return 0
+    if not found:
+        print("no sessions recorded yet (shelljail run starts one)")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("session", "state", "profile", "workspace", "command", "started", "exit", "decisions")
+    for state in found:
+        colour = {"running": "green", "stopped": "magenta", "lost": "red", "failed": "red"}.get(state.get("state"))
+        table.add_row(state.get("session", "?"), f"[{colour}]{state.get('state')}[/]" if colour else
+                      str(state.get("state")), str(state.get("profile", "")), str(state.get("workspace", "")),
+                      " ".join(state.get("argv", []))[:40], str(state.get("started", "")),
+                      str(state.get("exit_status", "")), str(state.get("decisions", "")))
+    Console().print(table)
+    return 0
+
+
+def show_log(session: str | None, as_json: bool, follow: bool) -> int:
+    try:
+        state = audit.find(session)
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return 1
+    path = os.path.join(audit.state_home(), state["session"], audit.LOG_NAME)
+    with open(path) as f:
+        while True:
+            line = f.readline()
+            if line:
+                if line.strip():
+                    _print_event(json.loads(line), as_json)
+                continue
+            if not follow or audit.find(state["session"]).get("state") != "running":
+                return 0
+            time.sleep(0.2)
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    when = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
+    kind = event.get("event", "?")
+    if kind == "decision":
+        decision = event.get("decision", "?")
+        what = event.get("command") or " ".join(event.get("argv", []))
+        text = f"{decision:5} {escape(str(what))}"
+        if decision != "allow" or event.get("rule") not in (None, "child-shell"):
+            text += f"  [dim]({escape(str(event.get('rule')))}: {escape(str(event.get('reason', '')))})[/]"
+        colour = _COLOURS.get(decision, "")
+    else:
+        details = {k: v for k, v in event.items() if k not in ("ts", "session", "event", "mounts")}
+        text = f"{kind} " + escape(json.dumps(details, ensure_ascii=False, default=str))[:300]
+        colour = _COLOURS.get(kind, "")
+    Console(highlight=False).print(f"{when}  " + (f"[{colour}]{text}[/]" if colour else text))
+
+
+def stop(session: str | None) -> int:
+    """Kill a running jail at once, and leave a note of who did it for the supervisor to log."""
+    try:
+        state = audit.find(session) if session else next(
+            s for s in audit.sessions() if s.get("state") == "running")
+    except (LookupError, StopIteration):
+        print("shelljail: no running session to stop (shelljail sessions lists them)", file=sys.stderr)
+        return 1
+    holder, start = state.get("holder_pid"), state.get("holder_start")
+    if state.get("state") != "running" or not isinstance(holder, int) or audit.process_start(holder) != start:
+        print(f"shelljail: session {state.get('session')} is not running", file=sys.stderr)
+        return 1
+    directory = os.path.join(audit.state_home(), state["session"])
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    with open(os.path.join(directory, audit.STOP_NAME), "w") as f:
+        json.dump({"user": user, "pid": os.getpid(), "ts": time.time()}, f)
+    os.kill(holder, signal.SIGKILL)  # pid 1 follows, and with it every process in the jail
+    print(f"stopped session {state['session']}")
+    return 0

@@ -1,0 +1,161 @@
+"""The supervisor: the audit log, sessions, and the stop button, with real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import Jail
+
+
+@pytest.fixture
+def jail(tmp_path: Path) -> Jail:
+    return Jail(tmp_path / "jail")
+
+
+def env_for(jail: Jail, state: Path) -> dict[str, str]:
+    return jail.env(XDG_STATE_HOME=str(state))
+
+
+def events(state: Path) -> list[dict]:
+    (session,) = list((state / "shelljail" / "sessions").iterdir())
+    return [json.loads(line) for line in (session / "audit.jsonl").read_text().splitlines()]
+
+
+def sleepers(seconds: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/cmdline").read_bytes() == f"sleep\0{seconds}\0".encode():
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def wait_for(condition, seconds: float = 10) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_decisions_appear_in_order_with_the_contract_fields(jail: Jail, tmp_path: Path) -> None:
+    script = jail.workspace / "agent.py"
+    script.write_text("import subprocess\nfor i in range(5):\n"
+                      "    subprocess.run(['/bin/bash', '-c', f'echo step{i}'])\n"
+                      "subprocess.run(['/bin/bash', '-c', 'rm -rf /etc'])\n")
+    result = jail.run("/usr/bin/python3", "agent.py", interposer=True, env=env_for(jail, tmp_path / "state"))
+    assert result.returncode == 0, result.stderr
+    log = events(tmp_path / "state")
+    assert [e["event"] for e in log][0] == "session-start" and log[-1]["event"] == "exit"
+    decisions = [e for e in log if e["event"] == "decision"]
+    assert [d["command"] for d in decisions] == [f"echo step{i}" for i in range(5)] + ["rm -rf /etc"]
+    assert [d["decision"] for d in decisions] == ["allow"] * 5 + ["deny"]
+    assert decisions[-1]["rule"] == "delete-outside-workspace" and decisions[-1]["reason"]
+    for event in log:
+        assert {"ts", "session", "event"} <= set(event)
+    start = log[0]
+    assert start["features"]["seccomp"] and start["features"]["interposer"]
+    assert any(m["target"] == str(jail.workspace) for m in start["mounts"])
+    assert log[-1]["status"] == 0 and "cpu_user" in log[-1] and "peak_memory_kib" in log[-1]
+
+
+def test_a_jailed_process_cannot_forge_an_event(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    forged = json.dumps({"ts": 0, "session": "x", "event": "decision", "decision": "allow", "command": "FORGED"})
+    target = state / "shelljail" / "sessions"
+    script = (f"for f in {target}/*/audit.jsonl {jail.home}/.local/state/shelljail/x ./audit.jsonl /tmp/audit.jsonl; "
+              f"do mkdir -p $(dirname $f) 2>/dev/null; echo '{forged}' >> $f 2>/dev/null; done; true")
+    result = jail.run("/bin/sh", "-c", script, env=env_for(jail, state))
+    assert result.returncode == 0
+    log = events(state)
+    assert not [e for e in log if e.get("command") == "FORGED" or e.get("session") == "x"]
+    assert [e["event"] for e in log] == ["session-start", "exit"]
+
+
+def test_stop_kills_every_process_and_is_logged(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    marker = str(uuid.uuid4().int % 10**6 + 4 * 10**6)
+    run = subprocess.Popen([sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--interposer", "off",
+                            "--", "/bin/sh", "-c", f"setsid sleep {marker} & sleep {marker}"],
+                           env=env_for(jail, state), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: len(sleepers(marker)) == 2)
+    stop = subprocess.run([sys.executable, "-m", "jail.cli", "stop"], env=env_for(jail, state),
+                          capture_output=True, text=True, timeout=30)
+    assert stop.returncode == 0, stop.stderr
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 137 and "stopped: shelljail stop by" in stderr
+    assert wait_for(lambda: not sleepers(marker), 5)
+    log = events(state)
+    assert [e["event"] for e in log][-2:] == ["stop", "exit"] and log[-1]["status"] == 137
+    (session,) = [json.loads(p.read_text()) for p in (state / "shelljail" / "sessions").glob("*/session.json")]
+    assert session["state"] == "stopped" and session["exit_status"] == 137
+
+
+def test_ctrl_c_on_run_is_the_stop_button(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    marker = str(uuid.uuid4().int % 10**6 + 5 * 10**6)
+    run = subprocess.Popen([sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--interposer", "off",
+                            "--", "/bin/sh", "-c", f"trap '' INT; setsid sleep {marker} & sleep {marker}"],
+                           env=env_for(jail, state), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: len(sleepers(marker)) == 2)
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=30)
+    assert run.returncode == 137
+    assert wait_for(lambda: not sleepers(marker), 5)
+    assert events(state)[-2]["by"] == "Ctrl-C on run"
+
+
+def test_a_killed_supervisor_leaves_a_readable_log_and_no_jail(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    marker = str(uuid.uuid4().int % 10**6 + 6 * 10**6)
+    script = jail.workspace / "agent.py"
+    script.write_text("import subprocess\nfor i in range(3):\n    subprocess.run(['/bin/bash', '-c', f'echo {i}'])\n"
+                      f"subprocess.run(['sleep', '{marker}'])\n")
+    run = subprocess.Popen([sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--",
+                            "/usr/bin/python3", "agent.py"], env=env_for(jail, state), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: len(sleepers(marker)) == 1)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert wait_for(lambda: not sleepers(marker), 5)
+    log = events(state)
+    assert [e.get("command") for e in log if e["event"] == "decision"] == ["echo 0", "echo 1", "echo 2"]
+    env = env_for(jail, state)
+    listed = subprocess.run([sys.executable, "-m", "jail.cli", "sessions", "--json"], env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert json.loads(listed.stdout.splitlines()[0])["state"] == "lost"
+
+
+def test_fifty_concurrent_decisions_are_all_logged(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    script = jail.workspace / "burst.py"
+    script.write_text("import subprocess\n"
+                      "procs = [subprocess.Popen(['/bin/bash', '-c', f'echo burst{i}'], stdout=subprocess.DEVNULL)"
+                      " for i in range(50)]\n"
+                      "print(sum(p.wait() == 0 for p in procs))\n")
+    result = jail.run("/usr/bin/python3", "burst.py", interposer=True, env=env_for(jail, state))
+    assert result.stdout.strip() == "50", result.stderr
+    commands = sorted(e["command"] for e in events(state) if e["event"] == "decision")
+    assert commands == sorted(f"echo burst{i}" for i in range(50))
+
+
+def test_log_renders_for_a_person_and_as_json(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    jail.run("/bin/bash", "-c", "rm -rf /etc", interposer=True, env=env_for(jail, state))
+    env = env_for(jail, state)
+    person = subprocess.run([sys.executable, "-m", "jail.cli", "log"], env=env, capture_output=True, text=True)
+    assert "deny" in person.stdout and "delete-outside-workspace" in person.stdout
+    raw = subprocess.run([sys.executable, "-m", "jail.cli", "log", "--json"], env=env, capture_output=True, text=True)
+    assert [json.loads(line)["event"] for line in raw.stdout.splitlines()] == ["session-start", "decision", "exit"]
