@@ -24,7 +24,7 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
     features = {
         "namespaces": ["user", "mount", "pid", "ipc", "uts", "net"],
         "seccomp": bool(spec.seccomp), "seccomp_instructions": len(spec.seccomp or b"") // 8,
-        "landlock": spec.landlock_mode if spec.landlock_mode == "off" else f"{spec.landlock_mode} (ABI {abi_version()})",
+        "landlock": "off" if spec.landlock_mode == "off" else f"{spec.landlock_mode} (ABI {abi_version()})",
         "interposer": interposing, "network": profile.network.mode,
     }
     log.state(state="running", supervisor_pid=os.getpid(), supervisor_start=audit.process_start(os.getpid()),
