@@ -26,6 +26,29 @@ def state_home() -> str:
     return os.path.join(base, "shelljail", "sessions")
 
 
+KEEP_SESSIONS = 500  # older ended sessions are removed when a new one starts
+
+
+def prune(keep: int = KEEP_SESSIONS) -> None:
+    """Remove the oldest ended sessions beyond `keep`, so the state directory stays bounded."""
+    root = state_home()
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return
+    for name in names[:max(0, len(names) - keep)]:
+        directory = os.path.join(root, name)
+        try:
+            with open(os.path.join(directory, STATE_NAME)) as f:
+                if json.load(f).get("state") == "running":
+                    continue
+            for entry in os.listdir(directory):
+                os.unlink(os.path.join(directory, entry))
+            os.rmdir(directory)
+        except (OSError, ValueError):
+            continue
+
+
 def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
 

@@ -18,6 +18,7 @@ _COLOURS = {"deny": "bold red", "ask": "yellow", "allow": "green", "stop": "bold
 
 def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
     """Open the session's log and record what the jail will be."""
+    audit.prune()
     log = audit.AuditLog()
     from .landlock import abi_version
 

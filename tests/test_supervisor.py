@@ -159,3 +159,16 @@ def test_log_renders_for_a_person_and_as_json(jail: Jail, tmp_path: Path) -> Non
     assert "deny" in person.stdout and "delete-outside-workspace" in person.stdout
     raw = subprocess.run([sys.executable, "-m", "jail.cli", "log", "--json"], env=env, capture_output=True, text=True)
     assert [json.loads(line)["event"] for line in raw.stdout.splitlines()] == ["session-start", "decision", "exit"]
+
+
+def test_old_sessions_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jail import audit
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    for index in range(5):
+        log = audit.AuditLog(session=f"2026010{index}-000000-aaaaaa")
+        log.state(state="running" if index == 0 else "exited")
+        log.close()
+    audit.prune(keep=2)
+    left = sorted(p.name for p in (tmp_path / "shelljail" / "sessions").iterdir())
+    assert left == ["20260100-000000-aaaaaa", "20260103-000000-aaaaaa", "20260104-000000-aaaaaa"]
