@@ -27,7 +27,7 @@ import array
 import os
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 SOCKET_NAME = "decide.sock"
 SHELLS_NAME = "shells"  # "name dev ino" per real shell, for the launcher's child-shell fast path
@@ -83,6 +83,16 @@ def shell_invocation(argv: list[str]) -> tuple[str, str | None]:
     return "stdin", None
 
 
+class _Opaque(NamedTuple):
+    """A decision made without the analysis: a shell reading commands from its input."""
+
+    decision: str
+    reason: str
+    rule: str
+    alternative: str
+    opaque: bool
+
+
 class DecisionService:
     """Listens from construction; serves, and loads the analysis, in a thread once started.
 
@@ -90,7 +100,9 @@ class DecisionService:
     """
 
     def __init__(self, policy: Any, directory: str, judge_child_shells: bool,
-                 on_decision: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_decision: Callable[[dict[str, Any]], None] | None = None,
+                 ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None) -> None:
+        self.ask = ask  # the approval broker; None: an `ask` is a denial
         self.policy = policy  # a judge.Policy, or the tuple of its fields (built in the thread)
         self.directory = directory
         self.judge_child_shells = judge_child_shells
@@ -141,16 +153,19 @@ class DecisionService:
                 fd, _ = self.listener._accept()
             except OSError:
                 return  # closed: the jail is gone
-            connection = _socket.socket(fileno=fd)
+            # One thread per shell: a question waiting for a person must not hold up the others.
+            _thread.start_new_thread(self._connection, (_socket.socket(fileno=fd),))
+
+    def _connection(self, connection: _socket.socket) -> None:
+        try:
+            self._answer(connection)
+        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
             try:
-                self._answer(connection)
-            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
-                try:
-                    connection.sendall(b"D" + f"shelljail: denied: the interposer failed ({exc})".encode())
-                except OSError:
-                    pass
-            finally:
-                connection.close()
+                connection.sendall(b"D" + f"shelljail: denied: the interposer failed ({exc})".encode())
+            except OSError:
+                pass
+        finally:
+            connection.close()
 
     def _answer(self, connection: _socket.socket) -> None:
         connection.settimeout(10)
@@ -205,15 +220,23 @@ class DecisionService:
             decision = decide(text, cwd, self.policy)
             event["command"] = value
         else:
-            opaque = self.policy.interposer.opaque
             reason = "a shell reading commands from its input cannot be checked before they run"
-            event.update(decision=opaque, rule="opaque", reason=reason)
-            return _denial(reason + _no_human(opaque), "pass the commands with sh -c, or as a script file"), event
+            decision = _Opaque(self.policy.interposer.opaque, reason, "opaque",
+                               "pass the commands with sh -c, or as a script file", True)
+            event["command"] = " ".join(argv)
         event.update(decision=decision.decision, rule=decision.rule, reason=decision.reason,
                      opaque=decision.opaque)
         if decision.decision == "allow":
             return None, event
-        return _denial(decision.reason + _no_human(decision.decision), decision.alternative), event
+        if decision.decision == "ask":
+            if self.ask is None:
+                return _denial(decision.reason + _no_human("ask"), decision.alternative), event
+            allowed, how = self.ask(event["command"], decision.reason, decision.rule)
+            event.update(decision="allow" if allowed else "deny", asked=True, answered=how)
+            if allowed:
+                return None, event
+            return _denial(f"{decision.reason}; {how}", decision.alternative), event
+        return _denial(decision.reason, decision.alternative), event
 
     def _started_by_allowed_shell(self, pid: int) -> bool:
         """Whether an ancestor of `pid` is a real shell this service allowed (read from /proc)."""
@@ -329,15 +352,15 @@ def launcher_path() -> str:
     return os.path.join(here, "launcher.py")
 
 
-def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None
-           ) -> tuple[Any, DecisionService]:
+def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
+           ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.view import Bind
 
     directory = _private_directory()
     policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env))
-    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision)
+    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask)
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]

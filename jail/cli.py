@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="set an environment variable inside the jail (repeatable)")
     run.add_argument("--interposer", choices=("on", "off"), default=None,
                      help="judge every shell command before it runs (default: the profile's interposer.enabled)")
+    run.add_argument("--ask", choices=("tty", "deny"), default="tty",
+                     help="where an `ask` decision goes: tty asks a person on this terminal (and shelljail approve "
+                          "from any terminal); deny refuses at once, for CI and unattended runs (default: tty)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     run.set_defaults(handler=_run)
 
@@ -93,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("--json", action="store_true", help="the raw JSON Lines")
     log.add_argument("-f", "--follow", action="store_true", help="keep printing events as they are written")
     log.set_defaults(handler=_log)
+    approvals = commands.add_parser("approvals", help="questions waiting for a person, in every session")
+    approvals.set_defaults(handler=_approvals)
+    approve = commands.add_parser("approve", help="allow a waiting command (shelljail approvals lists them)")
+    approve.add_argument("id")
+    approve.add_argument("--always", action="store_true", help="and the same command again in this session")
+    approve.set_defaults(handler=_approve)
+    deny = commands.add_parser("deny", help="refuse a waiting command")
+    deny.add_argument("id")
+    deny.set_defaults(handler=_deny)
     stop = commands.add_parser("stop", help="the stop button: kill a running jail, every process in it")
     stop.add_argument("session", nargs="?", help="a session id or prefix (default: the newest running one)")
     stop.set_defaults(handler=_stop)
@@ -147,8 +159,11 @@ def _run(args: argparse.Namespace) -> int:
     if interposing:
         from interposer import service as decisions
 
+        from .approvals import Broker
+
+        broker = Broker(log.directory, log, args.ask, loaded.interposer.ask_timeout)
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer,
-                                                       lambda event: log.event(**event))
+                                                       lambda event: log.event(**event), broker.ask)
     try:
         code = supervisor.run(jail_spec, timeout, decision_service, log)
     except JailError as exc:
@@ -190,6 +205,44 @@ def _log(args: argparse.Namespace) -> int:
     from . import session
 
     return session.show_log(args.session, args.json, args.follow)
+
+
+def _approvals(_args: argparse.Namespace) -> int:
+    from . import approvals, audit
+
+    waiting = approvals.pending(audit.state_home())
+    if not waiting:
+        print("no questions waiting")
+    for request in waiting:
+        print(f"{request['id']}  {request['session']}  {request['command']}\n        {request['reason']} "
+              f"(rule {request['rule']})")
+    return 0
+
+
+def _answer(request_id: str, choice: str) -> int:
+    import pwd
+
+    from . import approvals, audit
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    try:
+        request = approvals.answer(audit.state_home(), request_id, choice, user)
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return 1
+    print(f"{choice}: {request['command']}")
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return _answer(args.id, "always" if args.always else "once")
+
+
+def _deny(args: argparse.Namespace) -> int:
+    return _answer(args.id, "deny")
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -85,6 +85,7 @@ class Interposer(NamedTuple):
     opaque: str = "ask"  # what cannot be known statically: never allowed silently
     default: str = "allow"  # when no rule matches
     judge_child_shells: bool = False  # judge shells started by an allowed shell (make, npm scripts) too
+    ask_timeout: float = 120.0  # seconds a question waits for a person before it is a denial
     rules: tuple[Rule, ...] = ()
 
 
@@ -268,7 +269,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
                           "log": _syscall_list, "errno_value": _errno_name}),
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
-                                "default": _one_of(*DECISIONS), "judge_child_shells": _bool, "rules": _rules}),
+                                "default": _one_of(*DECISIONS), "judge_child_shells": _bool,
+                                "ask_timeout": _seconds, "rules": _rules}),
 }
 _TOP_LEVEL = {"extends": _string, "description": _string}
 _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")

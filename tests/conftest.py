@@ -62,7 +62,7 @@ class Jail:
             **kwargs) -> subprocess.CompletedProcess[str]:
         """`shelljail run`; the interposer is off unless asked for: jail tests attack the kernel layer,
         which must hold whatever runs inside."""
-        switch = ("--interposer", "on" if interposer else "off")
+        switch = ("--interposer", "on", "--ask", "deny") if interposer else ("--interposer", "off")
         return self.cli("run", "-w", str(self.workspace), *switch, *options, "--", *command, **kwargs)
 
     def sh(self, script: str, options: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess[str]:

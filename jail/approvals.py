@@ -1,0 +1,138 @@
+"""The approval broker: a decision of `ask` waits here for a person.
+
+A pending request is a file in the session's `approvals/` directory, outside
+every jail's view; `shelljail approvals` lists them and `shelljail approve
+ID` / `deny ID` answer with a file beside it. If `run` has a terminal, the
+person is also asked there, on /dev/tty: never on the agent's standard
+input, and the agent cannot type into the terminal (TIOCSTI is filtered and
+it has no controlling terminal). Unanswered requests are denied after the
+timeout. Answers: once, always (the same command again in this session), deny.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import time
+from typing import Any
+
+DIRECTORY = "approvals"
+ANSWERS = ("once", "always", "deny")
+
+
+class Broker:
+    def __init__(self, session_dir: str, log: Any, mode: str, timeout: float) -> None:
+        self.directory = os.path.join(session_dir, DIRECTORY)
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self.log = log
+        self.mode = mode  # "tty" (and the CLI) or "deny"
+        self.timeout = timeout
+        self.always: set[str] = set()
+        self._tty_lock = _thread.allocate_lock()
+
+    def ask(self, command: str, reason: str, rule: str | None) -> tuple[bool, str]:
+        """(allowed, how it was decided); blocks until answered, or the timeout."""
+        if command in self.always:
+            return True, "approved always for this session"
+        if self.mode == "deny":
+            return False, "no person is asked in this run (--ask deny)"
+        request_id = os.urandom(3).hex()
+        request = {"id": request_id, "command": command, "reason": reason, "rule": rule, "ts": time.time(),
+                   "timeout": self.timeout}
+        _write_json(os.path.join(self.directory, f"{request_id}.json"), request)
+        self.log.event("approval-request", id=request_id, command=command, reason=reason, rule=rule)
+        answer: dict[str, Any] = {}
+        lock = _thread.allocate_lock()
+        _thread.start_new_thread(self._ask_on_tty, (request, answer, lock))
+        deadline = time.monotonic() + self.timeout
+        answer_path = os.path.join(self.directory, f"{request_id}.answer")
+        while time.monotonic() < deadline:
+            with lock:
+                if answer:
+                    break
+            try:
+                with open(answer_path) as f:
+                    from_cli = json.load(f)
+                with lock:
+                    answer.setdefault("answer", from_cli.get("answer"))
+                    verb = {"once": "approved", "always": "approved always", "deny": "denied"}.get(
+                        from_cli.get("answer"), "denied")
+                    who = f"{from_cli.get('user')} with shelljail (pid {from_cli.get('pid')})"
+                    answer.setdefault("by", f"{verb} by {who}")
+                break
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        with lock:
+            if not answer:
+                answer.update(answer="deny", by=f"no person answered within {self.timeout:g} s")
+        for suffix in (".json", ".answer"):
+            try:
+                os.unlink(os.path.join(self.directory, request_id + suffix))
+            except OSError:
+                pass
+        choice = answer["answer"] if answer["answer"] in ANSWERS else "deny"
+        self.log.event("approval", id=request_id, command=command, answer=choice, by=answer["by"])
+        if choice == "always":
+            self.always.add(command)
+        return choice != "deny", answer["by"]
+
+    def _ask_on_tty(self, request: dict[str, Any], answer: dict[str, Any], lock: Any) -> None:
+        try:
+            tty = open("/dev/tty", "r+")  # noqa: SIM115 - held for one question
+        except OSError:
+            return  # no terminal: the CLI answers, or the timeout
+        with self._tty_lock, tty:
+            with lock:
+                if answer:
+                    return
+            tty.write(f"\n\033[1;33mshelljail: approve?\033[0m {request['command']}\n"
+                      f"  {request['reason']} (rule {request['rule']}; id {request['id']})\n"
+                      f"  allow [o]nce, [a]lways in this session, or [d]eny? ")
+            tty.flush()
+            line = tty.readline().strip().lower()
+            choice = {"o": "once", "y": "once", "once": "once", "a": "always", "always": "always"}.get(line, "deny")
+            with lock:
+                answer.setdefault("answer", choice)
+                answer.setdefault("by", {"once": "approved", "always": "approved always"}.get(choice, "denied")
+                                  + " on the terminal")
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(data, f)
+    os.replace(temporary, path)
+
+
+def pending(sessions_root: str) -> list[dict[str, Any]]:
+    """Every request waiting for an answer, in every session."""
+    found = []
+    try:
+        sessions = sorted(os.listdir(sessions_root))
+    except OSError:
+        return []
+    for session in sessions:
+        directory = os.path.join(sessions_root, session, DIRECTORY)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(directory, name)) as f:
+                        found.append({**json.load(f), "session": session})
+                except (OSError, ValueError):
+                    continue
+    return found
+
+
+def answer(sessions_root: str, request_id: str, choice: str, user: str) -> dict[str, Any]:
+    """Answer a pending request from the command line; the request, or LookupError."""
+    for request in pending(sessions_root):
+        if request["id"] == request_id:
+            path = os.path.join(sessions_root, request["session"], DIRECTORY, f"{request_id}.answer")
+            _write_json(path, {"answer": choice, "user": user, "pid": os.getpid()})
+            return request
+    raise LookupError(f"no pending request {request_id!r} (shelljail approvals lists them)")

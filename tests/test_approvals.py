@@ -1,0 +1,95 @@
+"""Approvals: an `ask` waits for a person, who answers from another process, or not at all."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Jail
+
+ASKING = "truncate -s 0 data.txt; echo finished=$?"  # truncate is an `ask` in the default rules
+
+
+@pytest.fixture
+def jail(tmp_path: Path) -> Jail:
+    jail = Jail(tmp_path / "jail")
+    (jail.workspace / "data.txt").write_text("precious\n")
+    return jail
+
+
+def start(jail: Jail, state: Path, *options: str) -> subprocess.Popen:
+    # A new session: no controlling terminal, so nobody is asked on a tty by accident.
+    return subprocess.Popen([sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), *options, "--",
+                             "/bin/bash", "-c", ASKING], env=jail.env(XDG_STATE_HOME=str(state)),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def cli(jail: Jail, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jail.cli", *args], env=jail.env(XDG_STATE_HOME=str(state)),
+                          capture_output=True, text=True, timeout=30)
+
+
+def waiting_id(jail: Jail, state: Path) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = cli(jail, state, "approvals").stdout.split()
+        if listed and listed[0] != "no":
+            return listed[0]
+        time.sleep(0.1)
+    raise AssertionError("no question appeared")
+
+
+def events(state: Path) -> list[dict]:
+    (log,) = list((state / "shelljail" / "sessions").glob("*/audit.jsonl"))
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_an_approval_from_another_process_unblocks_the_command(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run = start(jail, state)
+    request = waiting_id(jail, state)
+    assert (jail.workspace / "data.txt").read_text() == "precious\n"  # nothing ran while waiting
+    assert cli(jail, state, "approve", request).returncode == 0
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    assert "finished=0" in out and (jail.workspace / "data.txt").read_text() == ""
+    kinds = [e["event"] for e in events(state)]
+    assert kinds == ["session-start", "approval-request", "approval", "decision", "exit"]
+    approval = events(state)[2]
+    assert approval["answer"] == "once" and "with shelljail" in approval["by"]
+
+
+def test_a_denial_from_another_process_gives_126(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run = start(jail, state)
+    assert cli(jail, state, "deny", waiting_id(jail, state)).returncode == 0
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 126
+    assert err.startswith("shelljail: denied: truncate destroys file contents") and "denied by" in err
+    assert (jail.workspace / "data.txt").read_text() == "precious\n"
+
+
+def test_an_unanswered_question_is_denied_after_the_timeout(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "coding-agent"\n[interposer]\nask_timeout = 1\n')
+    started = time.monotonic()
+    run = start(jail, state, "-p", str(profile))
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 126 and "no person answered within 1 s" in err
+    assert time.monotonic() - started < 20
+
+
+def test_ask_deny_refuses_at_once(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run = start(jail, state, "--ask", "deny")
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 126 and "--ask deny" in err
+
+
+def test_unknown_request_ids_are_refused(jail: Jail, tmp_path: Path) -> None:
+    result = cli(jail, tmp_path / "state", "approve", "nope")
+    assert result.returncode == 1 and "no pending request" in result.stderr
