@@ -19,7 +19,7 @@ import sys
 
 import prctl
 
-from . import capabilities, init, landlock, limits, mounts, namespaces, network, seccomp
+from . import capabilities, init, landlock, limits, mounts, namespaces, network, seccomp, seccomp_notify
 from .spec import JailSpec
 
 HOSTNAME = "shelljail"
@@ -127,8 +127,10 @@ def _exec(spec: JailSpec, error_pipe: int) -> int:
     os.chdir(spec.cwd)
     if spec.landlock_mode != "off":
         _landlock(spec)
-    if spec.seccomp is not None:
-        seccomp.load(spec.seccomp)  # last: from here on, only the exec
+    if spec.seccomp is not None:  # last: from here on, only the exec
+        listener = seccomp.load(spec.seccomp, new_listener=spec.seccomp_notify)
+        if listener is not None and spec.notify_channel is not None:
+            seccomp_notify.send_listener(spec.notify_channel, listener)
     os.closerange(3, error_pipe)
     os.closerange(error_pipe + 1, 1 << 16)
     sys.stdout.flush()

@@ -60,6 +60,7 @@ GROUPS: dict[str, tuple[str | tuple[str, str], ...]] = {
 }
 ACTIONS = ("errno", "kill", "log")
 _SECCOMP_SET_MODE_FILTER = 1
+_SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
 
 
@@ -72,13 +73,13 @@ def unknown_group(names: tuple[str, ...]) -> str | None:
 
 
 def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
-          errno_value: str) -> bytes:
+          errno_value: str, notify: bool = False) -> bytes:
     """The BPF program for a policy, from the cache or compiled now.
 
     A cache file holds the policy it was compiled from, then the program: a file
     whose policy differs is never used (crc32 names files; hashlib costs 3 ms to import).
     """
-    key = repr((errno_names, kill_names, log_names, errno_value, os.uname().machine, _VERSION)).encode() + b"\n"
+    key = repr((errno_names, kill_names, log_names, errno_value, notify, os.uname().machine, _VERSION)).encode() + b"\n"
     cache = os.path.join(_cache_dir(), f"{zlib.crc32(key):08x}.bpf")
     try:
         with open(cache, "rb") as f:
@@ -87,7 +88,7 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
             return data[len(key):]
     except OSError:
         pass
-    program = _compile(errno_names, kill_names, log_names, errno_value)
+    program = _compile(errno_names, kill_names, log_names, errno_value, notify)
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         temporary = f"{cache}.{os.getpid()}"
@@ -99,7 +100,7 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
     return program
 
 
-_VERSION = 3  # bump when the rules below change, to invalidate cached programs
+_VERSION = 4  # bump when the rules below change, to invalidate cached programs
 
 
 def _cache_dir() -> str:
@@ -108,7 +109,7 @@ def _cache_dir() -> str:
 
 
 def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
-             errno_value: str) -> bytes:
+             errno_value: str, notify: bool = False) -> bytes:
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:
@@ -118,7 +119,8 @@ def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_name
     number = getattr(errno, errno_value, None)
     if not isinstance(number, int):
         raise JailError(f"seccomp.errno_value {errno_value!r} is not an errno name", "use e.g. EPERM")
-    actions = {"errno": sc.ERRNO(number), "kill": sc.KILL_PROCESS, "log": sc.LOG}
+    # With `notify`, denials go to the supervisor, which answers with the same errno and counts them.
+    actions = {"errno": sc.NOTIFY if notify else sc.ERRNO(number), "kill": sc.KILL_PROCESS, "log": sc.LOG}
     filter_ = sc.SyscallFilter(sc.ALLOW)
     filter_.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # i386 and x32 syscalls: killed
     filter_.set_attr(sc.Attr.CTL_OPTIMIZE, 2)  # binary tree: cheaper per allowed syscall
@@ -193,8 +195,15 @@ def _add(sc: Any, filter_: Any, action: int, entry: str | tuple[str, str]) -> No
         raise ValueError(f"unknown argument rule {rule}")
 
 
-def load(program: bytes) -> None:
-    """Install the filter on this process (no_new_privs must be set); it survives exec."""
+def errno_number(name: str) -> int:
+    return int(getattr(errno, name))
+
+
+def load(program: bytes, new_listener: bool = False) -> int | None:
+    """Install the filter on this process (no_new_privs must be set); it survives exec.
+
+    With `new_listener`, the kernel returns the fd on which the filter's
+    USER_NOTIF denials arrive (see seccomp_notify.py)."""
 
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -206,5 +215,7 @@ def load(program: bytes) -> None:
     number = _SYS_SECCOMP.get(os.uname().machine)
     if number is None:
         raise OSError(errno.ENOSYS, f"seccomp: unknown architecture {os.uname().machine}")
-    check(libc.syscall(number, ctypes.c_uint(_SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0),
-                       ctypes.byref(fprog)), "seccomp")
+    flags = _SECCOMP_FILTER_FLAG_NEW_LISTENER if new_listener else 0
+    result = check(libc.syscall(number, ctypes.c_uint(_SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags),
+                                ctypes.byref(fprog)), "seccomp")
+    return int(result) if new_listener else None

@@ -25,6 +25,9 @@ class JailSpec(NamedTuple):
     gid: int
     files: dict[str, str]  # generated files: /etc/passwd, /etc/group, /etc/hosts, ...
     seccomp: bytes | None = None  # the BPF program loaded just before exec
+    seccomp_notify: bool = False  # its denials go to the supervisor, to be counted
+    seccomp_errno: str = "EPERM"  # what the supervisor answers a counted denial with
+    notify_channel: int | None = None  # the socket the command passes the listener out on (set at start)
     landlock_mode: str = "off"
     writable: tuple[str, ...] = ()  # where Landlock lets the command write
     executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
@@ -52,6 +55,7 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
     cwd = os.path.realpath(cwd or os.getcwd())
     inside = cwd == view.workspace or cwd.startswith(view.workspace + "/")
     uid, gid = os.getuid(), os.getgid()
+    notify = profile.seccomp.enabled and _notify_available()
     return JailSpec(
         argv=tuple(argv),
         view=view,
@@ -61,7 +65,9 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
         uid=uid,
         gid=gid,
         files=generated_files(user, uid, gid, home),
-        seccomp=_seccomp_program(profile),
+        seccomp=_seccomp_program(profile, notify),
+        seccomp_notify=notify,
+        seccomp_errno=profile.seccomp.errno_value,
         landlock_mode=profile.landlock.mode,
         writable=writable_paths(view),
     )
@@ -73,13 +79,19 @@ def writable_paths(view: View) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*places, *DEV_WRITABLE]))
 
 
-def _seccomp_program(profile: Profile) -> bytes | None:
+def _notify_available() -> bool:
+    from .seccomp_notify import available
+
+    return available()
+
+
+def _seccomp_program(profile: Profile, notify: bool) -> bytes | None:
     if not profile.seccomp.enabled:
         return None
     from . import seccomp
 
     policy = profile.seccomp
-    return seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value)
+    return seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value, notify)
 
 
 def generated_files(user: str, uid: int, gid: int, home: str) -> dict[str, str]:

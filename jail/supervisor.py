@@ -31,8 +31,20 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     started = time.monotonic()
     deadline = started + timeout if timeout else None
-    holder = sandbox.start(spec, error_w, close_in_child=(service.fileno(),) if service else ())
+    counter = None
+    if spec.seccomp_notify:
+        from .seccomp import errno_number
+        from .seccomp_notify import DenialCounter
+
+        ours, theirs = socket_pair()
+        spec = spec._replace(notify_channel=theirs)
+        counter = DenialCounter(ours, errno_number(spec.seccomp_errno), audit)
+    own_fds = ((service.fileno(),) if service else ()) + ((counter.channel,) if counter else ())
+    holder = sandbox.start(spec, error_w, close_in_child=own_fds)
     os.close(error_w)
+    if counter is not None:
+        os.close(spec.notify_channel)
+        counter.start()
     if audit is not None:
         audit.state(holder_pid=holder, holder_start=_start_time(holder))
     if service is not None:
@@ -62,6 +74,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
             audit.event("stop", by=failure[1].split(";")[0].removeprefix("stopped: "))
         elif failure and failure[0] == EXIT_TIMEOUT:
             audit.event("limit", limit="wall_time", seconds=timeout)
+        if counter is not None and counter.summary():
+            audit.event("seccomp-denials", counts=counter.summary())
         audit.event("exit", status=code, reason=failure[1] if failure else None,
                     seconds=round(time.monotonic() - started, 3), cpu_user=round(usage.ru_utime, 3),
                     cpu_system=round(usage.ru_stime, 3), peak_memory_kib=usage.ru_maxrss,
@@ -69,6 +83,13 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     if failure:
         raise RunFailure(*failure)
     return code
+
+
+def socket_pair() -> tuple[int, int]:
+    import _socket
+
+    first, second = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    return first.detach(), second.detach()
 
 
 def _kill(holder: int) -> None:

@@ -172,3 +172,19 @@ def test_old_sessions_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     audit.prune(keep=2)
     left = sorted(p.name for p in (tmp_path / "shelljail" / "sessions").iterdir())
     assert left == ["20260100-000000-aaaaaa", "20260103-000000-aaaaaa", "20260104-000000-aaaaaa"]
+
+
+def test_seccomp_denials_are_counted_in_the_log(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    script = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+              "for _ in range(3): libc.syscall(250, 0, 0, 0, 0, 0)  # keyctl\n"
+              "libc.syscall(272, 0x10000000)  # unshare(CLONE_NEWUSER)\n"
+              "print(ctypes.get_errno())\n")
+    (jail.workspace / "deny.py").write_text(script)
+    result = jail.run("/usr/bin/python3", "deny.py", env=env_for(jail, state))
+    assert result.stdout.strip() == "1"  # the program still sees EPERM
+    log = events(state)
+    first = [e["syscall"] for e in log if e["event"] == "seccomp-denial"]
+    assert first == ["keyctl", "unshare"]
+    (summary,) = [e for e in log if e["event"] == "seccomp-denials"]
+    assert summary["counts"] == {"keyctl": 3, "unshare": 1}

@@ -1,0 +1,116 @@
+"""Counting seccomp denials: the filter's denials arrive here, in the supervisor, as notifications.
+
+The filter marks denied syscalls SECCOMP_RET_USER_NOTIF instead of ERRNO;
+the jailed command, loading it, gets a listener fd and passes it out over a
+socket pair before it execs. A thread here answers each notification with
+the profile's errno (so the jailed program sees exactly what ERRNO would
+give it), counts it per syscall, and logs the first of each. Allowed
+syscalls never reach this path: they cost nothing more.
+
+Raw ioctls, not pyseccomp: its notification API lacks the listener fd.
+"""
+
+from __future__ import annotations
+
+import _socket
+import _thread
+import array
+import fcntl
+import os
+import select
+import struct
+from typing import Any
+
+IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif), 80 bytes
+IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
+_NOTIF = struct.Struct("=QIIiIQ6Q")  # id, pid, flags, nr, arch, instruction pointer, args
+_RESPONSE = struct.Struct("=QqiI")  # id, val, error, flags
+
+
+def available() -> bool:
+    try:
+        with open("/proc/sys/kernel/seccomp/actions_avail") as f:
+            return "user_notif" in f.read().split()
+    except OSError:
+        return False
+
+
+def send_listener(channel: int, listener: int) -> None:
+    """In the jailed command: hand the listener to the supervisor, then forget it."""
+    sock = _socket.socket(fileno=os.dup(channel))
+    try:
+        sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [listener]))])
+    finally:
+        sock.close()
+        os.close(listener)
+
+
+class DenialCounter:
+    """Receives the listener, answers and counts notifications until the jail is gone."""
+
+    def __init__(self, channel: int, errno_value: int, log: Any) -> None:
+        self.channel = channel
+        self.errno_value = errno_value
+        self.log = log
+        self.counts: dict[str, int] = {}
+        self._lock = _thread.allocate_lock()
+
+    def start(self) -> None:
+        _thread.start_new_thread(self._run, ())
+
+    def summary(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def _run(self) -> None:
+        sock = _socket.socket(fileno=self.channel)
+        try:
+            _message, ancillary, _flags, _address = sock.recvmsg(1, _socket.CMSG_SPACE(4))
+        except OSError:
+            return
+        finally:
+            sock.close()
+        fds = [fd for level, kind, data in ancillary if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+               for fd in array.array("i", data[:len(data) - len(data) % 4])]
+        if not fds:
+            return  # the command never loaded its filter (it failed before exec)
+        self._serve(fds[0])
+
+    def _serve(self, listener: int) -> None:
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        try:
+            while True:
+                events = poller.poll()
+                if any(mask & (select.POLLHUP | select.POLLERR) for _, mask in events):
+                    return  # every filtered process has exited
+                buffer = bytearray(_NOTIF.size)  # zeroed before every receive, as the kernel asks
+                try:
+                    fcntl.ioctl(listener, IOCTL_NOTIF_RECV, buffer, True)
+                except OSError:
+                    continue  # the process died before we could receive
+                notif_id, pid, _flags, nr, arch, _ip, *_args = _NOTIF.unpack(buffer)
+                self._count(nr, arch, pid)  # before the answer: the jailed call waits, so nothing is lost
+                try:
+                    fcntl.ioctl(listener, IOCTL_NOTIF_SEND, _RESPONSE.pack(notif_id, 0, -self.errno_value, 0))
+                except OSError:
+                    pass  # the process is gone
+        finally:
+            os.close(listener)
+
+    def _count(self, nr: int, arch: int, pid: int) -> None:
+        name = _name(nr, arch)
+        with self._lock:
+            first = name not in self.counts
+            self.counts[name] = self.counts.get(name, 0) + 1
+        if first and self.log is not None:
+            self.log.event("seccomp-denial", syscall=name, pid=pid, first=True)
+
+
+def _name(nr: int, arch: int) -> str:
+    try:
+        import pyseccomp
+
+        return pyseccomp.resolve_syscall(arch, nr).decode()
+    except Exception:  # noqa: BLE001 - an unknown number is still worth counting
+        return f"syscall {nr}"
