@@ -24,10 +24,11 @@ from __future__ import annotations
 import _socket
 import _thread
 import array
+import collections
 import os
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 SOCKET_NAME = "decide.sock"
 SHELLS_NAME = "shells"  # "name dev ino" per real shell, for the launcher's child-shell fast path
@@ -83,14 +84,9 @@ def shell_invocation(argv: list[str]) -> tuple[str, str | None]:
     return "stdin", None
 
 
-class _Opaque(NamedTuple):
-    """A decision made without the analysis: a shell reading commands from its input."""
-
-    decision: str
-    reason: str
-    rule: str
-    alternative: str
-    opaque: bool
+# A decision made without the analysis: a shell reading commands from its input. (A plain
+# namedtuple: typing.NamedTuple compiles string annotations at import, about 2 ms.)
+_Opaque = collections.namedtuple("_Opaque", "decision reason rule alternative opaque")
 
 
 class DecisionService:
