@@ -1,7 +1,9 @@
 """Start-up cost of `shelljail run -- /bin/true` against bwrap and a bare /bin/true.
 
 bwrap gets the same namespaces and the same mounts: its arguments are built
-from the view shelljail resolves for the default profile. Runs are
+from the view shelljail resolves for the default profile. "shelljail run" is
+the default, everything on (interposer, seccomp, Landlock, audit log);
+"jail core only" turns the interposer, seccomp and Landlock off. Runs are
 interleaved (A B C A B C ...) so that machine noise hits every contender
 alike; each figure is the median of N runs with min and max, and ratios are
 against bwrap and /bin/true measured in the same run.
@@ -54,9 +56,13 @@ def main() -> int:
 
     workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
     shelljail = str(Path(sys.executable).parent / "shelljail")
+    core = Path(workspace) / "core-only.toml"
+    core.write_text('extends = "coding-agent"\n[seccomp]\nenabled = false\n[landlock]\nmode = "off"\n'
+                    '[interposer]\nenabled = false\n')
     contenders = {
         "/bin/true": ["/bin/true"],
         "shelljail run": [shelljail, "run", "-w", workspace, "--", "/bin/true"],
+        "shelljail, jail core only": [shelljail, "run", "-p", str(core), "-w", workspace, "--", "/bin/true"],
     }
     skipped = []
     if shutil.which("bwrap"):
@@ -86,10 +92,12 @@ def main() -> int:
     for baseline in ("bwrap (same mounts)", "/bin/true"):
         if baseline in medians:
             results["ratios"][f"shelljail / {baseline}"] = round(medians["shelljail run"] / medians[baseline], 2)
+            results["ratios"][f"jail core / {baseline}"] = round(
+                medians["shelljail, jail core only"] / medians[baseline], 2)
 
     print(f"start-up, median of {args.runs} interleaved runs (ms)")
     for name, figures in results["ms"].items():
-        print(f"  {name:22} {figures['median']:8.2f}   min {figures['min']:7.2f}   max {figures['max']:7.2f}")
+        print(f"  {name:26} {figures['median']:8.2f}   min {figures['min']:7.2f}   max {figures['max']:7.2f}")
     for name, ratio in results["ratios"].items():
         print(f"  {name:34} {ratio:6.2f}x")
     for note in skipped:
