@@ -24,4 +24,8 @@ def apply(limits: Limits) -> None:
         _soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)  # never ask for more than the caller has
-        resource.setrlimit(which, (value, value))
+        # CPU: a hard limit one second above the soft one, so that SIGXCPU (which says which
+        # limit was hit) arrives before the kernel's SIGKILL at the hard limit.
+        ceiling = value + 1 if which == resource.RLIMIT_CPU and (hard == resource.RLIM_INFINITY or
+                                                                 value + 1 <= hard) else value
+        resource.setrlimit(which, (value, ceiling))

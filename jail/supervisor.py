@@ -20,6 +20,8 @@ from .spec import JailSpec
 
 EXIT_TIMEOUT = 124
 EXIT_STOPPED = 137
+# The signals an rlimit sends when it is hit, and the profile key that set it.
+_LIMIT_SIGNALS = {signal.SIGXCPU: "cpu_seconds", signal.SIGXFSZ: "file_size"}
 
 
 def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any = None) -> int:
@@ -74,6 +76,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
             audit.event("stop", by=failure[1].split(";")[0].removeprefix("stopped: "))
         elif failure and failure[0] == EXIT_TIMEOUT:
             audit.event("limit", limit="wall_time", seconds=timeout)
+        elif code - 128 in _LIMIT_SIGNALS:
+            audit.event("limit", limit=_LIMIT_SIGNALS[code - 128], signal=signal.Signals(code - 128).name)
         if counter is not None and counter.summary():
             audit.event("seccomp-denials", counts=counter.summary())
         audit.event("exit", status=code, reason=failure[1] if failure else None,

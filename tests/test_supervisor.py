@@ -188,3 +188,14 @@ def test_seccomp_denials_are_counted_in_the_log(jail: Jail, tmp_path: Path) -> N
     assert first == ["keyctl", "unshare"]
     (summary,) = [e for e in log if e["event"] == "seccomp-denials"]
     assert summary["counts"] == {"keyctl": 3, "unshare": 1}
+
+
+def test_a_limit_hit_is_logged(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "base"\n[limits]\ncpu_seconds = 1\n')
+    result = jail.run("/usr/bin/python3", "-c", "while True: pass", options=("-p", str(profile)),
+                      env=env_for(jail, state))
+    assert result.returncode == 128 + signal.SIGXCPU
+    (limit,) = [e for e in events(state) if e["event"] == "limit"]
+    assert limit["limit"] == "cpu_seconds" and limit["signal"] == "SIGXCPU"
