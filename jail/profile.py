@@ -56,6 +56,7 @@ class Limits(NamedTuple):
     file_size: int | None = None
     tmpfs_size: int | None = None
     wall_time: float | None = None
+    output_bytes: int | None = None
 
 
 class Network(NamedTuple):
@@ -263,6 +264,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "file_size": parse_size,
         "tmpfs_size": parse_size,
         "wall_time": _seconds,
+        "output_bytes": parse_size,
     }),
     "network": (Network, {"mode": _one_of("none")}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),

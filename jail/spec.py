@@ -30,6 +30,8 @@ class JailSpec(NamedTuple):
     notify_channel: int | None = None  # the socket the command passes the listener out on (set at start)
     landlock_mode: str = "off"
     writable: tuple[str, ...] = ()  # where Landlock lets the command write
+    stdout_fd: int | None = None  # where the command's stdout goes instead (the output cap's pipe)
+    stderr_fd: int | None = None
     executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
 
 

@@ -41,9 +41,18 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         ours, theirs = socket_pair()
         spec = spec._replace(notify_channel=theirs)
         counter = DenialCounter(ours, errno_number(spec.seccomp_errno), audit)
+    cap = None
+    if spec.limits.output_bytes:
+        from .output import OutputCap
+
+        cap = OutputCap(spec.limits.output_bytes, audit)
+        stdout_fd, stderr_fd = cap.streams()
+        spec = spec._replace(stdout_fd=stdout_fd, stderr_fd=stderr_fd)
     own_fds = ((service.fileno(),) if service else ()) + ((counter.channel,) if counter else ())
     holder = sandbox.start(spec, error_w, close_in_child=own_fds)
     os.close(error_w)
+    if cap is not None:
+        cap.start()
     if counter is not None:
         os.close(spec.notify_channel)
         counter.start()
@@ -62,6 +71,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         if failure and failure[0] == EXIT_TIMEOUT:
             _kill(holder)
         _, status, usage = os.wait4(holder, 0)
+        if cap is not None:
+            cap.wait()  # everything the command wrote is out before we report
     finally:
         os.close(pidfd)
         os.close(error_r)

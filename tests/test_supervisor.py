@@ -199,3 +199,26 @@ def test_a_limit_hit_is_logged(jail: Jail, tmp_path: Path) -> None:
     assert result.returncode == 128 + signal.SIGXCPU
     (limit,) = [e for e in events(state) if e["event"] == "limit"]
     assert limit["limit"] == "cpu_seconds" and limit["signal"] == "SIGXCPU"
+
+
+def test_output_is_capped_with_a_marker(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "base"\n[limits]\noutput_bytes = "100k"\n')
+    result = subprocess.run([sys.executable, "-m", "jail.cli", "run", "-p", str(profile), "-w", str(jail.workspace),
+                             "--interposer", "off", "--", "/bin/sh", "-c",
+                             "head -c 5000000 /dev/zero | tr '\\0' x; echo tail >&2; echo done=$? >&2"],
+                            env=env_for(jail, state), capture_output=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.count(b"x") + result.stderr.count(b"x") <= 100 * 1024
+    assert b"[shelljail: output truncated after 102400 bytes" in result.stdout
+    assert b"done=0" not in result.stderr  # over the cap: discarded, and the command was not blocked
+    (limit,) = [e for e in events(state) if e["event"] == "limit"]
+    assert limit["limit"] == "output_bytes"
+
+
+def test_output_under_the_cap_is_untouched(jail: Jail, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--interposer",
+                             "off", "--", "/bin/sh", "-c", "seq 1 20000; echo err >&2"],
+                            env=env_for(jail, tmp_path / "state"), capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == [str(i) for i in range(1, 20001)] and result.stderr == "err\n"
