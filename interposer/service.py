@@ -97,8 +97,10 @@ class DecisionService:
 
     def __init__(self, policy: Any, directory: str, judge_child_shells: bool,
                  on_decision: Callable[[dict[str, Any]], None] | None = None,
-                 ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None) -> None:
+                 ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None,
+                 dry_run: bool = False) -> None:
         self.ask = ask  # the approval broker; None: an `ask` is a denial
+        self.dry_run = dry_run  # run only the lines that only read; report the others
         self.policy = policy  # a judge.Policy, or the tuple of its fields (built in the thread)
         self.directory = directory
         self.judge_child_shells = judge_child_shells
@@ -222,6 +224,17 @@ class DecisionService:
             event["command"] = " ".join(argv)
         event.update(decision=decision.decision, rule=decision.rule, reason=decision.reason,
                      opaque=decision.opaque)
+        if self.dry_run:
+            from .dryrun import only_reads, would
+
+            commands = list(getattr(decision, "commands", ()))
+            workspace = self.policy.workspace
+            if decision.decision == "allow" and only_reads(commands, decision.opaque, workspace):
+                event["dry_run"] = "ran: it only reads"
+                return None, event
+            report = would(decision, workspace) if commands else f"would need a person ({decision.reason})"
+            event.update(dry_run=report)
+            return f"shelljail: dry run: {report}\n", event
         if decision.decision == "allow":
             return None, event
         if decision.decision == "ask":
@@ -349,14 +362,15 @@ def launcher_path() -> str:
 
 
 def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
-           ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None) -> tuple[Any, DecisionService]:
+           ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None,
+           dry_run: bool = False) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.view import Bind
 
     directory = _private_directory()
     policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env))
-    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask)
+    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run)
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]

@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ask", choices=("tty", "deny"), default="tty",
                      help="where an `ask` decision goes: tty asks a person on this terminal (and shelljail approve "
                           "from any terminal); deny refuses at once, for CI and unattended runs (default: tty)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="the workspace read-only, and only shell commands that only read run; the others "
+                          "are judged, logged and reported as what they would have done (exit 126)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     run.set_defaults(handler=_run)
 
@@ -150,10 +153,15 @@ def _run(args: argparse.Namespace) -> int:
         print("shelljail: run needs a command (shelljail run -- CMD [ARG...])", file=sys.stderr)
         return 2
     loaded = profile.load(args.profile)
+    if args.dry_run:
+        loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace="read-only"))
     workspace = args.workspace or os.getcwd()
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env)
     timeout = args.timeout or loaded.limits.wall_time
     interposing = loaded.interposer.enabled if args.interposer is None else args.interposer == "on"
+    if args.dry_run and not interposing:
+        print("shelljail: --dry-run needs the interposer (drop --interposer off)", file=sys.stderr)
+        return 2
     log = session.start(loaded, jail_spec, interposing)
     decision_service = None
     if interposing:
@@ -163,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
 
         broker = Broker(log.directory, log, args.ask, loaded.interposer.ask_timeout)
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer,
-                                                       lambda event: log.event(**event), broker.ask)
+                                                       lambda event: log.event(**event), broker.ask, args.dry_run)
     try:
         code = supervisor.run(jail_spec, timeout, decision_service, log)
     except JailError as exc:

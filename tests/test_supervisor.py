@@ -222,3 +222,26 @@ def test_output_under_the_cap_is_untouched(jail: Jail, tmp_path: Path) -> None:
                              "off", "--", "/bin/sh", "-c", "seq 1 20000; echo err >&2"],
                             env=env_for(jail, tmp_path / "state"), capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == [str(i) for i in range(1, 20001)] and result.stderr == "err\n"
+
+
+def test_dry_run_runs_reads_and_reports_the_rest(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (jail.workspace / "keep.txt").write_text("keep\n")
+    (jail.workspace / "agent.py").write_text(
+        "import subprocess\n"
+        "for line in ['cat keep.txt', 'rm -f keep.txt', 'echo new > made.txt', 'git push --force']:\n"
+        "    r = subprocess.run(['/bin/bash', '-c', line], capture_output=True, text=True)\n"
+        "    print(r.returncode, (r.stdout + r.stderr).strip())\n"
+        "open('direct.txt', 'w')\n")
+    result = subprocess.run([sys.executable, "-m", "jail.cli", "run", "--dry-run", "-w", str(jail.workspace), "--",
+                             "/usr/bin/python3", "agent.py"], env=env_for(jail, state), capture_output=True,
+                            text=True, timeout=60)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "0 keep"
+    assert lines[1].startswith("126 shelljail: dry run: would run rm; delete ") and "keep.txt" in lines[1]
+    assert lines[2].startswith("126 shelljail: dry run: would run echo; write ") and "made.txt" in lines[2]
+    assert lines[3].startswith("126 shelljail: dry run: would run git (deny, rule git-push-force)")
+    assert "Read-only file system" in result.stderr  # even the agent's own writes: the workspace is read-only
+    assert (jail.workspace / "keep.txt").exists() and not (jail.workspace / "made.txt").exists()
+    reports = [e.get("dry_run") for e in events(state) if e["event"] == "decision"]
+    assert reports[0] == "ran: it only reads" and all(r.startswith("would") for r in reports[1:])
