@@ -112,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("session", nargs="?", help="a session id or prefix (default: the newest running one)")
     stop.set_defaults(handler=_stop)
 
+    seccomp = commands.add_parser("seccomp", help="the syscall policy of a profile")
+    seccomp_commands = seccomp.add_subparsers(metavar="ACTION", required=True)
+    export = seccomp_commands.add_parser(
+        "export", help="a profile's seccomp policy as Docker/OCI JSON (for containerd, Podman, Kubernetes)")
+    export.add_argument("-p", "--profile", default="coding-agent")
+    export.add_argument("-o", "--output", default="-", help="a file (default: standard output)")
+    export.set_defaults(handler=_seccomp_export)
+
     doctor = commands.add_parser("doctor", help="check which kernel features work here")
     doctor.set_defaults(handler=_doctor)
 
@@ -257,6 +265,25 @@ def _stop(args: argparse.Namespace) -> int:
     from . import session
 
     return session.stop(args.session)
+
+
+def _seccomp_export(args: argparse.Namespace) -> int:
+    import json
+
+    from . import profile, seccomp_oci
+
+    policy = profile.load(args.profile).seccomp
+    if policy.oci:
+        with open(policy.oci) as f:
+            text = f.read()  # already an OCI profile: exported as it is
+    else:
+        text = json.dumps(seccomp_oci.export(policy.errno, policy.kill, policy.log, policy.errno_value), indent=2)
+    if args.output == "-":
+        print(text)
+    else:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return 0
 
 
 def _doctor(_args: argparse.Namespace) -> int:

@@ -96,6 +96,7 @@ class Seccomp(NamedTuple):
     kill: tuple[str, ...] = ()  # ... that kill the process
     log: tuple[str, ...] = ()  # ... that are allowed and logged by the kernel
     errno_value: str = "EPERM"
+    oci: str = ""  # a Docker/OCI seccomp JSON file whose policy replaces the lists above
 
 
 class Landlock(NamedTuple):
@@ -269,7 +270,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "network": (Network, {"mode": _one_of("none")}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
     "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
-                          "log": _syscall_list, "errno_value": _errno_name}),
+                          "log": _syscall_list, "errno_value": _errno_name, "oci": _string}),
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
                                 "default": _one_of(*DECISIONS), "judge_child_shells": _bool,
                                 "ask_timeout": _seconds, "rules": _rules}),
@@ -522,6 +523,12 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
             problem = _path_problem(path)
             if problem:
                 raise fail("filesystem", key, f"{path!r}: {problem}")
+    oci = sections["seccomp"].oci
+    if oci and not os.path.isabs(oci):  # relative to the profile file that names it
+        origin = data.get("seccomp", {}).get(_ORIGIN, {}).get("oci", source)
+        sections["seccomp"] = sections["seccomp"]._replace(oci=os.path.join(os.path.dirname(origin), oci))
+    if sections["seccomp"].oci and not os.path.isfile(sections["seccomp"].oci):
+        raise fail("seccomp", "oci", f"no such file: {sections['seccomp'].oci}")
     for key, value in sections["environment"].set.items():
         problem = _placeholder_problem(value)
         if problem:

@@ -79,7 +79,12 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
     A cache file holds the policy it was compiled from, then the program: a file
     whose policy differs is never used (crc32 names files; hashlib costs 3 ms to import).
     """
-    key = repr((errno_names, kill_names, log_names, errno_value, notify, os.uname().machine, _VERSION)).encode() + b"\n"
+    policy = (errno_names, kill_names, log_names, errno_value, notify, os.uname().machine, _VERSION)
+    key = repr(policy).encode() + b"\n"
+    return _cached(key, lambda: _compile(errno_names, kill_names, log_names, errno_value, notify))
+
+
+def _cached(key: bytes, compile_: Any) -> bytes:
     cache = os.path.join(_cache_dir(), f"{zlib.crc32(key):08x}.bpf")
     try:
         with open(cache, "rb") as f:
@@ -88,7 +93,7 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
             return data[len(key):]
     except OSError:
         pass
-    program = _compile(errno_names, kill_names, log_names, errno_value, notify)
+    program = compile_()
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         temporary = f"{cache}.{os.getpid()}"
@@ -98,6 +103,16 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
     except OSError:
         pass  # no cache: compiled again next time
     return program
+
+
+def build_oci(path: str, notify: bool = False) -> bytes:
+    """The BPF program for a Docker/OCI seccomp file, cached by the file's content."""
+    from . import seccomp_oci
+
+    with open(path, "rb") as f:
+        content = f.read()
+    key = repr(("oci", zlib.crc32(content), len(content), notify, os.uname().machine, _VERSION)).encode() + b"\n"
+    return _cached(key, lambda: seccomp_oci.compile_policy(seccomp_oci.read(path), notify))
 
 
 _VERSION = 4  # bump when the rules below change, to invalidate cached programs

@@ -69,7 +69,7 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
         files=generated_files(user, uid, gid, home),
         seccomp=_seccomp_program(profile, notify),
         seccomp_notify=notify,
-        seccomp_errno=profile.seccomp.errno_value,
+        seccomp_errno=_errno_of(profile),
         landlock_mode=profile.landlock.mode,
         writable=writable_paths(view),
     )
@@ -93,7 +93,20 @@ def _seccomp_program(profile: Profile, notify: bool) -> bytes | None:
     from . import seccomp
 
     policy = profile.seccomp
+    if policy.oci:
+        return seccomp.build_oci(policy.oci, notify)
     return seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value, notify)
+
+
+def _errno_of(profile: Profile) -> str:
+    """The errno a counted denial is answered with: the profile's, or the OCI file's default."""
+    if not profile.seccomp.oci:
+        return profile.seccomp.errno_value
+    import errno
+
+    from .seccomp_oci import read
+
+    return errno.errorcode.get(read(profile.seccomp.oci).default_errno, "EPERM")
 
 
 def generated_files(user: str, uid: int, gid: int, home: str) -> dict[str, str]:

@@ -96,3 +96,56 @@ def test_landlock_abi_and_masks() -> None:
     assert landlock.handled_fs(1) == (1 << 13) - 1
     assert landlock.handled_fs(3) & landlock.TRUNCATE and not landlock.handled_fs(3) & landlock.IOCTL_DEV
     assert landlock.abi_version() >= 0
+
+
+DOCKER = Path(__file__).resolve().parents[2] / "shared" / "data" / "seccomp" / "docker-default.json"
+
+
+def test_export_and_import_round_trip_to_the_same_filter() -> None:
+    import json
+
+    from jail import seccomp_oci
+
+    policy = profile.load("coding-agent").seccomp
+    native = seccomp._compile(policy.errno, policy.kill, policy.log, policy.errno_value)
+    exported = json.loads(json.dumps(seccomp_oci.export(policy.errno, policy.kill, policy.log, policy.errno_value)))
+    assert exported["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert seccomp_oci.compile_policy(seccomp_oci.parse(exported), notify=False) == native
+
+
+def test_dockers_default_profile_is_read_as_docker_reads_it() -> None:
+    from jail import seccomp_oci
+
+    docker = seccomp_oci.read(str(DOCKER))
+    assert docker.default_action == "SCMP_ACT_ERRNO" and docker.default_errno == 1
+    allowed = {name for rule in docker.rules if rule.action == "SCMP_ACT_ALLOW" for name in rule.names}
+    assert {"read", "openat", "execve", "arch_prctl"} <= allowed
+    assert not {"bpf", "chroot", "reboot", "init_module", "s390_runtime_instr"} & allowed  # caps, other arches
+    assert any("archMap" in note for note in docker.notes)
+    assert len(seccomp_oci.compile_policy(docker, notify=False)) > 8 * 100
+
+
+def test_a_jail_runs_under_dockers_default_profile(tmp_path: Path) -> None:
+    jail = Jail(tmp_path / "jail")
+    path = tmp_path / "docker.toml"
+    path.write_text(f'extends = "coding-agent"\n[seccomp]\noci = "{DOCKER}"\n')
+    probe = ("import ctypes; libc = ctypes.CDLL(None, use_errno=True); "
+             "print(libc.syscall(250, 0, 0, 0, 0, 0), ctypes.get_errno())")
+    result = jail.run("/usr/bin/python3", "-c", probe, options=("-p", str(path)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["-1", "1"]  # keyctl: not in Docker's allow-list
+    listing = jail.run("/bin/ls", "/usr", options=("-p", str(path)))
+    assert listing.returncode == 0 and "bin" in listing.stdout.split()
+
+
+def test_oci_paths_resolve_and_missing_files_are_refused(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(DOCKER, tmp_path / "docker.json")
+    good = tmp_path / "good.toml"
+    good.write_text('[seccomp]\noci = "docker.json"\n')
+    assert profile.load(str(good)).seccomp.oci == str(tmp_path / "docker.json")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[seccomp]\noci = "missing.json"\n')
+    with pytest.raises(profile.ProfileError, match="seccomp.oci: no such file"):
+        profile.load(str(bad))
