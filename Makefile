@@ -35,7 +35,8 @@ venv:
 # The shell entry inside the jail: a static C program (interposer/launcher.py is the fallback).
 launcher: interposer/shelljail-launcher
 interposer/shelljail-launcher: interposer/launcher.c
-	$(CC) -O2 -static -ffunction-sections -fdata-sections -Wl,--gc-sections -s -Wall -Wextra -o $@ $< \
+	$(CC) -O2 -static -no-pie -nostdlib -nostartfiles -ffreestanding -fno-builtin -fno-stack-protector \
+	  -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -s -Wall -Wextra -o $@ $< \
 	  || { echo "no C compiler: the jail uses the slower Python launcher"; true; }
 
 test:

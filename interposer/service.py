@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 SOCKET_NAME = "decide.sock"
-SHELLS_NAME = "shells"  # "name dev ino" per real shell, for the launcher's child-shell fast path
+SHELLS_NAME = "shells"  # "name major minor inode" per real shell, for the launcher's child-shell fast path
 JAIL_DIRECTORY = "/run/shelljail"
 SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
 MAX_REQUEST = 8 << 20
@@ -114,7 +114,7 @@ class DecisionService:
             with open(os.path.join(directory, SHELLS_NAME), "w") as f:
                 for name in self.kit:
                     st = os.fstat(self.shells[name])
-                    f.write(f"{name} {st.st_dev} {st.st_ino}\n")
+                    f.write(f"{name} {os.major(st.st_dev)} {os.minor(st.st_dev)} {st.st_ino}\n")
         self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.listener.bind(os.path.join(directory, SOCKET_NAME))
         self.listener.listen(128)
