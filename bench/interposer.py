@@ -38,7 +38,7 @@ def throughput(runs: int) -> dict[str, float]:
     env = environment.build(loaded.environment, {}, {"workspace": "/w/p", "home": "/home/u", "user": "u"})
     policy = Policy(loaded.interposer, "/w/p", "/home/u", env)
     out = {}
-    for name in ("tldr_common_linux_unique.txt", "nl2bash_unique.txt"):
+    for name in ("tldr_common_linux_unique.txt", "secbash_harmless.txt", "nl2bash_unique.txt"):
         lines = [line.rstrip("\n") for line in open(CORPORA / name) if line.strip()]
         for line in lines[:200]:  # warm: parser loaded, caches filled
             decide(line, "/w/p", policy)
