@@ -26,7 +26,7 @@ def explain(line: str, decision: Decision, policy: Policy, cwd: str) -> str:
     out = [f"{decision.decision.upper()}: {decision.reason}" + (f" (rule {decision.rule})" if decision.rule else "")]
     if decision.alternative:
         out.append(f"  instead: {decision.alternative}")
-    parsed = parse(line, cwd, {**policy.env, "PWD": cwd})
+    parsed = parse(line, cwd, {**policy.env, "PWD": cwd})  # parsed again for display only: `check` is not hot
     out.append(f"  parsed by {parsed.parser} into {len(parsed.commands)} simple command(s):")
     for command in parsed.commands:
         words = " ".join(repr(w.value) if w.literal else f"<{w.source}>" for w in command.argv) or "(assignment)"

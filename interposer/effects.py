@@ -65,8 +65,9 @@ def _target(word: Word, cwd: str, contents: str = "") -> Target:
     return Target(os.path.normpath(os.path.join(cwd, value)), word, contents)
 
 
-def _flags(args: tuple[Word, ...]) -> set[str]:
-    """Short options split out of bundles (-rf is -r and -f), long options without values."""
+def flags(args: tuple[Word, ...]) -> set[str]:
+    """Short options split out of bundles (-rf is -r and -f), long options without values;
+    `-9` or `-1` are numbers (kill -9, head -1), not options."""
     found: set[str] = set()
     for word in args:
         value = word.value
@@ -74,7 +75,7 @@ def _flags(args: tuple[Word, ...]) -> set[str]:
             break
         if value.startswith("--"):
             found.add(value.split("=", 1)[0])
-        elif value.startswith("-") and len(value) > 1:
+        elif value.startswith("-") and len(value) > 1 and not value[1:].isdigit():
             found.update(f"-{c}" for c in value[1:])
     return found
 
@@ -102,7 +103,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
             deletes.append(unknown_extra)
     elif name == "shred":
         writes += targets(_operands(args, frozenset({"-n", "-s", "--iterations", "--size"})))
-        if "-u" in _flags(args) or "--remove" in _flags(args):
+        if "-u" in flags(args) or "--remove" in flags(args):
             deletes += writes
     elif name == "find":
         roots = targets(_find_roots(args), contents=_find_scope(args))
@@ -123,7 +124,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
                                                       "-g", "-e", "--exclude", "--include", "-P", "-i"})))
         if operands:
             writes.append(operands[-1])
-            if name == "rsync" and any(f.startswith("--delete") for f in _flags(args)):
+            if name == "rsync" and any(f.startswith("--delete") for f in flags(args)):
                 deletes.append(operands[-1]._replace(contents="some"))
     elif name in ("chmod", "chown", "chgrp", "chattr", "setfacl"):
         operands = _operands(args, frozenset({"--reference"}))
@@ -139,7 +140,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
             elif word.value.startswith("of="):
                 writes.append(Target(None, word))
     elif name in ("sed", "perl", "ruby") and any(f in ("-i", "--in-place") or f.startswith("--in-place")
-                                                   for f in _flags(args) | {w.value for w in args}):
+                                                   for f in flags(args) | {w.value for w in args}):
         writes += targets([w for w in _operands(args, frozenset({"-e", "-f", "--expression", "--file"}))][1:]
                           if not any(w.value in ("-e", "-f", "--expression") for w in args)
                           else _operands(args, frozenset({"-e", "-f", "--expression", "--file"})))
@@ -213,7 +214,7 @@ def _git_deletes(args: tuple[Word, ...], cwd: str) -> list[Target]:
     if not operands:
         return []
     sub = operands[0].value
-    if sub == "clean" and ({"-f", "--force"} & _flags(args)):
+    if sub == "clean" and ({"-f", "--force"} & flags(args)):
         return [Target(cwd, None, contents="some")]  # untracked files only
     if sub == "rm":
         return [_target(w, cwd) for w in operands[1:]]

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from jail.profile import Interposer, Rule
 
-from .effects import Effects, Place, Target, classes, effects, find_roots
+from .effects import Effects, Place, Target, classes, effects, find_roots, flags
 from .resolve import Invocation, Opaque, resolve
 
 SEVERITY = {"allow": 0, "ask": 2, "deny": 3}
@@ -109,7 +109,7 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
     """False when the rule does not apply; else the target that made it match (or None)."""
     if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand):
         return False
-    if rule.flags and not (_flags(invocation) & set(rule.flags)):
+    if rule.flags and not (flags(invocation.args) & set(rule.flags)):
         return False
     if rule.args and not any(fnmatch.fnmatchcase(w.value, p) for w in invocation.args for p in rule.args):
         return False
@@ -129,19 +129,6 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
                 return False
             target = target or hit
     return target
-
-
-def _flags(invocation: Invocation) -> set[str]:
-    found: set[str] = set()
-    for word in invocation.args:
-        value = word.value
-        if value == "--":
-            break
-        if value.startswith("--"):
-            found.add(value.split("=", 1)[0])
-        elif value.startswith("-") and len(value) > 1 and not value[1:].isdigit():
-            found.update(f"-{c}" for c in value[1:])
-    return found
 
 
 def _operands(invocation: Invocation) -> list[str]:

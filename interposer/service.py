@@ -30,6 +30,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from jail.procfs import parent as _parent
+
 SOCKET_NAME = "decide.sock"
 SHELLS_NAME = "shells"  # "name major minor inode" per real shell, for the launcher's child-shell fast path
 JAIL_DIRECTORY = "/run/shelljail"
@@ -288,15 +290,6 @@ def _receive(connection: _socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(b")") + 2:].split()[1])
 
 
 def _no_human(decision: str) -> str:

@@ -138,13 +138,9 @@ def read(session: str) -> list[dict[str, Any]]:
 
 
 def process_start(pid: int) -> int | None:
-    """The start time of a process (clock ticks since boot): with the pid, an identity that survives reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    from .procfs import start_time
+
+    return start_time(pid)
 
 
 def _alive(pid: Any, start: Any) -> bool:

@@ -116,9 +116,9 @@ def _kill(holder: int) -> None:
 
 
 def _start_time(pid: int) -> int | None:
-    from .audit import process_start
+    from .procfs import start_time
 
-    return process_start(pid)
+    return start_time(pid)
 
 
 class RunFailure(JailError):
