@@ -18,8 +18,14 @@ _COLOURS = {"deny": "bold red", "ask": "yellow", "allow": "green", "stop": "bold
 
 def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
     """Open the session's log and record what the jail will be."""
+    from .errors import JailError
+
     audit.prune()
-    log = audit.AuditLog()
+    try:
+        log = audit.AuditLog()
+    except OSError as exc:
+        raise JailError(f"cannot write the audit log under {audit.state_home()}: {exc.strerror}",
+                        "set XDG_STATE_HOME to a writable directory") from None
     from .landlock import abi_version
 
     features = {

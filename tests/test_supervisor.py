@@ -245,3 +245,12 @@ def test_dry_run_runs_reads_and_reports_the_rest(jail: Jail, tmp_path: Path) -> 
     assert (jail.workspace / "keep.txt").exists() and not (jail.workspace / "made.txt").exists()
     reports = [e.get("dry_run") for e in events(state) if e["event"] == "decision"]
     assert reports[0] == "ran: it only reads" and all(r.startswith("would") for r in reports[1:])
+
+
+def test_an_unwritable_state_directory_refuses_the_run_clearly(nobody_jail: Jail) -> None:
+    locked = nobody_jail.root / "locked"
+    locked.mkdir(mode=0o555)
+    result = nobody_jail.cli("run", "-w", str(nobody_jail.workspace), "--", "true",
+                             env=nobody_jail.env(XDG_STATE_HOME=str(locked / "state")))
+    assert result.returncode == 125
+    assert result.stderr.startswith("shelljail: cannot write the audit log under") and "XDG_STATE_HOME" in result.stderr
