@@ -5,8 +5,10 @@ Rules match on these classes rather than on raw arguments, so that `rm -rf
 a deletion in the home directory, outside the workspace.
 """
 
+from __future__ import annotations
+
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .resolve import Invocation
 from .words import Word
@@ -31,6 +33,18 @@ class Target(NamedTuple):
 class Effects(NamedTuple):
     deletes: tuple[Target, ...] = ()
     writes: tuple[Target, ...] = ()
+    reads: tuple[Target, ...] = ()  # files whose content it reads (for secrets: .env, ~/.ssh/...)
+
+
+# Programs that read the content of their file operands.
+CONTENT_READERS = frozenset({"cat", "tac", "less", "more", "head", "tail", "nl", "od", "xxd", "hexdump", "strings",
+                             "base64", "base32", "sort", "uniq", "wc", "md5sum", "sha1sum", "sha256sum", "sha512sum",
+                             "jq", "yq", "bat", "batcat", "view", "source", ".", "diff", "cmp", "tee"})
+PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "awk", "gawk", "mawk", "sed"})
+# Credential files a profile could expose from the caller's home (relative to it).
+CREDENTIALS = (".ssh", ".aws", ".config/gcloud", ".kube", ".docker/config.json", ".netrc", ".git-credentials",
+               ".gnupg", ".bash_history", ".zsh_history", ".python_history", ".npmrc", ".pypirc",
+               ".config/gh/hosts.yml", ".cargo/credentials.toml", ".cargo/credentials")
 
 
 def _operands(args: tuple[Word, ...], with_value: frozenset[str] = frozenset()) -> list[Word]:
@@ -150,10 +164,29 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
         writes += targets(_operands(args, frozenset({"-c", "-S", "-u", "-i", "--cmd", "-l", "--eval", "-f"})))
     writes += _output_options(name, args, cwd)
 
+    reads = _reads(name, args, cwd, targets)
     for redirect in invocation.command.redirects:
         if redirect.writes_file and redirect.target is not None:
             writes.append(_target(redirect.target, cwd))
-    return Effects(tuple(deletes), tuple(writes))
+        elif redirect.op in ("<", "<>") and redirect.target is not None:
+            reads.append(_target(redirect.target, cwd))
+    return Effects(tuple(deletes), tuple(writes), tuple(reads))
+
+
+def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any) -> list[Target]:
+    if name in CONTENT_READERS:
+        return targets(_operands(args, frozenset({"-n", "-c", "-w", "--lines", "--bytes"})))
+    if name in PATTERN_FIRST:
+        operands = _operands(args, frozenset({"-e", "-f", "-m", "-A", "-B", "-C", "--regexp", "--file", "-F", "-v"}))
+        given_pattern = any(w.value in ("-e", "-f", "--regexp", "--file") for w in args)
+        return targets(operands if given_pattern else operands[1:])
+    if name in ("cp", "scp", "rsync", "install", "mv"):
+        operands = _operands(args, frozenset({"-t", "--target-directory", "-S", "-i", "-P", "-e", "-o"}))
+        keys = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value == "-i"] if name == "scp" else []
+        return targets(operands[:-1] + keys)
+    if name in ("ssh", "sftp"):
+        return targets([args[i + 1] for i, w in enumerate(args[:-1]) if w.value in ("-i", "-F")])
+    return []
 
 
 _FIND_TESTS = frozenset({"-name", "-iname", "-path", "-ipath", "-wholename", "-regex", "-iregex", "-type", "-newer",
@@ -200,6 +233,18 @@ def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]
     return found
 
 
+def _secret_classes(path: str, place: Place) -> set[str]:
+    found = set()
+    name = os.path.basename(path)
+    if name == ".env" or name.startswith(".env.") or name.endswith(".env") or name == ".envrc":
+        found.add("dotenv")
+    for credential in CREDENTIALS:
+        location = os.path.join(place.home, credential)
+        if path == location or path.startswith(location + "/"):
+            found.add("credentials")
+    return found
+
+
 def _find_roots(args: tuple[Word, ...]) -> list[Word]:
     roots = []
     for word in args:
@@ -232,7 +277,7 @@ def classes(target: Target, place: Place) -> set[str]:
         return {"unknown", "any"}
     path = target.path
     workspace = place.workspace
-    found = {"any"}
+    found = {"any"} | _secret_classes(path, place)
     if path == workspace:
         found.add("inside-workspace" if target.contents == "some" else "workspace-root")
         return found

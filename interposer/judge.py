@@ -122,7 +122,7 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
             for source in invocation.command.piped_from for pattern in rule.stdin_from)):
         return False
     target: Target | None = None
-    for wanted, targets in ((rule.deletes, found.deletes), (rule.writes, found.writes)):
+    for wanted, targets in ((rule.deletes, found.deletes), (rule.writes, found.writes), (rule.reads, found.reads)):
         if wanted:
             hit = next((t for t in targets if classes(t, place) & set(wanted)), None)
             if hit is None:

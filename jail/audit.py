@@ -56,7 +56,8 @@ def new_session_id() -> str:
 class AuditLog:
     """One session's log; safe to use from the supervisor's threads."""
 
-    def __init__(self, session: str | None = None, directory: str | None = None) -> None:
+    def __init__(self, session: str | None = None, directory: str | None = None, redactor: Any = None) -> None:
+        self.redactor = redactor  # masks the run's secrets in every event
         self.session = session or new_session_id()
         self.directory = directory or os.path.join(state_home(), self.session)
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
@@ -66,6 +67,8 @@ class AuditLog:
         self.counts: dict[str, int] = {}
 
     def event(self, event: str, **fields: Any) -> None:
+        if self.redactor:
+            fields = self.redactor.value(fields)
         record = {"ts": round(time.time(), 6), "session": self.session, "event": event, **fields}
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
         with self._lock:

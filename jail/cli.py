@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: the profile's limits.wall_time, or none)")
     run.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_pair,
                      help="set an environment variable inside the jail (repeatable)")
+    run.add_argument("--secret", action="append", default=[], metavar="NAME[=SOURCE]",
+                     help="give the command a secret for this run only: NAME from your environment, "
+                          "NAME=file:PATH or NAME=cmd:COMMAND; end with :file to get /run/secrets/NAME instead "
+                          "of a variable. Masked as [secret:NAME] in the log and relayed output (repeatable)")
     run.add_argument("--interposer", choices=("on", "off"), default=None,
                      help="judge every shell command before it runs (default: the profile's interposer.enabled)")
     run.add_argument("--ask", choices=("tty", "deny"), default="tty",
@@ -164,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace="read-only"))
     workspace = args.workspace or os.getcwd()
-    jail_spec = spec.build(loaded, workspace, command, os.environ, args.env)
+    jail_spec = spec.build(loaded, workspace, command, os.environ, args.env, secret_specs=args.secret)
     timeout = args.timeout or loaded.limits.wall_time
     interposing = loaded.interposer.enabled if args.interposer is None else args.interposer == "on"
     if args.dry_run and not interposing:

@@ -77,6 +77,7 @@ class Rule(NamedTuple):
     unless_args: tuple[str, ...] = ()  # ...but not when an argument matches one of these
     deletes: tuple[str, ...] = ()  # path classes it deletes: outside-workspace, workspace-root, ...
     writes: tuple[str, ...] = ()  # path classes it writes
+    reads: tuple[str, ...] = ()  # path classes whose content it reads: dotenv, credentials
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
 
@@ -103,6 +104,11 @@ class Landlock(NamedTuple):
     mode: str = "best-effort"  # "required": refuse to run without it; "off": do not use it
 
 
+class Secrets(NamedTuple):
+    # NAME = "env" | "file:PATH" | "cmd:COMMAND", each optionally ending in ":file"
+    values: Mapping[str, str] = MappingProxyType({})
+
+
 class Profile(NamedTuple):
     name: str
     source: str
@@ -114,6 +120,7 @@ class Profile(NamedTuple):
     interposer: Interposer = Interposer()
     seccomp: Seccomp = Seccomp()
     landlock: Landlock = Landlock()
+    secrets: Secrets = Secrets()
 
 
 # ---------------------------------------------------------------- validation
@@ -181,9 +188,9 @@ def _kind(value: Any) -> str:
 
 
 PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-workspace", "git-dir", "cache",
-                "scratch", "unknown", "any")
+                "scratch", "unknown", "any", "dotenv", "credentials")
 DECISIONS = ("allow", "deny", "ask")
-_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "stdin_from", "via"}
+_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "stdin_from", "via"}
 # unless_args only narrows a rule: it is not a matcher on its own
 
 
@@ -204,7 +211,7 @@ def _rules(value: Any) -> tuple[Rule, ...]:
                 fields[key] = _one_of(*DECISIONS)(item)
             else:
                 items = (item,) if isinstance(item, str) else _string_list(item)
-                if key in ("deletes", "writes"):
+                if key in ("deletes", "writes", "reads"):
                     for name in items:
                         if name not in PATH_CLASSES:
                             raise ValueError(f"{where}: unknown path class {name!r} "
@@ -247,6 +254,14 @@ def _errno_name(value: Any) -> str:
     return name
 
 
+def _secret_source(value: Any) -> str:
+    source = _string(value)
+    base = source[: -len(":file")] if source.endswith(":file") else source
+    if base != "env" and not base.startswith(("file:", "cmd:")):
+        raise ValueError(f'expected "env", "file:PATH" or "cmd:COMMAND" (each may end in ":file"), got {source!r}')
+    return source
+
+
 _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "filesystem": (Filesystem, {
         "read_only": _string_list,
@@ -269,6 +284,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     }),
     "network": (Network, {"mode": _one_of("none")}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
+    "secrets": (Secrets, {"*": _secret_source}),
     "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
                           "log": _syscall_list, "errno_value": _errno_name, "oci": _string}),
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
@@ -505,17 +521,23 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
     sections: dict[str, Any] = {}
     for table, (cls, checks) in _SCHEMA.items():
         values: dict[str, Any] = {}
+        free: dict[str, Any] = {}  # a table whose keys are names (`*` in the schema): [secrets]
         for key, value in data.get(table, {}).items():
             if key == _ORIGIN:
                 continue
-            if key not in checks:
+            if key not in checks and "*" not in checks:
                 raise fail(table, key, f"unknown key (known in [{table}]: {', '.join(checks)})")
             if isinstance(value, dict):
                 value = {k: v for k, v in value.items() if k != _ORIGIN}
             try:
-                values[key] = checks[key](value)
+                if key in checks:
+                    values[key] = checks[key](value)
+                else:
+                    free[key] = checks["*"](value)
             except ValueError as exc:
                 raise fail(table, key, str(exc)) from None
+        if "*" in checks:
+            values[cls._fields[0]] = MappingProxyType(free)
         sections[table] = cls(**values)
 
     for key in _PATH_LISTS:

@@ -21,8 +21,13 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
     from .errors import JailError
 
     audit.prune()
+    redactor = None
+    if spec.secrets:
+        from .secrets import Redactor
+
+        redactor = Redactor(spec.secrets)
     try:
-        log = audit.AuditLog()
+        log = audit.AuditLog(redactor=redactor)
     except OSError as exc:
         raise JailError(f"cannot write the audit log under {audit.state_home()}: {exc.strerror}",
                         "set XDG_STATE_HOME to a writable directory") from None

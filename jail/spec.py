@@ -33,6 +33,7 @@ class JailSpec(NamedTuple):
     stdout_fd: int | None = None  # where the command's stdout goes instead (the output cap's pipe)
     stderr_fd: int | None = None
     executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
+    secrets: tuple = ()  # the run's secrets (jail.secrets.Secret): delivered, and masked in the log and output
 
 
 def caller_identity(caller_env: Mapping[str, str]) -> tuple[str, str]:
@@ -50,7 +51,8 @@ def caller_identity(caller_env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Mapping[str, str],
-          extra_env: Iterable[tuple[str, str]] = (), cwd: str | None = None) -> JailSpec:
+          extra_env: Iterable[tuple[str, str]] = (), cwd: str | None = None,
+          secret_specs: Iterable[str] = ()) -> JailSpec:
     user, home = caller_identity(caller_env)
     view = resolve(profile, workspace, home, user)
     values = {"workspace": view.workspace, "home": home, "user": user}
@@ -58,21 +60,45 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
     inside = cwd == view.workspace or cwd.startswith(view.workspace + "/")
     uid, gid = os.getuid(), os.getgid()
     notify = profile.seccomp.enabled and _notify_available()
+    env = environment.build(profile.environment, caller_env, values, extra_env)
+    files = generated_files(user, uid, gid, home)
+    secrets = _secrets(profile, secret_specs, caller_env)
+    if secrets:
+        from .secrets import deliver
+
+        deliver(secrets, env, files)
     return JailSpec(
         argv=tuple(argv),
         view=view,
-        env=environment.build(profile.environment, caller_env, values, extra_env),
+        env=env,
         cwd=cwd if inside else view.workspace,
         limits=profile.limits,
         uid=uid,
         gid=gid,
-        files=generated_files(user, uid, gid, home),
+        files=files,
         seccomp=_seccomp_program(profile, notify),
         seccomp_notify=notify,
         seccomp_errno=_errno_of(profile),
         landlock_mode=profile.landlock.mode,
         writable=writable_paths(view),
+        secrets=tuple(secrets),
     )
+
+
+def _secrets(profile: Profile, specs: Iterable[str], caller_env: Mapping[str, str]) -> list:
+    """The profile's [secrets], then `run --secret` (which wins for the same name)."""
+    from_profile = [name if source == "env" else f"{name}:file" if source == "env:file" else f"{name}={source}"
+                    for name, source in profile.secrets.values.items()]
+    specs = from_profile + list(specs)
+    if not specs:
+        return []
+    from .secrets import parse
+
+    by_name = {}
+    for spec in specs:
+        secret = parse(spec, caller_env)
+        by_name[secret.name] = secret
+    return list(by_name.values())
 
 
 def writable_paths(view: View) -> tuple[str, ...]:

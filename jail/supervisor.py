@@ -42,10 +42,15 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         spec = spec._replace(notify_channel=theirs)
         counter = DenialCounter(ours, errno_number(spec.seccomp_errno), audit)
     cap = None
-    if spec.limits.output_bytes:
+    if spec.limits.output_bytes or spec.secrets:
         from .output import OutputCap
 
-        cap = OutputCap(spec.limits.output_bytes, audit)
+        redactor = getattr(audit, "redactor", None)
+        if redactor is None and spec.secrets:
+            from .secrets import Redactor
+
+            redactor = Redactor(spec.secrets)
+        cap = OutputCap(spec.limits.output_bytes or (1 << 62), audit, redactor)
         stdout_fd, stderr_fd = cap.streams()
         spec = spec._replace(stdout_fd=stdout_fd, stderr_fd=stderr_fd)
     own_fds = ((service.fileno(),) if service else ()) + ((counter.channel,) if counter else ())
