@@ -196,8 +196,38 @@ def check_cgroups() -> Result:
     return Result("cgroups", False, "no cgroup filesystem found", "mount cgroup2 on /sys/fs/cgroup")
 
 
+def check_credentials() -> Result:
+    """Which credential locations exist in the caller's home, and whether the default view hides them."""
+    import fnmatch
+
+    from interposer.effects import CREDENTIALS
+
+    from . import profile, spec, view
+
+    user, home = spec.caller_identity(os.environ)
+    found = [c for c in CREDENTIALS if os.path.lexists(os.path.join(home, c))]
+    loaded = profile.load(profile.DEFAULT_PROFILE)
+    workspace = "/tmp" if os.path.realpath(os.getcwd()) in (home, "/") else os.getcwd()
+    try:
+        resolved = view.resolve(loaded, workspace, home, user)
+    except Exception as exc:  # noqa: BLE001 - the jail check reports setup problems
+        return Result("credentials", False, f"cannot resolve the default view: {exc}")
+    sources = [m.source for m in resolved.mounts if isinstance(m, view.Bind)]
+    exposed = [c for c in found if any(os.path.realpath(os.path.join(home, c)) == s or
+                                       os.path.realpath(os.path.join(home, c)).startswith(s + "/") for s in sources)]
+    agent = "SSH_AUTH_SOCK" in os.environ and any(fnmatch.fnmatchcase("SSH_AUTH_SOCK", k)
+                                                  for k in loaded.environment.keep)
+    if exposed or agent:
+        what = ", ".join(f"~/{c}" for c in exposed) + (" SSH_AUTH_SOCK" if agent else "")
+        return Result("credentials", False, f"exposed by the default profile: {what}",
+                      "remove them from the profile's read_only/read_write lists or environment.keep")
+    listed = ", ".join(f"~/{c}" for c in found) or "none found"
+    socket = "; SSH_AUTH_SOCK is not passed" if "SSH_AUTH_SOCK" in os.environ else ""
+    return Result("credentials", True, f"hidden under the default profile: {listed}{socket}")
+
+
 CHECKS = (check_user_namespaces, check_mount_setattr, check_network_namespace, check_seccomp,
-          check_landlock, check_overlayfs, check_cgroups, check_jail)
+          check_landlock, check_overlayfs, check_cgroups, check_credentials, check_jail)
 
 
 def main() -> int:
