@@ -112,3 +112,16 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
         terminalreporter.section("shelljail corpus rates")
         for line in CORPUS_REPORT:
             terminalreporter.write_line(line)
+
+
+def accept_in_background(server, accepted: list) -> None:  # noqa: ANN001
+    """Record any connection the jail manages to make; quiet once the test closes the server."""
+    import threading
+
+    def accept() -> None:
+        try:
+            accepted.append(server.accept()[0])
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()

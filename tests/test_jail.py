@@ -6,13 +6,12 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Jail
+from conftest import Jail, accept_in_background
 
 
 def sleepers(seconds: str) -> list[int]:
@@ -99,7 +98,7 @@ def test_a_tcp_server_on_the_host_loopback_is_unreachable(any_jail: Jail) -> Non
     server.listen()
     port = server.getsockname()[1]
     accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    accept_in_background(server, accepted)
     probe = (f"import socket; s = socket.socket(); s.settimeout(3); "
              f"print('CONNECTED' if s.connect_ex(('127.0.0.1', {port})) == 0 else 'REFUSED')")
     try:

@@ -16,14 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import NAMESPACES, Jail  # noqa: E402
+from conftest import NAMESPACES, Jail, accept_in_background  # noqa: E402
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 FILTERED = errno.ENOTRECOVERABLE
@@ -154,7 +153,7 @@ def test_a_host_loopback_port_is_unreachable(escape: Jail) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         accepted: list[object] = []
-        threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+        accept_in_background(server, accepted)
         result = outcome(run_probe(escape, "connect_tcp", str(server.getsockname()[1])))
         assert result["errno"] == errno.ECONNREFUSED and not accepted
 
