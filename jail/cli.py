@@ -14,9 +14,12 @@ examples:
   shelljail run -w ~/src/app -- make test    build in ~/src/app; nothing else is writable
   shelljail run -p readonly -- git diff      review: even the workspace is read-only
   shelljail run --timeout 600 -- pi          stop the agent (and all it started) after 10 min
+  shelljail run --ask deny -- pi             unattended: a command that needs a person is refused
+  shelljail run --secret NPM_TOKEN -- npm ci a secret for this run only, masked in log and output
 
 exit status: the command's own; 124 timeout; 125 the jail could not be set
-up; 126 not executable; 127 command not found.
+up; 126 not executable, or denied by the interposer; 127 command not found;
+137 stopped (shelljail stop, or Ctrl-C).
 """
 
 
