@@ -11,9 +11,6 @@ Each figure is the median of N runs, interleaved on/off; ratios are within one r
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -25,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CORPORA = ROOT.parent / "shared" / "corpora"
+
+from common import arguments, header, save  # noqa: E402
 
 from interposer.judge import Policy, decide  # noqa: E402
 from jail import environment, profile  # noqa: E402
@@ -79,12 +78,8 @@ def shells_only(workspace: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", "--runs", type=int, default=5)
-    parser.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / "interposer.json"))
-    args = parser.parse_args()
-    results: dict = {"benchmark": "interposer", "runs": args.runs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "machine": f"{os.uname().release}, {os.cpu_count()} cores"}
+    args = arguments(__doc__, "interposer", 5)
+    results: dict = header("interposer", args.runs)
 
     results["decisions_per_second"] = throughput(args.runs)
 
@@ -132,8 +127,7 @@ def main() -> int:
             print(f"  {name}: {c}")
         else:
             print(f"  {name}: {c['seconds_on']:.2f} s on, {c['seconds_off']:.2f} s off, ratio {c['ratio']:.2f}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    save(args.output, results)
     return 0
 
 

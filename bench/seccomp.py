@@ -8,9 +8,6 @@ Landlock off too), interleaved, median of N runs; the ratio is the cost.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -20,6 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+from common import arguments, header, save  # noqa: E402
+
 SHELLJAIL = str(Path(sys.executable).parent / "shelljail")
 WORKLOADS = {
     "find /usr -type f, x5": ["/bin/sh", "-c", "for i in 1 2 3 4 5; do find /usr/lib /usr/include /usr/bin "
@@ -32,10 +31,7 @@ WORKLOADS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", "--runs", type=int, default=10)
-    parser.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / "seccomp.json"))
-    args = parser.parse_args()
+    args = arguments(__doc__, "seccomp", 10)
     workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
     profiles = {"default": "coding-agent"}
     for name, text in (("seccomp off", "[seccomp]\nenabled = false\n"),
@@ -43,8 +39,7 @@ def main() -> int:
         path = Path(workspace) / f"{name.replace(' ', '-')}.toml"
         path.write_text(f'extends = "coding-agent"\n{text}')
         profiles[name] = str(path)
-    results: dict = {"benchmark": "seccomp", "runs": args.runs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "machine": f"{os.uname().release}, {os.cpu_count()} cores", "workloads": {}}
+    results: dict = {**header("seccomp", args.runs), "workloads": {}}
     for workload, command in WORKLOADS.items():
         samples: dict[str, list[float]] = {name: [] for name in profiles}
         for _ in range(args.runs):
@@ -65,8 +60,7 @@ def main() -> int:
         print(f"  {workload:24} default {figures['seconds']['default']:.3f} s, "
               f"x{figures['default / seccomp off']:.3f} of seccomp off, "
               f"x{figures['default / both off']:.3f} of both off")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    save(args.output, results)
     return 0
 
 

@@ -11,8 +11,6 @@ against bwrap and /bin/true measured in the same run.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
@@ -24,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import arguments, header, save  # noqa: E402
 
 from jail import profile, spec, view  # noqa: E402
 
@@ -49,10 +49,7 @@ def time_once(argv: list[str], cwd: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", "--runs", type=int, default=20)
-    parser.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / "startup.json"))
-    args = parser.parse_args()
+    args = arguments(__doc__, "startup", 20)
 
     workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
     shelljail = str(Path(sys.executable).parent / "shelljail")
@@ -83,8 +80,7 @@ def main() -> int:
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
     results = {
-        "benchmark": "startup", "runs": args.runs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": f"{os.uname().release}, {os.cpu_count()} cores", "skipped": skipped,
+        **header("startup", args.runs), "skipped": skipped,
         "ms": {name: {"median": round(medians[name], 2), "min": round(min(v), 2), "max": round(max(v), 2)}
                for name, v in samples.items()},
         "ratios": {},
@@ -102,8 +98,7 @@ def main() -> int:
         print(f"  {name:34} {ratio:6.2f}x")
     for note in skipped:
         print(f"  skipped: {note}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    save(args.output, results)
     return 0
 
 

@@ -168,14 +168,21 @@ static int read_shells(struct shell *shells) {
     return count;
 }
 
-static long parent_of(long pid) {
-    char path[48], buffer[512], digits[24];
+/* "/proc/PID/NAME" into path (48 bytes are enough for any pid). */
+static void proc_path(long pid, const char *name, char *path) {
+    char digits[24];
     char *d = decimal(pid, digits + sizeof digits);
     size_t n = 0;
     for (const char *s = "/proc/"; *s;) path[n++] = *s++;
     while (*d) path[n++] = *d++;
-    for (const char *s = "/stat"; *s;) path[n++] = *s++;
+    path[n++] = '/';
+    while (*name) path[n++] = *name++;
     path[n] = 0;
+}
+
+static long parent_of(long pid) {
+    char path[48], buffer[512];
+    proc_path(pid, "stat", path);
     int fd = (int)sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     long got = sys(SYS_read, fd, buffer, sizeof buffer - 1);
@@ -188,16 +195,6 @@ static long parent_of(long pid) {
     const char *p = close + 4; /* ") S ppid" */
     while (*p == ' ') p++;
     return number(&p);
-}
-
-static void exe_path(long pid, char *path) {
-    char digits[24];
-    char *d = decimal(pid, digits + sizeof digits);
-    size_t n = 0;
-    for (const char *s = "/proc/"; *s;) path[n++] = *s++;
-    while (*d) path[n++] = *d++;
-    for (const char *s = "/exe"; *s;) path[n++] = *s++;
-    path[n] = 0;
 }
 
 static void child_shell_fast_path(char **argv, char **envp) {
@@ -227,7 +224,7 @@ static void child_shell_fast_path(char **argv, char **envp) {
     for (long pid = sys(SYS_getppid, 0, 0, 0); pid > 1; pid = parent_of(pid)) {
         char path[48];
         struct statx exe;
-        exe_path(pid, path);
+        proc_path(pid, "exe", path);
         if (identity(AT_FDCWD, path, 0, &exe) == 0 && is_real_shell(&exe, shells, count)) {
             execute(fd, argv, envp);
             return; /* fall back to asking */
