@@ -14,6 +14,7 @@ from __future__ import annotations
 import _thread
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -80,8 +81,12 @@ class Broker:
     def _ask_on_tty(self, request: dict[str, Any], answer: dict[str, Any], lock: Any) -> None:
         try:
             tty = open("/dev/tty", "r+")  # noqa: SIM115 - held for one question
-        except OSError:
-            return  # no terminal: the CLI answers, or the timeout
+        except OSError:  # no terminal: the CLI answers, or the timeout; say so, or the run just seems to hang
+            sys.stderr.write(f"shelljail: waiting for a person: {request['command']}\n  {request['reason']}; "
+                             f"answer with shelljail approve {request['id']} (or deny {request['id']}); "
+                             f"denied in {self.timeout:g} s, or run with --ask deny\n")
+            sys.stderr.flush()
+            return
         with self._tty_lock, tty:
             with lock:
                 if answer:

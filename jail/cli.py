@@ -6,7 +6,22 @@ import argparse
 import os
 import sys
 
+TYPE_CHECKING = False  # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 EXIT_SETUP = 125
+
+LEARN_EPILOG = """\
+examples:
+  shelljail learn -o tests.toml -- make test           learn what the test suite needs
+  shelljail run -p tests.toml -- make test             ... and run it with nothing more
+  shelljail lab run -p tests.toml -- python3 other.py  which syscalls another workload lacks
+  shelljail lab diff coding-agent tests.toml           what the learned profile takes away
+
+A failing or partial run learns less than the real work needs: learn on a run that succeeds,
+and on every path you care about (one learn per workload, then merge their allow lists).
+"""
 
 RUN_EPILOG = """\
 examples:
@@ -127,6 +142,34 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", default="-", help="a file (default: standard output)")
     export.set_defaults(handler=_seccomp_export)
 
+    learn = commands.add_parser(
+        "learn", help="run a command and write a profile that allows exactly the syscalls it used",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=LEARN_EPILOG,
+        description="Run CMD jailed on the base profile, as `run` would, with every syscall outside a small core "
+                    "(read, write, mmap, execve, ...) sent to the supervisor by seccomp user notification, recorded "
+                    "and let through. Then write a profile that extends the base with an allow-list of what was "
+                    "seen: anything else fails with the profile's errno_value. The file also notes, as comments, "
+                    "the files opened for writing outside the workspace, the programs run, the sockets opened and "
+                    "the connections tried.")
+    _lab_options(learn, "coding-agent")
+    learn.add_argument("-o", "--output", default="learned.toml", metavar="NEW.toml",
+                       help="the profile to write (default: learned.toml)")
+    learn.set_defaults(handler=_learn)
+    lab = commands.add_parser("lab", help="syscall experiments: run with a denial report, compare profiles")
+    lab_commands = lab.add_subparsers(metavar="ACTION", required=True)
+    lab_run = lab_commands.add_parser(
+        "run", help="run jailed, then report each denied syscall, how often, and the first program that tried it",
+        description="Run CMD as `run` would (default profile: lab, the coding-agent jail without the interposer), "
+                    "then print each syscall the filter denied with a count and the first program that tried it. "
+                    "Iterate: learn, run the learned profile here, see what it lacks.")
+    _lab_options(lab_run, "lab")
+    lab_run.set_defaults(handler=_lab_run)
+    lab_diff = lab_commands.add_parser(
+        "diff", help="what one profile allows that the other does not (syscalls, paths, network)")
+    lab_diff.add_argument("first", metavar="A", help="a built-in profile name or a TOML file")
+    lab_diff.add_argument("second", metavar="B", help="a built-in profile name or a TOML file")
+    lab_diff.set_defaults(handler=_lab_diff)
+
     doctor = commands.add_parser("doctor", help="check which kernel features work here")
     doctor.set_defaults(handler=_doctor)
 
@@ -140,6 +183,18 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file")
     validate.set_defaults(handler=_profile_validate)
     return parser
+
+
+def _lab_options(parser: argparse.ArgumentParser, profile: str) -> None:
+    parser.add_argument("-p", "--profile", default=profile,
+                        help=f"a built-in profile or a TOML file (default: {profile})")
+    parser.add_argument("-w", "--workspace", default=None, help="the writable directory (default: the current one)")
+    parser.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="stop everything after S seconds")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_pair,
+                        help="set an environment variable inside the jail (repeatable)")
+    parser.add_argument("--ask", choices=("tty", "deny"), default="tty",
+                        help="where the interposer's `ask` goes, as for run (default: tty)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
 
 
 def _seconds(text: str) -> float:
@@ -160,8 +215,7 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import profile, session, spec, supervisor
-    from .errors import JailError
+    from . import profile, spec
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -177,6 +231,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run and not interposing:
         print("shelljail: --dry-run needs the interposer (drop --interposer off)", file=sys.stderr)
         return 2
+    return _supervise(args, loaded, jail_spec, interposing, timeout)[0]
+
+
+def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposing: bool, timeout: float | None,
+               recorder: Any = None) -> tuple[int, str]:
+    """Run a built jail with its log, its decision service and approvals; (exit status, log directory)."""
+    from . import session, supervisor
+    from .errors import JailError
+
     log = session.start(loaded, jail_spec, interposing)
     decision_service = None
     if interposing:
@@ -185,10 +248,10 @@ def _run(args: argparse.Namespace) -> int:
         from .approvals import Broker
 
         broker = Broker(log.directory, log, args.ask, loaded.interposer.ask_timeout)
-        jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer,
-                                                       lambda event: log.event(**event), broker.ask, args.dry_run)
+        jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
+                                                       broker.ask, getattr(args, "dry_run", False))
     try:
-        code = supervisor.run(jail_spec, timeout, decision_service, log)
+        code = supervisor.run(jail_spec, timeout, decision_service, log, recorder)
     except JailError as exc:
         session.end(log, getattr(exc, "code", EXIT_SETUP), str(exc))
         raise
@@ -196,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
         if decision_service is not None:
             decision_service.close()
     session.end(log, code, None)
-    return code
+    return code, log.directory
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -290,6 +353,56 @@ def _seccomp_export(args: argparse.Namespace) -> int:
     else:
         with open(args.output, "w") as f:
             f.write(text + "\n")
+    return 0
+
+
+def _jailed(args: argparse.Namespace, learn: bool) -> tuple[int, str, Any]:
+    """Run a command for the lab, as `run` would; (exit status, log directory, what a learning run saw)."""
+    from . import profile, spec
+    from .learn import Recorder
+
+    command = _command(args)
+    loaded = profile.load(args.profile)
+    jail_spec = spec.build(loaded, args.workspace or os.getcwd(), command, os.environ, args.env, learn=learn)
+    recorder = Recorder(jail_spec.view.workspace) if learn else None
+    code, directory = _supervise(args, loaded, jail_spec, loaded.interposer.enabled,
+                                 args.timeout or loaded.limits.wall_time, recorder)
+    return code, directory, recorder
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    return args.command[1:] if args.command[:1] == ["--"] else args.command
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from . import lab
+
+    if not _command(args):
+        print("shelljail: learn needs a command (shelljail learn -o NEW.toml -- CMD [ARG...])", file=sys.stderr)
+        return 2
+    code, _directory, recorder = _jailed(args, learn=True)
+    learned = lab.write_learned(args.output, args.profile, _command(args), recorder)
+    print(f"shelljail: learned {learned} syscalls beyond the core; wrote {args.output} "
+          f"(the command exited {code}{'' if code == 0 else ': a failing run may have missed what success needs'})",
+          file=sys.stderr)
+    return code
+
+
+def _lab_run(args: argparse.Namespace) -> int:
+    from . import lab
+
+    if not _command(args):
+        print("shelljail: lab run needs a command (shelljail lab run -p PROFILE -- CMD [ARG...])", file=sys.stderr)
+        return 2
+    code, directory, _recorder = _jailed(args, learn=False)
+    lab.print_report(directory)
+    return code
+
+
+def _lab_diff(args: argparse.Namespace) -> int:
+    from . import lab
+
+    print(lab.diff(args.first, args.second))
     return 0
 
 

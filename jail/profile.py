@@ -98,6 +98,7 @@ class Seccomp(NamedTuple):
     log: tuple[str, ...] = ()  # ... that are allowed and logged by the kernel
     errno_value: str = "EPERM"
     oci: str = ""  # a Docker/OCI seccomp JSON file whose policy replaces the lists above
+    allow: tuple[str, ...] = ()  # if set, only these (and a small core) pass: an allow-list stacked on the rest
 
 
 class Landlock(NamedTuple):
@@ -286,7 +287,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
     "secrets": (Secrets, {"*": _secret_source}),
     "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
-                          "log": _syscall_list, "errno_value": _errno_name, "oci": _string}),
+                          "log": _syscall_list, "errno_value": _errno_name, "oci": _string,
+                          "allow": _syscall_list}),
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
                                 "default": _one_of(*DECISIONS), "judge_child_shells": _bool,
                                 "ask_timeout": _seconds, "rules": _rules}),

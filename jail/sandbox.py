@@ -128,7 +128,10 @@ def _exec(spec: JailSpec, error_pipe: int) -> int:
     if spec.landlock_mode != "off":
         _landlock(spec)
     if spec.seccomp is not None:  # last: from here on, only the exec
-        listener = seccomp.load(spec.seccomp, new_listener=spec.seccomp_notify)
+        # With a second filter (an allow-list, or learning), that one notifies the supervisor.
+        listener = seccomp.load(spec.seccomp, new_listener=spec.seccomp_notify and spec.seccomp_second is None)
+        if spec.seccomp_second is not None:
+            listener = seccomp.load(spec.seccomp_second, new_listener=spec.seccomp_notify)
         if listener is not None and spec.notify_channel is not None:
             seccomp_notify.send_listener(spec.notify_channel, listener)
     for target, source in ((1, spec.stdout_fd), (2, spec.stderr_fd)):

@@ -105,6 +105,62 @@ def _cached(key: bytes, compile_: Any) -> bytes:
     return program
 
 
+# Always allowed by an allow-list, and never recorded by `shelljail learn`: what exec, exit and a
+# process start need, and the calls too frequent to route through the supervisor while learning.
+CORE = ("read", "write", "close", "close_range", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask",
+        "rt_sigaction", "brk", "mmap", "munmap", "mprotect", "execve", "execveat", "fstat", "newfstatat",
+        "futex", "getpid", "gettid", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
+        "getrandom", "lseek", "pread64", "access", "faccessat", "faccessat2", "openat", "statx", "readlink",
+        "readlinkat", "getdents64", "fcntl", "dup", "dup2", "dup3", "pipe2", "wait4", "clock_gettime",
+        "clock_nanosleep", "nanosleep", "sched_yield", "madvise", "getuid", "geteuid", "getgid", "getegid",
+        "sendmsg", "getsockname")  # the command passes the filter's listener out after loading it
+
+
+def build_allow(allow_names: tuple[str, ...], errno_value: str, notify: bool) -> bytes:
+    """A second filter: only the core and `allow_names` pass; the rest fails (counted with `notify`).
+
+    It stacks on the deny-list filter (the kernel applies the stricter answer), so argument
+    rules there (clone with namespace flags, ...) still hold for a syscall allowed here.
+    """
+    key = repr(("allow", allow_names, errno_value, notify, os.uname().machine, _VERSION)).encode() + b"\n"
+    return _cached(key, lambda: _compile_list(names_in(allow_names), "notify" if notify else errno_value))
+
+
+# In the core, but shown to the supervisor while learning: the files written and the programs run.
+WATCHED = ("openat", "execve", "execveat")
+
+
+def build_learn() -> bytes:
+    """The learning filter: the core passes, every other syscall goes to the supervisor to be recorded."""
+    key = repr(("learn", WATCHED, os.uname().machine, _VERSION)).encode() + b"\n"
+    return _cached(key, lambda: _compile_list((), "notify", skip=WATCHED))
+
+
+def names_in(entries: tuple[str, ...], argument_rules: bool = True) -> tuple[str, ...]:
+    """The syscall names of profile entries, groups expanded; without `argument_rules`, only the
+    syscalls denied whatever their arguments (clone is not, when only its namespace flags are)."""
+    return tuple(dict.fromkeys(e if isinstance(e, str) else e[0] for e in _expand(entries)
+                               if argument_rules or isinstance(e, str)))
+
+
+def _compile_list(allowed: tuple[str, ...], default: str, skip: tuple[str, ...] = ()) -> bytes:
+    import pyseccomp as sc
+
+    action = sc.NOTIFY if default == "notify" else sc.ERRNO(errno_number(default))
+    filter_ = sc.SyscallFilter(action)
+    filter_.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
+    filter_.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
+    for name in dict.fromkeys((*CORE, *allowed)):
+        if name in skip or _unknown_syscall(sc, name):
+            continue
+        filter_.add_rule(sc.ALLOW, name)
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as out:
+        filter_.export_bpf(out)
+    with os.fdopen(read_end, "rb") as data:
+        return data.read()
+
+
 def build_oci(path: str, notify: bool = False) -> bytes:
     """The BPF program for a Docker/OCI seccomp file, cached by the file's content."""
     from . import seccomp_oci
@@ -115,7 +171,7 @@ def build_oci(path: str, notify: bool = False) -> bytes:
     return _cached(key, lambda: seccomp_oci.compile_policy(seccomp_oci.read(path), notify))
 
 
-_VERSION = 4  # bump when the rules below change, to invalidate cached programs
+_VERSION = 6  # bump when the rules below change, to invalidate cached programs
 
 
 def _cache_dir() -> str:

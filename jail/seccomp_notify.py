@@ -25,6 +25,7 @@ IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif), 80 bytes
 IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
 _NOTIF = struct.Struct("=QIIiIQ6Q")  # id, pid, flags, nr, arch, instruction pointer, args
 _RESPONSE = struct.Struct("=QqiI")  # id, val, error, flags
+FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE: let the call run (learning only: it is not a check)
 
 
 def available() -> bool:
@@ -37,7 +38,9 @@ def available() -> bool:
 
 def send_listener(channel: int, listener: int) -> None:
     """In the jailed command: hand the listener to the supervisor, then forget it."""
-    sock = _socket.socket(fileno=os.dup(channel))
+    # Family and type given: otherwise Python asks the kernel (getsockopt), which a learning
+    # filter would hold until the supervisor answers, and it cannot answer before this.
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM, 0, os.dup(channel))
     try:
         sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [listener]))])
     finally:
@@ -48,7 +51,9 @@ def send_listener(channel: int, listener: int) -> None:
 class DenialCounter:
     """Receives the listener, answers and counts notifications until the jail is gone."""
 
-    def __init__(self, channel: int, errno_value: int, log: Any) -> None:
+    def __init__(self, channel: int, errno_value: int, log: Any, observe: Any = None) -> None:
+        # With `observe` (a learning run), each call is shown to it and let through rather than denied.
+        self.observe = observe
         self.channel = channel
         self.errno_value = errno_value
         self.log = log
@@ -89,22 +94,36 @@ class DenialCounter:
                     fcntl.ioctl(listener, IOCTL_NOTIF_RECV, buffer, True)
                 except OSError:
                     continue  # the process died before we could receive
-                notif_id, pid, _flags, nr, arch, _ip, *_args = _NOTIF.unpack(buffer)
-                self._count(nr, arch, pid)  # before the answer: the jailed call waits, so nothing is lost
+                notif_id, pid, _flags, nr, arch, _ip, *args = _NOTIF.unpack(buffer)
+                name = self._count(nr, arch, pid)  # before the answer: the call waits, so nothing is lost
+                if self.observe is not None:
+                    self.observe(pid, name, args)  # while the call waits: its memory still holds the arguments
+                    answer = _RESPONSE.pack(notif_id, 0, 0, FLAG_CONTINUE)
+                else:
+                    answer = _RESPONSE.pack(notif_id, 0, -self.errno_value, 0)
                 try:
-                    fcntl.ioctl(listener, IOCTL_NOTIF_SEND, _RESPONSE.pack(notif_id, 0, -self.errno_value, 0))
+                    fcntl.ioctl(listener, IOCTL_NOTIF_SEND, answer)
                 except OSError:
                     pass  # the process is gone
         finally:
             os.close(listener)
 
-    def _count(self, nr: int, arch: int, pid: int) -> None:
+    def _count(self, nr: int, arch: int, pid: int) -> str:
         name = _name(nr, arch)
         with self._lock:
             first = name not in self.counts
             self.counts[name] = self.counts.get(name, 0) + 1
-        if first and self.log is not None:
-            self.log.event("seccomp-denial", syscall=name, pid=pid, first=True)
+        if first and self.log is not None and self.observe is None:
+            self.log.event("seccomp-denial", syscall=name, pid=pid, program=_program(pid))
+        return name
+
+
+def _program(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def _name(nr: int, arch: int) -> str:

@@ -25,6 +25,8 @@ class JailSpec(NamedTuple):
     gid: int
     files: dict[str, str]  # generated files: /etc/passwd, /etc/group, /etc/hosts, ...
     seccomp: bytes | None = None  # the BPF program loaded just before exec
+    seccomp_second: bytes | None = None  # an allow-list or learning filter stacked on it (it then notifies)
+    learn: bool = False  # the second filter's notifications are recorded and let through
     seccomp_notify: bool = False  # its denials go to the supervisor, to be counted
     seccomp_errno: str = "EPERM"  # what the supervisor answers a counted denial with
     notify_channel: int | None = None  # the socket the command passes the listener out on (set at start)
@@ -52,7 +54,7 @@ def caller_identity(caller_env: Mapping[str, str]) -> tuple[str, str]:
 
 def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Mapping[str, str],
           extra_env: Iterable[tuple[str, str]] = (), cwd: str | None = None,
-          secret_specs: Iterable[str] = ()) -> JailSpec:
+          secret_specs: Iterable[str] = (), learn: bool = False) -> JailSpec:
     user, home = caller_identity(caller_env)
     view = resolve(profile, workspace, home, user)
     values = {"workspace": view.workspace, "home": home, "user": user}
@@ -60,6 +62,7 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
     inside = cwd == view.workspace or cwd.startswith(view.workspace + "/")
     uid, gid = os.getuid(), os.getgid()
     notify = profile.seccomp.enabled and _notify_available()
+    second = _second_program(profile, notify, learn)
     env = environment.build(profile.environment, caller_env, values, extra_env)
     files = generated_files(user, uid, gid, home)
     secrets = _secrets(profile, secret_specs, caller_env)
@@ -76,7 +79,9 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
         uid=uid,
         gid=gid,
         files=files,
-        seccomp=_seccomp_program(profile, notify),
+        seccomp=_seccomp_program(profile, notify and second is None),
+        seccomp_second=second,
+        learn=learn and second is not None,
         seccomp_notify=notify,
         seccomp_errno=_errno_of(profile),
         landlock_mode=profile.landlock.mode,
@@ -122,6 +127,28 @@ def _seccomp_program(profile: Profile, notify: bool) -> bytes | None:
     if policy.oci:
         return seccomp.build_oci(policy.oci, notify)
     return seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value, notify)
+
+
+def _second_program(profile: Profile, notify: bool, learn: bool) -> bytes | None:
+    """The allow-list filter stacked on the profile's, or the learning one; None without either."""
+    from .errors import JailError
+
+    if learn and not profile.seccomp.enabled:
+        raise JailError(f"learning needs seccomp, which profile {profile.name} turns off",
+                        "learn on a profile with seccomp.enabled = true (the default)")
+    if learn and profile.seccomp.oci:
+        raise JailError(f"learning stacks on the profile's own seccomp lists; {profile.name} uses seccomp.oci",
+                        "learn on a profile without seccomp.oci")
+    if not profile.seccomp.enabled or not (learn or profile.seccomp.allow):
+        return None
+    from . import seccomp
+
+    if learn:
+        if not notify:
+            raise JailError("learning needs seccomp user notification (Linux 5.0+), which this kernel lacks",
+                            "see shelljail doctor")
+        return seccomp.build_learn()
+    return seccomp.build_allow(profile.seccomp.allow, profile.seccomp.errno_value, notify)
 
 
 def _errno_of(profile: Profile) -> str:

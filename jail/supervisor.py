@@ -24,7 +24,8 @@ EXIT_STOPPED = 137
 _LIMIT_SIGNALS = {signal.SIGXCPU: "cpu_seconds", signal.SIGXFSZ: "file_size"}
 
 
-def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any = None) -> int:
+def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any = None,
+        recorder: Any = None) -> int:
     """Run the jailed command to its end; its exit status, 124 at the wall time, 137 when stopped.
 
     Raises JailError when the jail could not be set up (exit 125) or the
@@ -34,13 +35,18 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     started = time.monotonic()
     deadline = started + timeout if timeout else None
     counter = None
+    if spec.learn and recorder is None:
+        from .learn import Recorder
+
+        recorder = Recorder(spec.view.workspace)
     if spec.seccomp_notify:
         from .seccomp import errno_number
         from .seccomp_notify import DenialCounter
 
         ours, theirs = socket_pair()
         spec = spec._replace(notify_channel=theirs)
-        counter = DenialCounter(ours, errno_number(spec.seccomp_errno), audit)
+        counter = DenialCounter(ours, errno_number(spec.seccomp_errno), audit,
+                                 observe=recorder.observe if spec.learn else None)
     cap = None
     if spec.limits.output_bytes or spec.secrets:
         from .output import OutputCap
@@ -94,12 +100,16 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
             audit.event("limit", limit="wall_time", seconds=timeout)
         elif code - 128 in _LIMIT_SIGNALS:
             audit.event("limit", limit=_LIMIT_SIGNALS[code - 128], signal=signal.Signals(code - 128).name)
-        if counter is not None and counter.summary():
+        if spec.learn and counter is not None:
+            audit.event("seccomp-learned", counts=counter.summary(), **recorder.summary())
+        elif counter is not None and counter.summary():
             audit.event("seccomp-denials", counts=counter.summary())
         audit.event("exit", status=code, reason=failure[1] if failure else None,
                     seconds=round(time.monotonic() - started, 3), cpu_user=round(usage.ru_utime, 3),
                     cpu_system=round(usage.ru_stime, 3), peak_memory_kib=usage.ru_maxrss,
                     bytes_written=usage.ru_oublock * 512)
+    if recorder is not None and counter is not None:
+        recorder.syscalls = counter.summary()
     if failure:
         raise RunFailure(*failure)
     return code

@@ -65,10 +65,14 @@ def test_an_approval_from_another_process_unblocks_the_command(jail: Jail, tmp_p
 def test_a_denial_from_another_process_gives_126(jail: Jail, tmp_path: Path) -> None:
     state = tmp_path / "state"
     run = start(jail, state)
-    assert cli(jail, state, "deny", waiting_id(jail, state)).returncode == 0
+    request_id = waiting_id(jail, state)
+    assert cli(jail, state, "deny", request_id).returncode == 0
     _, err = run.communicate(timeout=30)
     assert run.returncode == 126
-    assert err.startswith("shelljail: denied: truncate destroys file contents") and "denied by" in err
+    waiting, reason, denied = err.splitlines()[:3]  # no terminal: the caller is told who can answer, and how
+    assert waiting == "shelljail: waiting for a person: truncate -s 0 data.txt; echo finished=$?"
+    assert f"shelljail approve {request_id}" in reason and "--ask deny" in reason
+    assert denied.startswith("shelljail: denied: truncate destroys file contents") and "denied by" in denied
     assert (jail.workspace / "data.txt").read_text() == "precious\n"
 
 

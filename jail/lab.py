@@ -1,0 +1,127 @@
+"""The syscall lab: learn what a command needs, run with reports, compare two profiles."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from typing import Any, NamedTuple
+
+from . import profile as profiles
+
+
+def write_learned(path: str, base: str, argv: list[str], recorder: Any) -> int:
+    """Write the base plus an allow-list of exactly the syscalls seen, with counts; how many were learned.
+
+    Written to a temporary file and renamed: an interrupted learn never leaves half a profile.
+    """
+    from .learn import describe
+    from .seccomp import CORE
+
+    base_ref = base if "/" not in base and not base.endswith(".toml") else os.path.abspath(base)
+    counts = {name: count for name, count in recorder.syscalls.items() if name not in CORE}
+    lines = [f"# Learned by shelljail learn on {time.strftime('%Y-%m-%d %H:%M')} from: {shlex.join(argv)}",
+             "# Only the syscalls below (and a small core: read, write, mmap, execve, ...) pass;",
+             "# anything else fails with seccomp.errno_value, and shelljail lab run names it.",
+             "#", *describe(recorder.summary()),
+             f"extends = {_toml_string(base_ref)}",
+             f"description = {_toml_string('Learned from: ' + shlex.join(argv)[:200])}", "", "[seccomp]", "allow = ["]
+    for name in sorted(counts):
+        lines.append(f"  {_toml_string(name)},  # {counts[name]} call{'s' if counts[name] != 1 else ''}")
+    lines.append("]")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(temporary, path)
+    return len(counts)
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def report(counts: dict[str, int], events: list[dict[str, Any]]) -> str:
+    """Each denied syscall with its count and the first program that tried it."""
+    if not counts:
+        return "no syscall was denied"
+    first = {e.get("syscall"): e.get("program", "?") for e in reversed(events) if e.get("event") == "seccomp-denial"}
+    rows = [f"  {name:24} {count:6}  first by {first.get(name, '?')}" for name, count in
+            sorted(counts.items(), key=lambda item: -item[1])]
+    return "denied syscalls:\n" + "\n".join(rows)
+
+
+class _Syscalls(NamedTuple):
+    """A profile's syscall policy by name: what it denies, and its allow-list (None: no allow-list)."""
+
+    denied: frozenset[str]
+    allowed: frozenset[str] | None
+    note: str = ""
+
+
+def _syscalls(p: profiles.Profile) -> _Syscalls:
+    from .seccomp import CORE, names_in
+
+    if not p.seccomp.enabled:
+        return _Syscalls(frozenset(), None, "seccomp off")
+    if p.seccomp.oci:
+        return _Syscalls(frozenset(), None, f"the OCI file {p.seccomp.oci}, not compared by name")
+    denied = frozenset(names_in(p.seccomp.errno + p.seccomp.kill, argument_rules=False))
+    allowed = frozenset(set(names_in(p.seccomp.allow)) | set(CORE)) - denied if p.seccomp.allow else None
+    return _Syscalls(denied, allowed)
+
+
+def _more_syscalls(x: _Syscalls, y: _Syscalls) -> str:
+    """The syscalls x lets through and y does not, in words."""
+    if x.note or y.note:
+        return "unknown (" + "; ".join(note for note in (x.note, y.note) if note) + ")"
+    if x.allowed is None and y.allowed is not None:
+        extra = sorted(y.denied - x.denied)
+        return (f"every syscall outside the other's allow-list of {len(y.allowed)}"
+                + (f", and {', '.join(extra)}" if extra else ""))
+    more = (x.allowed - y.allowed if x.allowed is not None and y.allowed is not None
+            else x.allowed & y.denied if x.allowed is not None else y.denied - x.denied)
+    return ", ".join(sorted(more)) or "none"
+
+
+def diff(first: str, second: str) -> str:
+    """What one profile allows that the other does not: syscalls, paths, network."""
+    a, b = profiles.load(first), profiles.load(second)
+    out = [f"A = {first} ({a.description or a.source})", f"B = {second} ({b.description or b.source})"]
+    sa, sb = _syscalls(a), _syscalls(b)
+    out += [f"syscalls A allows and B does not: {_more_syscalls(sa, sb)}",
+            f"syscalls B allows and A does not: {_more_syscalls(sb, sa)}"]
+    for label, x, y in (("A", a, b), ("B", b, a)):
+        for key in ("read_only", "read_only_optional", "read_write", "tmpfs"):
+            extra = sorted(set(getattr(x.filesystem, key)) - set(getattr(y.filesystem, key)))
+            if extra:
+                out.append(f"paths only {label} mounts ({key}): {', '.join(extra)}")
+        unhidden = sorted(set(y.filesystem.hidden) - set(x.filesystem.hidden))
+        if unhidden:
+            out.append(f"paths only {label} leaves visible (the other's hidden): {', '.join(unhidden)}")
+    if a.filesystem.workspace != b.filesystem.workspace:
+        out.append(f"workspace: A {a.filesystem.workspace}, B {b.filesystem.workspace}")
+    same = a.network == b.network
+    out.append(f"network: both {a.network.mode}" if same else f"network: A {a.network.mode}, B {b.network.mode}")
+    if a.interposer.enabled != b.interposer.enabled:
+        on_off = {True: "on", False: "off"}
+        out.append(f"interposer: A {on_off[a.interposer.enabled]}, B {on_off[b.interposer.enabled]}")
+    if a.landlock.mode != b.landlock.mode:
+        out.append(f"landlock: A {a.landlock.mode}, B {b.landlock.mode}")
+    return "\n".join(out)
+
+
+def print_report(log_directory: str) -> None:
+    """The denial report of a finished run, from its audit log (the supervisor's record of it)."""
+    import json
+
+    try:
+        with open(os.path.join(log_directory, "audit.jsonl")) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        events = []
+    counts: dict[str, int] = {}
+    for event in events:
+        if event.get("event") == "seccomp-denials":
+            counts = event.get("counts", {})
+    print(f"shelljail: {report(counts, events)}", file=sys.stderr)
