@@ -266,6 +266,11 @@ def _git_deletes(args: tuple[Word, ...], cwd: str) -> list[Target]:
     return []
 
 
+def is_cache_path(relative: str) -> bool:
+    """Whether a path inside the workspace (relative to it) lies in a regenerable cache."""
+    return any(part in CACHE_DIRS or part.endswith(CACHE_SUFFIXES) for part in relative.split("/"))
+
+
 class Place(NamedTuple):
     workspace: str
     home: str
@@ -286,7 +291,7 @@ def classes(target: Target, place: Place) -> set[str]:
         parts = path[len(workspace) + 1:].split("/")
         if ".git" in parts:
             found.add("git-dir")
-        elif any(part in CACHE_DIRS or part.endswith(CACHE_SUFFIXES) for part in parts):
+        elif is_cache_path("/".join(parts)):
             found.add("cache")
         return found
     found.add("outside-workspace")

@@ -13,6 +13,12 @@
  *            fds it carries, in order ("A sh dash bash rbash"), the first being
  *            the one to run; or 'D' followed by the text to print on stderr.
  *
+ * Bound over rm and unlink too (the trash; see jail/trash.py), it is a tool: it
+ * knows by /proc/self/exe, and asks with "t", cwd, the tool's name, argv. The
+ * answer: 'X' then stdout, stderr, the exit status (each NUL-terminated: the
+ * supervisor did the work), or 'E' then stdout, stderr and the argv to run the
+ * real tool with, whose fd it carries; or 'D' as above.
+ *
  * Child shells (make's recipes, a script's subshells) need not be judged when
  * the profile says so; the supervisor then writes SHELLS_PATH ("name major
  * minor inode" per real shell). An allowed shell is given the real shells as
@@ -197,6 +203,17 @@ static long parent_of(long pid) {
     return number(&p);
 }
 
+/* "rm" or "unlink" when this program stands in for that tool, else 0 (a shell). */
+static const char *tool_name(char *buffer, size_t size) {
+    long n = sys6(SYS_readlinkat, AT_FDCWD, (long)"/proc/self/exe", (long)buffer, (long)(size - 1), 0, 0);
+    if (n <= 0) return 0;
+    buffer[n] = 0;
+    const char *base = buffer;
+    for (const char *s = buffer; *s; s++) if (*s == '/') base = s + 1;
+    if ((length(base) == 2 && starts(base, "rm")) || (length(base) == 6 && starts(base, "unlink"))) return base;
+    return 0;
+}
+
 static void child_shell_fast_path(char **argv, char **envp) {
     struct shell shells[MAX_SHELLS];
     int count = read_shells(shells);
@@ -280,19 +297,53 @@ static char **hand_down(int *fds, int count, char *names, char **envp) {
     return environment;
 }
 
+static char *tool_argv[4096];
+
+/* The tool's answer: print what the supervisor says, then exit or run the real tool. */
+static void tool_answer(long got, int fd, char **envp) {
+    char *fields[3];
+    char *p = answer + 1, *end = answer + got;
+    for (int i = 0; i < 3; i++) {
+        fields[i] = p;
+        while (p < end && *p) p++;
+        if (p >= end) fail("bad answer", -71);
+        p++;
+    }
+    if (answer[0] == 'X') {
+        put(1, fields[0]);
+        put(2, fields[1]);
+        const char *digits = fields[2];
+        sys(SYS_exit_group, number(&digits), 0, 0);
+    }
+    put(1, fields[0]);
+    put(2, fields[1]);
+    int n = 0;
+    for (char *q = fields[2]; q < end && n < 4095; n++) { /* fields[2] starts the argv */
+        tool_argv[n] = q;
+        while (q < end && *q) q++;
+        q++;
+    }
+    tool_argv[n] = 0;
+    if (n == 0 || fd < 0) fail("bad answer", -71);
+    execute(fd, tool_argv, envp);
+    fail("execute the real tool", -2);
+}
+
 void start(long *stack) {
     int argc = (int)stack[0];
     char **argv = (char **)(stack + 1);
     char **envp = argv + argc + 1;
-    child_shell_fast_path(argv, envp);
+    char exe[4096];
+    const char *tool = tool_name(exe, sizeof exe);
+    if (!tool) child_shell_fast_path(argv, envp);
 
     size_t used = 4;
-    const char *version = "1";
     char cwd[4096];
     if (sys(SYS_getcwd, cwd, sizeof cwd, 0) <= 0) { cwd[0] = '/'; cwd[1] = 0; }
-    const char *first[2] = {version, cwd};
-    for (int i = 0; i < 2 + argc; i++) {
-        const char *field = i < 2 ? first[i] : argv[i - 2];
+    const char *first[3] = {tool ? "t" : "1", cwd, tool};
+    int leading = tool ? 3 : 2;
+    for (int i = 0; i < leading + argc; i++) {
+        const char *field = i < leading ? first[i] : argv[i - leading];
         size_t n = length(field) + 1;
         if (used + n > sizeof request) fail("command line too long", -7);
         memcpy(request + used, field, n);
@@ -322,6 +373,14 @@ void start(long *stack) {
     if (got <= 0) fail("answer", got ? got : -104);
     answer[got] = 0;
     sys(SYS_close, sock, 0, 0);
+
+    if (tool && (answer[0] == 'X' || answer[0] == 'E')) {
+        int fd = -1;
+        if (answer[0] == 'E' && msg.controllen >= sizeof(struct cmsghdr_) && control.header.level == SOL_SOCKET_ &&
+            control.header.type == SCM_RIGHTS_)
+            memcpy(&fd, control.space + sizeof(struct cmsghdr_), sizeof(int));
+        tool_answer(got, fd, envp);
+    }
 
     if (answer[0] == 'A') {
         if (msg.controllen < sizeof(struct cmsghdr_) || control.header.level != SOL_SOCKET_ ||

@@ -26,7 +26,9 @@ def main() -> None:
         cwd = os.getcwd()
     except OSError:
         cwd = "/"
-    fields = ["1", cwd, *sys.argv]
+    tool = os.path.basename(sys.argv[0])  # a script's argv[0] is the path it was run by
+    tool = tool if tool in ("rm", "unlink") else None
+    fields = ["t", cwd, tool, *sys.argv] if tool else ["1", cwd, *sys.argv]
     payload = b"".join(os.fsencode(field) + b"\0" for field in fields)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -35,6 +37,16 @@ def main() -> None:
             answer, fds, _flags, _addr = socket.recv_fds(sock, 65536, 8)
     except OSError as error:
         fail("connect " + SOCKET_PATH, error)
+    if tool and answer[:1] in (b"X", b"E"):
+        stdout, stderr, *rest = answer[1:].split(b"\0")
+        os.write(1, stdout)
+        os.write(2, stderr)
+        if answer[:1] == b"X":
+            os._exit(int(rest[0] or 0))
+        try:
+            os.execve(fds[0], [os.fsdecode(a) for a in rest[:-1]], os.environ)
+        except (OSError, IndexError) as error:
+            fail("execute the real tool", error)
     if answer[:1] == b"A" and fds:
         for extra in fds[1:]:  # the C launcher's child-shell fast path: not done here
             os.close(extra)

@@ -36,6 +36,7 @@ SOCKET_NAME = "decide.sock"
 SHELLS_NAME = "shells"  # "name major minor inode" per real shell, for the launcher's child-shell fast path
 JAIL_DIRECTORY = "/run/shelljail"
 SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
+TOOLS = ("rm", "unlink")
 MAX_REQUEST = 8 << 20
 MAX_SCRIPT = 4 << 20
 _SHELL_OPTIONS_WITH_VALUE = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
@@ -49,6 +50,17 @@ def real_shells() -> dict[str, str]:
             found.setdefault(os.path.basename(path), os.path.realpath(path))
     if "bash" in found:
         found.setdefault("rbash", found["bash"])
+    return found
+
+
+def real_tools() -> dict[str, str]:
+    """The deleting tools the trash stands in for (see jail/trash.py), by name."""
+    found: dict[str, str] = {}
+    for name in TOOLS:
+        for directory in ("/usr/bin", "/bin"):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                found.setdefault(name, os.path.realpath(path))
     return found
 
 
@@ -108,6 +120,8 @@ class DecisionService:
         self.judge_child_shells = judge_child_shells
         self.on_decision = on_decision
         self.shells = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_shells().items()}
+        self.tools = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_tools().items()}
+        self.trash: Any = None  # a jail.trash.Trash when the session keeps one
         self.shell_paths = set(real_shells().values())
         self.allowed: set[int] = set()  # host pids of shells this service let run
         self.outermost: int | None = None  # the jail's holder: ancestry walks stop there
@@ -135,7 +149,7 @@ class DecisionService:
         except OSError:
             pass
         self.listener.close()
-        for fd in self.shells.values():
+        for fd in (*self.shells.values(), *self.tools.values()):
             os.close(fd)
         for name in (SOCKET_NAME, SHELLS_NAME):
             try:
@@ -175,6 +189,9 @@ class DecisionService:
         if length > MAX_REQUEST:
             raise ValueError("request too large")
         fields = _receive(connection, length).split(b"\0")[:-1]
+        if len(fields) >= 4 and fields[0] == b"t":
+            self._tool(connection, os.fsdecode(fields[1]), os.fsdecode(fields[2]), [os.fsdecode(f) for f in fields[3:]])
+            return
         if len(fields) < 3 or fields[0] != b"1":
             raise ValueError("unknown request")
         cwd = os.fsdecode(fields[1])
@@ -194,6 +211,22 @@ class DecisionService:
                 _send_fds(connection, b"A " + names, [shell, *(self.shells[n] for n in self.kit)])
         else:
             connection.sendall(b"D" + verdict.encode())
+
+    def _tool(self, connection: _socket.socket, cwd: str, tool: str, argv: list[str]) -> None:
+        """rm or unlink in the jail: the trash moves what it can; the real tool gets the rest."""
+        real = self.tools.get(tool)
+        if real is None:
+            raise ValueError(f"no real {tool}")
+        if self.trash is None:
+            _send_fds(connection, b"E\0\0" + b"".join(os.fsencode(a) + b"\0" for a in argv), [real])
+            return
+        outcome = self.trash.handle(tool, argv, cwd)
+        out, err = os.fsencode(outcome.stdout)[-30000:], os.fsencode(outcome.stderr)[-30000:]
+        if outcome.real:
+            _send_fds(connection, b"E" + out + b"\0" + err + b"\0" +
+                      b"".join(os.fsencode(a) + b"\0" for a in outcome.argv), [real])
+        else:
+            connection.sendall(b"X" + out + b"\0" + err + b"\0" + str(outcome.status).encode() + b"\0")
 
     def judge(self, argv: list[str], cwd: str, pid: int) -> tuple[str | None, dict[str, Any]]:
         """None to let the shell run, or the text of its denial; and an event for the log."""
@@ -356,7 +389,7 @@ def launcher_path() -> str:
 
 def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
            ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None,
-           dry_run: bool = False) -> tuple[Any, DecisionService]:
+           dry_run: bool = False, trash: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.view import Bind
@@ -367,6 +400,10 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]
+    if trash is not None:
+        service.trash = trash
+        extra += [Bind(launcher, target, False) for target in sorted(set(real_tools().values()))]
     view = jail_spec.view._replace(mounts=jail_spec.view.mounts + tuple(extra))
-    # Landlock must let the command execute the real shells, which are outside its view.
-    return jail_spec._replace(view=view, executable_fds=tuple(service.shells.values())), service
+    # Landlock must let the command execute the real shells and tools, which are outside its view.
+    executable = (*service.shells.values(), *service.tools.values())
+    return jail_spec._replace(view=view, executable_fds=executable), service

@@ -134,6 +134,23 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("session", nargs="?", help="a session id or prefix (default: the newest running one)")
     stop.set_defaults(handler=_stop)
 
+    trash = commands.add_parser(
+        "trash", help="what rm and unlink in a jail moved aside, and putting it back",
+        description="Inside a jail, rm and unlink of workspace files (not regenerable caches such as target/ or "
+                    "node_modules/) move them to the session's trash instead: the agent sees rm's usual output "
+                    "and status, and nothing is lost.")
+    trash_commands = trash.add_subparsers(metavar="ACTION", required=True)
+    trash_list = trash_commands.add_parser("list", help="the trash of a session (default: every session), newest first")
+    trash_list.add_argument("session", nargs="?", help="a session id or a unique prefix of one")
+    trash_list.add_argument("--json", action="store_true")
+    trash_list.set_defaults(handler=_trash_list)
+    trash_restore = trash_commands.add_parser(
+        "restore", help="put a removed file or tree back where it was",
+        description="REF is an entry's id as `trash list` prints it (SESSION/N), or the path it had, or a path "
+                    "inside a removed tree (its last removal). Refused if something is at that path now.")
+    trash_restore.add_argument("reference", metavar="ID|PATH")
+    trash_restore.set_defaults(handler=_trash_restore)
+
     seccomp = commands.add_parser("seccomp", help="the syscall policy of a profile")
     seccomp_commands = seccomp.add_subparsers(metavar="ACTION", required=True)
     export = seccomp_commands.add_parser(
@@ -246,10 +263,12 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
         from interposer import service as decisions
 
         from .approvals import Broker
+        from .trash import for_session
 
         broker = Broker(log.directory, log, args.ask, loaded.interposer.ask_timeout)
+        trash, jail_spec = for_session(loaded, jail_spec, log)
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
-                                                       broker.ask, getattr(args, "dry_run", False))
+                                                       broker.ask, getattr(args, "dry_run", False), trash)
     try:
         code = supervisor.run(jail_spec, timeout, decision_service, log, recorder)
     except JailError as exc:
@@ -403,6 +422,45 @@ def _lab_diff(args: argparse.Namespace) -> int:
     from . import lab
 
     print(lab.diff(args.first, args.second))
+    return 0
+
+
+def _trash_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from . import audit, trash
+
+    entries = trash.all_entries()
+    if args.session:
+        try:
+            session = audit.find(args.session)["session"]
+        except LookupError as exc:
+            print(f"shelljail: {exc}", file=sys.stderr)
+            return 1
+        entries = [e for e in entries if e["session"] == session]
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry))
+        return 0
+    if not entries:
+        print("the trash is empty")
+        return 0
+    for entry in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.get("time", 0)))
+        print(f"{entry['session']}/{entry['id']:<4} {when}  {trash.human(entry.get('bytes', 0)):>9}  "
+              f"{entry.get('files', 0):>6} files  {entry['path']}")
+    return 0
+
+
+def _trash_restore(args: argparse.Namespace) -> int:
+    from . import trash
+
+    restored, problem = trash.restore(args.reference, os.getcwd())
+    if problem:
+        print(f"shelljail: {problem}", file=sys.stderr)
+        return 1
+    print(f"restored {restored}")
     return 0
 
 

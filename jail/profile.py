@@ -105,6 +105,11 @@ class Landlock(NamedTuple):
     mode: str = "best-effort"  # "required": refuse to run without it; "off": do not use it
 
 
+class Trash(NamedTuple):
+    enabled: bool = True  # rm and unlink in the workspace move to a restorable trash (needs the interposer)
+    max_bytes: int | None = 2 << 30  # the session's trash holds at most this much; then rm is refused
+
+
 class Secrets(NamedTuple):
     # NAME = "env" | "file:PATH" | "cmd:COMMAND", each optionally ending in ":file"
     values: Mapping[str, str] = MappingProxyType({})
@@ -122,6 +127,7 @@ class Profile(NamedTuple):
     seccomp: Seccomp = Seccomp()
     landlock: Landlock = Landlock()
     secrets: Secrets = Secrets()
+    trash: Trash = Trash()
 
 
 # ---------------------------------------------------------------- validation
@@ -286,6 +292,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "network": (Network, {"mode": _one_of("none")}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
     "secrets": (Secrets, {"*": _secret_source}),
+    "trash": (Trash, {"enabled": _bool, "max_bytes": parse_size}),
     "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
                           "log": _syscall_list, "errno_value": _errno_name, "oci": _string,
                           "allow": _syscall_list}),
