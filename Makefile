@@ -34,10 +34,13 @@ venv:
 
 # The shell entry inside the jail: a static C program (interposer/launcher.py is the fallback).
 launcher: interposer/shelljail-launcher
+# No compiler: the Python fallback. A compiler that fails is an error (never a stale binary).
 interposer/shelljail-launcher: interposer/launcher.c
-	$(CC) -O2 -static -no-pie -nostdlib -nostartfiles -ffreestanding -fno-builtin -fno-stack-protector \
-	  -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -s -Wall -Wextra -o $@ $< \
-	  || { echo "no C compiler: the jail uses the slower Python launcher"; true; }
+	@if command -v $(CC) >/dev/null 2>&1; then \
+	  echo "$(CC) ... -o $@ $<"; \
+	  $(CC) -O2 -static -no-pie -nostdlib -nostartfiles -ffreestanding -fno-builtin -fno-stack-protector \
+	    -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -s -Wall -Wextra -Werror -o $@ $<; \
+	else rm -f $@; echo "no C compiler: the jail uses the slower Python launcher"; fi
 
 test:
 	$(BIN)/python -m pytest -q tests

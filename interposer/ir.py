@@ -35,6 +35,10 @@ class Command(NamedTuple):
     context: tuple[str, ...]  # how it is reached, outermost first: "$(...)", "bash -c", "find -exec"
     text: str
     piped_text: str | None = None  # what its standard input holds, when a literal echo/printf feeds it
+    # Where it is in the judged line (UTF-8 byte offsets), and each argv word as written there, for
+    # rewrites; only for commands of the line itself (not inside `bash -c '...'`), by tree-sitter.
+    span: tuple[int, int] | None = None
+    word_spans: tuple[tuple[int, int, str], ...] = ()
 
 
 class Parsed(NamedTuple):

@@ -18,7 +18,7 @@ from jail.profile import Interposer, Rule
 from .effects import Effects, Place, Target, classes, effects, find_roots, flags
 from .resolve import Invocation, Opaque, resolve
 
-SEVERITY = {"allow": 0, "ask": 2, "deny": 3}
+SEVERITY = {"allow": 0, "rewrite": 1, "ask": 2, "deny": 3}
 _GIT_VALUE_OPTIONS = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"})
 
 
@@ -36,10 +36,11 @@ class Verdict(NamedTuple):
     reason: str
     rule: str | None
     alternative: str = ""
+    rewrite: str = ""  # with decision "rewrite": which (see rewrite.py)
 
 
 class Decision(NamedTuple):
-    decision: str  # allow, deny, ask
+    decision: str  # allow, deny, ask, or rewrite (run `rewritten` instead)
     reason: str
     rule: str | None
     alternative: str
@@ -63,6 +64,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     place = Place(policy.workspace, policy.home)
     verdicts: list[Verdict] = []
     commands = []
+    rewrites: list[tuple[str, Invocation]] = []
     roots: tuple[Target, ...] = ()
     for invocation in resolved.invocations:
         if invocation.name == "find":
@@ -70,6 +72,8 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
         found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else ())
         verdict = _judge(invocation, found, place, policy.interposer)
         verdicts.append(verdict)
+        if verdict.decision == "rewrite":
+            rewrites.append((verdict.rewrite, invocation))
         commands.append({"argv": [invocation.name, *invocation.values()], "via": list(invocation.via),
                          "cwd": invocation.cwd, "decision": verdict.decision, "rule": verdict.rule,
                          "deletes": [t.path for t in found.deletes], "writes": [t.path for t in found.writes]})
@@ -80,8 +84,13 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     if not verdicts:
         verdicts.append(Verdict("allow", "nothing runs", None))
     worst = max(verdicts, key=lambda v: SEVERITY[v.decision])  # max keeps the first of equals
+    rewritten = None
+    if worst.decision == "rewrite":
+        from .rewrite import apply
+
+        rewritten = apply(line, rewrites)
     return Decision(worst.decision, worst.reason, worst.rule, worst.alternative, tuple(commands),
-                    bool(resolved.opaque), tuple(o.reason for o in resolved.opaque), resolved.parsers)
+                    bool(resolved.opaque), tuple(o.reason for o in resolved.opaque), resolved.parsers, rewritten)
 
 
 def _opaque(opaque: Opaque, interposer: Interposer) -> Verdict:
@@ -100,6 +109,12 @@ def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Int
     for rule in _candidates(interposer.rules, invocation.name):
         target = _match(rule, invocation, found, place)
         if target is not False:
+            if rule.rewrite:
+                from .rewrite import applicable
+
+                if applicable(rule.rewrite, invocation):
+                    return Verdict("rewrite", f"{_fill(rule.reason, invocation, target, place)}: "
+                                   f"rewritten ({rule.rewrite})", rule.id, "", rule.rewrite)
             return Verdict(rule.decision, _fill(rule.reason, invocation, target, place), rule.id,
                            _fill(rule.alternative, invocation, target, place))
     return Verdict(interposer.default, "no rule matches", None)

@@ -11,7 +11,9 @@
  *            "1" (version), cwd, argv[0], argv[1], ... argv[argc-1]
  *   answer:  one message: 'A' (allow) then the names of the real shells whose
  *            fds it carries, in order ("A sh dash bash rbash"), the first being
- *            the one to run; or 'D' followed by the text to print on stderr.
+ *            the one to run; or 'D' followed by the text to print on stderr;
+ *            or 'R' like 'A', then a NUL and the argv to run the shell with
+ *            instead (the command rewritten into a safer form).
  *
  * Bound over rm and unlink too (the trash; see jail/trash.py), it is a tool: it
  * knows by /proc/self/exe, and asks with "t", cwd, the tool's name, argv. The
@@ -382,7 +384,7 @@ void start(long *stack) {
         tool_answer(got, fd, envp);
     }
 
-    if (answer[0] == 'A') {
+    if (answer[0] == 'A' || answer[0] == 'R') {
         if (msg.controllen < sizeof(struct cmsghdr_) || control.header.level != SOL_SOCKET_ ||
             control.header.type != SCM_RIGHTS_)
             fail("no shell in the answer", -71);
@@ -391,6 +393,19 @@ void start(long *stack) {
         int fds[MAX_SHELLS];
         memcpy(fds, control.space + sizeof(struct cmsghdr_), sizeof(int) * (size_t)count);
         if (count > 1 && answer[1] == ' ') envp = hand_down(fds + 1, count - 1, answer + 2, envp);
+        if (answer[0] == 'R') { /* the command rewritten: "R names\0" then the shell's new argv */
+            char *p = answer + 1, *end = answer + got;
+            while (p < end && *p) p++;
+            int n = 0;
+            for (p++; p < end && n < 4095; n++) {
+                tool_argv[n] = p;
+                while (p < end && *p) p++;
+                p++;
+            }
+            tool_argv[n] = 0;
+            if (n == 0) fail("bad answer", -71);
+            argv = tool_argv;
+        }
         execute(fds[0], argv, envp);
         fail("execute the shell", -2);
     }

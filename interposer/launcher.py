@@ -47,11 +47,14 @@ def main() -> None:
             os.execve(fds[0], [os.fsdecode(a) for a in rest[:-1]], os.environ)
         except (OSError, IndexError) as error:
             fail("execute the real tool", error)
-    if answer[:1] == b"A" and fds:
+    if answer[:1] in (b"A", b"R") and fds:
         for extra in fds[1:]:  # the C launcher's child-shell fast path: not done here
             os.close(extra)
+        argv = sys.argv
+        if answer[:1] == b"R":  # the command rewritten: names, NUL, then the new argv
+            argv = [os.fsdecode(a) for a in answer.split(b"\0")[1:-1]]
         try:
-            os.execve(fds[0], sys.argv, os.environ)
+            os.execve(fds[0], argv, os.environ)
         except OSError as error:
             fail("execute the shell", error)
     if answer[:1] == b"D":

@@ -161,6 +161,7 @@ class _Walker:
         argv: list[Word] = []
         assignments: list[tuple[str, Word]] = []
         redirects: list[Redirect] = []
+        word_spans: list[tuple[int, int, str]] = []
         for child in node.children:
             if child.type == "variable_assignment":
                 name, value = self._assignment(child, expander)
@@ -171,11 +172,15 @@ class _Walker:
             elif child.type == "command_name":
                 self._substitutions(child, state)
                 argv += expander.words(child.named_children[0]) if child.named_children else []
+                word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
             elif child.is_named and child.type not in _SKIP:
                 self._substitutions(child, state)
                 argv += expander.words(child)
+                word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
+        top = not self.context
         command = Command(tuple(argv), tuple(assignments), tuple(redirects), state.cwd, piped_from,
-                          self.context, node.text.decode(errors="replace"), piped_text)
+                          self.context, node.text.decode(errors="replace"), piped_text,
+                          (node.start_byte, node.end_byte) if top else None, tuple(word_spans) if top else ())
         self.commands.append(command)
         index = len(self.commands) - 1
         if argv and argv[0].value == "cd" and argv[0].literal:

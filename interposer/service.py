@@ -71,6 +71,19 @@ def launcher_targets() -> list[str]:
 
 def shell_invocation(argv: list[str]) -> tuple[str, str | None]:
     """What a shell's argv asks it to run: ("c", text), ("file", path) or ("stdin", None)."""
+    mode, value, _index = _invocation(argv)
+    return mode, value
+
+
+def rewritten_argv(argv: list[str], text: str) -> list[str]:
+    """The shell's argv running `text` instead of its command string or script file."""
+    mode, _value, index = _invocation(argv)
+    if mode == "c":
+        return [*argv[:index], text, *argv[index + 1:]]
+    return [*argv[:index], "-c", text, *argv[index:]]  # the script's path becomes $0, as it was
+
+
+def _invocation(argv: list[str]) -> tuple[str, str | None, int]:
     index = 1
     command_mode = False
     while index < len(argv):
@@ -87,15 +100,15 @@ def shell_invocation(argv: list[str]) -> tuple[str, str | None]:
         if arg.startswith(("-", "+")) and len(arg) > 1:
             command_mode = command_mode or "c" in arg[1:]
             if "s" in arg[1:] and not command_mode:
-                return "stdin", None
+                return "stdin", None, index
             index += 1
             continue
         break
     if command_mode:
-        return ("c", argv[index]) if index < len(argv) else ("stdin", None)
+        return ("c", argv[index], index) if index < len(argv) else ("stdin", None, index)
     if index < len(argv):
-        return "file", argv[index]
-    return "stdin", None
+        return "file", argv[index], index
+    return "stdin", None, index
 
 
 # A decision made without the analysis: a shell reading commands from its input. (A plain
@@ -199,6 +212,17 @@ class DecisionService:
         verdict, event = self.judge(argv, cwd, pid)
         if self.on_decision:
             self.on_decision(event)
+        if verdict is None and event.get("rewritten"):
+            run = rewritten_argv(argv, event["rewritten"])
+            shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
+            if shell is None:
+                raise ValueError("no real shell for " + argv[0])
+            self.allowed.add(pid)
+            names = b"" if self.judge_child_shells else " ".join(self.kit).encode()
+            kit = [] if self.judge_child_shells else [self.shells[n] for n in self.kit]
+            _send_fds(connection, b"R " + names + b"\0" + b"".join(os.fsencode(a) + b"\0" for a in run),
+                      [shell, *kit])
+            return
         if verdict is None:
             shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
             if shell is None:
@@ -271,6 +295,9 @@ class DecisionService:
             event.update(dry_run=report)
             return f"shelljail: dry run: {report}\n", event
         if decision.decision == "allow":
+            return None, event
+        if decision.decision == "rewrite":
+            event["rewritten"] = decision.rewritten
             return None, event
         if decision.decision == "ask":
             if self.ask is None:

@@ -151,6 +151,22 @@ def _parser() -> argparse.ArgumentParser:
     trash_restore.add_argument("reference", metavar="ID|PATH")
     trash_restore.set_defaults(handler=_trash_restore)
 
+    snapshots = commands.add_parser(
+        "snapshots", help="the git snapshots saved before commands that discard work",
+        description="Before git reset --hard, git clean -f, git checkout -- ., git restore ., git stash drop/clear, "
+                    "the interposer saves the work tree (untracked files too) to refs/shelljail/snapshots/N. "
+                    "This lists them; shelljail rollback N restores one.")
+    snapshots.add_argument("-w", "--workspace", default=None, help="the repository (default: the current directory)")
+    snapshots.set_defaults(handler=_snapshots)
+    rollback = commands.add_parser(
+        "rollback", help="restore a git snapshot: HEAD, files and stashes (saving the present one first)",
+        description="Restore snapshot N: the branch goes back to where HEAD was, the files to what they were "
+                    "(untracked ones come back untracked), and dropped stashes return. What is there now is "
+                    "saved as a new snapshot first, so a rollback can be rolled back. Git runs in a jail.")
+    rollback.add_argument("number", type=int, metavar="N")
+    rollback.add_argument("-w", "--workspace", default=None, help="the repository (default: the current directory)")
+    rollback.set_defaults(handler=_rollback)
+
     seccomp = commands.add_parser("seccomp", help="the syscall policy of a profile")
     seccomp_commands = seccomp.add_subparsers(metavar="ACTION", required=True)
     export = seccomp_commands.add_parser(
@@ -462,6 +478,28 @@ def _trash_restore(args: argparse.Namespace) -> int:
         return 1
     print(f"restored {restored}")
     return 0
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    from .snapshots import LIST_SCRIPT
+
+    return _git_in_jail(args.workspace, LIST_SCRIPT)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from .snapshots import rollback_script
+
+    return _git_in_jail(args.workspace, rollback_script(args.number))
+
+
+def _git_in_jail(workspace: str | None, script: str) -> int:
+    """A git script of ours, run in a jail on the workspace (no interposer: the script is not the agent's)."""
+    from . import profile, spec
+
+    loaded = profile.load("coding-agent")
+    jail_spec = spec.build(loaded, workspace or os.getcwd(), ["/bin/sh", "-c", script], os.environ)
+    options = argparse.Namespace(ask="deny", dry_run=False)
+    return _supervise(options, loaded, jail_spec, False, 600)[0]
 
 
 def _doctor(_args: argparse.Namespace) -> int:

@@ -80,6 +80,9 @@ class Rule(NamedTuple):
     reads: tuple[str, ...] = ()  # path classes whose content it reads: dotenv, credentials
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
+    # A safer form to run instead, where the command can be rewritten (else `decision` holds):
+    # "snapshot" (save the work tree to a hidden git ref first), "force-with-lease".
+    rewrite: str = ""
 
 
 class Interposer(NamedTuple):
@@ -197,6 +200,7 @@ def _kind(value: Any) -> str:
 PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-workspace", "git-dir", "cache",
                 "scratch", "unknown", "any", "dotenv", "credentials")
 DECISIONS = ("allow", "deny", "ask")
+REWRITES = ("snapshot", "force-with-lease")
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "stdin_from", "via"}
 # unless_args only narrows a rule: it is not a matcher on its own
 
@@ -214,6 +218,8 @@ def _rules(value: Any) -> tuple[Rule, ...]:
                 raise ValueError(f"{where}: unknown key (known: {', '.join(Rule._fields)})")
             if key in ("id", "reason", "alternative"):
                 fields[key] = _string(item)
+            elif key == "rewrite":
+                fields[key] = _one_of(*REWRITES)(item)
             elif key == "decision":
                 fields[key] = _one_of(*DECISIONS)(item)
             else:

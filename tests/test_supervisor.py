@@ -240,7 +240,7 @@ def test_dry_run_runs_reads_and_reports_the_rest(jail: Jail, tmp_path: Path) -> 
     assert lines[0] == "0 keep"
     assert lines[1].startswith("126 shelljail: dry run: would run rm; delete ") and "keep.txt" in lines[1]
     assert lines[2].startswith("126 shelljail: dry run: would run echo; write ") and "made.txt" in lines[2]
-    assert lines[3].startswith("126 shelljail: dry run: would run git (deny, rule git-push-force)")
+    assert lines[3].startswith("126 shelljail: dry run: would run git (rewrite, rule git-push-force)")
     assert "Read-only file system" in result.stderr  # even the agent's own writes: the workspace is read-only
     assert (jail.workspace / "keep.txt").exists() and not (jail.workspace / "made.txt").exists()
     reports = [e.get("dry_run") for e in events(state) if e["event"] == "decision"]

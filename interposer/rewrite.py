@@ -1,0 +1,79 @@
+"""Safer forms of risky git commands, written into the command line the shell will run.
+
+A rule with `rewrite` names one; it applies to a command of the judged line
+itself (tree-sitter gives its place in the text), reached directly (no wrapper,
+not inside `bash -c '...'` or `$(...)`), whose words are plain. Otherwise the
+rule's own decision holds: a rewrite is never a reason to run something as is.
+
+- `snapshot`: before `git reset --hard`, `git clean -f`, `git checkout -- .`,
+  `git restore .`, `git stash drop/clear`, the work tree (untracked files
+  included, ignored ones not) is committed to `refs/shelljail/snapshots/N`
+  with a temporary index, touching neither the index nor HEAD; its parents are
+  HEAD and every stash, so a dropped stash stays reachable. The command runs
+  only if that worked. `shelljail snapshots` and `rollback N` use them.
+  It runs in the jail, with the agent's own git: a repository's hooks and
+  filters run where the agent's commands already do.
+- `force-with-lease`: `git push --force` (or `-f`) becomes
+  `git push --force-with-lease`, which refuses to overwrite work it has not seen.
+"""
+
+from __future__ import annotations
+
+from .resolve import Invocation
+
+SNAPSHOT_REF = "refs/shelljail/snapshots"
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,%^~")
+_IDENTITY = ("GIT_AUTHOR_NAME=shelljail GIT_AUTHOR_EMAIL=shelljail@localhost "
+             "GIT_COMMITTER_NAME=shelljail GIT_COMMITTER_EMAIL=shelljail@localhost")
+
+
+def applicable(kind: str, invocation: Invocation) -> bool:
+    """Whether `kind` can be written into the line for this program."""
+    command = invocation.command
+    if command.span is None or invocation.via or command.context or len(command.word_spans) != len(command.argv):
+        return False
+    words = [text for _start, _end, text in command.word_spans]
+    if invocation.name != "git" or not words or words[0] not in ("git", "/usr/bin/git", "/bin/git"):
+        return False
+    if len(words) < 2 or words[1].startswith("-"):
+        return False  # git -C DIR, git -c k=v ...: the snapshot would look at another repository
+    if kind == "force-with-lease":
+        forcing = [w for w in words[2:] if w in ("-f", "--force")]
+        others = {"--mirror", "--delete", "-d", "--prune"} & set(words[2:])
+        return len(forcing) >= 1 and not others and not any(w.startswith("+") or w.startswith(":") for w in words)
+    return kind == "snapshot"
+
+
+def apply(line: str, rewrites: list[tuple[str, Invocation]]) -> str:
+    """The line with each (kind, invocation) rewritten in place, the last first so offsets hold."""
+    data = line.encode()
+    for kind, invocation in sorted(rewrites, key=lambda r: -(r[1].command.span or (0, 0))[0]):
+        start, end = invocation.command.span or (0, 0)
+        original = data[start:end].decode(errors="replace")
+        if kind == "snapshot":
+            replacement = f"{{ {snapshot_script(original)} && {original}; }}".encode()
+            data = data[:start] + replacement + data[end:]
+        else:
+            for word_start, word_end, text in reversed(invocation.command.word_spans):
+                if text in ("-f", "--force"):
+                    data = data[:word_start] + b"--force-with-lease" + data[word_end:]
+    return data.decode(errors="replace")
+
+
+def snapshot_script(command: str) -> str:
+    """POSIX sh, in a subshell: commit the work tree to the next snapshot ref, quietly."""
+    message = _quote(f"shelljail snapshot before: {command}"[:500])
+    return ("( set -e; d=$(git rev-parse --git-dir); i=$(mktemp); "
+            "if [ -f \"$d/index\" ]; then cp \"$d/index\" \"$i\"; else rm -f \"$i\"; fi; "
+            "GIT_INDEX_FILE=$i git add -A; t=$(GIT_INDEX_FILE=$i git write-tree); rm -f \"$i\"; "
+            "p=; if h=$(git rev-parse -q --verify HEAD); then p=\"-p $h\"; "
+            "for s in $(git stash list --format=%H); do p=\"$p -p $s\"; done; fi; "
+            f"c=$({_IDENTITY} git commit-tree $p -m {message} \"$t\"); "
+            f"n=$(( $(git for-each-ref {SNAPSHOT_REF} | wc -l) + 1 )); "
+            f"git update-ref \"{SNAPSHOT_REF}/$n\" \"$c\" ) >/dev/null")
+
+
+def _quote(text: str) -> str:
+    if text and set(text) <= _PLAIN:
+        return text
+    return "'" + text.replace("'", "'\\''") + "'"

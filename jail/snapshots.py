@@ -1,0 +1,42 @@
+"""Git snapshots: listing them and rolling back to one (`shelljail snapshots`, `rollback N`).
+
+The interposer's `snapshot` rewrite (interposer/rewrite.py) saves the work tree
+to `refs/shelljail/snapshots/N` before a command that discards work. Reading
+and restoring them runs git in a jail on the workspace, like the agent's own
+git: a repository an agent could change may carry hooks, filters and config
+that run programs, and those must not run on the host.
+"""
+
+from __future__ import annotations
+
+from interposer.rewrite import SNAPSHOT_REF, snapshot_script
+
+LIST_SCRIPT = (f"git rev-parse --git-dir >/dev/null || exit 1; "
+               f"n=$(git for-each-ref {SNAPSHOT_REF} | wc -l); "
+               f"if [ \"$n\" -eq 0 ]; then echo 'no snapshots in this repository'; exit 0; fi; "
+               f"git for-each-ref --sort=creatordate "
+               f"--format='%(refname:lstrip=3)%09%(creatordate:format:%Y-%m-%d %H:%M:%S)%09%(contents:subject)' "
+               f"{SNAPSHOT_REF}")
+
+
+def rollback_script(number: int) -> str:
+    """Save the present state as a new snapshot, then restore snapshot `number`: HEAD, files, stashes."""
+    ref = f"{SNAPSHOT_REF}/{number}"
+    missing = f"shelljail: no snapshot {number} in this repository (shelljail snapshots lists them)"
+    return "\n".join([
+        "set -e",
+        f"c=$(git rev-parse -q --verify '{ref}^{{commit}}') || {{ echo '{missing}' >&2; exit 1; }}",
+        snapshot_script(f"shelljail rollback {number}"),
+        f"saved=$(git for-each-ref {SNAPSHOT_REF} | wc -l)",
+        "set -- $(git rev-list --parents -n 1 \"$c\")",
+        "shift",  # the snapshot itself; then HEAD at the time, then the stashes
+        "if [ $# -gt 0 ]; then git reset -q --soft \"$1\"; shift; fi",
+        "git read-tree -u --reset \"$c\"",
+        "git reset -q",
+        "present=$(git stash list --format=%H)",
+        "stashes=",
+        "for s in \"$@\"; do stashes=\"$s $stashes\"; done",  # oldest first: `stash store` pushes
+        "for s in $stashes; do case \"$present\" in *\"$s\"*) ;; "
+        f"*) git stash store -m 'restored by shelljail rollback {number}' \"$s\";; esac; done",
+        f"echo \"rolled back to snapshot {number}; what was here before is snapshot $saved\"",
+    ])
