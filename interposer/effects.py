@@ -18,7 +18,7 @@ CACHE_DIRS = frozenset({"target", "node_modules", "__pycache__", "build", "dist"
                         ".ruff_cache", ".tox", ".nox", ".gradle", ".next", ".nuxt", ".parcel-cache", ".cache",
                         "coverage", "htmlcov", ".eggs", "cmake-build-debug", "cmake-build-release", ".turbo",
                         ".svelte-kit", ".angular", "out", "_build", ".hypothesis"})
-CACHE_SUFFIXES = (".egg-info",)
+CACHE_SUFFIXES = (".egg-info", ".pyc", ".pyo")
 # The jail's private scratch space: writing or deleting there harms nothing.
 SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/tty",
            "/dev/fd", "/proc/self/fd")

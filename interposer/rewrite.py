@@ -15,6 +15,9 @@ rule's own decision holds: a rewrite is never a reason to run something as is.
   filters run where the agent's commands already do.
 - `force-with-lease`: `git push --force` (or `-f`) becomes
   `git push --force-with-lease`, which refuses to overwrite work it has not seen.
+- `trash`: `find ... -delete` becomes `find ... -depth ... -exec rm -d -f -- {} +`:
+  the same files in the same order (contents before their directory), removed
+  by the jail's rm, which moves workspace files to the trash (jail/trash.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def applicable(kind: str, invocation: Invocation) -> bool:
     if command.span is None or invocation.via or command.context or len(command.word_spans) != len(command.argv):
         return False
     words = [text for _start, _end, text in command.word_spans]
+    if kind == "trash":
+        return invocation.name == "find" and words[0] in ("find", "/usr/bin/find", "/bin/find") and \
+            "-delete" in words and _first_expression(invocation) is not None
     if invocation.name != "git" or not words or words[0] not in ("git", "/usr/bin/git", "/bin/git"):
         return False
     if len(words) < 2 or words[1].startswith("-"):
@@ -53,11 +59,28 @@ def apply(line: str, rewrites: list[tuple[str, Invocation]]) -> str:
         if kind == "snapshot":
             replacement = f"{{ {snapshot_script(original)} && {original}; }}".encode()
             data = data[:start] + replacement + data[end:]
+        elif kind == "trash":
+            spans = invocation.command.word_spans
+            for word_start, word_end, text in reversed(spans):
+                if text == "-delete":
+                    data = data[:word_start] + b"-exec rm -d -f -- {} +" + data[word_end:]
+            first = _first_expression(invocation)
+            if first is not None and "-depth" not in [text for _s, _e, text in spans]:
+                data = data[:spans[first][0]] + b"-depth " + data[spans[first][0]:]
         else:
             for word_start, word_end, text in reversed(invocation.command.word_spans):
                 if text in ("-f", "--force"):
                     data = data[:word_start] + b"--force-with-lease" + data[word_end:]
     return data.decode(errors="replace")
+
+
+def _first_expression(invocation: Invocation) -> int | None:
+    """The index (in argv) of find's first expression word: options and tests start after the paths."""
+    argv = invocation.command.argv
+    for index, word in enumerate(argv[1:], start=1):
+        if word.value.startswith("-") or word.value in ("(", "!", ","):
+            return index
+    return None
 
 
 def snapshot_script(command: str) -> str:

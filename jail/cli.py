@@ -464,8 +464,10 @@ def _trash_list(args: argparse.Namespace) -> int:
         return 0
     for entry in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.get("time", 0)))
+        paths = [os.path.join(entry["workspace"], p) for p in entry["paths"]]
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         print(f"{entry['session']}/{entry['id']:<4} {when}  {trash.human(entry.get('bytes', 0)):>9}  "
-              f"{entry.get('files', 0):>6} files  {entry['path']}")
+              f"{entry.get('files', 0):>6} files  {shown}")
     return 0
 
 

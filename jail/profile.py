@@ -81,7 +81,8 @@ class Rule(NamedTuple):
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
     # A safer form to run instead, where the command can be rewritten (else `decision` holds):
-    # "snapshot" (save the work tree to a hidden git ref first), "force-with-lease".
+    # "snapshot" (save the work tree to a hidden git ref first), "force-with-lease", "trash" (find -delete
+    # through rm, which moves workspace files to the trash).
     rewrite: str = ""
 
 
@@ -200,7 +201,7 @@ def _kind(value: Any) -> str:
 PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-workspace", "git-dir", "cache",
                 "scratch", "unknown", "any", "dotenv", "credentials")
 DECISIONS = ("allow", "deny", "ask")
-REWRITES = ("snapshot", "force-with-lease")
+REWRITES = ("snapshot", "force-with-lease", "trash")
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "stdin_from", "via"}
 # unless_args only narrows a rule: it is not a matcher on its own
 

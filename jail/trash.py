@@ -66,6 +66,7 @@ class Trash:
         self.log = log
         self.sequence = len(_entries(root))
         self._workspace_fd: int | None = None
+        self._pending: dict[str, Any] = {"paths": [], "bytes": 0, "files": 0}  # the entry of the rm being run
 
     # ---- the rm and unlink commands ------------------------------------------------------
 
@@ -86,6 +87,7 @@ class Trash:
         real: list[str] = []
         out, err = [], []
         status = 0
+        self._pending = {"paths": [], "bytes": 0, "files": 0}
         for operand in operands:
             relative = self._relative(cwd, operand)
             if relative is None:
@@ -97,6 +99,7 @@ class Trash:
                 status = 1
             elif moved and verbose:
                 out.append(f"removed {'directory ' if moved == 'dir' else ''}'{operand}'")
+        self._finish(argv)
         text_out = "".join(line + "\n" for line in out)
         text_err = "".join(line + "\n" for line in err)
         if real:  # the rest, as the agent wrote it, to the real program in the jail
@@ -164,9 +167,11 @@ class Trash:
         return openat2(self._workspace_fd, relative or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
 
     def _move(self, parent: int, name: str, relative: str, size: int, files: int, argv: list[str]) -> None:
-        self.sequence += 1
-        entry = str(self.sequence)
-        destination = os.path.join(self.root, entry, "files", relative)
+        """Rename into this command's entry (one per rm or unlink run, made at its first move)."""
+        if not self._pending["paths"]:
+            self.sequence += 1
+            self._pending["id"] = str(self.sequence)
+        destination = os.path.join(self.root, self._pending["id"], "files", relative)
         os.makedirs(os.path.dirname(destination), exist_ok=True)
         if self.root.startswith(self.workspace.rstrip("/") + "/"):
             ignore = os.path.join(self.workspace, WORKSPACE_TRASH, ".gitignore")
@@ -178,12 +183,23 @@ class Trash:
             os.rename(name, os.path.basename(destination), src_dir_fd=parent, dst_dir_fd=target)
         finally:
             os.close(target)
-        record = {"id": entry, "path": os.path.join(self.workspace, relative), "relative": relative,
-                  "time": time.time(), "bytes": size, "files": files, "argv": argv}
+        self._pending["paths"].append(relative)
+        self._pending["bytes"] += size
+        self._pending["files"] += files
+
+    def _finish(self, argv: list[str]) -> None:
+        """Record the command's entry and log it, with what undoes it."""
+        pending = self._pending
+        if not pending["paths"]:
+            return
+        entry = pending["id"]
+        record = {"id": entry, "workspace": self.workspace, "paths": pending["paths"], "time": time.time(),
+                  "bytes": pending["bytes"], "files": pending["files"], "argv": argv}
         _write_json(os.path.join(self.root, entry, "entry.json"), record)
         if self.log is not None:
-            self.log.event("trash", id=entry, path=record["path"], bytes=size, files=files,
-                           trash=os.path.join(self.root, entry, "files"), argv=argv,
+            self.log.event("trash", id=entry, paths=[os.path.join(self.workspace, p) for p in pending["paths"]],
+                           bytes=pending["bytes"], files=pending["files"], argv=argv,
+                           trash=os.path.join(self.root, entry, "files"),
                            undo=f"shelljail trash restore {os.path.basename(self.root)}/{entry}")
 
     def _make_room(self, size: int) -> str:
@@ -191,7 +207,7 @@ class Trash:
         if not self.max_bytes:
             return ""
         entries = _entries(self.root)
-        used = sum(e.get("bytes", 0) for e in entries)
+        used = sum(e.get("bytes", 0) for e in entries) + self._pending["bytes"]
         if used + size <= self.max_bytes:
             return ""
         for entry in sorted(entries, key=lambda e: e.get("time", 0)):  # the oldest first
@@ -242,39 +258,45 @@ def all_entries() -> list[dict[str, Any]]:
 
 
 def restore(reference: str, cwd: str) -> tuple[str, str]:
-    """Put an entry (SESSION/N, or the path it had) back where it was; (path restored, "" or why not).
+    """Put an entry (SESSION/N: all it holds), or a path in one, back; (what was restored, "" or why not).
 
     What is already there again is kept: a directory is merged, file by file, and a file that
     exists on both sides is a conflict (left in the trash, and named). The destination is opened
     beneath the workspace, so a symlink planted there since cannot send the files elsewhere.
     """
-    chosen, inner = _find(all_entries(), reference, cwd)
+    chosen, relatives = _find(all_entries(), reference, cwd)
     if chosen is None:
         return "", f"nothing in the trash matches {reference} (shelljail trash list shows what is there)"
-    relative = os.path.normpath(os.path.join(chosen["relative"], inner))
-    source = os.path.join(chosen["root"], chosen["id"], "files", relative)
-    workspace = chosen["path"][:-len(chosen["relative"])].rstrip("/")
-    destination = os.path.join(workspace, relative)
-    if not os.path.lexists(source):
-        return "", f"{destination} was already restored from {chosen['session']}/{chosen['id']}"
-    parent_rel, name = os.path.split(relative)
-    try:
-        root = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    workspace = chosen["workspace"]
+    done, conflicts = [], []
+    for relative in relatives:
+        source = os.path.join(chosen["root"], chosen["id"], "files", relative)
+        destination = os.path.join(workspace, relative)
+        if not os.path.lexists(source):
+            if len(relatives) == 1:
+                return "", f"{destination} was already restored from {chosen['session']}/{chosen['id']}"
+            continue
+        parent_rel, name = os.path.split(relative)
         try:
-            _make_directories(root, parent_rel)
-            parent = openat2(root, parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
-        finally:
-            os.close(root)
-        try:
-            conflicts = _merge(source, parent, name, destination)
-        finally:
-            os.close(parent)
-    except OSError as exc:
-        return "", f"cannot restore {destination}: {exc.strerror} (it leaves the workspace, or is not writable)"
+            root = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _make_directories(root, parent_rel)
+                parent = openat2(root, parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
+            finally:
+                os.close(root)
+            try:
+                conflicts += _merge(source, parent, name, destination)
+            finally:
+                os.close(parent)
+        except OSError as exc:
+            return "", f"cannot restore {destination}: {exc.strerror} (it leaves the workspace, or is not writable)"
+        done.append(destination)
     if conflicts:
         shown = ", ".join(conflicts[:5]) + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
         return "", f"restored all but what exists again at {shown}; move those away and restore again"
-    return destination, ""
+    if not done:
+        return "", f"everything in {chosen['session']}/{chosen['id']} was already restored"
+    return ", ".join(done), ""
 
 
 def _make_directories(root: int, relative: str) -> None:
@@ -314,19 +336,26 @@ def _merge(source: str, parent: int, name: str, shown: str) -> list[str]:
     return conflicts
 
 
-def _find(entries: list[dict[str, Any]], reference: str, cwd: str) -> tuple[dict[str, Any] | None, str]:
+def _find(entries: list[dict[str, Any]], reference: str, cwd: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The entry meant, and the relative paths in it to restore."""
     if "/" in reference and not reference.startswith(("/", ".")):
         session, _, number = reference.rpartition("/")
         for entry in entries:
             if entry["id"] == number and entry["session"].startswith(session):
-                return entry, ""
+                return entry, list(entry["paths"])
     path = os.path.normpath(os.path.join(cwd, reference))
-    for entry in entries:  # newest first: the last deletion of that path
-        if path == entry["path"]:
-            return entry, ""
-        if path.startswith(entry["path"] + "/"):
-            return entry, path[len(entry["path"]) + 1:]
-    return None, ""
+    restored = None
+    for entry in entries:  # newest first: the last removal of that path that is still in the trash
+        workspace = entry["workspace"].rstrip("/")
+        if not path.startswith(workspace + "/"):
+            continue
+        wanted = path[len(workspace) + 1:]
+        for relative in entry["paths"]:
+            if wanted == relative or wanted.startswith(relative + "/"):
+                if os.path.lexists(os.path.join(entry["root"], entry["id"], "files", wanted)):
+                    return entry, [wanted]
+                restored = restored or (entry, [wanted])
+    return restored or (None, [])
 
 
 def _state_root() -> str:

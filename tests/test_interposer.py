@@ -47,7 +47,6 @@ def programs(line: str) -> list[list[str]]:
     "rm -rf target",
     "rm -rf node_modules/ dist build __pycache__ .pytest_cache",
     "rm src/old.rs",
-    "find . -name '*.pyc' -delete",
     "find . -name '*.o' -exec rm {} +",
     "cd src && ls -la && cd .. && pwd",
     "for f in *.txt; do wc -l \"$f\"; done",
@@ -169,6 +168,24 @@ def test_discarding_work_first_saves_a_snapshot(policy: Policy, line: str, rule:
 def test_force_push_becomes_force_with_lease(policy: Policy, line: str, rewritten: str) -> None:
     decision = judge(policy, line)
     assert (decision.decision, decision.rule, decision.rewritten) == ("rewrite", "git-push-force", rewritten)
+
+
+@pytest.mark.parametrize("line, rewritten", [
+    ("find . -name '*.log' -delete", "find . -depth -name '*.log' -exec rm -d -f -- {} +"),
+    ("find . -name '*.pyc' -delete", "find . -depth -name '*.pyc' -exec rm -d -f -- {} +"),
+    ("find src -depth -type f -delete && ls", "find src -depth -type f -exec rm -d -f -- {} + && ls"),
+    ("find . \\( -name a -o -name b \\) -delete", "find . -depth \\( -name a -o -name b \\) -exec rm -d -f -- {} +"),
+])
+def test_find_delete_goes_through_the_trash(policy: Policy, line: str, rewritten: str) -> None:
+    decision = judge(policy, line)
+    assert (decision.decision, decision.rule, decision.rewritten) == ("rewrite", "find-delete", rewritten)
+
+
+def test_find_delete_outside_or_of_caches_is_judged_as_before(policy: Policy) -> None:
+    assert judge(policy, "find / -name x -delete").decision == "deny"
+    assert (judge(policy, "find target -delete").decision, judge(policy, "find target -delete").rule) == \
+        ("allow", "delete-cache")
+    assert judge(policy, "xargs find -delete").rewritten is None  # reached through xargs: not rewritten
 
 
 @pytest.mark.parametrize("line", [

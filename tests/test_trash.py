@@ -39,7 +39,7 @@ def test_rm_moves_workspace_files_to_the_trash_and_restore_brings_them_back(any_
     assert result.stdout.split() == ["status=0"] and result.stderr == ""  # as rm: silent, 0
     assert not (jail.workspace / "src").exists() and not (jail.workspace / "target").exists()
     [moved] = _events(jail, "trash")  # target/ is a regenerable cache: really deleted, the space freed
-    assert moved["path"] == str(jail.workspace / "src") and moved["files"] == 3 and "undo" in moved
+    assert moved["paths"] == [str(jail.workspace / "src")] and moved["files"] == 3 and "undo" in moved
 
     listing = jail.cli("trash", "list")
     assert str(jail.workspace / "src") in listing.stdout and "target" not in listing.stdout
@@ -77,7 +77,7 @@ def test_rm_and_unlink_answer_as_the_real_ones(jail: Jail) -> None:
         "rm: cannot remove 'e': Directory not empty",
         "unlink: cannot unlink 'd': Is a directory",
     ]
-    assert {e["path"].rsplit("/", 1)[1] for e in _events(jail, "trash")} == {"g", "h", "d"}
+    assert {p.rsplit("/", 1)[1] for e in _events(jail, "trash") for p in e["paths"]} == {"g", "h", "d"}
 
 
 def test_the_python_launcher_does_the_same(jail: Jail) -> None:
@@ -86,7 +86,7 @@ def test_the_python_launcher_does_the_same(jail: Jail) -> None:
     result = jail.cli("run", "-w", str(jail.workspace), "--ask", "deny", "--", "/bin/sh", "-c",
                       guarded("rm src/main.rs; rm nothing; echo $?"), env=env)
     assert result.stdout.split() == ["1"] and "rm: cannot remove 'nothing'" in result.stderr
-    assert [e["path"] for e in _events(jail, "trash", env)] == [str(jail.workspace / "src" / "main.rs")]
+    assert [e["paths"] for e in _events(jail, "trash", env)] == [[str(jail.workspace / "src" / "main.rs")]]
 
 
 def test_a_symlink_out_of_the_workspace_is_never_followed_by_the_supervisor(jail: Jail, tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_a_symlink_out_of_the_workspace_is_never_followed_by_the_supervisor(jail
     result = jail.sh(script, interposer=True)
     assert result.stdout.strip() == "done", result.stderr
     assert (outside / "precious").read_text() == "keep me\n"
-    paths = [e["path"] for e in _events(jail, "trash")]
+    paths = [p for e in _events(jail, "trash") for p in e["paths"]]
     assert all(p.startswith(str(jail.workspace) + "/") for p in paths), paths
 
 
@@ -159,3 +159,33 @@ def test_a_trash_in_the_workspace_when_the_state_is_on_another_filesystem(jail: 
         assert (jail.workspace / "src" / "main.rs").exists()
     finally:
         subprocess.run(["rm", "-rf", str(state)], check=False)
+
+
+def test_one_command_is_one_entry_and_restores_as_one(jail: Jail) -> None:
+    for name in ("a", "b", "c"):
+        (jail.workspace / name).write_text(name)
+    result = jail.sh("rm a b c missing; echo $?", interposer=True)
+    assert result.stdout.strip() == "1" and "'missing'" in result.stderr  # rm's status: one operand failed
+    [entry] = _events(jail, "trash")
+    assert len(entry["paths"]) == 3
+    session_entry = entry["undo"].split()[-1]
+    restored = jail.cli("trash", "restore", session_entry)
+    assert restored.returncode == 0, restored.stderr
+    assert sorted(p.name for p in jail.workspace.iterdir()) == ["a", "b", "c"]
+
+
+def test_find_delete_goes_to_the_trash_too(jail: Jail) -> None:
+    logs = jail.workspace / "logs" / "old"
+    logs.mkdir(parents=True)
+    for i in range(5):
+        (logs / f"{i}.log").write_text(f"log {i}\n")
+    (jail.workspace / "logs" / "keep.txt").write_text("keep\n")
+    result = jail.sh("find logs -name '*.log' -delete; echo $?; find logs/old -depth -delete; echo $?; ls -A logs",
+                     interposer=True)
+    assert result.stdout.split() == ["0", "0", "keep.txt"], result.stderr
+    decisions = [e for e in _events(jail, "decision") if e.get("rewritten")]
+    assert decisions and "-exec rm -d -f -- {} +" in decisions[0]["rewritten"]
+    moved = sorted(p.rsplit("/logs/", 1)[1] for e in _events(jail, "trash") for p in e["paths"])
+    assert moved == ["old", "old/0.log", "old/1.log", "old/2.log", "old/3.log", "old/4.log"]
+    assert jail.cli("trash", "restore", "logs/old/3.log").returncode == 0
+    assert (logs / "3.log").read_text() == "log 3\n"
