@@ -52,6 +52,7 @@ bench:
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/interposer.py
 	$(BIN)/python bench/seccomp.py
+	$(BIN)/python bench/trash.py
 
 # What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
 bench-deps:
