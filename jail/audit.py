@@ -40,11 +40,12 @@ def prune(keep: int = KEEP_SESSIONS) -> None:
         directory = os.path.join(root, name)
         try:
             with open(os.path.join(directory, STATE_NAME)) as f:
-                if json.load(f).get("state") == "running":
-                    continue
-            for entry in os.listdir(directory):
-                os.unlink(os.path.join(directory, entry))
-            os.rmdir(directory)
+                state = json.load(f)
+            if state.get("state") == "running" or state.get("overlay") == "pending":
+                continue  # still running, or an overlay not yet committed or discarded
+            from .overlay import remove_tree
+
+            remove_tree(directory)
         except (OSError, ValueError):
             continue
 

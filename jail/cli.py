@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "code", EXIT_SETUP)
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # `shelljail log | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if args.handler is _run:
         # Skip the interpreter's teardown (several ms): nothing is left to clean up.
         sys.stdout.flush()
@@ -92,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ask", choices=("tty", "deny"), default="tty",
                      help="where an `ask` decision goes: tty asks a person on this terminal (and shelljail approve "
                           "from any terminal); deny refuses at once, for CI and unattended runs (default: tty)")
+    run.add_argument("--workspace-mode", choices=("read-write", "read-only", "overlay"), default=None,
+                     help="read-write: the command changes the workspace itself; overlay: its writes land in a layer "
+                          "of the session's, to review with shelljail diff, then commit or discard; read-only "
+                          "(default: the profile's filesystem.workspace)")
     run.add_argument("--dry-run", action="store_true",
                      help="the workspace read-only, and only shell commands that only read run; the others "
                           "are judged, logged and reported as what they would have done (exit 126)")
@@ -150,6 +157,25 @@ def _parser() -> argparse.ArgumentParser:
                     "inside a removed tree (its last removal). Refused if something is at that path now.")
     trash_restore.add_argument("reference", metavar="ID|PATH")
     trash_restore.set_defaults(handler=_trash_restore)
+
+    diff = commands.add_parser(
+        "diff", help="what an overlay session changed: added, changed and deleted files, and a unified diff",
+        description="An overlay session (run --workspace-mode overlay) left the real workspace untouched; "
+                    "this shows what it would change. Then: shelljail commit SESSION [PATH...] or discard SESSION.")
+    diff.add_argument("session", nargs="?", help="a session id or prefix (default: the newest)")
+    diff.add_argument("paths", nargs="*", metavar="PATH", help="only these paths (and what is under them)")
+    diff.add_argument("--names", action="store_true", help="only the list of files (A added, M changed, D deleted)")
+    diff.set_defaults(handler=_diff)
+    commit = commands.add_parser(
+        "commit", help="apply an overlay session's changes (all, or the PATHs named) to the real workspace",
+        description="Each file is written beside its destination and renamed into place (atomic per file). "
+                    "Refused, with nothing applied, if a real file changed since the session started.")
+    commit.add_argument("session", help="a session id or prefix")
+    commit.add_argument("paths", nargs="*", metavar="PATH")
+    commit.set_defaults(handler=_commit)
+    discard = commands.add_parser("discard", help="throw an overlay session's changes away")
+    discard.add_argument("session", help="a session id or prefix")
+    discard.set_defaults(handler=_discard)
 
     snapshots = commands.add_parser(
         "snapshots", help="the git snapshots saved before commands that discard work",
@@ -255,6 +281,8 @@ def _run(args: argparse.Namespace) -> int:
         print("shelljail: run needs a command (shelljail run -- CMD [ARG...])", file=sys.stderr)
         return 2
     loaded = profile.load(args.profile)
+    if args.workspace_mode:
+        loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace=args.workspace_mode))
     if args.dry_run:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace="read-only"))
     workspace = args.workspace or os.getcwd()
@@ -274,6 +302,10 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
     from .errors import JailError
 
     log = session.start(loaded, jail_spec, interposing)
+    if loaded.filesystem.workspace == "overlay":
+        from . import overlay
+
+        jail_spec = overlay.attach(jail_spec, log)
     decision_service = None
     if interposing:
         from interposer import service as decisions
@@ -479,6 +511,90 @@ def _trash_restore(args: argparse.Namespace) -> int:
         print(f"shelljail: {problem}", file=sys.stderr)
         return 1
     print(f"restored {restored}")
+    return 0
+
+
+def _overlay_session(reference: str | None) -> Any:
+    from . import audit, overlay
+
+    info = audit.find(reference)
+    target = overlay.session(info, os.path.join(audit.state_home(), str(info["session"])))
+    if target.state != "pending":
+        raise LookupError(f"session {target.id} was already {target.state}")
+    if info.get("state") == "running":
+        raise LookupError(f"session {target.id} is still running; wait for it, or shelljail stop {target.id}")
+    return target
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from . import overlay
+
+    try:
+        target = _overlay_session(args.session)
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return 1
+    chosen = overlay.selected(overlay.changes(target.upper, target.workspace), args.paths, target.workspace,
+                              os.getcwd())
+    if not chosen:
+        print(f"session {target.id} changed nothing" + (" there" if args.paths else ""))
+        return 0
+    for change in chosen:
+        directory = change.upper is not None and os.path.isdir(change.upper) and not os.path.islink(change.upper)
+        directory = directory or (change.kind == "D" and os.path.isdir(os.path.join(target.workspace, change.path)))
+        print(f"{change.kind} {change.path}{'/' if directory else ''}")
+    if not args.names:
+        for change in chosen:
+            text = overlay.unified(change, target.workspace)
+            if text:
+                sys.stdout.write(text)
+    return 0
+
+
+def _commit(args: argparse.Namespace) -> int:
+    from . import audit, overlay
+
+    try:
+        target = _overlay_session(args.session)
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return 1
+    everything = overlay.changes(target.upper, target.workspace)
+    chosen = overlay.selected(everything, args.paths, target.workspace, os.getcwd())
+    if not chosen:
+        print("shelljail: nothing to commit" + (" under those paths" if args.paths else ""), file=sys.stderr)
+        return 1
+    problems = overlay.conflicts(chosen, target)
+    if problems:
+        print(f"shelljail: commit refused, nothing applied: {'; '.join(problems[:5])}"
+              + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+              + f"; review with shelljail diff {target.id}, commit other paths, or discard", file=sys.stderr)
+        return 1
+    overlay.commit(chosen, target)
+    log = audit.AuditLog(session=target.id, directory=target.directory)
+    log.event("overlay-commit", paths=[f"{c.kind} {c.path}" for c in chosen], by=f"pid {os.getpid()}")
+    if len(chosen) == len(everything):
+        log.state(overlay="committed")
+    log.close()
+    print(f"committed {len(chosen)} change(s) to {target.workspace}"
+          + ("" if len(chosen) == len(everything) else f"; {len(everything) - len(chosen)} left in the session"))
+    return 0
+
+
+def _discard(args: argparse.Namespace) -> int:
+    from . import audit, overlay
+
+    try:
+        target = _overlay_session(args.session)
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return 1
+    overlay.discard(target)
+    log = audit.AuditLog(session=target.id, directory=target.directory)
+    log.event("overlay-discard", by=f"pid {os.getpid()}")
+    log.state(overlay="discarded")
+    log.close()
+    print(f"discarded the changes of session {target.id}")
     return 0
 
 

@@ -27,7 +27,7 @@ from .kernel.mount import (
     umount2,
 )
 from .kernel.pivot_root import pivot_root
-from .view import Bind, Hide, Symlink, Tmpfs, View
+from .view import Bind, Hide, Overlay, Symlink, Tmpfs, View
 
 STAGE = "/tmp"  # hidden by the staging tmpfs only inside our own namespace
 NEW = "/newroot"
@@ -59,6 +59,8 @@ def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> Non
             _symlink(item.points_to, item.target)
         elif isinstance(item, Hide):
             _hide(item.target)
+        elif isinstance(item, Overlay):
+            _overlay(item)
     _mount_dev()
     for path, content in files.items():
         with open(_target(path, dir_like=False), "w") as out:
@@ -70,6 +72,21 @@ def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> Non
     umount2(".", MNT_DETACH)  # ...which is then dropped
     os.chdir("/")
     mount_setattr("/", MOUNT_ATTR_RDONLY, recursive=False)
+
+
+def _overlay(item: Overlay) -> None:
+    """overlayfs in the user namespace: `userxattr` (KNOWN.md); paths escaped for its option syntax."""
+    def escaped(path: str) -> str:
+        return (OLD + path).replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+    options = f"lowerdir={escaped(item.lower)},upperdir={escaped(item.upper)},workdir={escaped(item.work)},userxattr"
+    try:
+        mount("overlay", _target(item.target), "overlay", MS_NOSUID | MS_NODEV, options)
+    except OSError as exc:
+        raise JailError(f"cannot mount the overlay workspace: {exc.strerror}",
+                        "overlayfs in a user namespace needs Linux 5.11+, and its upper directory "
+                        "(under XDG_STATE_HOME) on a filesystem such as ext4, xfs or tmpfs; see shelljail doctor"
+                        ) from None
 
 
 def _target(path: str, dir_like: bool = True) -> str:

@@ -283,7 +283,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "read_write": _string_list,
         "tmpfs": _string_list,
         "hidden": _string_list,
-        "workspace": _one_of("read-write", "read-only"),
+        "workspace": _one_of("read-write", "read-only", "overlay"),
     }),
     "environment": (Environment, {"keep": _string_list, "set": _string_table}),
     "limits": (Limits, {

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from . import environment
 from .profile import Limits, Profile
-from .view import Bind, Tmpfs, View, resolve
+from .view import Bind, Overlay, Tmpfs, View, resolve
 
 # /dev nodes a command may write (the rest of /dev is read-only anyway).
 DEV_WRITABLE = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/random", "/dev/urandom", "/dev/pts",
@@ -108,7 +108,8 @@ def _secrets(profile: Profile, specs: Iterable[str], caller_env: Mapping[str, st
 
 def writable_paths(view: View) -> tuple[str, ...]:
     """Every place the view makes writable: what Landlock allows writing beneath."""
-    places = [m.target for m in view.mounts if isinstance(m, Tmpfs) or (isinstance(m, Bind) and m.writable)]
+    places = [m.target for m in view.mounts
+              if isinstance(m, Tmpfs | Overlay) or (isinstance(m, Bind) and m.writable)]
     return tuple(dict.fromkeys([*places, *DEV_WRITABLE]))
 
 

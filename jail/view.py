@@ -31,11 +31,20 @@ class Tmpfs(NamedTuple):
     target: str
 
 
+class Overlay(NamedTuple):
+    """The workspace as an overlay: the real one read-only below, the session's writes above."""
+
+    lower: str
+    upper: str
+    work: str
+    target: str
+
+
 class Hide(NamedTuple):
     target: str  # masked with an empty tmpfs (directory) or /dev/null (file)
 
 
-Mount = Bind | Symlink | Tmpfs | Hide
+Mount = Bind | Symlink | Tmpfs | Hide | Overlay
 
 
 class View(NamedTuple):
