@@ -325,6 +325,10 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
     finally:
         if decision_service is not None:
             decision_service.close()
+    if loaded.filesystem.workspace == "overlay":
+        from . import overlay
+
+        overlay.summarize(log, jail_spec.view.workspace)
     session.end(log, code, None)
     return code, log.directory
 

@@ -36,8 +36,13 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
 
 
-def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> None:
-    """Replace this mount namespace's root with the jail's, then forget the host's."""
+def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> tuple[int, int] | None:
+    """Replace this mount namespace's root with the jail's, then forget the host's.
+
+    With a size-capped overlay workspace: (the layer on its tmpfs, the session's upper directory
+    on the host), as directory fds that outlive the host's view, for pid 1 to copy at the end."""
+    global _export
+    _export = None
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount reaches the host
     mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
     os.chdir(STAGE)
@@ -72,14 +77,29 @@ def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> Non
     umount2(".", MNT_DETACH)  # ...which is then dropped
     os.chdir("/")
     mount_setattr("/", MOUNT_ATTR_RDONLY, recursive=False)
+    return _export
+
+
+_export: tuple[int, int] | None = None
 
 
 def _overlay(item: Overlay) -> None:
     """overlayfs in the user namespace: `userxattr` (KNOWN.md); paths escaped for its option syntax."""
-    def escaped(path: str) -> str:
-        return (OLD + path).replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+    global _export
+    upper, work = OLD + item.upper, OLD + item.work
+    if item.disk:  # the layer on a tmpfs of that size: a full disk is ENOSPC for the jail, not the host
+        os.mkdir("/disk")
+        mount("tmpfs", "/disk", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={item.disk}")
+        os.mkdir("/disk/upper", 0o755)
+        os.mkdir("/disk/work", 0o700)
+        upper, work = "/disk/upper", "/disk/work"
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        _export = (os.open(upper, flags), os.open(OLD + item.upper, flags))
 
-    options = f"lowerdir={escaped(item.lower)},upperdir={escaped(item.upper)},workdir={escaped(item.work)},userxattr"
+    def escaped(path: str) -> str:
+        return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+    options = f"lowerdir={escaped(OLD + item.lower)},upperdir={escaped(upper)},workdir={escaped(work)},userxattr"
     try:
         mount("overlay", _target(item.target), "overlay", MS_NOSUID | MS_NODEV, options)
     except OSError as exc:

@@ -45,12 +45,62 @@ def attach(spec: Any, log: Any) -> Any:
     os.makedirs(upper)
     os.makedirs(work)
     workspace = spec.view.workspace
-    mounts = tuple(Overlay(workspace, upper, work, workspace) if isinstance(m, Bind) and m.target == workspace
+    disk = spec.limits.disk
+    mounts = tuple(Overlay(workspace, upper, work, workspace, disk) if isinstance(m, Bind) and m.target == workspace
                    else m for m in spec.view.mounts)
     log.state(overlay="pending", overlay_started_ns=time.time_ns())
     log.event("overlay", workspace=workspace, upper=upper,
               review=f"shelljail diff {os.path.basename(log.directory)}")
     return spec._replace(view=spec.view._replace(mounts=mounts), writable=(*spec.writable, workspace))
+
+
+def export(source: int, destination: int) -> None:
+    """Copy a layer (directory fds) as overlayfs wrote it: whiteouts, opaque marks, modes, times.
+
+    Runs in the jail's pid 1 after everything else in the jail is dead; never follows a symlink."""
+    with os.scandir(source) as entries:
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            name, mode = entry.name, stat.S_IMODE(info.st_mode)
+            if stat.S_ISDIR(info.st_mode):
+                os.mkdir(name, 0o700, dir_fd=destination)
+                inner_src = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=source)
+                inner_dst = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                    dir_fd=destination)
+                try:
+                    export(inner_src, inner_dst)
+                    if _opaque(inner_src):
+                        os.setxattr(inner_dst, OPAQUE_XATTR, b"y")
+                    os.fchmod(inner_dst, mode)
+                finally:
+                    os.close(inner_src)
+                    os.close(inner_dst)
+            elif stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                os.mknod(name, stat.S_IFCHR, 0, dir_fd=destination)  # a whiteout (no CAP_MKNOD needed)
+            elif stat.S_ISLNK(info.st_mode):
+                os.symlink(os.readlink(name, dir_fd=source), name, dir_fd=destination)
+            elif stat.S_ISREG(info.st_mode):
+                src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=source)
+                dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                              dir_fd=destination)
+                try:
+                    while os.sendfile(dst, src, None, 1 << 24):
+                        pass
+                    os.fchmod(dst, mode)
+                    os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns))
+                finally:
+                    os.close(src)
+                    os.close(dst)
+
+
+def summarize(log: Any, workspace: str) -> None:
+    """The audit event that closes an overlay run: what it would change, and how to review it."""
+    found = changes(os.path.join(log.directory, "overlay", "upper"), workspace)
+    counts = {kind: sum(1 for c in found if c.kind == kind) for kind in "AMD"}
+    session = os.path.basename(log.directory)
+    log.event("overlay-changes", added=counts["A"], changed=counts["M"], deleted=counts["D"],
+              review=f"shelljail diff {session}", apply=f"shelljail commit {session}",
+              drop=f"shelljail discard {session}")
 
 
 # ---- reading a session's layer ------------------------------------------------------------------
@@ -95,8 +145,10 @@ def _walk(upper: str, relative: str) -> Iterator[tuple[str, str]]:
             yield path, "file"
 
 
-def _opaque(path: str) -> bool:
+def _opaque(path: str | int) -> bool:
     try:
+        if isinstance(path, int):
+            return os.getxattr(path, OPAQUE_XATTR) == b"y"
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False

@@ -57,6 +57,7 @@ class Limits(NamedTuple):
     tmpfs_size: int | None = None
     wall_time: float | None = None
     output_bytes: int | None = None
+    disk: int | None = None  # what an overlay workspace's session may write (its layer is a tmpfs of this size)
 
 
 class Network(NamedTuple):
@@ -295,6 +296,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "tmpfs_size": parse_size,
         "wall_time": _seconds,
         "output_bytes": parse_size,
+        "disk": parse_size,
     }),
     "network": (Network, {"mode": _one_of("none")}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),

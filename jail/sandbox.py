@@ -87,21 +87,46 @@ def _init(spec: JailSpec, error_pipe: int, alive: int) -> int:
     if poller.poll(0):  # the holder already died (its end of the pipe closed)
         return EXIT_SETUP
     os.close(alive)
-    contain(spec)
+    export = contain(spec)
     pid = os.fork()
     if pid == 0:
         _guard(error_pipe, lambda: _exec(spec, error_pipe))
     os.close(error_pipe)
-    return init.wait_for(pid)
+    code = init.wait_for(pid)
+    if export is not None and not _save_layer(*export):
+        return code or EXIT_SETUP
+    return code
 
 
-def contain(spec: JailSpec) -> None:
+def _save_layer(layer: int, upper: int) -> bool:
+    """A size-capped overlay's layer lives on the jail's tmpfs: copy it out, once nothing else runs."""
+    from . import overlay
+
+    try:
+        os.kill(-1, signal.SIGKILL)  # as pid 1: every other process of the jail
+    except ProcessLookupError:
+        pass
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    try:
+        overlay.export(layer, upper)
+    except (OSError, ValueError) as exc:
+        os.write(2, f"shelljail: could not save the overlay's changes: {exc}\n".encode())
+        return False
+    return True
+
+
+def contain(spec: JailSpec) -> tuple[int, int] | None:
     """Everything between fresh namespaces and a process that may run untrusted code."""
-    mounts.build_root(spec.view, spec.files, spec.limits.tmpfs_size)
+    export = mounts.build_root(spec.view, spec.files, spec.limits.tmpfs_size)
     network.set_hostname(HOSTNAME)
     network.loopback_up()
     prctl.set_dumpable(False)  # the command cannot ptrace or read the memory of pid 1
     capabilities.drop_all()
+    return export
 
 
 def _landlock(spec: JailSpec) -> None:

@@ -55,6 +55,11 @@ def caller_identity(caller_env: Mapping[str, str]) -> tuple[str, str]:
 def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Mapping[str, str],
           extra_env: Iterable[tuple[str, str]] = (), cwd: str | None = None,
           secret_specs: Iterable[str] = (), learn: bool = False) -> JailSpec:
+    if profile.limits.disk and profile.filesystem.workspace != "overlay":
+        from .errors import JailError
+
+        raise JailError("limits.disk bounds what an overlay workspace's session writes, and this workspace is "
+                        f"{profile.filesystem.workspace}", "run with --workspace-mode overlay, or drop limits.disk")
     user, home = caller_identity(caller_env)
     view = resolve(profile, workspace, home, user)
     values = {"workspace": view.workspace, "home": home, "user": user}

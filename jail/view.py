@@ -38,6 +38,7 @@ class Overlay(NamedTuple):
     upper: str
     work: str
     target: str
+    disk: int | None = None  # the layer on a tmpfs of this size, copied to `upper` when the jail ends
 
 
 class Hide(NamedTuple):

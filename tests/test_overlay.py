@@ -100,3 +100,60 @@ def test_overlay_is_refused_for_a_session_without_one(jail: Jail) -> None:
     jail.sh("true")
     result = jail.cli("diff", _newest(jail))
     assert result.returncode == 1 and "did not use an overlay workspace" in result.stderr
+
+
+AGENT = """\
+import subprocess
+steps = [
+    "i=0; while head -c 400000 /dev/urandom > target/debug/incremental-$i; do i=$((i+1)); done; echo wrote $i",
+    "rm -rf target",
+    "mkdir -p target/debug && head -c 400000 /dev/urandom > target/debug/app && echo built > status.txt",
+]
+for step in steps:
+    r = subprocess.run(["/bin/bash", "-c", step], capture_output=True, text=True)
+    print(r.returncode, r.stdout.strip(), r.stderr.strip().splitlines()[-1:] if r.stderr else "")
+"""
+
+
+def test_the_incident_a_full_disk_then_rm_rf_target_then_the_work_goes_on(any_jail: Jail, tmp_path: Path) -> None:
+    """An agent fills its disk cap with a build cache, removes the cache, and finishes; nothing else is lost."""
+    jail = any_jail
+    debug = jail.workspace / "target" / "debug"
+    debug.mkdir(parents=True)
+    for i in range(300):
+        (debug / f"dep-{i}.rlib").write_bytes(b"x" * 2000)
+    (jail.workspace / "src").mkdir()
+    (jail.workspace / "src" / "main.rs").write_text("fn main() {}\n")
+    (jail.workspace / "agent.py").write_text(AGENT)
+    if jail.user is not None:
+        for path in [jail.workspace, *jail.workspace.rglob("*")]:
+            os.chown(path, jail.user, jail.user)
+    profile = jail.root / "capped.toml"
+    profile.write_text('extends = "coding-agent"\n[filesystem]\nworkspace = "overlay"\n[limits]\ndisk = "6M"\n')
+    result = jail.cli("run", "-p", str(profile), "-w", str(jail.workspace), "--ask", "deny", "--",
+                      "/usr/bin/python3", "agent.py")
+    assert result.returncode == 0, result.stderr
+    fill, remove, carry_on = result.stdout.splitlines()
+    assert fill.startswith("0 wrote ") and "No space left on device" in fill  # the cap, not the host's disk
+    assert remove.startswith("0")  # rm -rf target freed the layer...
+    assert carry_on.startswith("0")  # ...and the work went on
+    session = _newest(jail)
+    events = [json.loads(line) for line in jail.cli("log", session, "--json").stdout.splitlines()]
+    decisions = [(e.get("command"), e["decision"], e.get("rule")) for e in events if e["event"] == "decision"]
+    assert decisions[1] == ("rm -rf target", "allow", "delete-cache")  # the story, step by step
+    assert events[0]["limits"]["disk"] == 6 << 20
+    [summary] = [e for e in events if e["event"] == "overlay-changes"]
+    assert summary["deleted"] >= 300 and summary["added"] >= 2 and summary["review"] == f"shelljail diff {session}"
+    # The real workspace: untouched until the person commits; then exactly what the agent left.
+    assert len(list(debug.iterdir())) == 300 and (jail.workspace / "src" / "main.rs").exists()
+    assert jail.cli("commit", session).returncode == 0
+    assert sorted(p.name for p in debug.iterdir()) == ["app"]
+    assert (jail.workspace / "status.txt").read_text() == "built\n"
+    assert (jail.workspace / "src" / "main.rs").read_text() == "fn main() {}\n"
+
+
+def test_a_disk_cap_needs_an_overlay_workspace(jail: Jail, tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "coding-agent"\n[limits]\ndisk = "6M"\n')
+    result = jail.cli("run", "-p", str(profile), "-w", str(jail.workspace), "--", "/bin/true")
+    assert result.returncode == 125 and "limits.disk" in result.stderr and "--workspace-mode overlay" in result.stderr
