@@ -53,6 +53,7 @@ bench:
 	$(BIN)/python bench/interposer.py
 	$(BIN)/python bench/seccomp.py
 	$(BIN)/python bench/trash.py
+	$(BIN)/python bench/overlay.py
 
 # What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
 bench-deps:

@@ -51,7 +51,9 @@ def prune(keep: int = KEEP_SESSIONS) -> None:
 
 
 def new_session_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
+    """Sortable by start, to the millisecond (two runs in one second keep their order), then unique."""
+    now = time.time()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{int(now * 1000) % 1000:03d}-" + os.urandom(3).hex()
 
 
 class AuditLog:
