@@ -298,6 +298,8 @@ class DecisionService:
             return None, event
         if decision.decision == "rewrite":
             event["rewritten"] = decision.rewritten
+            if decision.rewritten and "refs/shelljail/snapshots" in decision.rewritten:
+                event["undo"] = f"shelljail snapshots -w {cwd} (the newest), then shelljail rollback N"
             return None, event
         if decision.decision == "ask":
             if self.ask is None:

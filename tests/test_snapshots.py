@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def test_reset_hard_is_undone_by_rollback(jail: Jail) -> None:
     result = _shell(jail, "git reset -q --hard HEAD~2 && git log --oneline | wc -l && cat f1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "v1"]  # the reset ran: two commits and the work gone
+    events = [json.loads(line) for line in jail.cli("log", "--json").stdout.splitlines()]
+    [decision] = [e for e in events if e["event"] == "decision"]
+    assert decision["decision"] == "rewrite" and "shelljail rollback" in decision["undo"]
     listing = jail.cli("snapshots", "-w", str(repo))
     assert listing.stdout.startswith("1\t") and "before: git reset -q --hard HEAD~2" in listing.stdout
 
