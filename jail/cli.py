@@ -306,6 +306,11 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
         from . import overlay
 
         jail_spec = overlay.attach(jail_spec, log)
+    network_proxy = None
+    if loaded.network.mode == "proxy":
+        from . import proxy
+
+        jail_spec, network_proxy = proxy.attach(jail_spec, loaded.network, log)
     decision_service = None
     if interposing:
         from interposer import service as decisions
@@ -325,6 +330,8 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
     finally:
         if decision_service is not None:
             decision_service.close()
+        if network_proxy is not None:
+            network_proxy.close()
     if loaded.filesystem.workspace == "overlay":
         from . import overlay
 

@@ -103,6 +103,12 @@ def diff(first: str, second: str) -> str:
         out.append(f"workspace: A {a.filesystem.workspace}, B {b.filesystem.workspace}")
     same = a.network == b.network
     out.append(f"network: both {a.network.mode}" if same else f"network: A {a.network.mode}, B {b.network.mode}")
+    if not same:
+        for label, x, y in (("A", a.network, b.network), ("B", b.network, a.network)):
+            for key in ("allow", "forward", "allow_addresses"):
+                extra = sorted(set(getattr(x, key)) - set(getattr(y, key))) if x.mode == "proxy" else []
+                if extra:
+                    out.append(f"network.{key} only in {label}: {', '.join(extra)}")
     if a.interposer.enabled != b.interposer.enabled:
         on_off = {True: "on", False: "off"}
         out.append(f"interposer: A {on_off[a.interposer.enabled]}, B {on_off[b.interposer.enabled]}")

@@ -6,9 +6,9 @@ mounts, the jail's home, the profile's read-write binds, /dev's few
 writable nodes) may be written, whatever a mount says. With ABI 6 and newer
 the command is also scoped: it cannot signal processes outside its domain
 (the jail's init) nor connect to abstract unix sockets created outside it.
-TCP rules (ABI 4) are not used while the network mode is "none": the jail's
-own network namespace already has nothing but its loopback, which programs
-inside may use.
+With ABI 4 and newer, TCP connect is limited to the ports the network mode
+bridges (the proxy, the forwards) unless `network.connect_local` lets the
+command reach its own servers on the jail's loopback too; binding is free.
 
 The raw syscalls are used rather than the PyPI `landlock` package: that
 package knows filesystem rules only (no scoping), and checks errno instead
@@ -42,6 +42,15 @@ class _RulesetAttr(ctypes.Structure):
                 ("scoped", ctypes.c_uint64)]
 
 
+class _NetPortAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
+RULE_NET_PORT = 2
+NET_CONNECT_TCP = 1 << 1
+
+
 class _PathBeneathAttr(ctypes.Structure):
     _pack_ = 1
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
@@ -64,11 +73,14 @@ def handled_fs(abi: int) -> int:
     return mask
 
 
-def restrict(writable: list[str], abi: int, executable_fds: tuple[int, ...] = ()) -> None:
+def restrict(writable: list[str], abi: int, executable_fds: tuple[int, ...] = (),
+             connect_ports: tuple[int, ...] | None = None) -> None:
     """Allow reading and executing everywhere in the view, writing only beneath `writable`,
-    and executing the files open as `executable_fds` (outside the view: the real shells)."""
+    executing the files open as `executable_fds` (outside the view: the real shells), and,
+    unless `connect_ports` is None, connecting by TCP to those ports only."""
     handled = handled_fs(abi)
-    attr = _RulesetAttr(handled, 0, (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
+    net = NET_CONNECT_TCP if abi >= 4 and connect_ports is not None else 0
+    attr = _RulesetAttr(handled, net, (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
     size = 24 if abi >= 6 else 16 if abi >= 4 else 8
     ruleset = check(libc.syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)),
                     "landlock_create_ruleset")
@@ -78,6 +90,10 @@ def restrict(writable: list[str], abi: int, executable_fds: tuple[int, ...] = ()
             _allow(ruleset, path, handled)
         for fd in executable_fds:
             _add_rule(ruleset, fd, (EXECUTE | READ_FILE) & handled)
+        for port in connect_ports or () if net else ():
+            rule = _NetPortAttr(NET_CONNECT_TCP, port)
+            check(libc.syscall(ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_NET_PORT), ctypes.byref(rule),
+                               ctypes.c_uint32(0)), "landlock_add_rule (port)")
         check(libc.syscall(RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)), "landlock_restrict_self")
     finally:
         os.close(ruleset)

@@ -33,3 +33,59 @@ def loopback_up() -> None:
 def set_hostname(name: str) -> None:
     encoded = name.encode()
     check(libc.sethostname(encoded, len(encoded)), "sethostname")
+
+
+def listen(bridges: tuple[tuple[int, str], ...]) -> list[tuple[object, str]]:
+    """In pid 1: a TCP listener on the jail's 127.0.0.1 for each bridged port (the proxy, forwards)."""
+    if not bridges:
+        return []
+    import socket
+
+    listeners = []
+    for port, path in bridges:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(512)
+        listeners.append((listener, path))
+    return listeners
+
+
+def bridge(listeners: list[tuple[object, str]]) -> None:
+    """Relay each connection to its unix socket (the supervisor's proxy or forward), from threads."""
+    import threading
+
+    for listener, path in listeners:
+        threading.Thread(target=_accept, args=(listener, path), daemon=True).start()
+
+
+def _accept(listener: object, path: str) -> None:
+    import socket
+    import threading
+
+    assert isinstance(listener, socket.socket)
+    while True:
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=_relay_one, args=(client, path), daemon=True).start()
+
+
+def _relay_one(client: object, path: str) -> None:
+    import socket
+
+    assert isinstance(client, socket.socket)
+    try:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        upstream.connect(path)
+    except OSError:
+        client.close()
+        return
+    from .proxy import _relay
+
+    try:
+        _relay(client, upstream)
+    finally:
+        client.close()
+        upstream.close()

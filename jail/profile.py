@@ -61,7 +61,14 @@ class Limits(NamedTuple):
 
 
 class Network(NamedTuple):
-    mode: str = "none"
+    mode: str = "none"  # none: only a loopback; proxy: also an HTTP proxy to the allowed destinations
+    allow: tuple[str, ...] = ()  # "host", "*.domain", with ":port" (default: 80 and 443)
+    deny: tuple[str, ...] = ()  # checked first
+    hosts: Mapping[str, str] = MappingProxyType({})  # names the proxy resolves to these addresses
+    allow_addresses: tuple[str, ...] = ()  # networks the proxy may connect to though private or loopback
+    forward: tuple[str, ...] = ()  # "127.0.0.1:11434": a host loopback port, at the same address inside
+    proxy_port: int = 3128  # where the proxy listens inside the jail (on its 127.0.0.1)
+    connect_local: bool = False  # TCP connect to any port of the jail's own loopback (not only the bridged)
 
 
 class Rule(NamedTuple):
@@ -162,6 +169,57 @@ def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {_kind(value)}")
     return value
+
+
+def _destinations(value: Any) -> tuple[str, ...]:
+    items = _string_list(value)
+    for item in items:
+        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        if not host or "/" in host or " " in host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+            raise ValueError(f"{item!r} is not a destination: write host, *.domain, or either with :port")
+        if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
+            raise ValueError(f"{item!r}: a wildcard may only lead, as in *.pythonhosted.org")
+    return items
+
+
+def _hosts(value: Any) -> Mapping[str, str]:
+    import ipaddress
+
+    table = _string_table(value)
+    for name, address in table.items():
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"hosts: {name} = {address!r} is not an IP address") from None
+    return MappingProxyType({k.lower(): v for k, v in table.items()})
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    items = _string_list(value)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an address or network (such as 10.0.0.0/8)") from None
+    return items
+
+
+def _forwards(value: Any) -> tuple[str, ...]:
+    items = _string_list(value)
+    for item in items:
+        host, _, port = item.rpartition(":")
+        if host not in ("127.0.0.1", "localhost") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r}: a forward is a port on the host's loopback, as 127.0.0.1:11434")
+    return tuple(f"127.0.0.1:{item.rpartition(':')[2]}" for item in items)
+
+
+def _port(value: Any) -> int:
+    number = _positive_int(value)
+    if number >= 65536:
+        raise ValueError(f"{number} is not a port")
+    return number
 
 
 def _positive_int(value: Any) -> int:
@@ -298,7 +356,9 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "output_bytes": parse_size,
         "disk": parse_size,
     }),
-    "network": (Network, {"mode": _one_of("none")}),
+    "network": (Network, {"mode": _one_of("none", "proxy"), "allow": _destinations, "deny": _destinations,
+                          "hosts": _hosts, "allow_addresses": _networks, "forward": _forwards,
+                          "proxy_port": _port, "connect_local": _bool}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
     "secrets": (Secrets, {"*": _secret_source}),
     "trash": (Trash, {"enabled": _bool, "max_bytes": parse_size}),

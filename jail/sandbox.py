@@ -22,6 +22,10 @@ import prctl
 from . import capabilities, init, landlock, limits, mounts, namespaces, network, seccomp, seccomp_notify
 from .spec import JailSpec
 
+TYPE_CHECKING = False  # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 HOSTNAME = "shelljail"
 EXIT_SETUP = 125
 EXIT_NOT_EXECUTABLE = 126
@@ -87,11 +91,12 @@ def _init(spec: JailSpec, error_pipe: int, alive: int) -> int:
     if poller.poll(0):  # the holder already died (its end of the pipe closed)
         return EXIT_SETUP
     os.close(alive)
-    export = contain(spec)
+    export, listeners = contain(spec)  # listening before the command exists: its first connect waits
     pid = os.fork()
     if pid == 0:
         _guard(error_pipe, lambda: _exec(spec, error_pipe))
     os.close(error_pipe)
+    network.bridge(listeners)  # threads of pid 1, started after the fork
     code = init.wait_for(pid)
     if export is not None and not _save_layer(*export):
         return code or EXIT_SETUP
@@ -119,14 +124,15 @@ def _save_layer(layer: int, upper: int) -> bool:
     return True
 
 
-def contain(spec: JailSpec) -> tuple[int, int] | None:
+def contain(spec: JailSpec) -> tuple[tuple[int, int] | None, list[Any]]:
     """Everything between fresh namespaces and a process that may run untrusted code."""
     export = mounts.build_root(spec.view, spec.files, spec.limits.tmpfs_size)
     network.set_hostname(HOSTNAME)
     network.loopback_up()
+    listeners = network.listen(spec.bridges)  # while pid 1 may still bind any port
     prctl.set_dumpable(False)  # the command cannot ptrace or read the memory of pid 1
     capabilities.drop_all()
-    return export
+    return export, listeners
 
 
 def _landlock(spec: JailSpec) -> None:
@@ -136,7 +142,7 @@ def _landlock(spec: JailSpec) -> None:
             raise OSError(0, "Landlock is required by the profile but this kernel does not offer it "
                              "(see shelljail doctor)")
         return
-    landlock.restrict(list(spec.writable), abi, spec.executable_fds)
+    landlock.restrict(list(spec.writable), abi, spec.executable_fds, spec.connect_ports)
 
 
 def _exec(spec: JailSpec, error_pipe: int) -> int:

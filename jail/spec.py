@@ -32,6 +32,8 @@ class JailSpec(NamedTuple):
     notify_channel: int | None = None  # the socket the command passes the listener out on (set at start)
     landlock_mode: str = "off"
     writable: tuple[str, ...] = ()  # where Landlock lets the command write
+    connect_ports: tuple[int, ...] | None = None  # the only TCP ports the command may connect to (None: any)
+    bridges: tuple[tuple[int, str], ...] = ()  # (port on the jail's 127.0.0.1, unix socket it relays to)
     stdout_fd: int | None = None  # where the command's stdout goes instead (the output cap's pipe)
     stderr_fd: int | None = None
     executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
@@ -91,6 +93,7 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
         seccomp_errno=_errno_of(profile),
         landlock_mode=profile.landlock.mode,
         writable=writable_paths(view),
+        connect_ports=None if profile.network.connect_local else (),
         secrets=tuple(secrets),
     )
 

@@ -137,7 +137,7 @@ def test_lab_diff_names_syscalls_paths_and_network(jail: Jail, tmp_path: Path) -
     assert "syscalls A allows and B does not: socket" in lines
     assert "syscalls B allows and A does not: none" in lines
     assert "workspace: A read-write, B read-only" in lines
-    assert "network: both none" in lines
+    assert "network: both proxy" in lines
     wide = jail.cli("lab", "diff", "coding-agent", str(narrow)).stdout
     assert "every syscall outside the other's allow-list" in wide
     base = jail.cli("lab", "diff", "base", "coding-agent").stdout

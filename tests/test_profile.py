@@ -16,11 +16,11 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["base", "coding-agent", "offline", "readonly"])
+@pytest.mark.parametrize("name", ["base", "coding-agent", "offline", "readonly", "lab"])
 def test_builtin_profiles_load(name: str) -> None:
     loaded = profile.load(name)
     assert loaded.name == name
-    assert loaded.network.mode == "none"
+    assert loaded.network.mode == ("none" if name in ("base", "offline") else "proxy")
     assert "/usr" in loaded.filesystem.read_only
 
 

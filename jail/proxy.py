@@ -1,0 +1,304 @@
+"""The network proxy: the only way out of a jail, outside it, checking every destination.
+
+In `network.mode = "proxy"` the jail's network namespace still has only a
+loopback. Its pid 1 listens on 127.0.0.1:<proxy_port> there and relays each
+connection to a unix socket that the supervisor serves here (the socket's
+directory is bind-mounted at /run/shelljail-net, after the profile's mounts,
+so none of them can hide it). This proxy speaks HTTP: CONNECT for TLS and
+absolute-form requests for plain HTTP. Each request's host and port are
+checked against `network.deny`, then `network.allow`; the name is resolved
+here (`network.hosts` first, then the system resolver), every address is
+checked, and loopback, link-local, private and other special ranges are
+refused unless `network.allow_addresses` names them; the connection goes to
+the address that was checked, so a name cannot be rebound to the host's
+services in between. Every connection, allowed or refused, is an audit event
+with the bytes it carried. `network.forward` ports on the host's loopback are
+relayed the same way, without HTTP, to the same address inside the jail.
+"""
+
+from __future__ import annotations
+
+import _socket
+import _thread
+import fnmatch
+import os
+from collections.abc import Callable
+from typing import Any
+
+SOCKET_DIRECTORY = "/run/shelljail-net"  # inside the jail
+PROXY_SOCKET = "proxy.sock"
+MAX_HEAD = 64 << 10
+DEFAULT_PORTS = (80, 443)
+
+
+def forward_socket(port: int) -> str:
+    return f"forward-{port}.sock"
+
+
+class Destination:
+    """A host and port matched against the profile's allow and deny patterns."""
+
+    def __init__(self, pattern: str) -> None:
+        host, _, port = pattern.rpartition(":") if pattern.count(":") == 1 else (pattern, "", "")
+        self.pattern = pattern
+        self.host = host.lower()
+        self.ports = (int(port),) if port else DEFAULT_PORTS
+
+    def matches(self, host: str, port: int) -> bool:
+        if port not in self.ports:
+            return False
+        if self.host.startswith("*."):
+            return fnmatch.fnmatchcase(host, self.host) or host == self.host[2:]
+        return host == self.host
+
+
+class Proxy:
+    """Serves the jail's proxy socket and its forwards from threads of the supervisor."""
+
+    def __init__(self, network: Any, directory: str, log: Any) -> None:
+        self.allow = [Destination(p) for p in network.allow]
+        self.deny = [Destination(p) for p in network.deny]
+        self.hosts = dict(network.hosts)
+        self.allow_addresses = tuple(network.allow_addresses)
+        self.log = log
+        self.directory = directory
+        self.listeners: list[_socket.socket] = []
+        self._listen(PROXY_SOCKET, self._serve_proxy)
+        for address in network.forward:
+            host, _, port = address.rpartition(":")
+            self._listen(forward_socket(int(port)), lambda c, h=host, p=int(port): self._serve_forward(c, h, p))
+
+    def _listen(self, name: str, handler: Callable[[_socket.socket], None]) -> None:
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        listener.bind(os.path.join(self.directory, name))
+        listener.listen(256)
+        self.listeners.append(listener)
+        _thread.start_new_thread(self._accept, (listener, handler))
+
+    def _accept(self, listener: _socket.socket, handler: Callable[[_socket.socket], None]) -> None:
+        while True:
+            try:
+                fd, _ = listener._accept()
+            except OSError:
+                return  # closed: the run is over
+            _thread.start_new_thread(self._guarded, (handler, _socket.socket(fileno=fd)))
+
+    def _guarded(self, handler: Callable[[_socket.socket], None], connection: _socket.socket) -> None:
+        try:
+            handler(connection)
+        except OSError:
+            pass  # a client that went away mid-transfer
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        for name in os.listdir(self.directory):
+            if name.endswith(".sock"):
+                os.unlink(os.path.join(self.directory, name))
+        try:
+            os.rmdir(self.directory)
+        except OSError:
+            pass
+
+    # ---- HTTP ------------------------------------------------------------------------------------
+
+    def _serve_proxy(self, client: _socket.socket) -> None:
+        head, rest = _read_head(client)
+        if head is None:
+            return
+        request_line, _, headers = head.partition(b"\r\n")
+        try:
+            method, target, version = request_line.decode("latin-1").split(" ")
+        except ValueError:
+            client.sendall(_response(400, "shelljail: not an HTTP proxy request"))
+            return
+        if method == "CONNECT":
+            host, port = _split_host_port(target, 443)
+            path = None
+        elif target.startswith("http://"):
+            authority, slash, path_part = target[len("http://"):].partition("/")
+            host, port = _split_host_port(authority, 80)
+            path = slash + path_part if slash else "/"
+        else:
+            client.sendall(_response(400, "shelljail: the proxy takes CONNECT host:port, or http://host/path; "
+                                          "https:// URLs go through CONNECT (set HTTPS_PROXY)"))
+            return
+        upstream, address, refusal = self.open(host, port)
+        if upstream is None:
+            self._event(host, port, "refused", refusal, address)
+            client.sendall(_response(403, f"shelljail: refused {host}:{port}: {refusal}"))
+            return
+        with upstream:
+            if path is None:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if rest:
+                    upstream.sendall(rest)
+                up, down = _relay(client, upstream)
+                up += len(rest)
+            else:
+                forwarded = _origin_request(method, path, version, headers)
+                upstream.sendall(forwarded + rest)
+                up, down = _relay(client, upstream)
+                up += len(forwarded) + len(rest)
+        self._event(host, port, "allowed", None, address, up, down)
+
+    def open(self, host: str, port: int) -> tuple[Any, str | None, str]:
+        """(a connected socket, the address, "") or (None, address or None, why it was refused)."""
+        import socket
+
+        host = host.lower().rstrip(".")
+        for rule in self.deny:
+            if rule.matches(host, port):
+                return None, None, f"denied by network.deny {rule.pattern!r}"
+        if not any(rule.matches(host, port) for rule in self.allow):
+            return None, None, (f"not in network.allow of this profile; add \"{host}:{port}\" to network.allow "
+                                "to let it through")
+        try:
+            addresses = [self.hosts[host]] if host in self.hosts else list(dict.fromkeys(
+                info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+        except OSError as exc:
+            return None, None, f"cannot resolve {host}: {exc.strerror or exc}"
+        refused = ""
+        for address in addresses:
+            problem = self._special(address)
+            if problem:
+                refused = problem
+                continue
+            try:
+                return socket.create_connection((address, port), timeout=30), address, ""
+            except OSError as exc:
+                refused = f"cannot connect to {address}:{port}: {exc.strerror or exc}"
+        return None, addresses[0] if addresses else None, refused or f"no address for {host}"
+
+    def _special(self, address: str) -> str:
+        import ipaddress
+
+        ip = ipaddress.ip_address(address)
+        if any(ip in ipaddress.ip_network(n, strict=False) for n in self.allow_addresses):
+            return ""
+        if ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved or ip.is_multicast or \
+                ip.is_unspecified or (ip.version == 6 and ip.ipv4_mapped is not None):
+            return (f"{address} is a loopback, private or special address (no rebinding to the host's services); "
+                    "network.allow_addresses can allow it")
+        return ""
+
+    def _event(self, host: str, port: int, decision: str, reason: str | None, address: str | None,
+               up: int = 0, down: int = 0) -> None:
+        if self.log is not None:
+            self.log.event("network", host=host, port=port, decision=decision, reason=reason, address=address,
+                           bytes_up=up, bytes_down=down)
+
+    # ---- forwards --------------------------------------------------------------------------------
+
+    def _serve_forward(self, client: _socket.socket, host: str, port: int) -> None:
+        import socket
+
+        try:
+            upstream = socket.create_connection((host, port), timeout=30)
+        except OSError as exc:
+            self._event(host, port, "refused", f"forward: {exc.strerror or exc}", host)
+            return
+        with upstream:
+            up, down = _relay(client, upstream)
+        self._event(host, port, "forwarded", None, host, up, down)
+
+
+def _read_head(client: _socket.socket) -> tuple[bytes | None, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        if not chunk:
+            return None, b""
+        data += chunk
+        if len(data) > MAX_HEAD:
+            client.sendall(_response(431, "shelljail: request head too large"))
+            return None, b""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _split_host_port(authority: str, default: int) -> tuple[str, int]:
+    if authority.startswith("["):  # [v6]:port
+        host, _, port = authority[1:].partition("]")
+        port = port.lstrip(":")
+    else:
+        host, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "")
+    return host.lower(), int(port) if port.isdigit() else default
+
+
+def _origin_request(method: str, path: str, version: str, headers: bytes) -> bytes:
+    kept = [line for line in headers.split(b"\r\n") if line and not line.lower().startswith(
+        (b"proxy-", b"connection:", b"keep-alive:"))]
+    return b"\r\n".join([f"{method} {path} {version}".encode("latin-1"), *kept, b"Connection: close", b"", b""])
+
+
+def _response(status: int, text: str) -> bytes:
+    reason = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large"}[status]
+    body = (text + "\n").encode()
+    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def _relay(client: Any, upstream: Any) -> tuple[int, int]:
+    """Copy both ways until both sides are done; (bytes up, bytes down)."""
+    counts = [0, 0]
+    upward_done = _thread.allocate_lock()
+    upward_done.acquire()
+
+    def pump(source: Any, sink: Any, index: int) -> None:
+        try:
+            while True:
+                chunk = source.recv(1 << 16)
+                if not chunk:
+                    break
+                sink.sendall(chunk)
+                counts[index] += len(chunk)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def upward() -> None:
+        try:
+            pump(client, upstream, 0)
+        finally:
+            upward_done.release()
+
+    upstream.settimeout(None)
+    _thread.start_new_thread(upward, ())
+    pump(upstream, client, 1)
+    upward_done.acquire()  # the client saw the end (its write side was shut), so it ends too
+    return counts[0], counts[1]
+
+
+def attach(spec: Any, network: Any, log: Any) -> tuple[Any, Proxy | None]:
+    """The spec with the proxy and forwards bridged into the jail, and the proxy serving them."""
+    if network.mode != "proxy":
+        return spec, None  # "none": nothing but the loopback, forwards included
+    from interposer.service import _private_directory
+
+    from .view import Bind
+
+    directory = _private_directory()
+    proxy = Proxy(network, directory, log)
+    bridges = [(int(f.rpartition(":")[2]), f"{SOCKET_DIRECTORY}/{forward_socket(int(f.rpartition(':')[2]))}")
+               for f in network.forward]
+    env = dict(spec.env)
+    bridges.insert(0, (network.proxy_port, f"{SOCKET_DIRECTORY}/{PROXY_SOCKET}"))
+    url = f"http://127.0.0.1:{network.proxy_port}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env[name] = url
+    env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
+    view = spec.view._replace(mounts=spec.view.mounts + (Bind(directory, SOCKET_DIRECTORY, False),))
+    ports = None if spec.connect_ports is None else tuple(port for port, _ in bridges)
+    proxy.directory = directory
+    return spec._replace(view=view, bridges=tuple(bridges), env=env, connect_ports=ports), proxy
