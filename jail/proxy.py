@@ -38,14 +38,15 @@ def forward_socket(port: int) -> str:
 class Destination:
     """A host and port matched against the profile's allow and deny patterns."""
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, any_port: bool = False) -> None:
+        """Without a port, an allow pattern means 80 and 443, a deny pattern every port."""
         host, _, port = pattern.rpartition(":") if pattern.count(":") == 1 else (pattern, "", "")
         self.pattern = pattern
         self.host = host.lower()
-        self.ports = (int(port),) if port else DEFAULT_PORTS
+        self.ports: tuple[int, ...] | None = (int(port),) if port else None if any_port else DEFAULT_PORTS
 
     def matches(self, host: str, port: int) -> bool:
-        if port not in self.ports:
+        if self.ports is not None and port not in self.ports:
             return False
         if self.host.startswith("*."):
             return fnmatch.fnmatchcase(host, self.host) or host == self.host[2:]
@@ -57,7 +58,7 @@ class Proxy:
 
     def __init__(self, network: Any, directory: str, log: Any) -> None:
         self.allow = [Destination(p) for p in network.allow]
-        self.deny = [Destination(p) for p in network.deny]
+        self.deny = [Destination(p, any_port=True) for p in network.deny]
         self.hosts = dict(network.hosts)
         self.allow_addresses = tuple(network.allow_addresses)
         self.log = log

@@ -1,0 +1,240 @@
+"""The network: deny by default, allow-listed destinations through the proxy, forwards. Real sockets on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Jail
+
+BIG = b"x" * (4 << 20)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        body = BIG if self.path == "/big" else json.dumps({"path": self.path, "host": self.headers["Host"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+class _ThreadingHTTP(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+
+
+class _ThreadingTCP(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+
+@pytest.fixture
+def servers() -> Iterator[dict[str, int]]:
+    """An HTTP server and a TCP echo server (a stand-in for TLS: CONNECT carries any bytes) on 127.0.0.1."""
+    http_server = _ThreadingHTTP(("127.0.0.1", 0), _Handler)
+    echo = _ThreadingTCP(("127.0.0.1", 0), _Echo)
+    for server in (http_server, echo):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"http": http_server.server_address[1], "echo": echo.server_address[1]}
+    for server in (http_server, echo):
+        server.shutdown()
+        server.server_close()
+
+
+def _profile(jail: Jail, servers: dict[str, int], extra: str = "", private: bool = True) -> str:
+    http, echo = servers["http"], servers["echo"]
+    path = jail.root / "net.toml"
+    path.write_text(f"""extends = "coding-agent"
+[network]
+mode = "proxy"
+allow = ["pkg.test:{http}", "tls.test:{echo}", "denied.test:{http}", "*.wild.test:{http}", "inside.test:{http}"]
+deny = ["denied.test"]
+allow_addresses = [{'"127.0.0.1/32"' if private else ""}]
+{extra}
+[network.hosts]
+"pkg.test" = "127.0.0.1"
+"tls.test" = "127.0.0.1"
+"denied.test" = "127.0.0.1"
+"a.wild.test" = "127.0.0.1"
+"other.test" = "127.0.0.1"
+"inside.test" = "10.0.0.1"
+""")
+    return str(path)
+
+
+def _python(jail: Jail, profile: str, script: str, timeout: float = 60) -> tuple[int, list[str], str]:
+    (jail.workspace / "probe.py").write_text(script)
+    result = jail.cli("run", "-p", profile, "-w", str(jail.workspace), "--ask", "deny", "--",
+                      "/usr/bin/python3", "probe.py", timeout=timeout)
+    return result.returncode, result.stdout.splitlines(), result.stderr
+
+
+def _network_events(jail: Jail) -> list[dict]:
+    session = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
+    return [e for e in map(json.loads, jail.cli("log", session, "--json").stdout.splitlines())
+            if e["event"] == "network"]
+
+
+FETCH = """\
+import json, os, urllib.request, urllib.error
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, type(e).__name__
+for name in ("pkg.test", "a.wild.test", "denied.test", "other.test", "inside.test"):
+    status, body = get(f"http://{name}:{PORT}/x")
+    print(name, status, body.strip().replace(chr(10), " "))
+print("proxy", os.environ["HTTPS_PROXY"], os.environ["NO_PROXY"])
+"""
+
+
+def test_allowed_names_pass_and_the_rest_get_a_403_naming_the_rule(jail: Jail, servers: dict[str, int]) -> None:
+    code, lines, err = _python(jail, _profile(jail, servers), FETCH.replace("{PORT}", str(servers["http"])))
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in lines}
+    assert rows["pkg.test"].startswith("pkg.test 200 ") and '"host": "pkg.test:' in rows["pkg.test"]
+    assert rows["a.wild.test"].startswith("a.wild.test 200 ")  # *.wild.test
+    assert rows["denied.test"].startswith("denied.test 403 ") and "network.deny 'denied.test'" in rows["denied.test"]
+    assert rows["other.test"].startswith("other.test 403 ") and "network.allow" in rows["other.test"]
+    assert rows["inside.test"].startswith("inside.test 403 ") and "private" in rows["inside.test"]  # 10.0.0.1
+    assert rows["proxy"] == "proxy http://127.0.0.1:3128 localhost,127.0.0.1,::1"
+    events = _network_events(jail)
+    assert [(e["host"], e["decision"]) for e in events] == [
+        ("pkg.test", "allowed"), ("a.wild.test", "allowed"), ("denied.test", "refused"), ("other.test", "refused"),
+        ("inside.test", "refused")]
+    assert events[0]["bytes_down"] > 0 and events[0]["address"] == "127.0.0.1"
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_unless_allowed(jail: Jail, servers: dict[str, int]) -> None:
+    profile = _profile(jail, servers, private=False)
+    code, lines, err = _python(jail, profile, FETCH.replace("{PORT}", str(servers["http"])))
+    assert code == 0, err
+    assert lines[0].startswith("pkg.test 403 ") and "127.0.0.1 is a loopback, private or special address" in lines[0]
+    assert "network.allow_addresses" in lines[0]
+
+
+def test_curl_through_the_proxy_and_connect_tunnels(jail: Jail, servers: dict[str, int]) -> None:
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed on this machine")
+    profile = _profile(jail, servers)
+    http = servers["http"]
+    script = (f"curl -sS -m 20 http://pkg.test:{http}/plain; echo; curl -sS -m 20 -p http://pkg.test:{http}/tunnel; "
+              f"echo; curl -sS -m 20 http://other.test:{http}/; curl -sS -m 5 --noproxy '*' "
+              f"http://127.0.0.1:{http}/direct; echo direct=$?")
+    result = jail.cli("run", "-p", profile, "-w", str(jail.workspace), "--ask", "deny", "--", "/bin/sh", "-c", script)
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0])["path"] == "/plain" and json.loads(lines[1])["path"] == "/tunnel"
+    assert lines[2].startswith("shelljail: refused other.test:") and "network.allow" in lines[2]
+    assert lines[3] == "direct=7"  # the server on the host's loopback: not reachable without the proxy
+
+
+CONCURRENT = """\
+import socket, threading
+PROXY = ("127.0.0.1", 3128)
+ok = []
+def tunnel(i):
+    s = socket.create_connection(PROXY, timeout=30)
+    s.sendall(b"CONNECT tls.test:{ECHO} HTTP/1.1\\r\\nHost: tls.test\\r\\n\\r\\n")
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    payload = b"%d " % i * 1000
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        got += s.recv(65536)
+    s.close()
+    ok.append(got == payload)
+threads = [threading.Thread(target=tunnel, args=(i,)) for i in range(200)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("tunnels", sum(ok))
+# A client that goes away in the middle of a 4 MB download.
+s = socket.create_connection(PROXY, timeout=30)
+s.sendall(b"GET http://pkg.test:{HTTP}/big HTTP/1.1\\r\\nHost: pkg.test\\r\\n\\r\\n")
+s.recv(1000)
+s.close()
+# The proxy still serves.
+import urllib.request
+print("after", urllib.request.urlopen("http://pkg.test:{HTTP}/again", timeout=20).status)
+"""
+
+
+def test_200_concurrent_tunnels_and_a_client_that_leaves_mid_transfer(jail: Jail, servers: dict[str, int]) -> None:
+    script = CONCURRENT.replace("{ECHO}", str(servers["echo"])).replace("{HTTP}", str(servers["http"]))
+    code, lines, err = _python(jail, _profile(jail, servers), script, timeout=120)
+    assert code == 0, err
+    assert lines == ["tunnels 200", "after 200"]
+    events = _network_events(jail)
+    assert sum(1 for e in events if e["host"] == "tls.test" and e["decision"] == "allowed") == 200
+    assert any(e["host"] == "pkg.test" and 0 < e["bytes_down"] < len(BIG) for e in events)  # the one that left
+
+
+def test_a_forward_reaches_a_local_model_and_nothing_else(jail: Jail, servers: dict[str, int]) -> None:
+    http = servers["http"]
+    profile = _profile(jail, servers, extra=f'forward = ["127.0.0.1:{http}"]')
+    script = f"""\
+import json, socket, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))  # no proxy: the forward itself
+print(json.load(opener.open("http://127.0.0.1:{http}/api/tags", timeout=20))["path"])
+s = socket.socket()
+print("other", s.connect_ex(("127.0.0.1", {servers["echo"]})) != 0)
+"""
+    code, lines, err = _python(jail, profile, script)
+    assert code == 0, err
+    assert lines == ["/api/tags", "other True"]
+    assert any(e["decision"] == "forwarded" and e["port"] == http for e in _network_events(jail))
+
+
+def test_mode_none_has_no_proxy_and_dns_fails_at_once(jail: Jail) -> None:
+    script = """\
+import os, socket
+print("proxy" if "HTTP_PROXY" in os.environ else "no proxy")
+try:
+    socket.getaddrinfo("pypi.org", 443)
+    print("resolved")
+except OSError as e:
+    print("dns fails:", type(e).__name__)
+"""
+    code, lines, err = _python(jail, "offline", script, timeout=30)  # a 30-second resolver hang fails the test
+    assert code == 0, err
+    assert lines[0] == "no proxy" and lines[1].startswith("dns fails:")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('allow = ["https://pypi.org"]', "not a destination"),
+    ('allow = ["py*.org"]', "a wildcard may only lead"),
+    ('forward = ["10.0.0.1:80"]', "a forward is a port on the host's loopback"),
+    ('hosts = { "a.test" = "nope" }', "not an IP address"),
+    ('mode = "open"', "network"),
+])
+def test_bad_network_settings_are_refused(jail: Jail, tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f'extends = "coding-agent"\n[network]\n{text}\n')
+    result = jail.cli("profile", "validate", str(path))
+    assert result.returncode == 1 and problem in result.stderr, result.stderr
