@@ -54,6 +54,7 @@ bench:
 	$(BIN)/python bench/seccomp.py
 	$(BIN)/python bench/trash.py
 	$(BIN)/python bench/overlay.py
+	$(BIN)/python bench/proxy.py
 
 # What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
 bench-deps:

@@ -52,7 +52,10 @@ def listen(bridges: tuple[tuple[int, str], ...]) -> list[tuple[object, str]]:
 
 
 def bridge(listeners: list[tuple[object, str]]) -> None:
-    """Relay each connection to its unix socket (the supervisor's proxy or forward), from threads."""
+    """Hand each connection to its unix socket's server (the supervisor's proxy or forward), from threads.
+
+    The accepted socket itself is passed (SCM_RIGHTS), not relayed: the supervisor then reads and
+    writes the jail's end directly, and the bytes make one hop fewer."""
     import threading
 
     for listener, path in listeners:
@@ -60,8 +63,8 @@ def bridge(listeners: list[tuple[object, str]]) -> None:
 
 
 def _accept(listener: object, path: str) -> None:
+    import array
     import socket
-    import threading
 
     assert isinstance(listener, socket.socket)
     while True:
@@ -69,23 +72,11 @@ def _accept(listener: object, path: str) -> None:
             client, _ = listener.accept()
         except OSError:
             return
-        threading.Thread(target=_relay_one, args=(client, path), daemon=True).start()
-
-
-def _relay_one(client: object, path: str) -> None:
-    import socket
-
-    assert isinstance(client, socket.socket)
-    try:
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        upstream.connect(path)
-    except OSError:
-        client.close()
-        return
-    from .proxy import _relay
-
-    try:
-        _relay(client, upstream)
-    finally:
-        client.close()
-        upstream.close()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as upstream:
+                upstream.connect(path)
+                upstream.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [client.fileno()]))])
+        except OSError:
+            pass  # the supervisor is gone: the client sees its connection close
+        finally:
+            client.close()

@@ -1,8 +1,9 @@
 """The network proxy: the only way out of a jail, outside it, checking every destination.
 
 In `network.mode = "proxy"` the jail's network namespace still has only a
-loopback. Its pid 1 listens on 127.0.0.1:<proxy_port> there and relays each
-connection to a unix socket that the supervisor serves here (the socket's
+loopback. Its pid 1 listens on 127.0.0.1:<proxy_port> there and passes each
+accepted connection (the socket itself, SCM_RIGHTS) over a unix socket that
+the supervisor serves here (the socket's
 directory is bind-mounted at /run/shelljail-net, after the profile's mounts,
 so none of them can hide it). This proxy speaks HTTP: CONNECT for TLS and
 absolute-form requests for plain HTTP. Each request's host and port are
@@ -64,6 +65,8 @@ class Proxy:
         self.log = log
         self.directory = directory
         self.listeners: list[_socket.socket] = []
+        self.active = 0  # connections being relayed: close() lets them finish, so their ends are logged
+        self._lock = _thread.allocate_lock()
         self._listen(PROXY_SOCKET, self._serve_proxy)
         for address in network.forward:
             host, _, port = address.rpartition(":")
@@ -82,7 +85,24 @@ class Proxy:
                 fd, _ = listener._accept()
             except OSError:
                 return  # closed: the run is over
-            _thread.start_new_thread(self._guarded, (handler, _socket.socket(fileno=fd)))
+            _thread.start_new_thread(self._receive, (handler, _socket.socket(fileno=fd)))
+
+    def _receive(self, handler: Callable[[_socket.socket], None], bridge: _socket.socket) -> None:
+        """The jail's pid 1 passes each accepted TCP connection as a file descriptor."""
+        import array
+
+        try:
+            _message, ancillary, _flags, _address = bridge.recvmsg(1, _socket.CMSG_SPACE(4))
+        except OSError:
+            return
+        finally:
+            bridge.close()
+        fds = [fd for level, kind, data in ancillary if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+               for fd in array.array("i", data[:len(data) - len(data) % 4])]
+        for extra in fds[1:]:
+            os.close(extra)
+        if fds:
+            self._guarded(handler, _socket.socket(fileno=fds[0]))
 
     def _guarded(self, handler: Callable[[_socket.socket], None], connection: _socket.socket) -> None:
         try:
@@ -93,6 +113,12 @@ class Proxy:
             connection.close()
 
     def close(self) -> None:
+        """Stop listening; let the relays the jail's end left open finish (briefly), so each is logged."""
+        import time
+
+        deadline = time.monotonic() + 3
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.01)
         for listener in self.listeners:
             try:
                 listener.shutdown(_socket.SHUT_RDWR)
@@ -135,7 +161,8 @@ class Proxy:
             self._event(host, port, "refused", refusal, address)
             client.sendall(_response(403, f"shelljail: refused {host}:{port}: {refusal}"))
             return
-        with upstream:
+        self._event(host, port, "allowed", None, address)  # now, in the order the requests came
+        with upstream, self._relaying():
             if path is None:
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 if rest:
@@ -147,7 +174,7 @@ class Proxy:
                 upstream.sendall(forwarded + rest)
                 up, down = _relay(client, upstream)
                 up += len(forwarded) + len(rest)
-        self._event(host, port, "allowed", None, address, up, down)
+            self._closed(host, port, up, down)
 
     def open(self, host: str, port: int) -> tuple[Any, str | None, str]:
         """(a connected socket, the address, "") or (None, address or None, why it was refused)."""
@@ -189,11 +216,27 @@ class Proxy:
                     "network.allow_addresses can allow it")
         return ""
 
-    def _event(self, host: str, port: int, decision: str, reason: str | None, address: str | None,
-               up: int = 0, down: int = 0) -> None:
+    def _event(self, host: str, port: int, decision: str, reason: str | None, address: str | None) -> None:
         if self.log is not None:
-            self.log.event("network", host=host, port=port, decision=decision, reason=reason, address=address,
-                           bytes_up=up, bytes_down=down)
+            self.log.event("network", host=host, port=port, decision=decision, reason=reason, address=address)
+
+    def _closed(self, host: str, port: int, up: int, down: int) -> None:
+        if self.log is not None:
+            self.log.event("network-closed", host=host, port=port, bytes_up=up, bytes_down=down)
+
+    def _relaying(self) -> Any:
+        proxy = self
+
+        class Active:
+            def __enter__(self) -> None:
+                with proxy._lock:
+                    proxy.active += 1
+
+            def __exit__(self, *_exc: object) -> None:
+                with proxy._lock:
+                    proxy.active -= 1
+
+        return Active()
 
     # ---- forwards --------------------------------------------------------------------------------
 
@@ -205,9 +248,10 @@ class Proxy:
         except OSError as exc:
             self._event(host, port, "refused", f"forward: {exc.strerror or exc}", host)
             return
-        with upstream:
+        self._event(host, port, "forwarded", None, host)
+        with upstream, self._relaying():
             up, down = _relay(client, upstream)
-        self._event(host, port, "forwarded", None, host, up, down)
+            self._closed(host, port, up, down)
 
 
 def _read_head(client: _socket.socket) -> tuple[bytes | None, bytes]:
@@ -246,6 +290,29 @@ def _response(status: int, text: str) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+def _splice(source: int, sink: int, counts: list[int], index: int) -> None:
+    """Copy until end of file through a pipe with splice(2): the bytes never enter Python; counted."""
+    import fcntl
+
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.fcntl(write_end, 1031, 1 << 20)  # F_SETPIPE_SZ: fewer round trips
+        except OSError:
+            pass
+        while True:
+            moved = os.splice(source, write_end, 1 << 20)
+            if not moved:
+                return
+            while moved:
+                sent = os.splice(read_end, sink, moved)
+                moved -= sent
+                counts[index] += sent
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def _relay(client: Any, upstream: Any) -> tuple[int, int]:
     """Copy both ways until both sides are done; (bytes up, bytes down)."""
     counts = [0, 0]
@@ -254,12 +321,7 @@ def _relay(client: Any, upstream: Any) -> tuple[int, int]:
 
     def pump(source: Any, sink: Any, index: int) -> None:
         try:
-            while True:
-                chunk = source.recv(1 << 16)
-                if not chunk:
-                    break
-                sink.sendall(chunk)
-                counts[index] += len(chunk)
+            _splice(source.fileno(), sink.fileno(), counts, index)
         except OSError:
             pass
         finally:

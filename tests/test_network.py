@@ -89,10 +89,10 @@ def _python(jail: Jail, profile: str, script: str, timeout: float = 60) -> tuple
     return result.returncode, result.stdout.splitlines(), result.stderr
 
 
-def _network_events(jail: Jail) -> list[dict]:
+def _network_events(jail: Jail, kind: str = "network") -> list[dict]:
     session = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
     return [e for e in map(json.loads, jail.cli("log", session, "--json").stdout.splitlines())
-            if e["event"] == "network"]
+            if e["event"] == kind]
 
 
 FETCH = """\
@@ -126,7 +126,9 @@ def test_allowed_names_pass_and_the_rest_get_a_403_naming_the_rule(jail: Jail, s
     assert [(e["host"], e["decision"]) for e in events] == [
         ("pkg.test", "allowed"), ("a.wild.test", "allowed"), ("denied.test", "refused"), ("other.test", "refused"),
         ("inside.test", "refused")]
-    assert events[0]["bytes_down"] > 0 and events[0]["address"] == "127.0.0.1"
+    assert events[0]["address"] == "127.0.0.1"
+    closed = _network_events(jail, "network-closed")
+    assert sorted(e["host"] for e in closed) == ["a.wild.test", "pkg.test"] and all(e["bytes_down"] > 0 for e in closed)
 
 
 def test_a_name_that_resolves_to_loopback_is_refused_unless_allowed(jail: Jail, servers: dict[str, int]) -> None:
@@ -192,7 +194,9 @@ def test_200_concurrent_tunnels_and_a_client_that_leaves_mid_transfer(jail: Jail
     assert lines == ["tunnels 200", "after 200"]
     events = _network_events(jail)
     assert sum(1 for e in events if e["host"] == "tls.test" and e["decision"] == "allowed") == 200
-    assert any(e["host"] == "pkg.test" and 0 < e["bytes_down"] < len(BIG) for e in events)  # the one that left
+    closed = _network_events(jail, "network-closed")
+    assert sum(1 for e in closed if e["host"] == "tls.test") == 200
+    assert any(e["host"] == "pkg.test" and 0 < e["bytes_down"] < len(BIG) for e in closed)  # the one that left
 
 
 def test_a_forward_reaches_a_local_model_and_nothing_else(jail: Jail, servers: dict[str, int]) -> None:
