@@ -364,18 +364,6 @@ def _is_whiteout(path: str) -> bool:
 
 
 def discard(target: Session) -> None:
+    from .audit import remove_tree
+
     remove_tree(os.path.join(target.directory, "overlay"))
-
-
-def remove_tree(path: str) -> None:
-    """rmtree, also through overlayfs's work directory, which it leaves with mode 000."""
-    def retry(function: Any, name: str, _exc: Any) -> None:
-        os.chmod(os.path.dirname(name), 0o700)
-        if os.path.isdir(name) and not os.path.islink(name):
-            os.chmod(name, 0o700)
-            shutil.rmtree(name, onerror=retry)
-        else:
-            function(name)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=retry)

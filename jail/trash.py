@@ -19,27 +19,22 @@ rm in the jail, which sees the jail's view of it.
 
 from __future__ import annotations
 
-import ctypes
+import collections
 import errno
 import json
 import os
 import stat
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 WORKSPACE_TRASH = ".shelljail-trash"
 _RESOLVE = 0x01 | 0x02 | 0x08  # RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
 
 
-class Outcome(NamedTuple):
-    """What the agent sees: an exit status and output; or `real`: run the real program with `argv`."""
-
-    status: int = 0
-    stdout: str = ""
-    stderr: str = ""
-    real: bool = False
-    argv: tuple[str, ...] = ()
+# What the agent sees: an exit status and output; or `real`: run the real program with `argv`.
+# (collections.namedtuple: typing.NamedTuple costs a millisecond at import, on every start.)
+Outcome = collections.namedtuple("Outcome", "status stdout stderr real argv", defaults=(0, "", "", False, ()))
 
 
 def trash_root(workspace: str, session: str) -> str:
@@ -436,6 +431,8 @@ def _measure(parent: int | None, name: str, is_dir: bool) -> tuple[int, int]:
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     """openat2(2): Python has no binding. Raises OSError like os.open."""
+    import ctypes
+
     how = (ctypes.c_uint64 * 3)(flags, 0, resolve)
     fd = _libc().syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
     if fd < 0:
@@ -448,6 +445,8 @@ _LIBC: Any = None
 
 
 def _libc() -> Any:
+    import ctypes
+
     global _LIBC
     if _LIBC is None:
         _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -475,9 +474,13 @@ def for_session(profile: Any, spec: Any, log: Any) -> tuple[Trash | None, Any]:
     (the in-workspace trash directory hidden from the jail)."""
     if not profile.trash.enabled or profile.filesystem.workspace != "read-write":
         return None, spec
-    from interposer.effects import is_cache_path
-
     from .view import Bind, Hide, Tmpfs
+
+    def is_cache_path(relative: str) -> bool:  # the interposer's analysis, imported at the first rm
+        from interposer.effects import is_cache_path as classify
+
+        return classify(relative)
+
 
     workspace = spec.view.workspace
     root = trash_root(workspace, os.path.basename(log.directory))
