@@ -165,13 +165,26 @@ def test_old_sessions_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     from jail import audit
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    for index in range(5):
+    import os
+
+    alive = {"supervisor_pid": os.getpid(), "supervisor_start": audit.process_start(os.getpid())}
+    lost = {"supervisor_pid": 2 ** 22 + 7, "supervisor_start": 1}  # no such process
+    for index in range(6):
         log = audit.AuditLog(session=f"2026010{index}-000000-aaaaaa")
-        log.state(state="running" if index == 0 else "exited")
+        if index == 0:
+            log.state(state="running", **alive)
+        elif index == 1:
+            log.state(state="running", **lost)
+        elif index == 2:
+            log.state(state="exited", overlay="pending")
+        else:
+            log.state(state="exited")
         log.close()
     audit.prune(keep=2)
     left = sorted(p.name for p in (tmp_path / "shelljail" / "sessions").iterdir())
-    assert left == ["20260100-000000-aaaaaa", "20260103-000000-aaaaaa", "20260104-000000-aaaaaa"]
+    # Kept: the running one, the overlay not yet reviewed, and the newest two. The lost one goes.
+    assert left == ["20260100-000000-aaaaaa", "20260102-000000-aaaaaa", "20260104-000000-aaaaaa",
+                    "20260105-000000-aaaaaa"]
 
 
 def test_seccomp_denials_are_counted_in_the_log(jail: Jail, tmp_path: Path) -> None:
