@@ -124,7 +124,7 @@ class DecisionService:
 
     def __init__(self, policy: Any, directory: str, judge_child_shells: bool,
                  on_decision: Callable[[dict[str, Any]], None] | None = None,
-                 ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None,
+                 ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
                  dry_run: bool = False) -> None:
         self.ask = ask  # the approval broker; None: an `ask` is a denial
         self.dry_run = dry_run  # run only the lines that only read; report the others
@@ -266,7 +266,8 @@ class DecisionService:
             event.update(decision="allow", rule="child-shell", reason="started by a shell that was allowed")
             return None, event
         if mode == "c":
-            decision = decide(value or "", cwd, self.policy)
+            judged = value or ""
+            decision = decide(judged, cwd, self.policy)
             event["command"] = value
         elif mode == "file":
             text = self._read_script(pid, cwd, value or "")
@@ -274,9 +275,11 @@ class DecisionService:
                 event.update(decision="deny", rule="unreadable-script", command=value,
                              reason=f"cannot read the script {value}")
                 return _denial(f"cannot read the script {value} to check it", ""), event
+            judged = text
             decision = decide(text, cwd, self.policy)
             event["command"] = value
         else:
+            judged = ""
             reason = "a shell reading commands from its input cannot be checked before they run"
             decision = _Opaque(self.policy.interposer.opaque, reason, "opaque",
                                "pass the commands with sh -c, or as a script file", True)
@@ -304,12 +307,22 @@ class DecisionService:
         if decision.decision == "ask":
             if self.ask is None:
                 return _denial(decision.reason + _no_human("ask"), decision.alternative), event
-            allowed, how = self.ask(event["command"], decision.reason, decision.rule)
+            allowed, how = self.ask(event["command"], decision.reason, decision.rule,
+                                    self._preview(judged, cwd, pid) if judged else "")
             event.update(decision="allow" if allowed else "deny", asked=True, answered=how)
             if allowed:
                 return None, event
             return _denial(f"{decision.reason}; {how}", decision.alternative), event
         return _denial(decision.reason, decision.alternative), event
+
+    def _preview(self, line: str, cwd: str, pid: int) -> str:
+        """The files the line would write, as a diff against what the jail sees now (see preview.py)."""
+        from .preview import preview, reader
+
+        try:
+            return preview(line, cwd, self.policy.env, reader(f"/proc/{pid}/root"))
+        except Exception:  # noqa: BLE001 - a preview is a courtesy: never a reason to fail the question
+            return ""
 
     def _started_by_allowed_shell(self, pid: int) -> bool:
         """Whether an ancestor of `pid` is a real shell this service allowed (read from /proc)."""
@@ -417,7 +430,7 @@ def launcher_path() -> str:
 
 
 def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
-           ask: Callable[[str, str, str | None], tuple[bool, str]] | None = None,
+           ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
            dry_run: bool = False, trash: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""

@@ -32,17 +32,19 @@ class Broker:
         self.always: set[str] = set()
         self._tty_lock = _thread.allocate_lock()
 
-    def ask(self, command: str, reason: str, rule: str | None) -> tuple[bool, str]:
+    def ask(self, command: str, reason: str, rule: str | None, preview: str = "") -> tuple[bool, str]:
         """(allowed, how it was decided); blocks until answered, or the timeout."""
         if command in self.always:
             return True, "approved always for this session"
         if self.mode == "deny":
             return False, "no person is asked in this run (--ask deny)"
         request_id = os.urandom(3).hex()
-        request = {"id": request_id, "command": command, "reason": reason, "rule": rule, "ts": time.time(),
+        request = {"id": request_id, "command": command, "reason": reason, "rule": rule, "preview": preview,
+                   "ts": time.time(),
                    "timeout": self.timeout}
         _write_json(os.path.join(self.directory, f"{request_id}.json"), request)
-        self.log.event("approval-request", id=request_id, command=command, reason=reason, rule=rule)
+        self.log.event("approval-request", id=request_id, command=command, reason=reason, rule=rule,
+                       preview=preview or None)
         answer: dict[str, Any] = {}
         lock = _thread.allocate_lock()
         _thread.start_new_thread(self._ask_on_tty, (request, answer, lock))
@@ -91,6 +93,8 @@ class Broker:
             with lock:
                 if answer:
                     return
+            if request.get("preview"):
+                tty.write("\n" + _indented(request["preview"]))
             tty.write(f"\n\033[1;33mshelljail: approve?\033[0m {request['command']}\n"
                       f"  {request['reason']} (rule {request['rule']}; id {request['id']})\n"
                       f"  allow [o]nce, [a]lways in this session, or [d]eny? ")
@@ -101,6 +105,10 @@ class Broker:
                 answer.setdefault("answer", choice)
                 answer.setdefault("by", {"once": "approved", "always": "approved always"}.get(choice, "denied")
                                   + " on the terminal")
+
+
+def _indented(text: str) -> str:
+    return "".join("    " + line + ("\n" if not line.endswith("\n") else "") for line in text.splitlines(keepends=True))
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:

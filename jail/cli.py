@@ -380,6 +380,8 @@ def _approvals(_args: argparse.Namespace) -> int:
     for request in waiting:
         print(f"{request['id']}  {request['session']}  {request['command']}\n        {request['reason']} "
               f"(rule {request['rule']})")
+        for line in (request.get("preview") or "").splitlines():
+            print(f"        {line}")
     return 0
 
 

@@ -52,6 +52,8 @@ def test_an_approval_from_another_process_unblocks_the_command(jail: Jail, tmp_p
     run = start(jail, state)
     request = waiting_id(jail, state)
     assert (jail.workspace / "data.txt").read_text() == "precious\n"  # nothing ran while waiting
+    listing = cli(jail, state, "approvals").stdout  # the person sees what would change: a diff
+    assert f"--- a{jail.workspace}/data.txt" in listing and "-precious" in listing
     assert cli(jail, state, "approve", request).returncode == 0
     out, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
@@ -97,3 +99,20 @@ def test_ask_deny_refuses_at_once(jail: Jail, tmp_path: Path) -> None:
 def test_unknown_request_ids_are_refused(jail: Jail, tmp_path: Path) -> None:
     result = cli(jail, tmp_path / "state", "approve", "nope")
     assert result.returncode == 1 and "no pending request" in result.stderr
+
+
+def test_previews_show_the_new_content_where_it_is_known(tmp_path: Path) -> None:
+    from interposer.preview import preview, reader
+
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    cwd = str(tmp_path)
+    read = reader("")
+    text = preview("echo 'make test' >> hooks/pre-commit", cwd, {}, read)
+    assert f"--- a{tmp_path}/hooks/pre-commit" in text and "+make test" in text and " exit 0" in text
+    text = preview("cat > notes.md <<'EOF'\n# Plan\nstep one\nEOF", cwd, {}, read)
+    assert "--- /dev/null" in text and "+# Plan" in text and "+step one" in text
+    text = preview("curl -o hooks/pre-commit https://x.test/h", cwd, {}, read)
+    assert text == ""  # a download's target is not a redirect: nothing claimed
+    text = preview("./gen.sh > hooks/pre-commit", cwd, {}, read)
+    assert text == f"{tmp_path}/hooks/pre-commit: changed (its new content is only known when it runs)\n"
