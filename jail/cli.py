@@ -12,6 +12,12 @@ if TYPE_CHECKING:
 
 EXIT_SETUP = 125
 
+HOOK_EPILOG = """\
+In .claude/settings.json (or ~/.claude/settings.json):
+  {"hooks": {"PreToolUse": [{"matcher": "Bash",
+     "hooks": [{"type": "command", "command": "shelljail hook claude-code"}]}]}}
+"""
+
 LEARN_EPILOG = """\
 examples:
   shelljail learn -o tests.toml -- make test           learn what the test suite needs
@@ -157,6 +163,17 @@ def _parser() -> argparse.ArgumentParser:
                     "inside a removed tree (its last removal). Refused if something is at that path now.")
     trash_restore.add_argument("reference", metavar="ID|PATH")
     trash_restore.set_defaults(handler=_trash_restore)
+
+    hook = commands.add_parser(
+        "hook", help="the interposer as an agent's own permission hook (claude-code), with or without the jail",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HOOK_EPILOG,
+        description="Read the agent's pre-tool-use event on standard input and answer in its format: deny with "
+                    "the interposer's reason, ask, or allow a safer rewrite; say nothing for what it allows.")
+    hook.add_argument("agent", choices=("claude-code",))
+    hook.add_argument("-p", "--profile", default="coding-agent", help="whose rules (default: coding-agent)")
+    hook.add_argument("-w", "--workspace", default=None,
+                      help="the workspace (default: $CLAUDE_PROJECT_DIR, else the event's cwd)")
+    hook.set_defaults(handler=_hook)
 
     diff = commands.add_parser(
         "diff", help="what an overlay session changed: added, changed and deleted files, and a unified diff",
@@ -524,6 +541,17 @@ def _trash_restore(args: argparse.Namespace) -> int:
         print(f"shelljail: {problem}", file=sys.stderr)
         return 1
     print(f"restored {restored}")
+    return 0
+
+
+def _hook(args: argparse.Namespace) -> int:
+    import json
+
+    from interposer.hooks import claude_code
+
+    answer = claude_code(sys.stdin.read(), args.profile, args.workspace)
+    if answer is not None:
+        print(json.dumps(answer))
     return 0
 
 
