@@ -164,6 +164,28 @@ def _parser() -> argparse.ArgumentParser:
     trash_restore.add_argument("reference", metavar="ID|PATH")
     trash_restore.set_defaults(handler=_trash_restore)
 
+    agent = commands.add_parser(
+        "agent", help="the reference agent: a local model (Ollama) whose tools run in the jail",
+        description="Give TASK to a model served by Ollama. The model states a plan (approved on this terminal, "
+                    "if there is one), then reads, searches, edits and runs commands through a small set of "
+                    "tools that run inside the jail: every command goes through the interposer, every write "
+                    "through the workspace. Exit 0 when the model finished, 1 when it was stopped, 125 when "
+                    "the model or the jail could not be used.")
+    agent.add_argument("task")
+    agent.add_argument("--model", required=True, help="an Ollama model name, such as qwen2.5-coder:7b")
+    agent.add_argument("--host", default=None, help="the Ollama server (default: $OLLAMA_HOST or 127.0.0.1:11434)")
+    agent.add_argument("-p", "--profile", default="coding-agent", help="the jail's profile (default: coding-agent)")
+    agent.add_argument("-w", "--workspace", default=None, help="the workspace (default: the current directory)")
+    agent.add_argument("--ask", choices=("tty", "deny"), default="tty",
+                       help="tty: a person approves the plan and each write, and answers the interposer's "
+                            "questions, on this terminal; deny: nobody is asked (default: tty)")
+    agent.add_argument("--timeout", type=_seconds, default=1800, metavar="S", help="wall time (default: 1800)")
+    agent.add_argument("--max-steps", type=int, default=30, metavar="N", help="model turns (default: 30)")
+    agent.add_argument("--test", default=None, metavar="CMD", help="what run_tests runs, such as 'make test'")
+    agent.add_argument("--secret", action="append", default=[], metavar="NAME[=SOURCE]",
+                       help="as for run; masked in what the model sees too")
+    agent.set_defaults(handler=_agent)
+
     hook = commands.add_parser(
         "hook", help="the interposer as an agent's own permission hook (claude-code), with or without the jail",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HOOK_EPILOG,
@@ -313,12 +335,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposing: bool, timeout: float | None,
-               recorder: Any = None) -> tuple[int, str]:
+               recorder: Any = None, on_log: Any = None) -> tuple[int, str]:
     """Run a built jail with its log, its decision service and approvals; (exit status, log directory)."""
     from . import session, supervisor
     from .errors import JailError
 
     log = session.start(loaded, jail_spec, interposing)
+    if on_log is not None:
+        on_log(log)
     if loaded.filesystem.workspace == "overlay":
         from . import overlay
 
@@ -542,6 +566,12 @@ def _trash_restore(args: argparse.Namespace) -> int:
         return 1
     print(f"restored {restored}")
     return 0
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from agent import jailed
+
+    return jailed.run(args)
 
 
 def _hook(args: argparse.Namespace) -> int:

@@ -165,7 +165,7 @@ def _exec(spec: JailSpec, error_pipe: int) -> int:
             listener = seccomp.load(spec.seccomp_second, new_listener=spec.seccomp_notify)
         if listener is not None and spec.notify_channel is not None:
             seccomp_notify.send_listener(spec.notify_channel, listener)
-    for target, source in ((1, spec.stdout_fd), (2, spec.stderr_fd)):
+    for target, source in ((0, spec.stdin_fd), (1, spec.stdout_fd), (2, spec.stderr_fd)):
         if source is not None:
             os.dup2(source, target)  # the output cap's pipe (dup2 clears close-on-exec)
     os.closerange(3, error_pipe)

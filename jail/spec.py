@@ -35,6 +35,8 @@ class JailSpec(NamedTuple):
     connect_ports: tuple[int, ...] | None = None  # the only TCP ports the command may connect to (None: any)
     bridges: tuple[tuple[int, str], ...] = ()  # (port on the jail's 127.0.0.1, unix socket it relays to)
     stdout_fd: int | None = None  # where the command's stdout goes instead (the output cap's pipe)
+    stdin_fd: int | None = None  # where its stdin comes from instead (the reference agent's tool channel)
+    supervisor_fds: tuple[int, ...] = ()  # the supervisor's ends of such pipes: closed in the jail's processes
     stderr_fd: int | None = None
     executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
     secrets: tuple = ()  # the run's secrets (jail.secrets.Secret): delivered, and masked in the log and output

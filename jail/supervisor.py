@@ -48,7 +48,7 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         counter = DenialCounter(ours, errno_number(spec.seccomp_errno), audit,
                                  observe=recorder.observe if spec.learn else None)
     cap = None
-    if spec.limits.output_bytes or spec.secrets:
+    if (spec.limits.output_bytes or spec.secrets) and spec.stdout_fd is None:  # not over a set channel
         from .output import OutputCap
 
         redactor = getattr(audit, "redactor", None)
@@ -59,7 +59,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         cap = OutputCap(spec.limits.output_bytes or (1 << 62), audit, redactor)
         stdout_fd, stderr_fd = cap.streams()
         spec = spec._replace(stdout_fd=stdout_fd, stderr_fd=stderr_fd)
-    own_fds = ((service.fileno(),) if service else ()) + ((counter.channel,) if counter else ())
+    own_fds = ((service.fileno(),) if service else ()) + ((counter.channel,) if counter else ()) + \
+        spec.supervisor_fds
     holder = sandbox.start(spec, error_w, close_in_child=own_fds)
     os.close(error_w)
     if cap is not None:
