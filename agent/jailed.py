@@ -77,6 +77,9 @@ def run(args: Any) -> int:
         except AgentError as exc:
             print(f"shelljail agent: {exc}", flush=True)
             logs[0].event("agent-stopped", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one line and a status, never a thread's traceback
+            print(f"shelljail agent: failed: {type(exc).__name__}: {exc}", flush=True)
+            logs[0].event("agent-stopped", reason=f"{type(exc).__name__}: {exc}")
         finally:
             channel.close()
             finished.release()
@@ -97,16 +100,14 @@ def run(args: Any) -> int:
 
 
 def _has_terminal() -> bool:
-    try:
-        os.close(os.open("/dev/tty", os.O_RDWR))
-        return True
-    except OSError:
-        return False
+    from jail import terminal
+
+    return terminal.available()
 
 
 def _confirm(question: str) -> bool:
     """A person's yes, on the terminal (never on the agent's input)."""
-    with open("/dev/tty", "r+") as tty:
-        tty.write(f"\033[1;33mshelljail agent:\033[0m {question} [y/N] ")
-        tty.flush()
-        return tty.readline().strip().lower() in ("y", "yes")
+    from jail import terminal
+
+    answer = terminal.ask(f"\033[1;33mshelljail agent:\033[0m {question} [y/N] ")
+    return (answer or "").lower() in ("y", "yes")

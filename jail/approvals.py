@@ -81,25 +81,22 @@ class Broker:
         return choice != "deny", answer["by"]
 
     def _ask_on_tty(self, request: dict[str, Any], answer: dict[str, Any], lock: Any) -> None:
-        try:
-            tty = open("/dev/tty", "r+")  # noqa: SIM115 - held for one question
-        except OSError:  # no terminal: the CLI answers, or the timeout; say so, or the run just seems to hang
+        from . import terminal
+
+        if not terminal.available():  # no terminal: the CLI answers, or the timeout; say so, or it seems to hang
             sys.stderr.write(f"shelljail: waiting for a person: {request['command']}\n  {request['reason']}; "
                              f"answer with shelljail approve {request['id']} (or deny {request['id']}); "
                              f"denied in {self.timeout:g} s, or run with --ask deny\n")
             sys.stderr.flush()
             return
-        with self._tty_lock, tty:
+        with self._tty_lock:
             with lock:
                 if answer:
                     return
-            if request.get("preview"):
-                tty.write("\n" + _indented(request["preview"]))
-            tty.write(f"\n\033[1;33mshelljail: approve?\033[0m {request['command']}\n"
-                      f"  {request['reason']} (rule {request['rule']}; id {request['id']})\n"
-                      f"  allow [o]nce, [a]lways in this session, or [d]eny? ")
-            tty.flush()
-            line = tty.readline().strip().lower()
+            preview = "\n" + _indented(request["preview"]) if request.get("preview") else ""
+            line = (terminal.ask(f"{preview}\n\033[1;33mshelljail: approve?\033[0m {request['command']}\n"
+                                 f"  {request['reason']} (rule {request['rule']}; id {request['id']})\n"
+                                 f"  allow [o]nce, [a]lways in this session, or [d]eny? ") or "").lower()
             choice = {"o": "once", "y": "once", "once": "once", "a": "always", "always": "always"}.get(line, "deny")
             with lock:
                 answer.setdefault("answer", choice)

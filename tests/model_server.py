@@ -54,7 +54,7 @@ class ModelServer:
 
     def tool_results(self) -> list[str]:
         """The tool results the model was sent, in order (from the last request, which holds them all)."""
-        return [m["content"] for m in self.requests[-1]["messages"] if m["role"] == "tool"]
+        return [m.get("content", "") for m in self.requests[-1]["messages"] if m["role"] == "tool"]  # "" is left out
 
     def close(self) -> None:
         self.httpd.shutdown()

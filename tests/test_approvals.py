@@ -116,3 +116,34 @@ def test_previews_show_the_new_content_where_it_is_known(tmp_path: Path) -> None
     assert text == ""  # a download's target is not a redirect: nothing claimed
     text = preview("./gen.sh > hooks/pre-commit", cwd, {}, read)
     assert text == f"{tmp_path}/hooks/pre-commit: changed (its new content is only known when it runs)\n"
+
+
+def test_the_person_at_the_terminal_answers_with_the_preview_in_view(jail: Jail, tmp_path: Path) -> None:
+    """Through a pty that is the run's controlling terminal (the agent's stdin is not asked)."""
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--",
+                                   "/bin/bash", "-c", ASKING], jail.env(XDG_STATE_HOME=str(tmp_path / "state")))
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"[d]eny?" not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            seen += os.read(fd, 4096)
+    assert b"-precious" in seen and b"shelljail: approve?" in seen  # the diff, then the question
+    os.write(fd, b"o\n")
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0 and b"finished=0" in seen, seen.decode(errors="replace")
+    assert (jail.workspace / "data.txt").read_text() == ""
