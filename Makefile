@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
 APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev
 
-.PHONY: setup apt venv launcher test lint bench bench-deps clean
+.PHONY: setup apt venv launcher test lint bench bench-deps redteam clean
 
 setup: apt venv
 	@mkdir -p $(PREFIX)/bin
@@ -55,6 +55,10 @@ bench:
 	$(BIN)/python bench/trash.py
 	$(BIN)/python bench/overlay.py
 	$(BIN)/python bench/proxy.py
+
+# Every risky corpus case, run for real in the jail against canaries; writes docs/results.md's red-team section.
+redteam:
+	$(BIN)/python bench/redteam.py
 
 # What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
 bench-deps:
