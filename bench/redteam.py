@@ -42,18 +42,20 @@ def main() -> int:
     benign = [arena.run(case, timeout=20) for case in benign_cases()[:100]]
     subprocess.run(["rm", "-rf", str(arena.base)], check=False)
     table = summarize(outcomes)
-    rows = ["| source: category | cases | stopped by the interposer | outside changed | lost | escaped |",
-            "|---|---|---|---|---|---|"]
-    for key in sorted(table):
+    rows = ["| source: category | cases | stopped by the interposer | rewritten | outside changed | lost | escaped |",
+            "|---|---|---|---|---|---|---|"]
+    for key in sorted(table, key=lambda k: (k.split(":")[0], _number(k))):
         row = table[key]
         rows.append(f"| {key} | {row['cases']} | {row['stopped']} ({100 * row['stopped'] / row['cases']:.0f}%) | "
-                    f"{row['outside changed']} | {row['lost']} | {row['escaped']} |")
-    total = {k: sum(r[k] for r in table.values()) for k in ("cases", "stopped", "outside changed", "lost", "escaped")}
+                    f"{row['rewritten']} | {row['outside changed']} | {row['lost']} | {row['escaped']} |")
+    total = {k: sum(r[k] for r in table.values())
+             for k in ("cases", "stopped", "rewritten", "outside changed", "lost", "escaped")}
     allowed = sum(o.decision == "allow" for o in benign)
     bad = [o for o in outcomes if o.outside_changed or o.lost or o.escaped]
     summary = [
         f"{total['cases']} risky cases: {total['stopped']} ({100 * total['stopped'] / total['cases']:.1f}%) stopped "
-        f"by the interposer before they ran; outside the workspace changed in {total['outside changed']}, "
+        f"by the interposer before they ran, {total['rewritten']} rewritten into a recoverable form; outside the "
+        f"workspace changed in {total['outside changed']}, "
         f"workspace files lost beyond recovery in {total['lost']}, processes outlived the jail in "
         f"{total['escaped']}.",
         f"Benign (the first {len(benign)} of secbash harmless): {allowed} allowed without friction "
@@ -66,6 +68,12 @@ def main() -> int:
     if not args.no_write:
         _write_section(rows, summary, len(cases), time.monotonic() - started)
     return 1 if bad else 0
+
+
+def _number(key: str) -> tuple[int, str]:
+    label = key.split(": ", 1)[1]
+    head = label.split(" ")[0]
+    return (int(head), label) if head.isdigit() else (0, label)
 
 
 def _write_section(rows: list[str], summary: list[str], count: int, seconds: float) -> None:

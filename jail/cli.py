@@ -586,24 +586,27 @@ def _hook(args: argparse.Namespace) -> int:
 
 
 def _overlay_session(reference: str | None) -> Any:
+    """The overlay session to review or apply; None (and one line said) when there is none to act on."""
     from . import audit, overlay
 
-    info = audit.find(reference)
-    target = overlay.session(info, os.path.join(audit.state_home(), str(info["session"])))
-    if target.state != "pending":
-        raise LookupError(f"session {target.id} was already {target.state}")
-    if info.get("state") == "running":
-        raise LookupError(f"session {target.id} is still running; wait for it, or shelljail stop {target.id}")
+    try:
+        info = audit.find(reference)
+        target = overlay.session(info, os.path.join(audit.state_home(), str(info["session"])))
+        if target.state != "pending":
+            raise LookupError(f"session {target.id} was already {target.state}")
+        if info.get("state") == "running":
+            raise LookupError(f"session {target.id} is still running; wait for it, or shelljail stop {target.id}")
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return None
     return target
 
 
 def _diff(args: argparse.Namespace) -> int:
     from . import overlay
 
-    try:
-        target = _overlay_session(args.session)
-    except LookupError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+    target = _overlay_session(args.session)
+    if target is None:
         return 1
     chosen = overlay.selected(overlay.changes(target.upper, target.workspace), args.paths, target.workspace,
                               os.getcwd())
@@ -623,12 +626,10 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _commit(args: argparse.Namespace) -> int:
-    from . import audit, overlay
+    from . import overlay
 
-    try:
-        target = _overlay_session(args.session)
-    except LookupError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+    target = _overlay_session(args.session)
+    if target is None:
         return 1
     everything = overlay.changes(target.upper, target.workspace)
     chosen = overlay.selected(everything, args.paths, target.workspace, os.getcwd())
@@ -642,29 +643,21 @@ def _commit(args: argparse.Namespace) -> int:
               + f"; review with shelljail diff {target.id}, commit other paths, or discard", file=sys.stderr)
         return 1
     overlay.commit(chosen, target)
-    log = audit.AuditLog(session=target.id, directory=target.directory)
-    log.event("overlay-commit", paths=[f"{c.kind} {c.path}" for c in chosen], by=f"pid {os.getpid()}")
-    if len(chosen) == len(everything):
-        log.state(overlay="committed")
-    log.close()
+    overlay.record(target, "overlay-commit", "committed" if len(chosen) == len(everything) else None,
+                   paths=[f"{c.kind} {c.path}" for c in chosen])
     print(f"committed {len(chosen)} change(s) to {target.workspace}"
           + ("" if len(chosen) == len(everything) else f"; {len(everything) - len(chosen)} left in the session"))
     return 0
 
 
 def _discard(args: argparse.Namespace) -> int:
-    from . import audit, overlay
+    from . import overlay
 
-    try:
-        target = _overlay_session(args.session)
-    except LookupError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+    target = _overlay_session(args.session)
+    if target is None:
         return 1
     overlay.discard(target)
-    log = audit.AuditLog(session=target.id, directory=target.directory)
-    log.event("overlay-discard", by=f"pid {os.getpid()}")
-    log.state(overlay="discarded")
-    log.close()
+    overlay.record(target, "overlay-discard", "discarded")
     print(f"discarded the changes of session {target.id}")
     return 0
 

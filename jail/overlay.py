@@ -363,6 +363,17 @@ def _is_whiteout(path: str) -> bool:
     return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
 
 
+def record(target: Session, event: str, state: str | None, **fields: Any) -> None:
+    """An event in the session's own log (and its new overlay state): who applied or dropped what."""
+    from .audit import AuditLog
+
+    log = AuditLog(session=target.id, directory=target.directory)
+    log.event(event, by=f"pid {os.getpid()}", **fields)
+    if state:
+        log.state(overlay=state)
+    log.close()
+
+
 def discard(target: Session) -> None:
     from .audit import remove_tree
 

@@ -89,20 +89,11 @@ class Proxy:
 
     def _receive(self, handler: Callable[[_socket.socket], None], bridge: _socket.socket) -> None:
         """The jail's pid 1 passes each accepted TCP connection as a file descriptor."""
-        import array
+        from .seccomp_notify import receive_fd
 
-        try:
-            _message, ancillary, _flags, _address = bridge.recvmsg(1, _socket.CMSG_SPACE(4))
-        except OSError:
-            return
-        finally:
-            bridge.close()
-        fds = [fd for level, kind, data in ancillary if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-               for fd in array.array("i", data[:len(data) - len(data) % 4])]
-        for extra in fds[1:]:
-            os.close(extra)
-        if fds:
-            self._guarded(handler, _socket.socket(fileno=fds[0]))
+        fd = receive_fd(bridge)
+        if fd is not None:
+            self._guarded(handler, _socket.socket(fileno=fd))
 
     def _guarded(self, handler: Callable[[_socket.socket], None], connection: _socket.socket) -> None:
         try:

@@ -48,6 +48,21 @@ def send_listener(channel: int, listener: int) -> None:
         os.close(listener)
 
 
+def receive_fd(sock: _socket.socket) -> int | None:
+    """One file descriptor passed over a unix socket (SCM_RIGHTS), which is then closed; None if none came."""
+    try:
+        _message, ancillary, _flags, _address = sock.recvmsg(1, _socket.CMSG_SPACE(4))
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    fds = [fd for level, kind, data in ancillary if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+           for fd in array.array("i", data[:len(data) - len(data) % 4])]
+    for extra in fds[1:]:
+        os.close(extra)
+    return fds[0] if fds else None
+
+
 class DenialCounter:
     """Receives the listener, answers and counts notifications until the jail is gone."""
 
@@ -68,18 +83,9 @@ class DenialCounter:
             return dict(self.counts)
 
     def _run(self) -> None:
-        sock = _socket.socket(fileno=self.channel)
-        try:
-            _message, ancillary, _flags, _address = sock.recvmsg(1, _socket.CMSG_SPACE(4))
-        except OSError:
-            return
-        finally:
-            sock.close()
-        fds = [fd for level, kind, data in ancillary if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-               for fd in array.array("i", data[:len(data) - len(data) % 4])]
-        if not fds:
-            return  # the command never loaded its filter (it failed before exec)
-        self._serve(fds[0])
+        listener = receive_fd(_socket.socket(fileno=self.channel))
+        if listener is not None:  # else the command never loaded its filter (it failed before exec)
+            self._serve(listener)
 
     def _serve(self, listener: int) -> None:
         poller = select.poll()

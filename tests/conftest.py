@@ -125,3 +125,36 @@ def accept_in_background(server, accepted: list) -> None:  # noqa: ANN001
             pass
 
     threading.Thread(target=accept, daemon=True).start()
+
+
+def answer_on_a_terminal(argv: list[str], env: dict[str, str], question: bytes, answer: bytes,
+                         timeout: float = 60) -> tuple[int, bytes]:
+    """Run argv with a pty as its controlling terminal, answer `question` when it shows; (status, all output)."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while question not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    if question in seen:
+        os.write(fd, answer)
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen

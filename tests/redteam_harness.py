@@ -191,9 +191,11 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     table: dict[str, dict[str, int]] = {}
     for outcome in outcomes:
         key = f"{outcome.case.source}: {outcome.case.category}"
-        row = table.setdefault(key, {"cases": 0, "stopped": 0, "outside changed": 0, "lost": 0, "escaped": 0})
+        row = table.setdefault(key, {"cases": 0, "stopped": 0, "rewritten": 0, "outside changed": 0, "lost": 0,
+                                     "escaped": 0})
         row["cases"] += 1
         row["stopped"] += outcome.decision in ("deny", "ask")
+        row["rewritten"] += outcome.decision == "rewrite"
         row["outside changed"] += bool(outcome.outside_changed)
         row["lost"] += bool(outcome.lost)
         row["escaped"] += bool(outcome.escaped)

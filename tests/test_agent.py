@@ -134,35 +134,14 @@ def test_a_secret_never_reaches_the_model(jail: Jail, servers: list[ModelServer]
 
 def test_a_person_approves_the_plan_on_the_terminal(jail: Jail, servers: list[ModelServer]) -> None:
     """Through a pty that is the run's controlling terminal: the question is asked there, not on stdin."""
-    import os
-    import pty
-    import select
-    import time
+    from conftest import answer_on_a_terminal
 
     for answer, expected in (("n", 1), ("y", 0)):
         server = ModelServer([say("1. list the files"), call("list_dir", path="."), say("listed")])
         servers.append(server)
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: the pty is its controlling terminal
-            os.execve(SHELLJAIL[0], [*SHELLJAIL, "agent", "--model", server.model, "--host", server.url,
-                                     "-w", str(jail.workspace), "list"], jail.env())
-        seen = b""
-        deadline = time.monotonic() + 60
-        while b"carry out this plan?" not in seen and time.monotonic() < deadline:
-            if select.select([fd], [], [], 1)[0]:
-                seen += os.read(fd, 4096)
+        argv = [*SHELLJAIL, "agent", "--model", server.model, "--host", server.url, "-w", str(jail.workspace), "list"]
+        status, seen = answer_on_a_terminal(argv, jail.env(), b"carry out this plan?", answer.encode() + b"\n")
         assert b"1. list the files" in seen and b"carry out this plan?" in seen
-        os.write(fd, answer.encode() + b"\n")
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        assert os.waitstatus_to_exitcode(status) == expected, seen.decode(errors="replace")
+        assert status == expected, seen.decode(errors="replace")
         assert (b"did not approve the plan" in seen) == (answer == "n")
         assert len(server.tool_results()) == (0 if answer == "n" else 1)

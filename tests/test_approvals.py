@@ -120,30 +120,10 @@ def test_previews_show_the_new_content_where_it_is_known(tmp_path: Path) -> None
 
 def test_the_person_at_the_terminal_answers_with_the_preview_in_view(jail: Jail, tmp_path: Path) -> None:
     """Through a pty that is the run's controlling terminal (the agent's stdin is not asked)."""
-    import os
-    import pty
-    import select
+    from conftest import answer_on_a_terminal
 
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(sys.executable, [sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--",
-                                   "/bin/bash", "-c", ASKING], jail.env(XDG_STATE_HOME=str(tmp_path / "state")))
-    seen = b""
-    deadline = time.monotonic() + 60
-    while b"[d]eny?" not in seen and time.monotonic() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            seen += os.read(fd, 4096)
+    argv = [sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--", "/bin/bash", "-c", ASKING]
+    status, seen = answer_on_a_terminal(argv, jail.env(XDG_STATE_HOME=str(tmp_path / "state")), b"[d]eny?", b"o\n")
     assert b"-precious" in seen and b"shelljail: approve?" in seen  # the diff, then the question
-    os.write(fd, b"o\n")
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0 and b"finished=0" in seen, seen.decode(errors="replace")
+    assert status == 0 and b"finished=0" in seen, seen.decode(errors="replace")
     assert (jail.workspace / "data.txt").read_text() == ""
