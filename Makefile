@@ -60,11 +60,11 @@ bench:
 redteam:
 	$(BIN)/python bench/redteam.py
 
-# What the benchmarks compare against (Debian's bubblewrap) and run (a real autoconf configure).
+# What the benchmarks compare against (Debian's bubblewrap and firejail) and run (a real autoconf configure).
 bench-deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	command -v bwrap >/dev/null || { $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap; }
+	{ command -v bwrap >/dev/null && command -v firejail >/dev/null; } || { $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap firejail; }
 	@mkdir -p bench/cache && test -f bench/cache/pycrypto-2.6.1.tar.gz || \
 	  $(BIN)/pip download -q --no-deps --no-binary :all: -d bench/cache pycrypto==2.6.1
 

@@ -1,4 +1,4 @@
-"""Start-up cost of `shelljail run -- /bin/true` against bwrap and a bare /bin/true.
+"""Start-up cost of `shelljail run -- /bin/true` against bwrap, firejail and a bare /bin/true.
 
 bwrap gets the same namespaces and the same mounts: its arguments are built
 from the view shelljail resolves for the default profile. "shelljail run" is
@@ -68,6 +68,11 @@ def main() -> int:
         contenders["bwrap (same mounts)"] = bwrap_argv(resolved)
     else:
         skipped.append("bwrap: not installed (make bench-deps)")
+    if shutil.which("firejail"):  # its defaults: no profile, so none of its own filters are chosen for it
+        contenders["firejail --noprofile"] = ["firejail", "--quiet", "--noprofile", "/bin/true"]
+    else:
+        skipped.append("firejail: not installed (make bench-deps)")
+    skipped.append("sandbox-runtime (npm @anthropic-ai/sandbox-runtime): not measured yet")
 
     for argv in contenders.values():  # warm-up: page cache, .pyc files
         for _ in range(3):
@@ -85,7 +90,7 @@ def main() -> int:
                for name, v in samples.items()},
         "ratios": {},
     }
-    for baseline in ("bwrap (same mounts)", "/bin/true"):
+    for baseline in ("bwrap (same mounts)", "firejail --noprofile", "/bin/true"):
         if baseline in medians:
             results["ratios"][f"shelljail / {baseline}"] = round(medians["shelljail run"] / medians[baseline], 2)
             results["ratios"][f"jail core / {baseline}"] = round(
