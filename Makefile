@@ -55,6 +55,7 @@ bench:
 	$(BIN)/python bench/trash.py
 	$(BIN)/python bench/overlay.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/workload.py
 
 # Every risky corpus case, run for real in the jail against canaries; writes docs/results.md's red-team section.
 redteam:
