@@ -56,6 +56,7 @@ bench:
 	$(BIN)/python bench/overlay.py
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/workload.py
+	$(BIN)/python bench/report.py
 
 # Every risky corpus case, run for real in the jail against canaries; writes docs/results.md's red-team section.
 redteam:
