@@ -10,8 +10,6 @@ import pytest
 from conftest import SHELLJAIL, Jail
 from model_server import ModelServer, call, say
 
-pytest.importorskip("ollama", reason="the ollama client is installed by make setup")
-
 CALC = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\nassert add(2, 3) == 5, add(2, 3)\nprint('tests pass')\n"
 
