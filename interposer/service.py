@@ -137,6 +137,7 @@ class DecisionService:
         self.trash: Any = None  # a jail.trash.Trash when the session keeps one
         self.shell_paths = set(real_shells().values())
         self.allowed: set[int] = set()  # host pids of shells this service let run
+        self.command_lines: set[int] = set()  # ...of those, the ones running a judged `-c` line
         self.outermost: int | None = None  # the jail's holder: ancestry walks stop there
         self.kit = sorted(self.shells)  # the real shells an allowed shell hands down to its child shells
         if not judge_child_shells:
@@ -203,7 +204,8 @@ class DecisionService:
             raise ValueError("request too large")
         fields = _receive(connection, length).split(b"\0")[:-1]
         if len(fields) >= 4 and fields[0] == b"t":
-            self._tool(connection, os.fsdecode(fields[1]), os.fsdecode(fields[2]), [os.fsdecode(f) for f in fields[3:]])
+            self._tool(connection, os.fsdecode(fields[1]), os.fsdecode(fields[2]), [os.fsdecode(f) for f in fields[3:]],
+                       pid)
             return
         if len(fields) < 3 or fields[0] != b"1":
             raise ValueError("unknown request")
@@ -212,6 +214,8 @@ class DecisionService:
         verdict, event = self.judge(argv, cwd, pid)
         if self.on_decision:
             self.on_decision(event)
+        if verdict is None and shell_invocation(argv)[0] == "c":
+            self.command_lines.add(pid)
         if verdict is None and event.get("rewritten"):
             run = rewritten_argv(argv, event["rewritten"])
             shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
@@ -236,12 +240,16 @@ class DecisionService:
         else:
             connection.sendall(b"D" + verdict.encode())
 
-    def _tool(self, connection: _socket.socket, cwd: str, tool: str, argv: list[str]) -> None:
-        """rm or unlink in the jail: the trash moves what it can; the real tool gets the rest."""
+    def _tool(self, connection: _socket.socket, cwd: str, tool: str, argv: list[str], pid: int) -> None:
+        """rm or unlink in the jail: the trash moves what it can; the real tool gets the rest.
+
+        The trash is for the agent's own command lines (`sh -c LINE` that was judged, and what it
+        starts, find -exec included); the rm calls of scripts and build tools (configure's hundreds
+        of conftest files, make's recipes) delete as they always did."""
         real = self.tools.get(tool)
         if real is None:
             raise ValueError(f"no real {tool}")
-        if self.trash is None:
+        if self.trash is None or not self._from_a_command_line(pid):
             _send_fds(connection, b"E\0\0" + b"".join(os.fsencode(a) + b"\0" for a in argv), [real])
             return
         outcome = self.trash.handle(tool, argv, cwd)
@@ -323,6 +331,22 @@ class DecisionService:
             return preview(line, cwd, self.policy.env, reader(f"/proc/{pid}/root"))
         except Exception:  # noqa: BLE001 - a preview is a courtesy: never a reason to fail the question
             return ""
+
+    def _from_a_command_line(self, pid: int) -> bool:
+        """Whether the nearest shell at or above `pid` is one this service judged for a `-c` line."""
+        current: int | None = pid
+        for _ in range(64):
+            if current is None or current <= 1 or current == self.outermost:
+                return False
+            if current in self.allowed:
+                return current in self.command_lines
+            try:
+                if os.path.realpath(f"/proc/{current}/exe") in self.shell_paths:
+                    return False  # a shell nobody judged: a script's subshell, a make recipe
+            except OSError:
+                return False
+            current = _parent(current)
+        return False
 
     def _started_by_allowed_shell(self, pid: int) -> bool:
         """Whether an ancestor of `pid` is a real shell this service allowed (read from /proc)."""

@@ -189,3 +189,15 @@ def test_find_delete_goes_to_the_trash_too(jail: Jail) -> None:
     assert moved == ["old", "old/0.log", "old/1.log", "old/2.log", "old/3.log", "old/4.log"]
     assert jail.cli("trash", "restore", "logs/old/3.log").returncode == 0
     assert (logs / "3.log").read_text() == "log 3\n"
+
+
+def test_scripts_and_build_tools_delete_their_own_files_as_before(jail: Jail) -> None:
+    """The trash is for the agent's command lines; configure's conftest files are not worth keeping."""
+    configure = jail.workspace / "configure"
+    configure.write_text("#!/bin/sh\necho 'int main(){}' > conftest.c\nrm -f conftest.c conftest.o\necho configured\n")
+    configure.chmod(0o755)
+    (jail.workspace / "notes.txt").write_text("mine\n")
+    result = jail.sh("./configure && rm notes.txt && ls -A", interposer=True)
+    assert result.stdout.split() == ["configured", "configure"], result.stderr
+    [entry] = _events(jail, "trash")  # notes.txt, removed by the command line itself; not conftest.c
+    assert [p.rsplit("/", 1)[1] for p in entry["paths"]] == ["notes.txt"]
