@@ -1,4 +1,9 @@
-"""A scripted Ollama-compatible model server on 127.0.0.1, for the agent tests: real HTTP, real client."""
+"""A scripted model server on 127.0.0.1 for the agent tests: real HTTP, real clients.
+
+It serves Ollama's `/api/chat` (one JSON answer, or with `"stream": true` a JSON line per chunk)
+and the OpenAI-compatible `/v1/chat/completions` (one answer, or server-sent events), so that the
+same script drives the reference agent and agents that speak either protocol.
+"""
 
 from __future__ import annotations
 
@@ -29,21 +34,57 @@ class ModelServer:
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
-                if self.path != "/api/chat":
+                if self.path not in ("/api/chat", "/v1/chat/completions"):
                     return self._send(404, {"error": f"no {self.path}"})
                 if body.get("model") != server.model:
                     return self._send(404, {"error": f"model '{body.get('model')}' not found"})
                 message = server.script.pop(0) if server.script else say("(the script has ended)")
+                if self.path == "/v1/chat/completions":
+                    return self._openai(message, bool(body.get("stream")))
+                if body.get("stream"):
+                    content = message.get("content") or ""
+                    chunks = [{"role": "assistant", "content": content[i:i + 8]} for i in range(0, len(content), 8)]
+                    if message.get("tool_calls"):
+                        chunks.append({"role": "assistant", "content": "", "tool_calls": message["tool_calls"]})
+                    lines = [{"model": server.model, "created_at": "2026-11-23T00:00:00Z", "message": chunk,
+                              "done": False} for chunk in chunks]
+                    lines.append({"model": server.model, "created_at": "2026-11-23T00:00:00Z",
+                                  "message": {"role": "assistant", "content": ""}, "done": True,
+                                  "done_reason": "stop"})
+                    return self._send_raw(200, "application/x-ndjson",
+                                          "".join(json.dumps(line) + "\n" for line in lines).encode())
                 self._send(200, {"model": server.model, "created_at": "2026-11-23T00:00:00Z", "message": message,
                                  "done": True, "done_reason": "stop"})
 
-            def _send(self, status: int, data: dict[str, Any]) -> None:
-                payload = json.dumps(data).encode()
+            def _openai(self, message: dict[str, Any], stream: bool) -> None:
+                calls = [{"id": f"call_{i}", "type": "function",
+                          "function": {"name": c["function"]["name"],
+                                       "arguments": json.dumps(c["function"]["arguments"])}}
+                         for i, c in enumerate(message.get("tool_calls") or [])]
+                reply: dict[str, Any] = {"role": "assistant", "content": message.get("content") or None}
+                if calls:
+                    reply["tool_calls"] = calls
+                finish = "tool_calls" if calls else "stop"
+                if not stream:
+                    return self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 0,
+                                            "model": server.model, "choices": [
+                                                {"index": 0, "message": reply, "finish_reason": finish}]})
+                delta = [{"index": 0, "delta": reply, "finish_reason": None},
+                         {"index": 0, "delta": {}, "finish_reason": finish}]
+                events = [{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": server.model,
+                           "choices": [choice]} for choice in delta]
+                payload = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+                self._send_raw(200, "text/event-stream", payload.encode())
+
+            def _send_raw(self, status: int, kind: str, payload: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _send(self, status: int, data: dict[str, Any]) -> None:
+                self._send_raw(status, "application/json", json.dumps(data).encode())
 
             def log_message(self, *_args: object) -> None:
                 pass

@@ -143,3 +143,35 @@ def test_a_person_approves_the_plan_on_the_terminal(jail: Jail, servers: list[Mo
         assert status == expected, seen.decode(errors="replace")
         assert (b"did not approve the plan" in seen) == (answer == "n")
         assert len(server.tool_results()) == (0 if answer == "n" else 1)
+
+
+def test_the_scripted_server_speaks_both_protocols_streaming_or_not(servers: list[ModelServer]) -> None:
+    """The helper the agent tests and the real agents' tests share: Ollama's and OpenAI's chat APIs."""
+    import urllib.request
+
+    import ollama
+
+    script = [say("hello there, model"), call("run", command="ls")]
+    server = ModelServer(script * 4)
+    servers.append(server)
+    client = ollama.Client(host=server.url)
+    assert client.chat(model=server.model, messages=[]).message.content == "hello there, model"
+    calls = [c for part in client.chat(model=server.model, messages=[], stream=True)
+             for c in (part.message.tool_calls or [])]
+    assert [(c.function.name, c.function.arguments) for c in calls] == [("run", {"command": "ls"})]
+    streamed = "".join(part.message.content or "" for part in client.chat(model=server.model, messages=[],
+                                                                          stream=True))
+    assert streamed == "hello there, model"
+
+    def openai(stream: bool) -> bytes:
+        request = urllib.request.Request(f"{server.url}/v1/chat/completions", method="POST",
+                                         data=json.dumps({"model": server.model, "messages": [],
+                                                          "stream": stream}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
+    [tool_call] = json.loads(openai(False))["choices"][0]["message"]["tool_calls"]
+    assert tool_call["function"] == {"name": "run", "arguments": '{"command": "ls"}'}
+    events = [line[6:] for line in openai(True).decode().splitlines() if line.startswith("data: ")]
+    assert json.loads(events[0])["choices"][0]["delta"]["content"] == "hello there, model" and events[-1] == "[DONE]"
