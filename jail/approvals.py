@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any
 
+from .audit import write_json
+
 DIRECTORY = "approvals"
 ANSWERS = ("once", "always", "deny")
 
@@ -42,7 +44,7 @@ class Broker:
         request = {"id": request_id, "command": command, "reason": reason, "rule": rule, "preview": preview,
                    "ts": time.time(),
                    "timeout": self.timeout}
-        _write_json(os.path.join(self.directory, f"{request_id}.json"), request)
+        write_json(os.path.join(self.directory, f"{request_id}.json"), request)
         self.log.event("approval-request", id=request_id, command=command, reason=reason, rule=rule,
                        preview=preview or None)
         answer: dict[str, Any] = {}
@@ -108,12 +110,6 @@ def _indented(text: str) -> str:
     return "".join("    " + line + ("\n" if not line.endswith("\n") else "") for line in text.splitlines(keepends=True))
 
 
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as f:
-        json.dump(data, f)
-    os.replace(temporary, path)
-
 
 def pending(sessions_root: str) -> list[dict[str, Any]]:
     """Every request waiting for an answer, in every session."""
@@ -143,6 +139,6 @@ def answer(sessions_root: str, request_id: str, choice: str, user: str) -> dict[
     for request in pending(sessions_root):
         if request["id"] == request_id:
             path = os.path.join(sessions_root, request["session"], DIRECTORY, f"{request_id}.answer")
-            _write_json(path, {"answer": choice, "user": user, "pid": os.getpid()})
+            write_json(path, {"answer": choice, "user": user, "pid": os.getpid()})
             return request
     raise LookupError(f"no pending request {request_id!r} (shelljail approvals lists them)")

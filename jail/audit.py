@@ -83,6 +83,14 @@ def remove_tree(path: str) -> None:
         pass
 
 
+def write_json(path: str, data: Any, indent: int | None = None) -> None:
+    """Write a JSON file atomically (a temporary file renamed over it): no reader sees half of it."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(data, f, indent=indent, default=str)
+    os.replace(temporary, path)
+
+
 def new_session_id() -> str:
     """Sortable by start, to the millisecond (two runs in one second keep their order), then unique."""
     now = time.time()
@@ -120,10 +128,7 @@ class AuditLog:
         except (OSError, ValueError):
             current = {}
         current.update(fields, session=self.session)
-        temporary = f"{path}.{os.getpid()}"
-        with open(temporary, "w") as f:
-            json.dump(current, f, indent=2, default=str)
-        os.replace(temporary, path)
+        write_json(path, current, indent=2)
 
     def stop_request(self) -> dict[str, Any] | None:
         """Who asked `shelljail stop` for this session, if anyone did."""

@@ -1,4 +1,7 @@
-"""The jail's network namespace: a loopback that is up, and nothing else."""
+"""The jail's network namespace: a loopback that is up, and nothing else but the bridged ports.
+
+In proxy mode pid 1 listens on the jail's 127.0.0.1 for the proxy and each forward and hands every
+accepted connection to the supervisor (see proxy.py): the namespace itself never gets a route out."""
 
 from __future__ import annotations
 

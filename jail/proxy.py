@@ -354,5 +354,4 @@ def attach(spec: Any, network: Any, log: Any) -> tuple[Any, Proxy | None]:
     env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
     view = spec.view._replace(mounts=spec.view.mounts + (Bind(directory, SOCKET_DIRECTORY, False),))
     ports = None if spec.connect_ports is None else tuple(port for port, _ in bridges)
-    proxy.directory = directory
     return spec._replace(view=view, bridges=tuple(bridges), env=env, connect_ports=ports), proxy

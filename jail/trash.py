@@ -27,6 +27,8 @@ import stat
 import time
 from typing import Any
 
+from .audit import remove_tree, sessions, state_home, write_json
+
 WORKSPACE_TRASH = ".shelljail-trash"
 _RESOLVE = 0x01 | 0x02 | 0x08  # RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
@@ -39,8 +41,6 @@ Outcome = collections.namedtuple("Outcome", "status stdout stderr real argv", de
 
 def trash_root(workspace: str, session: str) -> str:
     """Where this session's trash goes: on the workspace's filesystem, outside the jail's view."""
-    from .audit import state_home
-
     state = os.path.dirname(state_home())  # .../shelljail
     os.makedirs(state, exist_ok=True)
     if os.stat(state).st_dev == os.stat(workspace).st_dev:
@@ -190,7 +190,7 @@ class Trash:
         entry = pending["id"]
         record = {"id": entry, "workspace": self.workspace, "paths": pending["paths"], "time": time.time(),
                   "bytes": pending["bytes"], "files": pending["files"], "argv": argv}
-        _write_json(os.path.join(self.root, entry, "entry.json"), record)
+        write_json(os.path.join(self.root, entry, "entry.json"), record)
         if self.log is not None:
             self.log.event("trash", id=entry, paths=[os.path.join(self.workspace, p) for p in pending["paths"]],
                            bytes=pending["bytes"], files=pending["files"], argv=argv,
@@ -214,8 +214,6 @@ class Trash:
 
     def _purge_caches(self, entry: dict[str, Any]) -> int:
         """Really delete the regenerable directories inside a trash entry; the bytes freed."""
-        import shutil
-
         base = os.path.join(self.root, entry["id"], "files")
         freed = 0
         for directory, subdirectories, _files in os.walk(base):
@@ -223,7 +221,7 @@ class Trash:
                 full = os.path.join(directory, name)
                 if self.is_cache(os.path.relpath(full, base)):
                     size, _ = _measure(None, full, True)
-                    shutil.rmtree(full, ignore_errors=True)
+                    remove_tree(full)
                     freed += size
                     subdirectories.remove(name)
                     if self.log is not None:
@@ -231,7 +229,7 @@ class Trash:
                                        reason="the trash reached trash.max_bytes; regenerable caches go first")
         if freed:
             entry["bytes"] = max(0, entry.get("bytes", 0) - freed)
-            _write_json(os.path.join(self.root, entry["id"], "entry.json"), entry)
+            write_json(os.path.join(self.root, entry["id"], "entry.json"), entry)
         return freed
 
 
@@ -239,12 +237,10 @@ class Trash:
 
 def all_entries() -> list[dict[str, Any]]:
     """Every trash entry of every session, newest first, each with its `session` and `root`."""
-    from .audit import sessions
-
     found = []
     for info in sessions():
         session, workspace = str(info.get("session")), info.get("workspace") or "/nonexistent"
-        roots = {os.path.join(os.path.dirname(_state_root()), "trash", session),
+        roots = {os.path.join(os.path.dirname(state_home()), "trash", session),
                  os.path.join(workspace, WORKSPACE_TRASH, session)}
         for root in roots:
             for entry in _entries(root):
@@ -353,12 +349,6 @@ def _find(entries: list[dict[str, Any]], reference: str, cwd: str) -> tuple[dict
     return restored or (None, [])
 
 
-def _state_root() -> str:
-    from .audit import state_home
-
-    return state_home()
-
-
 def _entries(root: str) -> list[dict[str, Any]]:
     try:
         names = os.listdir(root)
@@ -461,12 +451,6 @@ def human(size: float) -> str:
         size /= 1024
     return f"{size} B"
 
-
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as f:
-        json.dump(data, f)
-    os.replace(temporary, path)
 
 
 def for_session(profile: Any, spec: Any, log: Any) -> tuple[Trash | None, Any]:
