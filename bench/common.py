@@ -27,3 +27,12 @@ def header(name: str, runs: int) -> dict[str, Any]:
 def save(path: str, results: dict[str, Any]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def spread(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Each contender's median, min and max (seconds, rounded), as the results files record them."""
+    import statistics
+
+    return {"seconds": {name: round(statistics.median(v), 4) for name, v in samples.items()},
+            "min": {name: round(min(v), 4) for name, v in samples.items()},
+            "max": {name: round(max(v), 4) for name, v in samples.items()}}

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, header, save
+from common import arguments, header, save, spread
 
 SHELLJAIL = str(Path(sys.executable).parent / "shelljail")
 FILES = 20_000
@@ -54,9 +54,7 @@ def main() -> int:
     listed = subprocess.run([SHELLJAIL, "diff", "--names", session], capture_output=True, text=True, env=env).stdout
     medians = {name: statistics.median(v) for name, v in {**startup, **diff}.items()}
     results = {**header("overlay", args.runs), "files": FILES, "changes listed": len(listed.splitlines()),
-               "seconds": {name: round(value, 4) for name, value in medians.items()},
-               "min": {name: round(min(v), 4) for name, v in {**startup, **diff}.items()},
-               "max": {name: round(max(v), 4) for name, v in {**startup, **diff}.items()},
+               **spread({**startup, **diff}),
                "overlay / read-write start-up": round(medians["overlay"] / medians["read-write"], 3)}
     shutil.rmtree(workspace, ignore_errors=True)
     subprocess.run(["rm", "-rf", str(state)], check=False)

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, header, save
+from common import arguments, header, save, spread
 
 SHELLJAIL = str(Path(sys.executable).parent / "shelljail")
 FILES = 50_000
@@ -56,9 +56,7 @@ def main() -> int:
                 shutil.rmtree(workspace / "tree")
     medians = {name: statistics.median(values) for name, values in samples.items()}
     results = {**header("trash", args.runs), "files": FILES,
-               "seconds": {name: round(value, 4) for name, value in medians.items()},
-               "min": {name: round(min(values), 4) for name, values in samples.items()},
-               "max": {name: round(max(values), 4) for name, values in samples.items()},
+               **spread(samples),
                "trash / real rm": round(medians["trash"] / medians["real rm"], 3)}
     shutil.rmtree(workspace, ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)

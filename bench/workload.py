@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import arguments, header, save
+from common import arguments, header, save, spread
 
 SHELLJAIL = str(Path(sys.executable).parent / "shelljail")
 PACKAGES = ("email", "json", "xml", "asyncio", "unittest", "http")
@@ -63,9 +63,7 @@ def main() -> int:
                                env={**os.environ, "HOME": str(home)})
                 samples[where].append(time.perf_counter() - started)
         medians = {where: statistics.median(v) for where, v in samples.items()}
-        results["workloads"][name] = {"seconds": {k: round(v, 4) for k, v in medians.items()},
-                                      "min": {k: round(min(v), 4) for k, v in samples.items()},
-                                      "max": {k: round(max(v), 4) for k, v in samples.items()},
+        results["workloads"][name] = {**spread(samples),
                                       "jailed / outside": round(medians["jailed"] / medians["outside"], 3),
                                       "jailed without start-up / outside": round(
                                           (medians["jailed"] - medians["start-up"]) / medians["outside"], 3)}
