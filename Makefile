@@ -9,9 +9,14 @@ BIN := $(VENV)/bin
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
 APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev
 
-.PHONY: setup apt venv launcher test lint bench bench-deps redteam clean
+# Real agents for the end-to-end tests, pinned, in project-local folders.
+AGENTS := .agents
+PI_VERSION := 0.73.1
+MINI_SWE_AGENT_VERSION := 2.4.6
 
-setup: apt venv
+.PHONY: setup apt venv launcher agents test lint bench bench-deps redteam clean
+
+setup: apt venv agents
 	@mkdir -p $(PREFIX)/bin
 	@ln -sf $(CURDIR)/$(BIN)/shelljail $(PREFIX)/bin/shelljail
 	@echo "shelljail is ready: $(PREFIX)/bin/shelljail (try: shelljail doctor)"
@@ -42,6 +47,23 @@ interposer/shelljail-launcher: interposer/launcher.c
 	    -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -s -Wall -Wextra -Werror -o $@ $<; \
 	else rm -f $@; echo "no C compiler: the jail uses the slower Python launcher"; fi
 
+# pi (npm) and mini-swe-agent (PyPI, with litellm and mcp, which its tool calls need). A registry that
+# cannot be reached is not an error here: the tests that need the agent skip and say why.
+agents: $(AGENTS)/pi/node_modules/.bin/pi $(AGENTS)/mini-swe-agent/bin/mini
+
+$(AGENTS)/pi/node_modules/.bin/pi:
+	@if ! command -v npm >/dev/null; then echo "npm not found: pi is not installed (its tests will skip)"; \
+	elif npm install -s --prefix $(AGENTS)/pi --no-audit --no-fund @mariozechner/pi-coding-agent@$(PI_VERSION); \
+	then echo "pi $(PI_VERSION) is in $(AGENTS)/pi"; \
+	else echo "could not install pi from the npm registry (its tests will skip if the registry is unreachable)"; fi
+
+$(AGENTS)/mini-swe-agent/bin/mini:
+	@test -x $(AGENTS)/mini-swe-agent/bin/python || $(PYTHON) -m venv $(AGENTS)/mini-swe-agent
+	@if $(AGENTS)/mini-swe-agent/bin/pip install -q --disable-pip-version-check \
+	    mini-swe-agent==$(MINI_SWE_AGENT_VERSION) mcp 2>&1 | grep -v "^WARNING: Location"; \
+	    test -x $@; then echo "mini-swe-agent $(MINI_SWE_AGENT_VERSION) is in $(AGENTS)/mini-swe-agent"; \
+	else echo "could not install mini-swe-agent from PyPI (its tests will skip if PyPI is unreachable)"; fi
+
 test:
 	$(BIN)/python -m pytest -q tests
 
@@ -71,5 +93,5 @@ bench-deps:
 	  $(BIN)/pip download -q --no-deps --no-binary :all: -d bench/cache pycrypto==2.6.1
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache interposer/shelljail-launcher
+	rm -rf $(VENV) $(AGENTS) .pytest_cache .ruff_cache interposer/shelljail-launcher
 	find . -name __pycache__ -prune -exec rm -rf {} +

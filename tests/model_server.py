@@ -24,9 +24,12 @@ def call(name: str, **arguments: Any) -> dict[str, Any]:
 class ModelServer:
     """Answers /api/chat with the next scripted message; records every request."""
 
-    def __init__(self, script: list[dict[str, Any]], model: str = "scripted") -> None:
+    def __init__(self, script: list[dict[str, Any]], model: str = "scripted", by_turn: bool = False) -> None:
+        """by_turn: answer with script[number of assistant messages in the request] rather than the next one,
+        so that an agent that retries a request, or sends one of its own, gets the same answer again."""
         self.script = list(script)
         self.model = model
+        self.by_turn = by_turn
         self.requests: list[dict[str, Any]] = []
         server = self
 
@@ -38,7 +41,7 @@ class ModelServer:
                     return self._send(404, {"error": f"no {self.path}"})
                 if body.get("model") != server.model:
                     return self._send(404, {"error": f"model '{body.get('model')}' not found"})
-                message = server.script.pop(0) if server.script else say("(the script has ended)")
+                message = server._next(body)
                 if self.path == "/v1/chat/completions":
                     return self._openai(message, bool(body.get("stream")))
                 if body.get("stream"):
@@ -92,6 +95,12 @@ class ModelServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _next(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.by_turn:
+            turn = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+            return self.script[turn] if turn < len(self.script) else say("(the script has ended)")
+        return self.script.pop(0) if self.script else say("(the script has ended)")
 
     def tool_results(self) -> list[str]:
         """The tool results the model was sent, in order (from the last request, which holds them all)."""
