@@ -70,10 +70,11 @@ class Agent:
         self.mask = mask  # the run's secrets out of everything the model sees
         self.say = say
         self.denials: dict[str, int] = {}
+        self.started = time.monotonic()
 
     def run(self, task: str) -> int:
         """0 when the model finished; 1 when it was stopped (limits, refusals, a plan not approved)."""
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM.format(workspace=self.workspace)},
                                           {"role": "user", "content": f"{task}\n\n{PLAN}"}]
         plan = self._chat(messages, tools=False)
@@ -157,7 +158,7 @@ class Agent:
         if name == "run_tests":
             if not self.test_command:
                 return "error: this project has no test command (shelljail agent --test CMD)"
-            return self._tool("run", {"command": self.test_command})
+            return self._tool("run", {"command": self.test_command, "timeout": self._time_left()})
         if name == "edit_file":
             ok, old = self.tools("read_file", {"path": args["path"]})
             if not ok:
@@ -170,7 +171,15 @@ class Agent:
             ok, old = self.tools("read_file", {"path": args["path"]})
             return self._write(args["path"], old if ok else None, args["content"])
         known = {"read_file": ("path",), "list_dir": ("path",), "search": ("pattern", "path"), "run": ("command",)}
-        return self._tool(name, {key: args[key] for key in known[name]})
+        chosen = {key: args[key] for key in known[name]}
+        if name == "run":
+            chosen["timeout"] = self._time_left()
+        return self._tool(name, chosen)
+
+    def _time_left(self) -> str:
+        """A command may take what is left of the wall time (at most 10 minutes), so a hang ends the run in time."""
+        left = self.limits.wall_time - (time.monotonic() - self.started)
+        return f"{max(1.0, min(600.0, left)):.1f}"
 
     def _write(self, path: str, old: str | None, new: str) -> str:
         diff = "".join(difflib.unified_diff((old or "").splitlines(keepends=True), new.splitlines(keepends=True),

@@ -9,6 +9,7 @@ jail is the interposer, so every command the model asks for is judged.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -65,13 +66,19 @@ def write_file(path, content):
     return f"wrote {len(content)} characters to {path}"
 
 
-def run(command, timeout=600):
+def run(command, timeout="600"):
+    """bash -c in its own process group, so that a timeout stops what it started too."""
+    timeout = float(timeout)
+    process = subprocess.Popen(["/bin/bash", "-c", command], cwd=WORKSPACE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, errors="replace",
+                               start_new_session=True)
     try:
-        done = subprocess.run(["/bin/bash", "-c", command], cwd=WORKSPACE, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return f"exit status: timed out after {timeout} s"
-    return f"exit status: {done.returncode}\n{done.stdout}{done.stderr}"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return f"exit status: timed out after {timeout:g} s"
+    return f"exit status: {process.returncode}\n{stdout}{stderr}"
 
 
 TOOLS = {"read_file": read_file, "list_dir": list_dir, "search": search, "write_file": write_file, "run": run}

@@ -96,6 +96,15 @@ def test_the_step_limit_stops_the_run(jail: Jail, servers: list[ModelServer]) ->
     assert result.returncode == 1 and "step limit of 3 reached" in result.stdout
 
 
+def test_the_wall_time_stops_a_hanging_command_and_the_run(jail: Jail, servers: list[ModelServer]) -> None:
+    server = ModelServer([say("1. wait"), call("run", command="sleep 60 & sleep 60; echo never"), say("done")])
+    servers.append(server)
+    result = _agent(jail, server, "--timeout", "3", task="wait")
+    assert result.returncode == 1 and "wall time of 3 s reached" in result.stdout, result.stdout + result.stderr
+    [timed_out] = [e["result"] for e in _events(jail) if e["event"] == "agent-tool"]  # the run stopped before
+    assert timed_out.startswith("exit status: timed out after") and "never" not in timed_out
+
+
 def test_a_long_tool_result_is_cut_with_a_marker(jail: Jail, servers: list[ModelServer]) -> None:
     (jail.workspace / "big.txt").write_text("x" * 20000)
     server = ModelServer([say("1. read"), call("read_file", path="big.txt"), say("read")])
