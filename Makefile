@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `shelljail` is linked so that it is on PATH.
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
-APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev
+APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev chromium
 
 # Real agents for the end-to-end tests, pinned, in project-local folders.
 AGENTS := .agents
@@ -21,7 +21,7 @@ setup: apt venv agents
 	@ln -sf $(CURDIR)/$(BIN)/shelljail $(PREFIX)/bin/shelljail
 	@echo "shelljail is ready: $(PREFIX)/bin/shelljail (try: shelljail doctor)"
 
-# Build dependencies of python-prctl; installed only when missing.
+# Build dependencies of python-prctl, and chromium for the dashboard tests; installed only when missing.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

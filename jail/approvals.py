@@ -63,7 +63,7 @@ class Broker:
                     answer.setdefault("answer", from_cli.get("answer"))
                     verb = {"once": "approved", "always": "approved always", "deny": "denied"}.get(
                         from_cli.get("answer"), "denied")
-                    who = f"{from_cli.get('user')} with shelljail (pid {from_cli.get('pid')})"
+                    who = f"{from_cli.get('user')} with {from_cli.get('via', 'shelljail')} (pid {from_cli.get('pid')})"
                     answer.setdefault("by", f"{verb} by {who}")
                 break
             except (OSError, ValueError):
@@ -134,11 +134,11 @@ def pending(sessions_root: str) -> list[dict[str, Any]]:
     return found
 
 
-def answer(sessions_root: str, request_id: str, choice: str, user: str) -> dict[str, Any]:
-    """Answer a pending request from the command line; the request, or LookupError."""
+def answer(sessions_root: str, request_id: str, choice: str, user: str, via: str = "shelljail") -> dict[str, Any]:
+    """Answer a pending request from the command line or the dashboard (`via`); the request, or LookupError."""
     for request in pending(sessions_root):
         if request["id"] == request_id:
             path = os.path.join(sessions_root, request["session"], DIRECTORY, f"{request_id}.answer")
-            write_json(path, {"answer": choice, "user": user, "pid": os.getpid()})
+            write_json(path, {"answer": choice, "user": user, "pid": os.getpid(), "via": via})
             return request
     raise LookupError(f"no pending request {request_id!r} (shelljail approvals lists them)")

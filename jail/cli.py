@@ -147,6 +147,16 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("session", nargs="?", help="a session id or prefix (default: the newest running one)")
     stop.set_defaults(handler=_stop)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="a local web page: every session live, approvals, the stop button",
+        description="Serve a page on 127.0.0.1 that shows every session as it happens (decisions, approvals, "
+                    "network, limits), answers approvals, stops jails and reviews overlay workspaces. It prints a "
+                    "URL with a random token: only that URL opens it. No jail can reach its port: a forward to it "
+                    "is refused.")
+    dashboard.add_argument("--port", type=int, default=7878, help="the port on 127.0.0.1 (default: 7878; 0: any "
+                           "free port)")
+    dashboard.set_defaults(handler=_dashboard)
+
     trash = commands.add_parser(
         "trash", help="what rm and unlink in a jail moved aside, and putting it back",
         description="Inside a jail, rm and unlink of workspace files (not regenerable caches such as target/ or "
@@ -450,6 +460,12 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _deny(args: argparse.Namespace) -> int:
     return _answer(args.id, "deny")
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from . import dashboard
+
+    return dashboard.serve(args.port, say=lambda line: print(line, flush=True))
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -184,8 +184,12 @@ class Proxy:
         except OSError as exc:
             return None, None, f"cannot resolve {host}: {exc.strerror or exc}"
         refused = ""
+        from .dashboard import registered_port
+
         for address in addresses:
             problem = self._special(address)
+            if not problem and port == registered_port() and _is_loopback(address):
+                problem = "the shelljail dashboard's port, which a jail must never reach"
             if problem:
                 refused = problem
                 continue
@@ -234,6 +238,11 @@ class Proxy:
     def _serve_forward(self, client: _socket.socket, host: str, port: int) -> None:
         import socket
 
+        from .dashboard import registered_port
+
+        if port == registered_port():  # a dashboard started on a forwarded port after the jail
+            self._event(host, port, "refused", "forward: the shelljail dashboard's port", host)
+            return
         try:
             upstream = socket.create_connection((host, port), timeout=30)
         except OSError as exc:
@@ -243,6 +252,14 @@ class Proxy:
         with upstream, self._relaying():
             up, down = _relay(client, upstream)
             self._closed(host, port, up, down)
+
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or ip.is_unspecified or (ip.version == 6 and ip.ipv4_mapped is not None
+                                                   and ip.ipv4_mapped.is_loopback)
 
 
 def _read_head(client: _socket.socket) -> tuple[bytes | None, bytes]:
@@ -340,8 +357,15 @@ def attach(spec: Any, network: Any, log: Any) -> tuple[Any, Proxy | None]:
         return spec, None  # "none": nothing but the loopback, forwards included
     from interposer.service import _private_directory
 
+    from .dashboard import registered_port
+    from .errors import JailError
     from .view import Bind
 
+    dashboard = registered_port()
+    for forward in network.forward:
+        if int(forward.rpartition(":")[2]) == dashboard:
+            raise JailError(f"network.forward {forward} is the port of the shelljail dashboard, which a jail must "
+                            "never reach", "forward another port, or start the dashboard with another --port")
     directory = _private_directory()
     proxy = Proxy(network, directory, log)
     bridges = [(int(f.rpartition(":")[2]), f"{SOCKET_DIRECTORY}/{forward_socket(int(f.rpartition(':')[2]))}")

@@ -135,17 +135,26 @@ def stop(session: str | None) -> int:
     except (LookupError, StopIteration):
         print("shelljail: no running session to stop (shelljail sessions lists them)", file=sys.stderr)
         return 1
+    try:
+        request_stop(state, "shelljail stop")
+    except LookupError as exc:
+        print(f"shelljail: {exc}", file=sys.stderr)
+        return 1
+    print(f"stopped session {state['session']}")
+    return 0
+
+
+def request_stop(state: dict[str, Any], via: str) -> None:
+    """The stop button, from the CLI or the dashboard: the note (who, through what), then SIGKILL to the
+    jail's holder, which pid 1 and every process in the jail follow. LookupError if it is not running."""
     holder, start = state.get("holder_pid"), state.get("holder_start")
     if state.get("state") != "running" or not isinstance(holder, int) or audit.process_start(holder) != start:
-        print(f"shelljail: session {state.get('session')} is not running", file=sys.stderr)
-        return 1
+        raise LookupError(f"session {state.get('session')} is not running")
     directory = os.path.join(audit.state_home(), state["session"])
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         user = str(os.getuid())
     with open(os.path.join(directory, audit.STOP_NAME), "w") as f:
-        json.dump({"user": user, "pid": os.getpid(), "ts": time.time()}, f)
-    os.kill(holder, signal.SIGKILL)  # pid 1 follows, and with it every process in the jail
-    print(f"stopped session {state['session']}")
-    return 0
+        json.dump({"user": user, "pid": os.getpid(), "ts": time.time(), "via": via}, f)
+    os.kill(holder, signal.SIGKILL)

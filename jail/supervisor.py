@@ -92,7 +92,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     request = audit.stop_request() if audit is not None else None
     if request is not None or stopped:
         code = EXIT_STOPPED
-        who = f"shelljail stop by {request.get('user')} (pid {request.get('pid')})" if request else stopped[0]
+        who = (f"{request.get('via', 'shelljail stop')} by {request.get('user')} (pid {request.get('pid')})"
+               if request else stopped[0])
         failure = (EXIT_STOPPED, f"stopped: {who}; everything in the jail was killed")
     if audit is not None:
         if failure and failure[0] == EXIT_STOPPED:
