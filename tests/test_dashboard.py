@@ -171,7 +171,10 @@ def test_an_approval_clicked_in_the_page_lets_the_command_finish(jail: Jail, das
         request.wait_for(timeout=20000)
         assert "changes the permissions or owner of everything" in request.inner_text()
         _screenshot(page, "approval")
-        request.get_by_role("button", name="Approve once").click()
+        page.set_viewport_size({"width": 400, "height": 800})  # a narrow window
+        _screenshot(page, "narrow")
+        request.get_by_role("button", name="Approve once").focus()  # by keyboard: focus, then Enter
+        page.keyboard.press("Enter")
         assert run.wait(timeout=30) == 0, run.stderr.read() if run.stderr else ""
         assert (jail.workspace / "approved.txt").read_text() == "ran\n"
         session = _session(jail)["session"]
