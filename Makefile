@@ -84,11 +84,15 @@ bench:
 redteam:
 	$(BIN)/python bench/redteam.py
 
-# What the benchmarks compare against (Debian's bubblewrap and firejail) and run (a real autoconf configure).
+# What the benchmarks compare against (Debian's bubblewrap and firejail; Anthropic's sandbox-runtime from npm,
+# with the socat and ripgrep it needs) and run (a real autoconf configure).
 bench-deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	{ command -v bwrap >/dev/null && command -v firejail >/dev/null; } || { $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap firejail; }
+	{ command -v bwrap && command -v firejail && command -v socat && command -v rg; } >/dev/null || \
+	  { $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap firejail socat ripgrep; }
+	@test -x bench/cache/srt/node_modules/.bin/srt || npm install -s --prefix bench/cache/srt --no-audit --no-fund \
+	  @anthropic-ai/sandbox-runtime@0.0.78 || echo "could not install sandbox-runtime: the bench skips it"
 	@mkdir -p bench/cache && test -f bench/cache/pycrypto-2.6.1.tar.gz || \
 	  $(BIN)/pip download -q --no-deps --no-binary :all: -d bench/cache pycrypto==2.6.1
 

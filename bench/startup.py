@@ -1,4 +1,4 @@
-"""Start-up cost of `shelljail run -- /bin/true` against bwrap, firejail and a bare /bin/true.
+"""Start-up cost of `shelljail run -- /bin/true` against bwrap, firejail, sandbox-runtime and a bare /bin/true.
 
 bwrap gets the same namespaces and the same mounts: its arguments are built
 from the view shelljail resolves for the default profile. "shelljail run" is
@@ -6,7 +6,9 @@ the default, everything on (interposer, seccomp, Landlock, audit log);
 "jail core only" turns the interposer, seccomp and Landlock off. Runs are
 interleaved (A B C A B C ...) so that machine noise hits every contender
 alike; each figure is the median of N runs with min and max, and ratios are
-against bwrap and /bin/true measured in the same run.
+against bwrap and /bin/true measured in the same run. sandbox-runtime
+(Anthropic's `srt`, from npm into bench/cache/srt by `make bench-deps`) runs
+with settings that allow writes to the workspace only and no network.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 from common import arguments, header, save  # noqa: E402
 
 from jail import profile, spec, view  # noqa: E402
+
+SRT = ROOT / "bench" / "cache" / "srt" / "node_modules" / ".bin" / "srt"
 
 
 def bwrap_argv(resolved: view.View) -> list[str]:
@@ -72,7 +76,16 @@ def main() -> int:
         contenders["firejail --noprofile"] = ["firejail", "--quiet", "--noprofile", "/bin/true"]
     else:
         skipped.append("firejail: not installed (make bench-deps)")
-    skipped.append("sandbox-runtime (npm @anthropic-ai/sandbox-runtime): not measured yet")
+    missing = [tool for tool in ("bwrap", "socat", "rg") if not shutil.which(tool)]
+    if not SRT.exists():
+        skipped.append("sandbox-runtime: not installed (make bench-deps)")
+    elif missing:
+        skipped.append(f"sandbox-runtime: needs {', '.join(missing)} (make bench-deps)")
+    else:
+        settings = Path(workspace) / "srt-settings.json"
+        settings.write_text('{"network": {"allowedDomains": [], "deniedDomains": []}, "filesystem": '
+                            f'{{"denyRead": [], "allowWrite": ["{workspace}"], "denyWrite": []}}}}')
+        contenders["sandbox-runtime (srt)"] = [str(SRT), "-s", str(settings), "/bin/true"]
 
     for argv in contenders.values():  # warm-up: page cache, .pyc files
         for _ in range(3):
@@ -90,7 +103,7 @@ def main() -> int:
                for name, v in samples.items()},
         "ratios": {},
     }
-    for baseline in ("bwrap (same mounts)", "firejail --noprofile", "/bin/true"):
+    for baseline in ("bwrap (same mounts)", "firejail --noprofile", "sandbox-runtime (srt)", "/bin/true"):
         if baseline in medians:
             results["ratios"][f"shelljail / {baseline}"] = round(medians["shelljail run"] / medians[baseline], 2)
             results["ratios"][f"jail core / {baseline}"] = round(

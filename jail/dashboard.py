@@ -15,15 +15,15 @@ as a forward, and the proxy refuses loopback addresses.
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
-import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from . import audit
+
+# `registered_port` is imported by every `run` with a proxy: the server's imports (hmac, secrets,
+# urllib.parse, http.server) wait in `serve` and `act`, which only the dashboard itself calls.
 
 COOKIE = "shelljail_dashboard"
 REGISTRATION = "dashboard.json"
@@ -203,8 +203,11 @@ def act(path: str, form: dict[str, str]) -> tuple[int, str]:
 
 def serve(port: int, say: Any = print) -> int:
     """Serve until interrupted. 0 after Ctrl-C; 125 when the port cannot be had."""
+    import hmac
+    import secrets
     import socket
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
 
     from . import dashboard_page as page
 
