@@ -8,6 +8,7 @@ a deletion in the home directory, outside the workspace.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, NamedTuple
 
 from .resolve import Invocation
@@ -34,6 +35,9 @@ class Effects(NamedTuple):
     deletes: tuple[Target, ...] = ()
     writes: tuple[Target, ...] = ()
     reads: tuple[Target, ...] = ()  # files whose content it reads (for secrets: .env, ~/.ssh/...)
+    # Absolute paths its arguments name, wherever in them (`--data @/etc/shadow`, `file:/etc/shadow`,
+    # `-C 'Include /etc/shadow'`): a program handed a credential's path is taken to read it.
+    mentions: tuple[Target, ...] = ()
 
 
 # Programs that read the content of their file operands.
@@ -41,6 +45,16 @@ CONTENT_READERS = frozenset({"cat", "tac", "less", "more", "head", "tail", "nl",
                              "base64", "base32", "sort", "uniq", "wc", "md5sum", "sha1sum", "sha256sum", "sha512sum",
                              "jq", "yq", "bat", "batcat", "view", "source", ".", "diff", "cmp", "tee"})
 PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "awk", "gawk", "mawk", "sed"})
+# Programs that only name paths (list, test, create, resolve them), never read what is in them.
+NOT_READING = frozenset({"ls", "stat", "test", "[", "[[", "echo", "printf", "du", "df", "realpath", "readlink",
+                         "basename", "dirname", "namei", "which", "type", "command", "touch", "mkdir", "rmdir",
+                         "rm", "unlink", "chmod", "chown", "chgrp", "lsattr", "getfacl", "mountpoint", "cd",
+                         "pushd", "popd", "export", "ln"})
+# The system's secrets, absolute (a prefix covers what is under it).
+SYSTEM_CREDENTIALS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
+                      "/etc/sudoers.d", "/etc/security/opasswd", "/etc/krb5.keytab", "/etc/ssl/private",
+                      "/var/lib/sss/secrets")
+_MENTION_SPLIT = re.compile(r"[\s=@,;'\"()<>|&]+")
 # Credential files a profile could expose from the caller's home (relative to it).
 CREDENTIALS = (".ssh", ".aws", ".config/gcloud", ".kube", ".docker/config.json", ".netrc", ".git-credentials",
                ".gnupg", ".bash_history", ".zsh_history", ".python_history", ".npmrc", ".pypirc",
@@ -170,7 +184,21 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
             writes.append(_target(redirect.target, cwd))
         elif redirect.op in ("<", "<>") and redirect.target is not None:
             reads.append(_target(redirect.target, cwd))
-    return Effects(tuple(deletes), tuple(writes), tuple(reads))
+    mentions = [] if name in NOT_READING else _mentions(args)
+    return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions))
+
+
+def _mentions(args: tuple[Word, ...]) -> list[Target]:
+    """Every absolute path inside the literal arguments (`file:` and `file://` prefixes dropped)."""
+    found = []
+    for word in args:
+        if not word.literal or "/" not in word.value:
+            continue
+        for token in _MENTION_SPLIT.split(word.value):
+            token = token.removeprefix("file://").removeprefix("file:")
+            if token.startswith("/") and len(token) > 1:
+                found.append(Target(os.path.normpath(token), word))
+    return found
 
 
 def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any) -> list[Target]:
@@ -236,6 +264,9 @@ def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]
 def _secret_classes(path: str, place: Place) -> set[str]:
     found = set()
     name = os.path.basename(path)
+    if any(path == c or path.startswith(c + "/") for c in SYSTEM_CREDENTIALS) or (
+            os.path.dirname(path) == "/etc/ssh" and name.startswith("ssh_host_") and not name.endswith(".pub")):
+        found.add("credentials")
     if name == ".env" or name.startswith(".env.") or name.endswith(".env") or name == ".envrc":
         found.add("dotenv")
     for credential in CREDENTIALS:

@@ -137,7 +137,12 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
             for source in invocation.command.piped_from for pattern in rule.stdin_from)):
         return False
     target: Target | None = None
-    for wanted, targets in ((rule.deletes, found.deletes), (rule.writes, found.writes), (rule.reads, found.reads)):
+    # A path named anywhere in the arguments counts as read when it is a credential (a program handed
+    # one is taken to read it); for other classes (a .env, say) only what is known to be read counts.
+    reads = found.reads
+    if rule.reads and "credentials" in rule.reads and found.mentions:
+        reads += tuple(t for t in found.mentions if "credentials" in classes(t, place))
+    for wanted, targets in ((rule.deletes, found.deletes), (rule.writes, found.writes), (rule.reads, reads)):
         if wanted:
             hit = next((t for t in targets if classes(t, place) & set(wanted)), None)
             if hit is None:
