@@ -173,8 +173,7 @@ def test_an_approval_clicked_in_the_page_lets_the_command_finish(jail: Jail, das
         _screenshot(page, "approval")
         page.set_viewport_size({"width": 400, "height": 800})  # a narrow window
         _screenshot(page, "narrow")
-        request.get_by_role("button", name="Approve once").focus()  # by keyboard: focus, then Enter
-        page.keyboard.press("Enter")
+        request.get_by_role("button", name="Approve once").click()
         assert run.wait(timeout=30) == 0, run.stderr.read() if run.stderr else ""
         assert (jail.workspace / "approved.txt").read_text() == "ran\n"
         session = _session(jail)["session"]
@@ -185,14 +184,31 @@ def test_an_approval_clicked_in_the_page_lets_the_command_finish(jail: Jail, das
         run.wait()
 
 
+def test_a_denial_by_keyboard_refuses_the_command(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+    run = _start(jail, "chmod -R u+w . && echo ran > approved.txt", "--ask", "tty")
+    try:
+        request = page.locator("li.approval", has_text="chmod -R u+w .")
+        request.wait_for(timeout=20000)
+        request.get_by_role("button", name="Deny").focus()  # no mouse: focus, then Enter
+        page.keyboard.press("Enter")
+        assert run.wait(timeout=30) == 126
+        assert "shelljail: denied:" in (run.stderr.read() if run.stderr else "")
+        assert not (jail.workspace / "approved.txt").exists()
+        [approval] = [e for e in _events(jail, _session(jail)["session"]) if e["event"] == "approval"]
+        assert approval["answer"] == "deny" and "with the dashboard" in approval["by"]
+    finally:
+        run.kill()
+        run.wait()
+
+
 def _jailed_processes(marker: str) -> list[int]:
-    """Host processes whose command line holds `marker`."""
+    """Host processes whose command line starts with `marker` (argv joined by spaces), as ps shows them."""
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
+                    if f.read().replace(b"\0", b" ").startswith(marker.encode()):
                         found.append(int(name))
             except OSError:
                 continue
@@ -222,6 +238,25 @@ def test_the_stop_button_kills_the_session(jail: Jail, dashboard: Dashboard, pag
         run.wait()
 
 
+def test_stop_all_kills_every_running_session(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+    runs = [_start(jail, f"sleep {3590 + i}") for i in range(2)]
+    try:
+        deadline = time.monotonic() + 20
+        while sum(1 for line in jail.cli("sessions", "--json").stdout.splitlines()
+                  if json.loads(line).get("holder_pid") and json.loads(line)["state"] == "running") < 2:
+            assert time.monotonic() < deadline, "the jails did not start"
+            time.sleep(0.05)
+        page.get_by_role("button", name="Stop all running sessions").click()
+        assert [run.wait(timeout=20) for run in runs] == [137, 137]
+        assert _jailed_processes("sleep 359") == []
+        stopped = [json.loads(line) for line in jail.cli("sessions", "--json").stdout.splitlines()]
+        assert [s["state"] for s in stopped[:2]] == ["stopped", "stopped"]
+    finally:
+        for run in runs:
+            run.kill()
+            run.wait()
+
+
 def test_an_overlay_is_reviewed_and_committed_from_the_page(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
     (jail.workspace / "notes.txt").write_text("old line\n")
     run = _start(jail, "echo 'new line' > notes.txt", "--workspace-mode", "overlay")
@@ -235,3 +270,15 @@ def test_an_overlay_is_reviewed_and_committed_from_the_page(jail: Jail, dashboar
     page.locator("#status", has_text="committed 1 change").wait_for(timeout=10000)
     assert (jail.workspace / "notes.txt").read_text() == "new line\n"
     assert any(e["event"] == "overlay-commit" and e.get("via") == "the dashboard" for e in _events(jail, session))
+
+
+def test_an_overlay_is_discarded_from_the_page(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+    run = _start(jail, "echo draft > draft.txt", "--workspace-mode", "overlay")
+    assert run.wait(timeout=60) == 0
+    session = _session(jail)["session"]
+    page.goto(f"{dashboard.base}/session/{session}")
+    assert "A draft.txt" in page.locator("ul.changes").inner_text()
+    page.get_by_role("button", name="Discard").click()
+    page.locator("#status", has_text="discarded").wait_for(timeout=10000)
+    assert not (jail.workspace / "draft.txt").exists()
+    assert jail.cli("diff", session).returncode != 0  # nothing left to review
