@@ -25,7 +25,7 @@ from . import audit
 # `registered_port` is imported by every `run` with a proxy: the server's imports (hmac, secrets,
 # urllib.parse, http.server) wait in `serve` and `act`, which only the dashboard itself calls.
 
-COOKIE = "shelljail_dashboard"
+COOKIE = "shelljail_dashboard_{port}"  # cookies are per host, not per port: two dashboards keep theirs apart
 REGISTRATION = "dashboard.json"
 
 
@@ -234,7 +234,8 @@ def serve(port: int, say: Any = print) -> int:
                 cookie = SimpleCookie(self.headers.get("Cookie", ""))
             except CookieError:
                 return False
-            given = cookie[COOKIE].value if COOKIE in cookie else self.headers.get("X-Shelljail-Token", "")
+            name = COOKIE.format(port=self.server.server_address[1])
+            given = cookie[name].value if name in cookie else self.headers.get("X-Shelljail-Token", "")
             return hmac.compare_digest(given.encode(), token.encode())
 
         def _refuse(self, why: str) -> None:
@@ -251,7 +252,8 @@ def serve(port: int, say: Any = print) -> int:
                     return self._refuse("wrong token; use the URL shelljail dashboard printed")
                 self.send_response(303)
                 self.send_header("Location", "/")
-                self.send_header("Set-Cookie", f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+                name = COOKIE.format(port=self.server.server_address[1])
+                self.send_header("Set-Cookie", f"{name}={token}; HttpOnly; SameSite=Strict; Path=/")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return None

@@ -87,7 +87,7 @@ def test_requests_without_the_token_or_from_elsewhere_are_refused(dashboard: Das
     assert dashboard.request("GET", "/?token=wrong")[0] == 403
     status, headers, _ = dashboard.request("GET", f"/?token={dashboard.token}")
     assert status == 303 and "HttpOnly; SameSite=Strict" in headers["Set-Cookie"]
-    cookie = {"Cookie": f"shelljail_dashboard={dashboard.token}"}
+    cookie = {"Cookie": f"shelljail_dashboard_{dashboard.port}={dashboard.token}"}
     status, headers, body = dashboard.request("GET", "/", cookie)
     assert status == 200 and "Sessions" in body and "script-src 'self'" in headers["Content-Security-Policy"]
     # DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends its own Host.
