@@ -13,12 +13,21 @@ from .judge import Decision, Policy, decide
 from .parse import parse
 
 
-def policy_for(loaded: profile.Profile, workspace: str) -> Policy:
-    """The judge's view of a jail on `workspace`: the same environment the jailed agent gets."""
+def policy_for(loaded: profile.Profile, workspace: str, jailed: bool = True) -> Policy:
+    """The judge's view of a jail on `workspace`: the same environment the jailed agent gets, and its
+    private home with what the profile binds into it. jailed=False: the real home (a hook's view)."""
     user, home = spec.caller_identity(os.environ)
     values = {"workspace": workspace, "home": home, "user": user}
     env = environment.build(loaded.environment, {}, values)
-    return Policy(loaded.interposer, workspace, home, env)
+    return Policy(loaded.interposer, workspace, home, env, home_binds(loaded, values) if jailed else None)
+
+
+def home_binds(loaded: profile.Profile, values: dict[str, str]) -> tuple[str, ...]:
+    """The paths under the home that the profile binds from the real one (toolchains, an agent's files)."""
+    fs = loaded.filesystem
+    home = values["home"]
+    bound = (profile.expand(p, values) for p in (*fs.read_only, *fs.read_only_optional, *fs.read_write))
+    return tuple(p for p in bound if p == home or p.startswith(home + "/"))
 
 
 def explain(line: str, decision: Decision, policy: Policy, cwd: str) -> str:

@@ -297,6 +297,17 @@ def _git_deletes(args: tuple[Word, ...], cwd: str) -> list[Target]:
     return []
 
 
+def _private(path: str, place: Place) -> bool:
+    """Whether a path in the home is in the jail's own, disposable home: not bound from the real one, not
+    a start-up file, not a credential."""
+    if place.home_binds is None or path == place.home:
+        return False
+    relative = path[len(place.home) + 1:]
+    if any(relative == f or relative.startswith(f + "/") for f in (*STARTUP_FILES, *CREDENTIALS)):
+        return False
+    return not any(path == b or path.startswith(b + "/") or b.startswith(path + "/") for b in place.home_binds)
+
+
 def is_cache_path(relative: str) -> bool:
     """Whether a path inside the workspace (relative to it) lies in a regenerable cache."""
     return any(part in CACHE_DIRS or part.endswith(CACHE_SUFFIXES) for part in relative.split("/"))
@@ -305,6 +316,17 @@ def is_cache_path(relative: str) -> bool:
 class Place(NamedTuple):
     workspace: str
     home: str
+    # None: the home is the real one (a hook judging outside any jail). A tuple: the jail's home, an empty
+    # tmpfs gone after the run, but for these paths bound into it from the real home.
+    home_binds: tuple[str, ...] | None = None
+
+
+# In the jail's private home these still count as outside the workspace when written: what a shell
+# runs at its start, what runs on its own (hardly any coding task writes them; a planted alias is a
+# classic foothold, and hooks judge the same lines against a real home).
+STARTUP_FILES = (".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv",
+                 ".zprofile", ".zlogin", ".cshrc", ".tcshrc", ".kshrc", ".inputrc", ".config/fish",
+                 ".config/autostart", ".config/systemd", ".local/share/systemd", ".config/environment.d")
 
 
 def classes(target: Target, place: Place) -> set[str]:
@@ -325,10 +347,12 @@ def classes(target: Target, place: Place) -> set[str]:
         elif is_cache_path("/".join(parts)):
             found.add("cache")
         return found
-    found.add("outside-workspace")
     if path == place.home or path.startswith(place.home + "/"):
         found.add("home")  # before scratch: a home under /tmp is still a home
+        if not _private(path, place):
+            found.add("outside-workspace")
         return found
+    found.add("outside-workspace")
     if any(path == s or path.startswith(s + "/") for s in SCRATCH):
         return {"any", "scratch"}
     if path == "/":

@@ -37,7 +37,8 @@ def claude_code(stdin: str, profile_name: str, workspace: str | None) -> dict[st
     if not isinstance(command, str):
         return _answer("deny", "shelljail: the Bash tool's input has no command string")
     root = workspace or os.environ.get("CLAUDE_PROJECT_DIR") or cwd
-    decision = decide(command, cwd, policy_for(profile.load(profile_name), os.path.realpath(root)))
+    decision = decide(command, cwd, policy_for(profile.load(profile_name), os.path.realpath(root),
+                                                    jailed=False))
     reason = f"shelljail: {decision.reason}" + (f"; instead: {decision.alternative}" if decision.alternative else "")
     if decision.decision == "deny":
         return _answer("deny", reason)

@@ -29,6 +29,7 @@ class Policy(NamedTuple):
     workspace: str
     home: str
     env: Mapping[str, str]  # the known environment: HOME, USER, OLDPWD...
+    home_binds: tuple[str, ...] | None = None  # see effects.Place: None when judging against the real home
 
 
 class Verdict(NamedTuple):
@@ -61,7 +62,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     cwd = os.path.normpath(cwd)
     env = {**policy.env, "PWD": cwd}
     resolved = resolve(line, cwd, env)
-    place = Place(policy.workspace, policy.home)
+    place = Place(policy.workspace, policy.home, policy.home_binds)
     verdicts: list[Verdict] = []
     commands = []
     rewrites: list[tuple[str, Invocation]] = []

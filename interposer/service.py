@@ -461,7 +461,10 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     from jail.view import Bind
 
     directory = _private_directory()
-    policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env))
+    home = jail_spec.view.home
+    home_binds = tuple(m.target for m in jail_spec.view.mounts
+                       if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
+    policy = (interposer, jail_spec.view.workspace, home, dict(jail_spec.env), home_binds)
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run)
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS_REPORT
 
+from interposer.check import home_binds
 from interposer.judge import Policy, decide
 from jail import environment, profile
 
@@ -27,8 +28,9 @@ def policy() -> Policy:
     if not CORPORA.is_dir():
         pytest.fail(f"{CORPORA} is missing: the corpora come with the project's shared/ folder")
     loaded = profile.load("coding-agent")
-    env = environment.build(loaded.environment, {}, {"workspace": WORKSPACE, "home": HOME, "user": "user"})
-    return Policy(loaded.interposer, WORKSPACE, HOME, env)
+    values = {"workspace": WORKSPACE, "home": HOME, "user": "user"}
+    env = environment.build(loaded.environment, {}, values)
+    return Policy(loaded.interposer, WORKSPACE, HOME, env, home_binds(loaded, values))  # as in the jail
 
 
 def tsv(path: Path) -> list[dict[str, str]]:

@@ -18,6 +18,12 @@ def policy() -> Policy:
     return Policy(loaded.interposer, WORKSPACE, HOME, env)
 
 
+@pytest.fixture(scope="module")
+def jailed(policy: Policy) -> Policy:
+    """The same, judged in a jail: the home is the jail's empty tmpfs, but for what the profile binds."""
+    return policy._replace(home_binds=(f"{HOME}/.pyenv", f"{HOME}/.cargo/bin", f"{HOME}/.pi"))
+
+
 def judge(policy: Policy, line: str, cwd: str = WORKSPACE) -> Decision:
     return decide(line, cwd, policy)
 
@@ -245,6 +251,23 @@ def test_a_program_handed_a_credential_asks(policy: Policy, line: str) -> None:
 ])
 def test_naming_a_credential_without_reading_it_is_allowed(policy: Policy, line: str) -> None:
     assert judge(policy, line).decision == "allow", line
+
+
+@pytest.mark.parametrize("line, in_jail", [
+    ("mkdir -p ~/backups", "allow"),  # the jail's home is its own, gone after the run
+    ("touch ~/Documents/notes.txt", "allow"),
+    ("cp notes.txt ~/.config/tool/settings.json", "allow"),
+    ("echo 'alias ls=rm' >> ~/.bashrc", "deny"),  # a start-up file: still a foothold's place
+    ("cp run.sh ~/.config/autostart/run.desktop", "deny"),
+    ("touch ~/.pyenv/shims/python", "deny"),  # bound from the real home
+    ("echo x > ~/.pi/agent/models.json", "deny"),
+    ("cp id ~/.ssh/id_rsa", "deny"),  # a credential's place
+    ("rm -rf ~/backups", "deny"),  # deleting in the home is still a deletion in the home
+    ("chmod -R 777 ~", "deny"),
+])
+def test_writes_in_the_jails_own_home_are_allowed(policy: Policy, jailed: Policy, line: str, in_jail: str) -> None:
+    assert judge(jailed, line).decision == in_jail, (line, judge(jailed, line).reason)
+    assert judge(policy, line).decision == "deny", line  # against a real home (a hook), every one is denied
 
 
 # -- what cannot be known is never silently allowed ---------------------------------

@@ -59,6 +59,14 @@ def test_ordinary_build_work_runs(jail: Jail, launcher: str) -> None:
     assert (jail.workspace / ".git").is_dir()
 
 
+def test_writes_in_the_jails_own_home_run_and_vanish(jail: Jail, launcher: str) -> None:
+    result = run(jail, launcher, "bash", "-c", "mkdir -p ~/notes && echo kept > ~/notes/a && cat ~/notes/a")
+    assert result.returncode == 0 and result.stdout == "kept\n", result.stderr
+    assert not (jail.home / "notes").exists()  # the jail's home was its own
+    result = run(jail, launcher, "bash", "-c", "echo 'alias ls=rm' >> ~/.bashrc")
+    assert result.returncode == 126 and "writes" in result.stderr and ".bashrc" in result.stderr
+
+
 def test_the_real_shells_have_no_path_in_the_jail(jail: Jail) -> None:
     result = run(jail, "c", "/usr/bin/python3", "-c",
                  "import os, hashlib; h = lambda p: hashlib.sha256(open(p, 'rb').read()).hexdigest();"
