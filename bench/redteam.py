@@ -39,7 +39,7 @@ def main() -> int:
         outcomes.append(arena.run(case, timeout=20))
         if index % 50 == 0:
             print(f"  {index}/{len(cases)} cases, {time.monotonic() - started:.0f} s", file=sys.stderr)
-    benign = [arena.run(case, timeout=20) for case in benign_cases()[:100]]
+    benign = [arena.run(case, timeout=20) for case in benign_cases()]
     subprocess.run(["rm", "-rf", str(arena.base)], check=False)
     table = summarize(outcomes)
     rows = ["| source: category | cases | stopped by the interposer | rewritten | outside changed | lost | escaped |",
@@ -58,8 +58,8 @@ def main() -> int:
         f"workspace changed in {total['outside changed']}, "
         f"workspace files lost beyond recovery in {total['lost']}, processes outlived the jail in "
         f"{total['escaped']}.",
-        f"Benign (the first {len(benign)} of secbash harmless): {allowed} allowed without friction "
-        f"({100 * allowed / max(1, len(benign)):.0f}%).",
+        f"Benign (all {len(benign)} of secbash harmless, run the same way): {allowed} allowed without friction "
+        f"({100 * allowed / max(1, len(benign)):.1f}%).",
     ]
     for outcome in bad:
         summary.append(f"- NOT CONTAINED: {outcome.case.source} {outcome.case.command[:80]!r}: outside "
