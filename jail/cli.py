@@ -45,7 +45,8 @@ up; 126 not executable, or denied by the interposer; 127 command not found;
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = _parser(words[0] if words and not words[0].startswith("-") else None)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -70,12 +71,38 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands for the parser of a command this invocation does not use, and ignores what is added to it:
+    building all thirty (argparse looks up a translation for each string) took 15 ms of every `run`."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *_args, **_kwargs: self
+
+
+class _Only:
+    """The subparsers action, building only the parser of `wanted`."""
+
+    def __init__(self, commands: Any, wanted: str) -> None:
+        self.commands = commands
+        self.wanted = wanted
+        self.found = False
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name != self.wanted:
+            return _Skipped()
+        self.found = True
+        return self.commands.add_parser(name, **kwargs)
+
+
+def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `wanted` (the command named first), only that command's part of it."""
     parser = argparse.ArgumentParser(
         prog="shelljail",
         description="Run an AI coding agent (or any command) in a jail where only its workspace is writable.",
     )
-    commands = parser.add_subparsers(metavar="COMMAND")
+    commands: Any = parser.add_subparsers(metavar="COMMAND")
+    if wanted is not None:
+        commands = _Only(commands, wanted)
 
     run = commands.add_parser(
         "run", help="run a command jailed", epilog=RUN_EPILOG,
@@ -290,6 +317,8 @@ def _parser() -> argparse.ArgumentParser:
     validate = profile_commands.add_parser("validate", help="check a profile file; exit 1 if it is wrong")
     validate.add_argument("file")
     validate.set_defaults(handler=_profile_validate)
+    if wanted is not None and not commands.found:
+        return _parser()  # not a command: the whole parser, to say so and list them
     return parser
 
 

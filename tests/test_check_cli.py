@@ -94,3 +94,15 @@ def test_mutated_commands_never_crash(seed: str, position: int, insert: str) -> 
     assert decision.decision in ("allow", "ask", "deny")
     if decision.parsers and "none" in decision.parsers:
         assert decision.decision != "allow", line
+
+
+def test_the_command_line_builds_only_the_command_it_runs_but_knows_them_all() -> None:
+    from jail.cli import _parser
+
+    only = _parser("check")
+    assert only.parse_args(["check", "ls"]).command == "ls"
+    every = subprocess.run([*SHELLJAIL, "nosuch"], capture_output=True, text=True, timeout=60)
+    assert every.returncode == 2 and "invalid choice: 'nosuch'" in every.stderr
+    assert all(name in every.stderr for name in ("'run'", "'dashboard'", "'trash'", "'profile'"))
+    nested = subprocess.run([*SHELLJAIL, "trash", "restore", "--help"], capture_output=True, text=True, timeout=60)
+    assert nested.returncode == 0 and "shelljail trash restore" in nested.stdout
