@@ -172,6 +172,32 @@ def check_landlock() -> Result:
                   "needs Linux 5.13+ with CONFIG_SECURITY_LANDLOCK and 'landlock' in the lsm= boot option")
 
 
+def check_landlock_log() -> Result:
+    """Landlock reports its denials only through the kernel's audit subsystem: say whether that is on."""
+    import socket
+    import struct
+
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9) as audit:  # NETLINK_AUDIT
+            audit.settimeout(1)
+            audit.bind((0, 0))
+            audit.send(struct.pack("=IHHII", 16, 1000, 1, 1, 0))  # AUDIT_GET, NLM_F_REQUEST
+            reply = audit.recv(8192)
+    except OSError as exc:
+        return Result("landlock denial log", False, f"cannot ask the kernel's audit status ({exc.strerror})",
+                      "Landlock denials reach the audit log only where audit is on; seccomp denials are counted")
+    kind = struct.unpack("=H", reply[4:6])[0]
+    if kind != 1000 or len(reply) < 24:
+        return Result("landlock denial log", False, "the kernel's audit status is not readable here",
+                      "Landlock denials reach the audit log only where audit is on; seccomp denials are counted")
+    if struct.unpack("=I", reply[20:24])[0]:
+        return Result("landlock denial log", True,
+                      "the kernel's audit is on: Landlock denials go to its log (auditd), not to the session's")
+    return Result("landlock denial log", False, "the kernel's audit is off, so Landlock denials are not recorded "
+                  "anywhere (shelljail does not turn on a host-wide switch); seccomp denials are counted",
+                  "auditd (or auditctl -e 1) turns audit on for the whole machine")
+
+
 def check_overlayfs() -> Result:
     def body() -> str:
         _enter(CLONE_NEWNS)
@@ -227,7 +253,7 @@ def check_credentials() -> Result:
 
 
 CHECKS = (check_user_namespaces, check_mount_setattr, check_network_namespace, check_seccomp,
-          check_landlock, check_overlayfs, check_cgroups, check_credentials, check_jail)
+          check_landlock, check_landlock_log, check_overlayfs, check_cgroups, check_credentials, check_jail)
 
 
 def main() -> int:

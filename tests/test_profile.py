@@ -188,3 +188,5 @@ def test_doctor_reports_a_working_machine(jail: Jail) -> None:
     for feature in ("user namespaces", "seccomp", "landlock", "overlayfs", "cgroups", "network namespaces"):
         assert feature in result.stdout
     assert "shelljail run works here." in result.stdout
+    # Whether Landlock's denials can be recorded at all: the kernel's audit status, read for real.
+    assert "landlock denial log" in result.stdout and "the kernel's audit is" in result.stdout
