@@ -164,11 +164,23 @@ def test_a_decision_appears_in_the_live_view_within_a_second(jail: Jail, dashboa
         run.wait()
 
 
-def test_an_approval_clicked_in_the_page_lets_the_command_finish(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+def _asking(jail: Jail, page) -> tuple[subprocess.Popen, object]:  # noqa: ANN001
+    """A jailed command that waits for a person (chmod -R on the workspace is an ask), and its request
+    as the page shows it."""
     run = _start(jail, "chmod -R u+w . && echo ran > approved.txt", "--ask", "tty")
+    request = page.locator("li.approval", has_text="chmod -R u+w .")
     try:
-        request = page.locator("li.approval", has_text="chmod -R u+w .")
         request.wait_for(timeout=20000)
+    except BaseException:
+        run.kill()
+        run.wait()
+        raise
+    return run, request
+
+
+def test_an_approval_clicked_in_the_page_lets_the_command_finish(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+    run, request = _asking(jail, page)
+    try:
         assert "changes the permissions or owner of everything" in request.inner_text()
         _screenshot(page, "approval")
         page.set_viewport_size({"width": 400, "height": 800})  # a narrow window
@@ -185,10 +197,8 @@ def test_an_approval_clicked_in_the_page_lets_the_command_finish(jail: Jail, das
 
 
 def test_a_denial_by_keyboard_refuses_the_command(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
-    run = _start(jail, "chmod -R u+w . && echo ran > approved.txt", "--ask", "tty")
+    run, request = _asking(jail, page)
     try:
-        request = page.locator("li.approval", has_text="chmod -R u+w .")
-        request.wait_for(timeout=20000)
         request.get_by_role("button", name="Deny").focus()  # no mouse: focus, then Enter
         page.keyboard.press("Enter")
         assert run.wait(timeout=30) == 126
