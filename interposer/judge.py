@@ -138,14 +138,14 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
             for source in invocation.command.piped_from for pattern in rule.stdin_from)):
         return False
     target: Target | None = None
-    # A path named anywhere in the arguments counts as read when it is a credential (a program handed
-    # one is taken to read it); for other classes (a .env, say) only what is known to be read counts.
-    reads = found.reads
-    if rule.reads and "credentials" in rule.reads and found.mentions:
-        reads += tuple(t for t in found.mentions if "credentials" in classes(t, place))
-    for wanted, targets in ((rule.deletes, found.deletes), (rule.writes, found.writes), (rule.reads, reads)):
+    for kind, wanted, targets in (("deletes", rule.deletes, found.deletes), ("writes", rule.writes, found.writes),
+                                  ("reads", rule.reads, found.reads)):
         if wanted:
             hit = next((t for t in targets if classes(t, place) & set(wanted)), None)
+            if hit is None and kind == "reads" and "credentials" in wanted:
+                # A credential's path named anywhere in the arguments counts as read (a program handed one
+                # is taken to read it); for other classes (a .env, say) only what is known to be read counts.
+                hit = next((t for t in found.mentions if "credentials" in classes(t, place)), None)
             if hit is None:
                 return False
             target = target or hit

@@ -188,7 +188,7 @@ class Proxy:
 
         for address in addresses:
             problem = self._special(address)
-            if not problem and port == registered_port() and _is_loopback(address):
+            if not problem and _is_loopback(address) and port == registered_port():
                 problem = "the shelljail dashboard's port, which a jail must never reach"
             if problem:
                 refused = problem
