@@ -50,19 +50,19 @@ def registered_port() -> int | None:
 
 
 class Counter:
-    """Counts of each session's decisions, reading only what was appended since the last look."""
+    """Each session's decision counts and exit event, reading only what was appended since the last look."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, tuple[int, dict[str, int]]] = {}
+        self.seen: dict[str, tuple[int, dict[str, int], dict[str, Any] | None]] = {}
 
-    def counts(self, session: str) -> dict[str, int]:
-        offset, counts = self.seen.get(session, (0, {}))
+    def summary(self, session: str) -> tuple[dict[str, int], dict[str, Any] | None]:
+        offset, counts, ended = self.seen.get(session, (0, {}, None))
         try:
             with open(os.path.join(audit.state_home(), session, audit.LOG_NAME), "rb") as f:
                 f.seek(offset)
                 data = f.read()
         except OSError:
-            return counts
+            return counts, ended
         complete = data[:data.rfind(b"\n") + 1]
         counts = dict(counts)
         for line in complete.splitlines():
@@ -72,8 +72,10 @@ class Counter:
                 continue
             if event.get("event") == "decision":
                 counts[event.get("decision", "?")] = counts.get(event.get("decision", "?"), 0) + 1
-        self.seen[session] = (offset + len(complete), counts)
-        return counts
+            elif event.get("event") == "exit":
+                ended = event
+        self.seen[session] = (offset + len(complete), counts, ended)
+        return counts, ended
 
 
 def session_rows(counter: Counter) -> list[dict[str, Any]]:
@@ -84,8 +86,8 @@ def session_rows(counter: Counter) -> list[dict[str, Any]]:
     now = time.time()
     for state in audit.sessions():
         session = str(state.get("session"))
-        row = {**state, "counts": counter.counts(session), "age": None, "cpu": None, "memory": None,
-               "processes": None}
+        counts, ended = counter.summary(session)
+        row = {**state, "counts": counts, "age": None, "cpu": None, "memory": None, "processes": None}
         try:
             row["age"] = now - time.mktime(time.strptime(str(state.get("started")), "%Y-%m-%d %H:%M:%S"))
         except ValueError:
@@ -96,31 +98,11 @@ def session_rows(counter: Counter) -> list[dict[str, Any]]:
             pids = procfs.tree(holder)
             row["cpu"], row["memory"] = procfs.usage(pids)
             row["processes"] = len(pids)
-        else:
-            ended = _last_exit(session)
-            if ended:
-                row["cpu"] = (ended.get("cpu_user") or 0) + (ended.get("cpu_system") or 0)
-                row["memory"] = (ended.get("peak_memory_kib") or 0) * 1024 or None
+        elif ended:
+            row["cpu"] = (ended.get("cpu_user") or 0) + (ended.get("cpu_system") or 0)
+            row["memory"] = (ended.get("peak_memory_kib") or 0) * 1024 or None
         rows.append(row)
     return rows
-
-
-def _last_exit(session: str) -> dict[str, Any] | None:
-    """The session's exit event (the log's last lines), for what an ended session used."""
-    try:
-        with open(os.path.join(audit.state_home(), session, audit.LOG_NAME), "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
-            tail = f.read().splitlines()
-    except OSError:
-        return None
-    for line in reversed(tail):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "exit":
-            return event
-    return None
 
 
 def overlay_of(session: str) -> tuple[Any, list[tuple[str, str]]] | None:

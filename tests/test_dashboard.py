@@ -235,6 +235,7 @@ def test_the_stop_button_kills_the_session(jail: Jail, dashboard: Dashboard, pag
             time.sleep(0.05)
         page.reload()
         row = page.locator(f"#row-{state['session']}")
+        assert re.search(r"\d+ MB", row.inner_text()), row.inner_text()  # what the jail's processes use now
         _screenshot(page, "sessions")
         row.get_by_role("button", name="Stop").click()
         assert run.wait(timeout=20) == 137
@@ -243,6 +244,7 @@ def test_the_stop_button_kills_the_session(jail: Jail, dashboard: Dashboard, pag
         [stop] = [e for e in _events(jail, state["session"]) if e["event"] == "stop"]
         assert stop["by"].startswith("the dashboard by ")
         row.locator(".state.stopped").wait_for(timeout=5000)
+        assert re.search(r"\d+\.\d s", row.inner_text()), row.inner_text()  # the CPU time its exit recorded
     finally:
         run.kill()
         run.wait()
