@@ -87,7 +87,8 @@ class Broker:
 
         if not terminal.available():  # no terminal: the CLI answers, or the timeout; say so, or it seems to hang
             sys.stderr.write(f"shelljail: waiting for a person: {request['command']}\n  {request['reason']}; "
-                             f"answer with shelljail approve {request['id']} (or deny {request['id']}); "
+                             f"answer with shelljail approve {request['id']} (or deny {request['id']}), or in "
+                             "shelljail dashboard; "
                              f"denied in {self.timeout:g} s, or run with --ask deny\n")
             sys.stderr.flush()
             return
