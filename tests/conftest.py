@@ -114,6 +114,20 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
             terminalreporter.write_line(line)
 
 
+def sleepers(seconds: str) -> list[int]:
+    """Host pids running exactly `sleep SECONDS`: a distinctive duration marks a test's own processes."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read() == f"sleep\0{seconds}\0".encode():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 def accept_in_background(server, accepted: list) -> None:  # noqa: ANN001
     """Record any connection the jail manages to make; quiet once the test closes the server."""
     import threading

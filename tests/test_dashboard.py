@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SHELLJAIL, Jail
+from conftest import SHELLJAIL, Jail, sleepers
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("SHELLJAIL_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
@@ -211,18 +211,9 @@ def test_a_denial_by_keyboard_refuses_the_command(jail: Jail, dashboard: Dashboa
         run.wait()
 
 
-def _jailed_processes(marker: str) -> list[int]:
-    """Host processes whose command line starts with `marker` (argv joined by spaces), as ps shows them."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if f.read().replace(b"\0", b" ").startswith(marker.encode()):
-                        found.append(int(name))
-            except OSError:
-                continue
-    return found
+def _sleeping(*seconds: str) -> list[int]:
+    """Host pids of the test's own `sleep N` processes, wherever they run."""
+    return [pid for duration in seconds for pid in sleepers(duration)]
 
 
 def test_the_stop_button_kills_the_session(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
@@ -230,7 +221,7 @@ def test_the_stop_button_kills_the_session(jail: Jail, dashboard: Dashboard, pag
     try:
         state = _session(jail)
         deadline = time.monotonic() + 20
-        while len(_jailed_processes("sleep 359")) < 3:
+        while len(_sleeping("3599", "3598", "3597")) < 3:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         page.reload()
@@ -239,7 +230,7 @@ def test_the_stop_button_kills_the_session(jail: Jail, dashboard: Dashboard, pag
         _screenshot(page, "sessions")
         row.get_by_role("button", name="Stop").click()
         assert run.wait(timeout=20) == 137
-        assert _jailed_processes("sleep 359") == []  # daemonised ones too
+        assert _sleeping("3599", "3598", "3597") == []  # daemonised ones too
         assert not os.path.exists(f"/proc/{state['holder_pid']}")
         [stop] = [e for e in _events(jail, state["session"]) if e["event"] == "stop"]
         assert stop["by"].startswith("the dashboard by ")
@@ -260,7 +251,7 @@ def test_stop_all_kills_every_running_session(jail: Jail, dashboard: Dashboard, 
             time.sleep(0.05)
         page.get_by_role("button", name="Stop all running sessions").click()
         assert [run.wait(timeout=20) for run in runs] == [137, 137]
-        assert _jailed_processes("sleep 359") == []
+        assert _sleeping("3590", "3591") == []
         stopped = [json.loads(line) for line in jail.cli("sessions", "--json").stdout.splitlines()]
         assert [s["state"] for s in stopped[:2]] == ["stopped", "stopped"]
     finally:

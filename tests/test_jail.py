@@ -11,21 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Jail, accept_in_background
-
-
-def sleepers(seconds: str) -> list[int]:
-    """Host pids running exactly `sleep SECONDS`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if f.read() == f"sleep\0{seconds}\0".encode():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
+from conftest import Jail, accept_in_background, sleepers
 
 
 def test_id_shows_the_mapped_caller(any_jail: Jail) -> None:

@@ -1,7 +1,6 @@
 """The supervisor: the audit log, sessions, and the stop button, with real processes."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Jail
+from conftest import Jail, sleepers
 
 
 @pytest.fixture
@@ -25,18 +24,6 @@ def env_for(jail: Jail, state: Path) -> dict[str, str]:
 def events(state: Path) -> list[dict]:
     (session,) = list((state / "shelljail" / "sessions").iterdir())
     return [json.loads(line) for line in (session / "audit.jsonl").read_text().splitlines()]
-
-
-def sleepers(seconds: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if Path(f"/proc/{entry}/cmdline").read_bytes() == f"sleep\0{seconds}\0".encode():
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 def wait_for(condition, seconds: float = 10) -> bool:  # noqa: ANN001
