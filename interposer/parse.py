@@ -21,6 +21,7 @@ _PARSER = None
 _SUBSTITUTIONS = ("command_substitution", "process_substitution")
 _COMPOUND = ("subshell", "compound_statement", "while_statement", "for_statement", "c_style_for_statement",
              "if_statement", "case_statement")
+_CALL_DEPTH = 4  # functions calling functions, walked for their arguments this deep
 _SKIP = ("comment", "heredoc_body", "heredoc_start", "heredoc_end", "file_descriptor")
 
 
@@ -46,11 +47,13 @@ class _State:
 
 
 class _Walker:
-    def __init__(self, context: tuple[str, ...]) -> None:
+    def __init__(self, context: tuple[str, ...], functions: dict[str, Node] | None = None) -> None:
         self.commands: list[Command] = []
         self.opaque: list[str] = []
         self.hazards: list[str] = []
         self.context = context
+        self.functions: dict[str, Node] = {} if functions is None else functions  # defined so far: name -> body
+        self.calling: tuple[str, ...] = ()  # the functions being walked for a call, innermost last
 
     # -- structure ---------------------------------------------------------
 
@@ -83,10 +86,11 @@ class _Walker:
             body = node.child_by_field_name("body")
             if body is None:
                 return []
-            first = len(self.commands)
-            produced = self._children(body, state.copy(), ())
             name_node = node.child_by_field_name("name")
             name = name_node.text.decode(errors="replace") if name_node is not None else ""
+            first = len(self.commands)
+            produced = self._children(body, state.copy(), ())  # as written: its arguments unknown
+            self.functions[name] = body
             calls_itself = any(c.argv and c.argv[0].value == name for c in self.commands[first:])
             if calls_itself and _spawns(body):
                 self.hazards.append(f"the function {name} starts copies of itself (a fork bomb)")
@@ -185,7 +189,36 @@ class _Walker:
         index = len(self.commands) - 1
         if argv and argv[0].value == "cd" and argv[0].literal:
             _change_directory(state, argv[1:])
+        elif argv and argv[0].literal and argv[0].value in self.functions:
+            self._call(argv[0].value, argv[1:], state)
         return index
+
+    def _call(self, name: str, args: list[Word], state: _State) -> None:
+        """A function is a wrapper: its body is walked again with this call's arguments as $1, $2...
+
+        The definition's own walk saw unknown arguments; this one sees `f ~` as `rm -rf ~`. A function
+        runs in the calling shell: its `cd` moves the caller, and what it assigns is unknown after it.
+        """
+        if name in self.calling or len(self.calling) >= _CALL_DEPTH:
+            return  # recursion: the definition's walk (and the fork-bomb check) covered it
+        inner = state.copy()
+        for key in [k for k in inner.env if k.isdigit() or k in ("#", "@", "*")]:
+            del inner.env[key]
+        for number, word in enumerate(args, 1):
+            if word.literal:
+                inner.env[str(number)] = word.value
+        inner.env["#"] = str(len(args))
+        saved = self.context, self.calling
+        self.context, self.calling = (*self.context, f"{name}()"), (*self.calling, name)
+        try:
+            self._children(self.functions[name], inner, ())
+        finally:
+            self.context, self.calling = saved
+        if self.functions[name].type != "subshell":  # f() ( ... ) runs in a subshell of its own
+            state.cwd = inner.cwd
+        for key in list(state.env):
+            if inner.env.get(key) != state.env[key]:
+                del state.env[key]  # changed by the function, or by its `local`: not known here any more
 
     def _assignment(self, node: Node, expander: Expander) -> tuple[str, Word]:
         name_node = node.child_by_field_name("name")
@@ -238,7 +271,8 @@ class _Walker:
 
     def _substitution(self, node: Node, state: _State) -> list[int]:
         label = "<(...)" if node.type == "process_substitution" else "$(...)"
-        inner = _Walker((*self.context, label))
+        inner = _Walker((*self.context, label), self.functions)
+        inner.calling = self.calling
         inner._children(node, state.copy(), ())
         self.commands += inner.commands
         self.opaque += inner.opaque
