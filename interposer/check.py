@@ -15,11 +15,14 @@ from .parse import parse
 
 def policy_for(loaded: profile.Profile, workspace: str, jailed: bool = True) -> Policy:
     """The judge's view of a jail on `workspace`: the same environment the jailed agent gets, and its
-    private home with what the profile binds into it. jailed=False: the real home (a hook's view)."""
+    private home with what the profile binds into it, and its network. jailed=False: the real home and
+    the host's network (a hook's view)."""
     user, home = spec.caller_identity(os.environ)
     values = {"workspace": workspace, "home": home, "user": user}
     env = environment.build(loaded.environment, {}, values)
-    return Policy(loaded.interposer, workspace, home, env, home_binds(loaded, values) if jailed else None)
+    if not jailed:
+        return Policy(loaded.interposer, workspace, home, env)
+    return Policy(loaded.interposer, workspace, home, env, home_binds(loaded, values), loaded.network)
 
 
 def home_binds(loaded: profile.Profile, values: dict[str, str]) -> tuple[str, ...]:

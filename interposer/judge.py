@@ -30,6 +30,7 @@ class Policy(NamedTuple):
     home: str
     env: Mapping[str, str]  # the known environment: HOME, USER, OLDPWD...
     home_binds: tuple[str, ...] | None = None  # see effects.Place: None when judging against the real home
+    network: Any = None  # the jail's profile.Network: destinations it cannot reach are denied; None: not checked
 
 
 class Verdict(NamedTuple):
@@ -72,6 +73,8 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
             roots = find_roots(invocation)
         found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else ())
         verdict = _judge(invocation, found, place, policy.interposer)
+        if policy.network is not None and verdict.decision != "deny":
+            verdict = _reachable(invocation, policy.network) or verdict
         verdicts.append(verdict)
         if verdict.decision == "rewrite":
             rewrites.append((verdict.rewrite, invocation))
@@ -92,6 +95,15 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
         rewritten = apply(line, rewrites)
     return Decision(worst.decision, worst.reason, worst.rule, worst.alternative, tuple(commands),
                     bool(resolved.opaque), tuple(o.reason for o in resolved.opaque), resolved.parsers, rewritten)
+
+
+def _reachable(invocation: Invocation, network: Any) -> Verdict | None:
+    """A denial when the program would connect where the jail's network cannot go (destinations.py)."""
+    from .destinations import check, destinations
+
+    found = destinations(invocation)
+    unreachable = check(found, invocation, network) if found else None
+    return Verdict("deny", unreachable[1], unreachable[0], unreachable[2]) if unreachable else None
 
 
 def _opaque(opaque: Opaque, interposer: Interposer) -> Verdict:

@@ -455,7 +455,7 @@ def launcher_path() -> str:
 
 def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
            ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
-           dry_run: bool = False, trash: Any = None) -> tuple[Any, DecisionService]:
+           dry_run: bool = False, trash: Any = None, network: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.view import Bind
@@ -464,7 +464,7 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     home = jail_spec.view.home
     home_binds = tuple(m.target for m in jail_spec.view.mounts
                        if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
-    policy = (interposer, jail_spec.view.workspace, home, dict(jail_spec.env), home_binds)
+    policy = (interposer, jail_spec.view.workspace, home, dict(jail_spec.env), home_binds, network)
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run)
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]

@@ -401,7 +401,8 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
         broker = Broker(log.directory, log, args.ask, loaded.interposer.ask_timeout)
         trash, jail_spec = for_session(loaded, jail_spec, log)
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
-                                                       broker.ask, getattr(args, "dry_run", False), trash)
+                                                       broker.ask, getattr(args, "dry_run", False), trash,
+                                                       loaded.network)
     try:
         code = supervisor.run(jail_spec, timeout, decision_service, log, recorder)
     except JailError as exc:

@@ -30,7 +30,7 @@ def policy() -> Policy:
     loaded = profile.load("coding-agent")
     values = {"workspace": WORKSPACE, "home": HOME, "user": "user"}
     env = environment.build(loaded.environment, {}, values)
-    return Policy(loaded.interposer, WORKSPACE, HOME, env, home_binds(loaded, values))  # as in the jail
+    return Policy(loaded.interposer, WORKSPACE, HOME, env, home_binds(loaded, values), loaded.network)  # as in the jail
 
 
 def tsv(path: Path) -> list[dict[str, str]]:
@@ -39,7 +39,12 @@ def tsv(path: Path) -> list[dict[str, str]]:
 
 
 def test_dcg_guard_corpus(policy: Policy) -> None:
-    """Every deny case is stopped and every allow case allowed, but for the listed exceptions."""
+    """Every deny case is stopped and every allow case allowed, but for the listed exceptions.
+
+    Judged without the jail's network: the corpus asks whether a line destroys, and `curl
+    https://github.com/...` (an allow case) is denied in the jail only because the profile's
+    network.allow does not name github.com (tests/test_destinations.py)."""
+    policy = policy._replace(network=None)
     exceptions = {json.loads(r["command_json"]): r for r in tsv(DATA / "dcg_exceptions.tsv")}
     wrong = []
     seen_exceptions = set()

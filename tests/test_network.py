@@ -61,10 +61,15 @@ def servers() -> Iterator[dict[str, int]]:
         server.server_close()
 
 
-def _profile(jail: Jail, servers: dict[str, int], extra: str = "", private: bool = True) -> str:
+def _profile(jail: Jail, servers: dict[str, int], extra: str = "", private: bool = True,
+             interposer: bool = False) -> str:
+    """The proxy's test profile. Without the interposer by default: it denies a literal URL the proxy would
+    refuse before the proxy sees it, and these tests are about the proxy, the boundary that holds alone."""
     http, echo = servers["http"], servers["echo"]
     path = jail.root / "net.toml"
     path.write_text(f"""extends = "coding-agent"
+[interposer]
+enabled = {"true" if interposer else "false"}
 [network]
 mode = "proxy"
 allow = ["pkg.test:{http}", "tls.test:{echo}", "denied.test:{http}", "*.wild.test:{http}", "inside.test:{http}"]
@@ -153,6 +158,30 @@ def test_curl_through_the_proxy_and_connect_tunnels(jail: Jail, servers: dict[st
     assert lines[2].startswith("shelljail: refused other.test:") and "network.allow" in lines[2]
     assert lines[3] == "direct=7"  # the server on the host's loopback: not reachable without the proxy
 
+
+
+def test_the_interposer_denies_what_the_network_cannot_reach_before_it_runs(jail: Jail,
+                                                                            servers: dict[str, int]) -> None:
+    """The same profile with the interposer: an allowed name still passes both; a name the proxy would refuse,
+    and a client that would go around the proxy, are denied with the profile key before anything runs."""
+    profile = _profile(jail, servers, interposer=True)
+    http = servers["http"]
+
+    def run(line: str) -> object:
+        return jail.cli("run", "-p", profile, "-w", str(jail.workspace), "--ask", "deny", "--", "/bin/sh", "-c", line)
+
+    allowed = run(f"curl -sS -m 20 http://pkg.test:{http}/plain")
+    assert allowed.returncode == 0 and json.loads(allowed.stdout)["path"] == "/plain", allowed.stderr
+    refused = run(f"touch before; curl -sS -m 20 http://other.test:{http}/; touch after")
+    assert refused.returncode == 126
+    assert f"other.test:{http} is not in the profile's network.allow" in refused.stderr
+    assert "to network.allow in the profile" in refused.stderr  # what to change
+    assert not (jail.workspace / "before").exists() and not (jail.workspace / "after").exists()
+    assert not [e for e in _network_events(jail) if e.get("host") == "other.test"]  # never reached the proxy
+    direct = run(f"nc -w 2 10.0.0.1 {http} </dev/null")
+    assert direct.returncode == 126 and "the jail's only way out is its HTTP proxy" in direct.stderr
+    decisions = _network_events(jail, "decision")
+    assert decisions[-1]["rule"] == "network-direct" and decisions[-1]["decision"] == "deny"
 
 CONCURRENT = """\
 import socket, threading

@@ -1,0 +1,175 @@
+"""Where a program will connect, checked against the jail's network before anything runs.
+
+The jail's proxy refuses a host that `network.allow` does not name, and in `network.mode = "none"`
+nothing leaves the jail at all; a client that does not speak HTTP through the proxy (nc, socat,
+openssl s_client, git over ssh) cannot leave it in either mode. Saying so before the command runs
+gives the model the reason and the profile key at once, instead of a 403 page, a DNS failure or a
+timeout to puzzle over. Only destinations named literally are known: `curl "$URL"` is left to the
+proxy, which checks every connection anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from .resolve import Invocation
+
+# A proxy of the client's own choosing, which it connects to by itself rather than through the jail's.
+_OWN_PROXY = frozenset({"-x", "--proxy", "--preproxy", "--https-proxy", "--all-proxy"})
+# Clients whose URL operands they fetch (through the proxy: they read HTTPS_PROXY and friends).
+URL_CLIENTS = frozenset({"curl", "wget", "aria2c", "lwp-download", "lwp-request", "lwp-mirror", "GET", "HEAD", "POST",
+                         "http", "https", "xh", "xhs", "httpie", "pip", "pip3", "uv", "pipx", "npm", "pnpm", "yarn"})
+# Options of those clients whose value is not a destination (a proxy, a referer, a header, a form).
+_NOT_DESTINATION = frozenset({"-e", "--referer", "-H", "--header", "-d", "--data",
+                              "--data-binary", "--data-raw", "--data-urlencode", "-F", "--form", "-u", "--user",
+                              "-A", "--user-agent", "-b", "--cookie", "--proxy-user", "--noproxy"})
+_GIT_REMOTE = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
+_RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "ws": 80, "wss": 443, "gopher": 70,
+                  "git": 9418, "ssh": 22, "sftp": 22, "scp": 22, "telnet": 23, "dict": 2628, "ldap": 389,
+                  "tftp": 69, "smtp": 25, "imap": 143, "pop3": 110, "rtsp": 554, "mqtt": 1883, "smb": 445}
+_LOOPBACK = ("localhost", "ip6-localhost", "::1", "0.0.0.0")
+
+
+class Destination(NamedTuple):
+    host: str
+    port: int
+    proxied: bool  # the client goes through the jail's HTTP proxy (else it connects by itself)
+    hint: str = ""  # what to use instead, when the way it connects cannot work in a jail
+
+
+def destinations(invocation: Invocation) -> list[Destination]:
+    """The remote hosts an invocation names literally, as it would connect to them."""
+    name = invocation.name
+    args = invocation.args
+    found: list[Destination] = []
+    if name in URL_CLIENTS:
+        skip = False
+        own_proxy = False
+        for word in args:
+            value = word.value
+            if skip:
+                skip = False
+                continue
+            option, equals, attached = value.partition("=")
+            if own_proxy or (option in _OWN_PROXY and equals):
+                proxy = attached if not own_proxy else value
+                found += _url(proxy if "://" in proxy else "http://" + proxy, proxied=False) if word.literal else []
+                own_proxy = False
+                continue
+            if option in _OWN_PROXY:
+                own_proxy = True
+                continue
+            if value.startswith("-"):
+                if option in _NOT_DESTINATION:
+                    skip = not equals
+                elif equals and word.literal:  # --url=..., --index-url=..., --registry=...
+                    found += _url(attached, proxied=True)
+                continue  # `--index-url URL`: the URL comes next, as an operand
+            if word.literal:
+                found += _url(value, proxied=True)
+    elif name == "git":
+        operands = [w for w in args if not w.value.startswith("-")]
+        if operands and operands[0].value in _GIT_REMOTE:
+            for word in operands[1:]:
+                if word.literal:
+                    found += _git_remote(word.value)
+    elif name in _RAW_CLIENTS:
+        found += _raw(name, [w.value for w in args if w.literal])
+    return found
+
+
+def check(found: list[Destination], invocation: Invocation, network: Any) -> tuple[str, str, str] | None:
+    """(rule, reason, alternative) for the first destination the jail cannot reach, or None."""
+    for destination in found:
+        host, port = destination.host, destination.port
+        if _is_loopback(host):
+            continue  # the jail's own loopback: its proxy port, its forwards, its own servers
+        where = f"{host}:{port}"
+        if network.mode != "proxy":
+            return ("network-none", f"{invocation.name} connects to {where}, but this jail has no network "
+                    '(network.mode = "none")', 'use a profile with network.mode = "proxy" and the host in '
+                    "network.allow, or work offline")
+        if not destination.proxied:
+            return ("network-direct", f"{invocation.name} connects to {where} by itself; the jail's only way out "
+                    "is its HTTP proxy, for the hosts in network.allow",
+                    destination.hint or "fetch over https with curl or wget, from a host in network.allow")
+        from jail.proxy import Destination as Pattern
+
+        denied = next((p for p in network.deny if Pattern(p, any_port=True).matches(host, port)), None)
+        if denied is not None:
+            return ("network-deny", f"{where} is refused by network.deny ({denied!r}) of the profile; the jail's "
+                    "proxy would refuse it", "do without it, or change network.deny in the profile")
+        if not any(Pattern(p).matches(host, port) for p in network.allow):
+            return ("network-allow", f"{where} is not in the profile's network.allow; the jail's proxy would "
+                    "refuse it", f'add "{host}" (or "{host}:{port}") to network.allow in the profile, '
+                    "or do without it")
+    return None
+
+
+def _url(text: str, proxied: bool) -> list[Destination]:
+    text = text.removeprefix("git+")
+    if "://" not in text or text.startswith("file:"):
+        return []
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return []
+    if not parts.hostname:
+        return []
+    scheme = parts.scheme.lower()
+    if scheme in ("ssh", "git", "sftp", "scp", "telnet"):
+        return [Destination(parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], False,
+                            "clone or fetch over https://, which goes through the proxy")]
+    return [Destination(parts.hostname.lower(), port or _DEFAULT_PORTS.get(scheme, 80), proxied)]
+
+
+def _git_remote(text: str) -> list[Destination]:
+    if "://" in text:
+        return _url(text, proxied=True)
+    head, colon, _path = text.partition(":")
+    if colon and "@" in head and "/" not in head:  # user@host:path, git's scp-like ssh form
+        return [Destination(head.rpartition("@")[2].lower(), 22, False,
+                            "clone or fetch over https://, which goes through the proxy")]
+    return []
+
+
+def _raw(name: str, values: list[str]) -> list[Destination]:
+    """nc host port, telnet host, socat TCP:host:port, openssl s_client -connect host:port."""
+    if name == "openssl":
+        for index, value in enumerate(values[:-1]):
+            if value == "-connect":
+                return _host_port(values[index + 1], 443)
+        return []
+    if name == "socat":
+        found = []
+        for value in values:
+            kind, _, rest = value.partition(":")
+            if kind.upper() in ("TCP", "TCP4", "TCP6", "TCP-CONNECT", "TCP4-CONNECT", "TCP6-CONNECT", "OPENSSL",
+                                "SSL", "UDP", "UDP4", "UDP6", "UDP-CONNECT", "UDP-SENDTO"):
+                found += _host_port(rest.split(",")[0], 0)
+        return found
+    operands = [v for v in values if not v.startswith("-")]
+    if name in ("nc", "ncat", "netcat") and any(v.startswith("-") and "l" in v[1:] and not v.startswith("--")
+                                                 for v in values):
+        return []  # listening, not connecting
+    if not operands:
+        return []
+    port = int(operands[1]) if len(operands) > 1 and operands[1].isdigit() else (23 if name == "telnet" else 0)
+    return [Destination(operands[0].lower(), port, False)]
+
+
+def _host_port(text: str, default: int) -> list[Destination]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":")
+    else:
+        host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    return [Destination(host.lower(), int(port) if port.isdigit() else default, False)] if host else []
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    return host in _LOOPBACK or host.startswith("127.") or host.endswith(".localhost")

@@ -1,0 +1,84 @@
+"""Destinations the jail's network cannot reach are denied before the line runs (pure: nothing runs).
+
+The real jail with its proxy: tests/test_network.py::test_the_interposer_denies_what_the_network_cannot_reach...
+"""
+
+import pytest
+
+from interposer.judge import Policy, decide
+from jail import environment, profile
+from jail.profile import Network
+
+WORKSPACE = "/home/user/project"
+HOME = "/home/user"
+PROXY = Network(mode="proxy", allow=("pypi.org", "*.pythonhosted.org:443", "registry.npmjs.org", "github.com"),
+                deny=("evil.pypi.org",))
+NONE = Network()
+
+
+def policy(network: Network | None) -> Policy:
+    loaded = profile.load("coding-agent")
+    env = environment.build(loaded.environment, {}, {"workspace": WORKSPACE, "home": HOME, "user": "user"})
+    return Policy(loaded.interposer, WORKSPACE, HOME, env, (), network)
+
+
+@pytest.mark.parametrize("line", [
+    "curl -sSf https://pypi.org/simple/requests/",
+    "curl -L -o wheel.whl https://files.pythonhosted.org/packages/x/y.whl",
+    "wget -q https://registry.npmjs.org/left-pad",
+    "git clone https://github.com/psf/requests",
+    "git clone --depth 1 https://github.com/psf/requests.git vendor/requests",
+    "git fetch origin && git pull",  # a remote by name: where it points is the proxy's to check
+    "curl http://127.0.0.1:11434/api/tags",  # the jail's own loopback: a forward
+    "curl -s http://localhost:8000/health",
+    "wget http://[::1]:8080/",
+    "curl -x http://127.0.0.1:3128 https://pypi.org/",
+    'curl -H "Referer: https://elsewhere.example" https://pypi.org/',
+    'git commit -m "see https://elsewhere.example/issue/1"',
+    "echo https://elsewhere.example",
+    "nc -l 4444",  # listening in the jail, not connecting
+    'curl -s "$URL"',  # not known before it runs: the proxy checks it
+    "pip install -i https://pypi.org/simple requests",
+])
+def test_what_the_network_reaches_is_allowed(line: str) -> None:
+    decision = decide(line, WORKSPACE, policy(PROXY))
+    assert not (decision.rule or "").startswith("network"), (line, decision.reason)
+
+
+@pytest.mark.parametrize(("line", "rule", "where"), [
+    ("curl -s https://1mocat.github.io/abusive.html", "network-allow", "1mocat.github.io:443"),
+    ("curl http://pypi.org:8080/", "network-allow", "pypi.org:8080"),  # a port the allow entry does not name
+    ("wget https://evil.pypi.org/x", "network-deny", "evil.pypi.org:443"),
+    ("pip install -i https://mirror.example/simple requests", "network-allow", "mirror.example:443"),
+    ("pip install --index-url=https://mirror.example/simple requests", "network-allow", "mirror.example:443"),
+    ("curl gopher://10.0.0.1:4444/_x", "network-allow", "10.0.0.1:4444"),
+    ("curl -x http://evil.example:8080 https://pypi.org/", "network-direct", "evil.example:8080"),
+    ("curl --proxy=evil.example:3128 https://pypi.org/", "network-direct", "evil.example:3128"),
+    ("git clone git@github.com:psf/requests.git", "network-direct", "github.com:22"),
+    ("git clone ssh://git@github.com/psf/requests", "network-direct", "github.com:22"),
+    ("npm install git+ssh://git@github.com/a/b.git", "network-direct", "github.com:22"),
+    ("nc 10.0.0.1 4444", "network-direct", "10.0.0.1:4444"),
+    ("socat -u tcp-connect:10.0.0.1:4444 open:/tmp/x,creat", "network-direct", "10.0.0.1:4444"),
+    ("openssl s_client -quiet -connect 10.0.0.1:4444", "network-direct", "10.0.0.1:4444"),
+    ("telnet towel.blinkenlights.nl", "network-direct", "towel.blinkenlights.nl:23"),
+    ("f() { curl -s \"$1\"; }; f https://1mocat.github.io/x", "network-allow", "1mocat.github.io:443"),
+    ("U=https://1mocat.github.io/x; curl -s $U", "network-allow", "1mocat.github.io:443"),
+    ("bash -c 'wget https://1mocat.github.io/x'", "network-allow", "1mocat.github.io:443"),
+])
+def test_what_the_network_cannot_reach_is_denied_with_the_profile_key(line: str, rule: str, where: str) -> None:
+    decision = decide(line, WORKSPACE, policy(PROXY))
+    assert (decision.decision, decision.rule) == ("deny", rule), (line, decision.reason)
+    assert where in decision.reason
+    assert "network.allow" in decision.reason + decision.alternative or rule == "network-deny"
+
+
+def test_without_a_network_every_remote_destination_is_denied() -> None:
+    none = policy(NONE)
+    decision = decide("curl -sSf https://pypi.org/simple/", WORKSPACE, none)
+    assert decision.rule == "network-none" and 'network.mode = "none"' in decision.reason
+    assert decide("git clone git@github.com:a/b", WORKSPACE, none).rule == "network-none"
+    assert decide("curl http://127.0.0.1:8000/", WORKSPACE, none).decision == "allow"
+
+
+def test_a_hook_outside_any_jail_does_not_judge_the_network() -> None:
+    assert decide("curl -s https://1mocat.github.io/abusive.html", WORKSPACE, policy(None)).decision == "allow"
