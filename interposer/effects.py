@@ -54,6 +54,19 @@ NOT_READING = frozenset({"ls", "stat", "test", "[", "[[", "echo", "printf", "du"
 SYSTEM_CREDENTIALS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
                       "/etc/sudoers.d", "/etc/security/opasswd", "/etc/krb5.keytab", "/etc/ssl/private",
                       "/var/lib/sss/secrets")
+# What the system runs or trusts by itself, at boot, on a schedule or at a login: planting a line in one is
+# the classic foothold. Writes there are denied anyway; a program merely handed one of these paths
+# (`iptables-save -f`, `nmap -oG=`, `history -w`, `tar --xform`) is asked about (rule names-startup-file).
+SYSTEM_STARTUP = ("/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly",
+                  "/etc/cron.monthly", "/var/spool/cron", "/etc/anacrontab", "/etc/systemd", "/lib/systemd/system",
+                  "/usr/lib/systemd/system", "/etc/init.d", "/etc/rc.local", "/etc/profile", "/etc/profile.d",
+                  "/etc/bash.bashrc", "/etc/environment", "/etc/ld.so.preload", "/etc/pam.d", "/etc/sudoers",
+                  "/etc/sudoers.d", "/etc/update-motd.d", "/etc/xdg/autostart", "/etc/udev/rules.d",
+                  "/etc/modules-load.d", "/etc/modprobe.d", "/etc/shadow", "/etc/gshadow", "/root/.ssh",
+                  "/root/.bashrc", "/root/.profile", "/etc/at.allow", "/var/spool/at", "/etc/security")
+# Programs that only read or show what they are handed: naming a start-up file to them changes nothing.
+ONLY_READING = CONTENT_READERS - {"tee", "xxd"} | {"grep", "egrep", "fgrep", "rg", "ag", "ack", "cut", "file",
+                                                          "find", "locate", "git", "man", "vimdiff"}
 _MENTION_SPLIT = re.compile(r"[\s=@,;'\"()<>|&]+")
 # Credential files a profile could expose from the caller's home (relative to it).
 CREDENTIALS = (".ssh", ".aws", ".config/gcloud", ".kube", ".docker/config.json", ".netrc", ".git-credentials",
@@ -172,6 +185,9 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
         writes += targets([w for w in _operands(args, frozenset({"-e", "-f", "--expression", "--file"}))][1:]
                           if not any(w.value in ("-e", "-f", "--expression") for w in args)
                           else _operands(args, frozenset({"-e", "-f", "--expression", "--file"})))
+    elif name == "xxd" and "-r" in flags(args):
+        operands = _operands(args, frozenset({"-c", "-g", "-l", "-o", "-s", "-n", "-C"}))
+        writes += targets(operands[1:2])  # xxd -r IN OUT: OUT is written
     elif name == "git":
         deletes += _git_deletes(args, cwd)
     elif name in EDITORS:
@@ -273,6 +289,10 @@ def _secret_classes(path: str, place: Place) -> set[str]:
         location = os.path.join(place.home, credential)
         if path == location or path.startswith(location + "/"):
             found.add("credentials")
+    if any(path == s or path.startswith(s + "/") for s in SYSTEM_STARTUP) or any(
+            path == os.path.join(place.home, f) or path.startswith(os.path.join(place.home, f) + "/")
+            for f in (*STARTUP_FILES, ".ssh/authorized_keys")):
+        found.add("startup")
     return found
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from jail.profile import Interposer, Rule
 
-from .effects import Effects, Place, Target, classes, effects, find_roots, flags
+from .effects import ONLY_READING, Effects, Place, Target, classes, effects, find_roots, flags
 from .resolve import Invocation, Opaque, resolve
 
 SEVERITY = {"allow": 0, "rewrite": 1, "ask": 2, "deny": 3}
@@ -161,6 +161,13 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
             if hit is None:
                 return False
             target = target or hit
+    if rule.mentions:
+        if invocation.name in ONLY_READING:
+            return False
+        hit = next((t for t in found.mentions if classes(t, place) & set(rule.mentions)), None)
+        if hit is None:
+            return False
+        target = target or hit
     return target
 
 

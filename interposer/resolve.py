@@ -105,6 +105,8 @@ WRAPPERS: dict[str, Wrapper] = {
     "strace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-E", "-I", "-a", "-b", "-O", "-S", "-P", "-X"})),
     "ltrace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-n", "-a"})),
 }
+# Wrappers with an output file of their own (`strace -o FILE CMD`): judged as a program too, with their options.
+WRAPPER_OUTPUTS = {"time": ("-o", "--output"), "strace": ("-o",), "ltrace": ("-o",)}
 # Wrappers whose option switches the wrapped command off (`command -v rm` only looks rm up).
 LOOKUP_ONLY = {"command": {"-v", "-V"}, "type": set(), "which": set(), "whereis": set(), "hash": set()}
 
@@ -192,6 +194,9 @@ class _Collector:
                 if inner:
                     self.command(command, inner, (*via, name), depth, extra_args)
                 return
+            own = args[:len(args) - len(inner)]
+            if name in WRAPPER_OUTPUTS and any(w.value.split("=", 1)[0] in WRAPPER_OUTPUTS[name] for w in own):
+                self.invocations.append(Invocation(name, tuple(own), command, via))
             if inner:
                 self.command(command, inner, (*via, name), depth, extra_args)
                 return

@@ -86,6 +86,7 @@ class Rule(NamedTuple):
     deletes: tuple[str, ...] = ()  # path classes it deletes: outside-workspace, workspace-root, ...
     writes: tuple[str, ...] = ()  # path classes it writes
     reads: tuple[str, ...] = ()  # path classes whose content it reads: dotenv, credentials
+    mentions: tuple[str, ...] = ()  # path classes named in its arguments, unless it only reads them (cat, grep)
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
     # A safer form to run instead, where the command can be rewritten (else `decision` holds):
@@ -258,10 +259,11 @@ def _kind(value: Any) -> str:
 
 
 PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-workspace", "git-dir", "cache",
-                "scratch", "unknown", "any", "dotenv", "credentials")
+                "scratch", "unknown", "any", "dotenv", "credentials", "startup")
 DECISIONS = ("allow", "deny", "ask")
 REWRITES = ("snapshot", "force-with-lease", "trash")
-_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "stdin_from", "via"}
+_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "stdin_from",
+                  "via"}
 # unless_args only narrows a rule: it is not a matcher on its own
 
 
@@ -284,7 +286,7 @@ def _rules(value: Any) -> tuple[Rule, ...]:
                 fields[key] = _one_of(*DECISIONS)(item)
             else:
                 items = (item,) if isinstance(item, str) else _string_list(item)
-                if key in ("deletes", "writes", "reads"):
+                if key in ("deletes", "writes", "reads", "mentions"):
                     for name in items:
                         if name not in PATH_CLASSES:
                             raise ValueError(f"{where}: unknown path class {name!r} "

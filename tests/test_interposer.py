@@ -253,6 +253,41 @@ def test_naming_a_credential_without_reading_it_is_allowed(policy: Policy, line:
     assert judge(policy, line).decision == "allow", line
 
 
+@pytest.mark.parametrize("line", [
+    "iptables-save -f /etc/cron.d/update",  # an option of a program whose output shelljail does not model
+    "nmap -oG=/etc/cron.d/update 10.0.0.1",
+    "history -w /etc/cron.d/update",
+    "tar Pxf t.tar --xform s@.*@/etc/cron.d/update@",
+    "logrotate -l /etc/profile.d/x.sh conf",
+    "update-alternatives --install /etc/systemd/system/x.service x /tmp/x 0",
+    "puppet apply -e 'file { \"/etc/cron.d/update\": content => \"x\" }'",
+    "ssh-copy-id -f -i key.pub -t /root/.ssh/authorized_keys user@host",
+])
+def test_a_program_handed_a_startup_file_asks(policy: Policy, line: str) -> None:
+    decision = judge(policy, line)
+    assert (decision.decision, decision.rule) == ("ask", "names-startup-file"), (line, decision.reason)
+
+
+@pytest.mark.parametrize("line", [
+    "cat /etc/crontab", "grep -rn PATH /etc/profile.d", "ls -la /etc/cron.d", "diff /etc/profile /tmp/profile",
+    "source ~/.bashrc", ". /etc/profile", "cut -d: -f1 /etc/passwd", "git diff /etc/systemd/system/x.service",
+])
+def test_reading_or_listing_a_startup_file_is_allowed(policy: Policy, line: str) -> None:
+    assert judge(policy, line).decision == "allow", line
+
+
+@pytest.mark.parametrize(("line", "written"), [
+    ("strace -f -o /etc/cron.d/x ls", "/etc/cron.d/x"),  # a wrapper's own output file
+    ("ltrace -s 999 -o /etc/shadow ls", "/etc/shadow"),
+    ("time -o /etc/profile.d/t make", "/etc/profile.d/t"),
+    ("xxd -r - /etc/cron.d/update", "/etc/cron.d/update"),
+])
+def test_output_files_of_wrappers_and_xxd_are_writes(policy: Policy, line: str, written: str) -> None:
+    decision = judge(policy, line)
+    assert decision.rule == "write-outside-workspace" and written in decision.reason, (line, decision.reason)
+    assert judge(policy, line.replace(written, "trace.out")).decision == "allow"
+
+
 @pytest.mark.parametrize("line, in_jail", [
     ("mkdir -p ~/backups", "allow"),  # the jail's home is its own, gone after the run
     ("touch ~/Documents/notes.txt", "allow"),
