@@ -455,6 +455,7 @@ def test_profile_rules_come_first_and_can_allow(tmp_path, policy: Policy) -> Non
     ('[[interposer.rules]]\nid = "x"\ncommand = ["rm"]\ndecision = "deny"\n', "'reason' is required"),
     ('[[interposer.rules]]\nid = "x"\ndeletes = ["somewhere"]\ndecision = "deny"\nreason = "r"\n',
      "unknown path class"),
+    ('[[interposer.rules]]\nid = "x"\nmentions = ["cron"]\ndecision = "ask"\nreason = "r"\n', "unknown path class"),
     ('[[interposer.rules]]\nid = "x"\ncommand = ["rm"]\ndecison = "deny"\nreason = "r"\n', "unknown key"),
     ('[interposer]\nopaque = "allow"\n', "expected one of 'ask', 'deny'"),
 ])
