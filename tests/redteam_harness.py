@@ -49,6 +49,7 @@ class Outcome(NamedTuple):
     outside_changed: list[str]
     lost: list[str]
     escaped: list[str]
+    rule: str | None = None  # the rule that decided the line
 
 
 def risky_cases() -> list[Case]:
@@ -110,18 +111,20 @@ class Arena:
             status = -1
         after = _hashes(world / "home") | _hashes(world / "outside")
         outside = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-        outcome = Outcome(case, _decision(state), status, outside, _lost(world, state), _escaped(world))
+        decision, rule = _decision(state)
+        outcome = Outcome(case, decision, status, outside, _lost(world, state), _escaped(world), rule)
         _remove(world)
         return outcome
 
 
-def _decision(state: Path) -> str:
+def _decision(state: Path) -> tuple[str, str | None]:
+    """The first line's decision and the rule that made it."""
     logs = list((state / "shelljail" / "sessions").glob("*/audit.jsonl"))
     if not logs:
-        return "none"
+        return "none", None
     decisions = [json.loads(line) for line in logs[0].read_text().splitlines() if '"decision"' in line]
     first = next((d for d in decisions if d.get("event") == "decision"), None)
-    return first["decision"] if first else "none"
+    return (first["decision"], first.get("rule")) if first else ("none", None)
 
 
 def _lost(world: Path, state: Path) -> list[str]:
