@@ -38,6 +38,7 @@ class Effects(NamedTuple):
     # Absolute paths its arguments name, wherever in them (`--data @/etc/shadow`, `file:/etc/shadow`,
     # `-C 'Include /etc/shadow'`): a program handed a credential's path is taken to read it.
     mentions: tuple[Target, ...] = ()
+    sends: tuple[Target, ...] = ()  # local files it sends over the network (`curl -T F`, `-d @F`, `scp F host:`)
 
 
 # Programs that read the content of their file operands.
@@ -201,7 +202,42 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
         elif redirect.op in ("<", "<>") and redirect.target is not None:
             reads.append(_target(redirect.target, cwd))
     mentions = [] if name in NOT_READING else _mentions(args)
-    return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions))
+    sends = _sends(name, args, invocation, targets)
+    return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends))
+
+
+# Options of HTTP clients whose value is a file to send: `@FILE` (curl -d/-F, httpie) or the value itself.
+_SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-urlencode", "-F", "--form", "--json"})
+_SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
+_RAW_SENDERS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl"})
+
+
+def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: Any) -> list[Target]:
+    """The local files a network client sends: upload options, `scp`/`rsync` to a remote, `nc < FILE`."""
+    files: list[Word] = []
+    if name in ("curl", "wget", "http", "https", "xh", "xhs", "httpie"):
+        for index, word in enumerate(args):
+            option, equals, attached = word.value.partition("=")
+            value = attached if equals else (args[index + 1].value if index + 1 < len(args) else "")
+            if option[:2] in ("-d", "-F", "-T") and len(word.value) > 2 and not option.startswith("--"):
+                option, value = word.value[:2], word.value[2:]  # curl -d@FILE, -Tfile
+            if option in _SEND_FILE:
+                files.append(Word(value, word.literal, False, word.source))
+            elif option in _SEND_AT or (name != "curl" and not word.value.startswith("-")):
+                # curl -d @F, -F k=@F, -F k=<F, --data-urlencode k@F; httpie's k@F and k=@F items
+                at = (word.value if option not in _SEND_AT else value).replace("=<", "=@")
+                if "@" in at and not at.startswith("-"):
+                    path = at.split("@", 1)[1].split(";", 1)[0]
+                    if path and path != "-" and "://" not in at:
+                        files.append(Word(path, word.literal, False, word.source))
+    elif name in ("scp", "rsync", "sftp"):
+        operands = _operands(args, frozenset({"-i", "-P", "-e", "-o", "-F", "-c", "-l", "-S", "--exclude",
+                                              "--include", "-J"}))
+        if len(operands) >= 2 and ":" in operands[-1].value and not operands[-1].value.startswith("/"):
+            files += [w for w in operands[:-1] if ":" not in w.value]
+    if name in _RAW_SENDERS:
+        files += [r.target for r in invocation.command.redirects if r.op in ("<", "<>") and r.target is not None]
+    return targets([w for w in files if w.value and w.value != "-"])
 
 
 def _mentions(args: tuple[Word, ...]) -> list[Target]:

@@ -151,7 +151,7 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
         return False
     target: Target | None = None
     for kind, wanted, targets in (("deletes", rule.deletes, found.deletes), ("writes", rule.writes, found.writes),
-                                  ("reads", rule.reads, found.reads)):
+                                  ("reads", rule.reads, found.reads), ("sends", rule.sends, found.sends)):
         if wanted:
             hit = next((t for t in targets if classes(t, place) & set(wanted)), None)
             if hit is None and kind == "reads" and "credentials" in wanted:

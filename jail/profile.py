@@ -87,6 +87,7 @@ class Rule(NamedTuple):
     writes: tuple[str, ...] = ()  # path classes it writes
     reads: tuple[str, ...] = ()  # path classes whose content it reads: dotenv, credentials
     mentions: tuple[str, ...] = ()  # path classes named in its arguments, unless it only reads them (cat, grep)
+    sends: tuple[str, ...] = ()  # path classes of local files it sends over the network (curl -T, scp)
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
     # A safer form to run instead, where the command can be rewritten (else `decision` holds):
@@ -262,8 +263,8 @@ PATH_CLASSES = ("outside-workspace", "home", "root", "workspace-root", "inside-w
                 "scratch", "unknown", "any", "dotenv", "credentials", "startup")
 DECISIONS = ("allow", "deny", "ask")
 REWRITES = ("snapshot", "force-with-lease", "trash")
-_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "stdin_from",
-                  "via"}
+_RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "sends",
+                  "stdin_from", "via"}
 # unless_args only narrows a rule: it is not a matcher on its own
 
 
@@ -286,7 +287,7 @@ def _rules(value: Any) -> tuple[Rule, ...]:
                 fields[key] = _one_of(*DECISIONS)(item)
             else:
                 items = (item,) if isinstance(item, str) else _string_list(item)
-                if key in ("deletes", "writes", "reads", "mentions"):
+                if key in ("deletes", "writes", "reads", "mentions", "sends"):
                     for name in items:
                         if name not in PATH_CLASSES:
                             raise ValueError(f"{where}: unknown path class {name!r} "
