@@ -30,6 +30,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "ws": 80, "w
                   "git": 9418, "ssh": 22, "sftp": 22, "scp": 22, "telnet": 23, "dict": 2628, "ldap": 389,
                   "tftp": 69, "smtp": 25, "imap": 143, "pop3": 110, "rtsp": 554, "mqtt": 1883, "smb": 445}
 _LOOPBACK = ("localhost", "ip6-localhost", "::1", "0.0.0.0")
+_OVER_HTTPS = "clone or fetch over https://, which goes through the proxy"
 
 
 class Destination(NamedTuple):
@@ -132,8 +133,7 @@ def _url(text: str, proxied: bool) -> list[Destination]:
         return []
     scheme = parts.scheme.lower()
     if scheme in ("ssh", "git", "sftp", "scp", "telnet"):
-        return [Destination(parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], False,
-                            "clone or fetch over https://, which goes through the proxy")]
+        return [Destination(parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], False, _OVER_HTTPS)]
     return [Destination(parts.hostname.lower(), port or _DEFAULT_PORTS.get(scheme, 80), proxied)]
 
 
@@ -142,8 +142,7 @@ def _git_remote(text: str) -> list[Destination]:
         return _url(text, proxied=True)
     head, colon, _path = text.partition(":")
     if colon and "@" in head and "/" not in head:  # user@host:path, git's scp-like ssh form
-        return [Destination(head.rpartition("@")[2].lower(), 22, False,
-                            "clone or fetch over https://, which goes through the proxy")]
+        return [Destination(head.rpartition("@")[2].lower(), 22, False, _OVER_HTTPS)]
     return []
 
 

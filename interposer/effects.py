@@ -210,12 +210,13 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
 _SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-urlencode", "-F", "--form", "--json"})
 _SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
 _RAW_SENDERS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl"})
+_HTTPIE = frozenset({"http", "https", "xh", "xhs", "httpie"})  # request items: `field@FILE`, `@FILE`
 
 
 def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: Any) -> list[Target]:
     """The local files a network client sends: upload options, `scp`/`rsync` to a remote, `nc < FILE`."""
     files: list[Word] = []
-    if name in ("curl", "wget", "http", "https", "xh", "xhs", "httpie"):
+    if name in ("curl", "wget") or name in _HTTPIE:
         for index, word in enumerate(args):
             option, equals, attached = word.value.partition("=")
             value = attached if equals else (args[index + 1].value if index + 1 < len(args) else "")
@@ -223,7 +224,7 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
                 option, value = word.value[:2], word.value[2:]  # curl -d@FILE, -Tfile
             if option in _SEND_FILE:
                 files.append(Word(value, word.literal, False, word.source))
-            elif option in _SEND_AT or (name != "curl" and not word.value.startswith("-")):
+            elif option in _SEND_AT or (name in _HTTPIE and not word.value.startswith("-")):
                 # curl -d @F, -F k=@F, -F k=<F, --data-urlencode k@F; httpie's k@F and k=@F items
                 at = (word.value if option not in _SEND_AT else value).replace("=<", "=@")
                 if "@" in at and not at.startswith("-"):

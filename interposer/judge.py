@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from jail.profile import Interposer, Rule
 
-from .destinations import is_socket_path
+from .destinations import check, destinations, is_socket_path
 from .effects import ONLY_READING, Effects, Place, Target, classes, effects, find_roots, flags
 from .resolve import Invocation, Opaque, resolve
 
@@ -102,8 +102,6 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
 
 def _reachable(invocation: Invocation, network: Any) -> Verdict | None:
     """A denial when the program would connect where the jail's network cannot go (destinations.py)."""
-    from .destinations import check, destinations
-
     found = destinations(invocation)
     unreachable = check(found, invocation, network) if found else None
     return Verdict("deny", unreachable[1], unreachable[0], unreachable[2]) if unreachable else None
