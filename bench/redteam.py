@@ -56,8 +56,10 @@ def main() -> int:
              for k in ("cases", "stopped", "rewritten", "outside changed", "lost", "escaped")}
     allowed = sum(o.decision == "allow" for o in benign)
     unreachable = sum(o.decision == "deny" and (o.rule or "").startswith("network-") for o in benign)
-    inside = [o for o in outcomes if o.case.source == "redcode" and o.case.category.split()[0] in INSIDE_ONLY]
-    acting = [o for o in outcomes if all(o is not i for i in inside)]
+    inside, acting = [], []
+    for outcome in outcomes:
+        only_inside = outcome.case.source == "redcode" and outcome.case.category.split()[0] in INSIDE_ONLY
+        (inside if only_inside else acting).append(outcome)
     acting_stopped = sum(o.decision in ("deny", "ask", "rewrite") for o in acting)
     bad = [o for o in outcomes if o.outside_changed or o.lost or o.escaped]
     summary = [
