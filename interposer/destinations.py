@@ -25,7 +25,8 @@ _NOT_DESTINATION = frozenset({"-e", "--referer", "-H", "--header", "-d", "--data
                               "--data-binary", "--data-raw", "--data-urlencode", "-F", "--form", "-u", "--user",
                               "-A", "--user-agent", "-b", "--cookie", "--proxy-user", "--noproxy"})
 _GIT_REMOTE = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
-_RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl"})
+_RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl", "rlogin", "rsh"})
+_REMOTE_SHELL_PORTS = {"rlogin": 513, "rsh": 514}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "ws": 80, "wss": 443, "gopher": 70,
                   "git": 9418, "ssh": 22, "sftp": 22, "scp": 22, "telnet": 23, "dict": 2628, "ldap": 389,
                   "tftp": 69, "smtp": 25, "imap": 143, "pop3": 110, "rtsp": 554, "mqtt": 1883, "smb": 445}
@@ -161,6 +162,13 @@ def _raw(name: str, values: list[str]) -> list[Destination]:
                                 "SSL", "UDP", "UDP4", "UDP6", "UDP-CONNECT", "UDP-SENDTO"):
                 found += _host_port(rest.split(",")[0], 0)
         return found
+    if name in _REMOTE_SHELL_PORTS:  # rlogin -l USER -p PORT HOST; rsh [-l USER] HOST COMMAND
+        port, index = _REMOTE_SHELL_PORTS[name], 0
+        while index < len(values) and values[index].startswith("-"):
+            if values[index] == "-p" and index + 1 < len(values) and values[index + 1].isdigit():
+                port = int(values[index + 1])
+            index += 2 if values[index] in ("-l", "-p", "-e", "-k") else 1
+        return [Destination(values[index].lower(), port, False)] if index < len(values) else []
     operands = [v for v in values if not v.startswith("-")]
     if name in ("nc", "ncat", "netcat") and any(v.startswith("-") and "l" in v[1:] and not v.startswith("--")
                                                  for v in values):

@@ -68,7 +68,7 @@ SYSTEM_STARTUP = ("/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.
 # Programs that only read or show what they are handed: naming a start-up file to them changes nothing.
 ONLY_READING = CONTENT_READERS - {"tee", "xxd"} | {"grep", "egrep", "fgrep", "rg", "ag", "ack", "cut", "file",
                                                           "find", "locate", "git", "man", "vimdiff"}
-_MENTION_SPLIT = re.compile(r"[\s=@,;'\"()<>|&]+")
+_MENTION_SPLIT = re.compile(r"[\s=@,;:'\"(){}<>|&\\]+")
 # Credential files a profile could expose from the caller's home (relative to it).
 CREDENTIALS = (".ssh", ".aws", ".config/gcloud", ".kube", ".docker/config.json", ".netrc", ".git-credentials",
                ".gnupg", ".bash_history", ".zsh_history", ".python_history", ".npmrc", ".pypirc",
@@ -191,6 +191,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
         writes += targets(operands[1:2])  # xxd -r IN OUT: OUT is written
     elif name == "git":
         deletes += _git_deletes(args, cwd)
+        writes += _git_apply_writes(args, cwd)
     elif name in EDITORS:
         writes += targets(_operands(args, frozenset({"-c", "-S", "-u", "-i", "--cmd", "-l", "--eval", "-f"})))
     writes += _output_options(name, args, cwd)
@@ -201,11 +202,15 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
             writes.append(_target(redirect.target, cwd))
         elif redirect.op in ("<", "<>") and redirect.target is not None:
             reads.append(_target(redirect.target, cwd))
-    mentions = [] if name in NOT_READING else _mentions(args)
+    if name in _STDIN_FILE_LISTS and invocation.command.piped_text:  # echo /etc/shadow | cpio -o
+        reads += [_target(Word(p, True, False, p), cwd) for p in invocation.command.piped_text.split()]
+    mentions = [] if name in NOT_READING else _mentions((*args, *invocation.handed))
     sends = _sends(name, args, invocation, targets)
     return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends))
 
 
+# Programs that read the names of the files to read from their standard input.
+_STDIN_FILE_LISTS = frozenset({"cpio", "afio"})
 # Options of HTTP clients whose value is a file to send: `@FILE` (curl -d/-F, httpie) or the value itself.
 _SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-urlencode", "-F", "--form", "--json"})
 _SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
@@ -241,15 +246,29 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
     return targets([w for w in files if w.value and w.value != "-"])
 
 
+def _git_apply_writes(args: tuple[Word, ...], cwd: str) -> list[Target]:
+    """`git apply --directory=DIR` writes under DIR (outside the repository with --unsafe-paths)."""
+    values = [w.value for w in args]
+    if "apply" not in values:
+        return []
+    found: list[Target] = []
+    for index, word in enumerate(args):
+        if word.value == "--directory" and index + 1 < len(args):
+            found.append(_target(args[index + 1], cwd))
+        elif word.value.startswith("--directory="):
+            found.append(_target(Word(word.value.split("=", 1)[1], word.literal, False, word.source), cwd))
+    return found
+
+
 def _mentions(args: tuple[Word, ...]) -> list[Target]:
-    """Every absolute path inside the literal arguments (`file:` and `file://` prefixes dropped)."""
+    """Every absolute path inside the literal arguments (`file:` and `file://` prefixes dropped; a URL's
+    `//host` is not a path), in `{...}` (LaTeX's \\input{/etc/shadow}) and after a `:` (`open:/etc/x`)."""
     found = []
     for word in args:
         if not word.literal or "/" not in word.value:
             continue
-        for token in _MENTION_SPLIT.split(word.value):
-            token = token.removeprefix("file://").removeprefix("file:")
-            if token.startswith("/") and len(token) > 1:
+        for token in _MENTION_SPLIT.split(word.value.replace("file://", "").replace("file:", "")):
+            if token.startswith("/") and not token.startswith("//") and len(token) > 1:
                 found.append(Target(os.path.normpath(token), word))
     return found
 

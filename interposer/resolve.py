@@ -16,6 +16,7 @@ from typing import NamedTuple
 from .ir import Command, Parsed
 from .parse import parse
 from .words import Word
+from .written import shebang, stdin_text, without_shebang, writes
 
 MAX_DEPTH = 8
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash", "csh",
@@ -24,6 +25,7 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "
 _SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi|a)?sh"
                            r"(\s+-[a-z]*[ci]|\s*$|\s*[<>;)'\"]|,)"
                            r"|system\s*\(|os\.system|subprocess|popen|exec\s*\(|spawn\s*\(|run-shell-command"
+                           r"|syscmd\s*\("  # m4's esyscmd and syscmd
                            r"|/bin/(ba|da|z|k|c|tc)?sh\b")
 FETCHERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "socat"})
 # Interpreters and the options after which the next argument is program text.
@@ -57,6 +59,14 @@ TEXT_ONLY = frozenset({"echo", "printf", "cat", "grep", "egrep", "fgrep", "rg", 
                        "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "true", "false", ":", "date",
                        "logger", "notify-send", "printenv", "export", "declare", "local", "readonly", "alias",
                        "unalias", "unset", "shift", "return", "exit", "read", "id", "whoami", "pwd", "cd"})
+# Programs that copy or link a file (a shell copied under another name runs what the line cannot show).
+COPIERS = frozenset({"cp", "ln", "install", "rsync", "link"})
+SHELL_DIRECTORIES = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"})
+_SHELL_OPTIONS_WITH_VALUE = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
+# The file a program reads from its directory when named nothing: where a line's written script hides.
+MANIFESTS = {"npm": ("package.json",), "yarn": ("package.json",), "pnpm": ("package.json",),
+             "bundle": ("Gemfile",), "composer": ("composer.json",), "cmake": ("CMakeLists.txt",),
+             "rake": ("Rakefile",), "make": ("Makefile", "makefile", "GNUmakefile")}
 # Environment variables that make programs run a command of their choosing.
 COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAGER", "GIT_PAGER", "MANPAGER",
                                "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE", "PERL5OPT", "PERL5DB",
@@ -120,6 +130,7 @@ class Invocation(NamedTuple):
     via: tuple[str, ...]  # wrappers and runners on the way: sudo, bash -c, find -exec, xargs
     extra_args: bool = False  # more arguments are appended at run time (xargs, find -exec {} +)
     stdin_script: bool = False  # a shell or interpreter reading its program from standard input
+    handed: tuple[Word, ...] = ()  # the text of files this line writes and hands it (source: the name given)
 
     @property
     def cwd(self) -> str:
@@ -156,12 +167,14 @@ class _Collector:
         self.opaque: list[Opaque] = []
         self.hazards: list[Opaque] = []
         self.parsers: list[str] = []
+        self.written: dict[str, str | None] = {}  # files the line writes so far: their text, None if unknown
 
-    def line(self, text: str, cwd: str, via: tuple[str, ...], depth: int, context: tuple[str, ...] = ()) -> None:
+    def line(self, text: str, cwd: str, via: tuple[str, ...], depth: int, context: tuple[str, ...] = (),
+             env: Mapping[str, str] | None = None) -> None:
         if depth > MAX_DEPTH:
             self.opaque.append(Opaque(f"command lines nested more than {MAX_DEPTH} deep", text))
             return
-        parsed: Parsed = parse(text, cwd, self.env, context)
+        parsed: Parsed = parse(text, cwd, self.env if env is None else env, context)
         self.parsers.append(parsed.parser)
         for reason in parsed.opaque:
             self.opaque.append(Opaque(reason, text))
@@ -169,6 +182,15 @@ class _Collector:
             self.hazards.append(Opaque(reason, text))
         for command in parsed.commands:
             self.command(command, list(command.argv), via, depth)
+            self._note_writes(command)
+
+    def _note_writes(self, command: Command) -> None:
+        for path, text, appends in writes(command):
+            before = self.written.get(path, "")
+            if appends and path in self.written:
+                self.written[path] = None if before is None or text is None else before + text
+            else:
+                self.written[path] = text
 
     def command(self, command: Command, argv: list[Word], via: tuple[str, ...], depth: int,
                 extra_args: bool = False) -> None:
@@ -211,11 +233,18 @@ class _Collector:
         if name in SESSION_STARTERS:
             self.opaque.append(Opaque(f"{name} starts a shell or session whose commands shelljail would not see",
                                       command.text))
+        if name in COPIERS:
+            shell = next((w for w in args[:-1] if w.literal and _is_shell_binary(w.value)), None)
+            if shell is not None:
+                self.opaque.append(Opaque(f"{name} copies the shell {shell.value}: under another name it runs "
+                                          "commands shelljail would not see", command.text))
+        self._written_script(command, head, name, args, via, depth)
         stdin_script = _reads_script_from_stdin(name, args, command)
         if stdin_script and name in SHELLS and command.piped_text is not None:
             stdin_script = False  # the script is known: judge it
             self.line(command.piped_text, command.cwd, (*via, f"| {name}"), depth + 1, (f"| {name}",))
-        self.invocations.append(Invocation(name, tuple(args), command, via, extra_args, stdin_script))
+        handed = self._handed(command, name, args) if name not in SHELLS and name not in TEXT_ONLY else ()
+        self.invocations.append(Invocation(name, tuple(args), command, via, extra_args, stdin_script, handed))
         if name in SHELLS:
             self._shell_stdin(command, name, args, via, depth)
             if not command.piped_from and _interactive(name, args, command):
@@ -230,6 +259,64 @@ class _Collector:
                     self.opaque.append(Opaque(f"an argument of {name} ({_short(word.source)}) hands it a command "
                                               "to run", command.text))
                     break
+            else:
+                self._handed_shell(command, name, handed)
+
+    # -- files the line writes, then runs or hands on ------------------------------
+
+    def _written_script(self, command: Command, head: Word, name: str, args: list[Word], via: tuple[str, ...],
+                        depth: int) -> None:
+        """A script this line writes and then runs: judged with the line. In the jail, the shell that
+        runs it is a child of an allowed shell and is not judged again (judge_child_shells)."""
+        script, params = _script_operand(head, name, args)
+        if script is None:
+            return
+        path = os.path.normpath(os.path.join(command.cwd, script.value))
+        if path not in self.written:
+            return
+        text = self.written[path]
+        if text is None:
+            self.opaque.append(Opaque(f"{name} runs {_short(script.value)}, which this line writes with text only "
+                                      "known when it runs", command.text))
+            return
+        program = shebang(text)
+        if script is head and program is not None and program not in SHELLS:
+            return  # a python or node script: as with `python3 x.py`, its code is its interpreter's
+        env = {k: v for k, v in self.env.items() if not (k.isdigit() or k in ("#", "@", "*"))}
+        env.update({str(n): w.value for n, w in enumerate(params, 1) if w.literal})
+        env.update({"0": script.value, "#": str(len(params))})
+        label = f"{name} {_short(script.value)}" if script is not head else _short(script.value)
+        self.line(text, command.cwd, (*via, label), depth + 1, (label,), env)
+
+    def _handed(self, command: Command, name: str, args: list[Word]) -> tuple[Word, ...]:
+        """The files this line writes (with known text) that a program is handed: by path, by their
+        directory, or as the manifest it reads where it runs (package.json for npm). Each as a Word of
+        the file's text, its source the name the program was given."""
+        if not any(self.written.values()):
+            return ()
+        values = [w.value for w in args if w.literal] + [v.value for _, v in command.assignments if v.literal]
+        values += [v.split("=", 1)[1] for v in values if "=" in v]
+        values += MANIFESTS.get(name, ())
+        handed: dict[str, Word] = {}
+        for value in values:
+            named = os.path.normpath(os.path.join(command.cwd, value))
+            for path, text in self.written.items():
+                if text and (path == named or (named != "/" and path.startswith(named + "/"))):
+                    handed.setdefault(path, Word(text, True, False, value))
+        return tuple(handed.values())
+
+    def _handed_shell(self, command: Command, name: str, handed: tuple[Word, ...]) -> None:
+        """`echo 'exec /bin/sh' > f; tool --config f`, `echo 'esyscmd(sh)' | m4`: a program handed text
+        this line writes with a command that starts a shell runs that shell, unseen."""
+        fed = stdin_text(command)
+        if fed and _SPAWNS_SHELL.search(fed):
+            self.opaque.append(Opaque(f"{name} is fed text that starts a shell", command.text))
+            return
+        for text in handed:
+            if _SPAWNS_SHELL.search(without_shebang(text.value)):
+                self.opaque.append(Opaque(f"{name} is handed {_short(text.source)}, which this line writes with a "
+                                          "command that starts a shell", command.text))
+                return
 
     # -- nested command lines --------------------------------------------------
 
@@ -241,6 +328,33 @@ class _Collector:
         for redirect in command.redirects:
             if redirect.op in ("<<", "<<-", "<<<") and redirect.body is not None:
                 self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
+
+
+def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | None, list[Word]]:
+    """The script a command runs, and its arguments: `./x.sh a`, `sh -e x.sh a`, `source x.sh`."""
+    if not head.literal:
+        return None, []
+    if "/" in head.value:
+        return head, args
+    if name in ("source", "."):
+        return (args[0], args[1:]) if args and args[0].literal else (None, [])
+    if name not in SHELLS:
+        return None, []
+    skip = False
+    for index, word in enumerate(args):
+        if skip:
+            skip = False
+        elif word.value in _SHELL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif word.value == "-s":
+            return None, []  # the script comes from standard input
+        elif not word.value.startswith(("-", "+")):
+            return (word, args[index + 1:]) if word.literal else (None, [])
+    return None, []
+
+
+def _is_shell_binary(value: str) -> bool:
+    return os.path.basename(value) in SHELLS and os.path.dirname(value) in SHELL_DIRECTORIES
 
 
 def _env_split_string(args: list[Word]) -> Word | None:
@@ -379,8 +493,15 @@ def _source(collector: _Collector, command: Command, name: str, args: list[Word]
     return False
 
 
+_SQLITE_SHELL = re.compile(r"\s*\.(shell|system)\b")
+
+
 def _interpreter(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
                  depth: int) -> bool:
+    if name.startswith("sqlite") and any(_SQLITE_SHELL.match(w.value) for w in args):
+        collector.invocations.append(Invocation(name, tuple(args), command, via))
+        collector.opaque.append(Opaque(f"{name}'s .shell or .system runs a command line", command.text))
+        return True
     code_flags = INTERPRETERS.get(name, ())
     base = name.rstrip("0123456789.")
     code_flags = code_flags or INTERPRETERS.get(base, ())

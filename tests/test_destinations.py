@@ -57,6 +57,8 @@ def test_what_the_network_reaches_is_allowed(line: str) -> None:
     ("curl -x http://evil.example:8080 https://pypi.org/", "network-direct", "evil.example:8080"),
     ("curl --proxy=evil.example:3128 https://pypi.org/", "network-direct", "evil.example:3128"),
     ("git clone git@github.com:psf/requests.git", "network-direct", "github.com:22"),
+    ("rlogin -l someone -p 4444 10.0.0.1", "network-direct", "10.0.0.1:4444"),
+    ("rsh build.example make", "network-direct", "build.example:514"),
     ("git clone ssh://git@github.com/psf/requests", "network-direct", "github.com:22"),
     ("npm install git+ssh://git@github.com/a/b.git", "network-direct", "github.com:22"),
     ("nc 10.0.0.1 4444", "network-direct", "10.0.0.1:4444"),

@@ -97,6 +97,16 @@ def test_child_shells_are_judged_when_the_profile_says_so(jail: Jail, launcher: 
     assert "shelljail: denied: deletes /etc" in judged.stderr
 
 
+def test_a_script_the_line_writes_is_judged_before_anything_runs(jail: Jail, launcher: str) -> None:
+    # Its shell is a child of the allowed line's and would not be judged again: the line's judgment sees it.
+    result = run(jail, launcher, "bash", "-c", "printf 'echo ran > marker\\nrm -rf /etc\\n' > wipe.sh; sh wipe.sh")
+    assert result.returncode == 126, result.stdout + result.stderr
+    assert "shelljail: denied: deletes /etc" in result.stderr
+    assert not (jail.workspace / "wipe.sh").exists() and not (jail.workspace / "marker").exists()
+    result = run(jail, launcher, "bash", "-c", "printf 'echo ran > marker\\n' > ok.sh; sh ok.sh; cat marker")
+    assert result.returncode == 0 and result.stdout == "ran\n", result.stderr
+
+
 def test_a_shell_that_execs_an_agent_does_not_vouch_for_its_shells(jail: Jail, launcher: str) -> None:
     # `sh -c 'exec agent'`: the agent replaces the shell, so its own shells are top-level again.
     tool = jail.workspace / "agent.py"
