@@ -423,10 +423,8 @@ def classes(target: Target, place: Place) -> set[str]:
         elif is_cache_path("/".join(parts)):
             found.add("cache")
         return found
-    if path == place.home or path.startswith(place.home + "/"):
-        found.add("home")  # before scratch: a home under /tmp is still a home
-        if not _private(path, place):
-            found.add("outside-workspace")
+    if path == place.home or path.startswith(place.home + "/"):  # before scratch: a home under /tmp is a home
+        found |= {"jail-home"} if _private(path, place) else {"home", "outside-workspace"}
         return found
     found.add("outside-workspace")
     if any(path == s or path.startswith(s + "/") for s in SCRATCH):

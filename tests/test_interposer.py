@@ -326,10 +326,16 @@ def test_output_files_of_wrappers_and_xxd_are_writes(policy: Policy, line: str, 
     ("touch ~/.pyenv/shims/python", "deny"),  # bound from the real home
     ("echo x > ~/.pi/agent/models.json", "deny"),
     ("cp id ~/.ssh/id_rsa", "deny"),  # a credential's place
-    ("rm -rf ~/backups", "deny"),  # deleting in the home is still a deletion in the home
+    ("rm -rf ~/backups", "allow"),  # deleting there harms nothing either
+    ("mv ~/Desktop/report.pdf ~/Documents/", "allow"),
+    ("rm -rf ~", "deny"),  # the home itself: what the profile binds is under it
+    ("rm -rf ~/.pyenv", "deny"),
+    ("rm -rf ~/.ssh", "deny"),
+    ("rm ~/.bashrc", "deny"),
     ("chmod -R 777 ~", "deny"),
 ])
-def test_writes_in_the_jails_own_home_are_allowed(policy: Policy, jailed: Policy, line: str, in_jail: str) -> None:
+def test_writes_and_deletions_in_the_jails_own_home_are_allowed(policy: Policy, jailed: Policy, line: str,
+                                                                in_jail: str) -> None:
     assert judge(jailed, line).decision == in_jail, (line, judge(jailed, line).reason)
     assert judge(policy, line).decision == "deny", line  # against a real home (a hook), every one is denied
 
