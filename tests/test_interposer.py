@@ -65,6 +65,8 @@ def programs(line: str) -> list[list[str]]:
     "timeout 60 cargo test",
     "command -v rm",
     "printf 'ls\\n' | sh",
+    'docker run --rm -v "$PWD":/src -w /src python:3.11 pytest',
+    "docker run --rm -v /home/user/project:/app --mount type=bind,src=/tmp/cache,dst=/cache node:20 npm test",
 ])
 def test_ordinary_work_is_allowed(policy: Policy, line: str) -> None:
     decision = judge(policy, line)
@@ -136,6 +138,11 @@ def test_ordinary_work_is_allowed(policy: Policy, line: str) -> None:
     ("kubectl delete namespace prod", "cluster-delete"),
     ("aws s3 rm s3://bucket --recursive", "cloud-delete"),
     ("docker system prune -af", "container-destroy"),
+    ("docker run -v /:/host -it alpine chroot /host", "container-host-root"),
+    ("ctr run --rm --mount type=bind,src=/,dst=/,options=rbind -t docker.io/library/alpine:latest x",
+     "container-host-root"),
+    ("podman run --volume=/:/mnt alpine", "container-host-root"),
+    ("docker run -v /var/run/docker.sock:/var/run/docker.sock docker:cli", "container-host-root"),
     ("sudo apt-get install foo", "privilege-escalation"),
     ("sudo -i", "privilege-escalation-shell"),
 ])
@@ -220,6 +227,9 @@ def test_a_rewrite_that_cannot_be_placed_falls_back_to_the_rule(policy: Policy, 
     ("cat deploy.sh | sh", "script-from-pipe"),
     ("echo hook > .git/hooks/pre-commit", "write-git-internals"),
     ("git config core.hooksPath /tmp/hooks", "git-hooks-path"),
+    ("docker run --privileged -it ubuntu", "container-privileged"),
+    ("opkg install x_1.0_all.deb", "system-packages"),
+    ("yum localinstall -y x-1.0-1.noarch.rpm", "system-packages"),
 ])
 def test_risky_work_asks_a_human(policy: Policy, line: str, rule: str) -> None:
     decision = judge(policy, line)
