@@ -66,7 +66,7 @@ _SHELL_OPTIONS_WITH_VALUE = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--in
 # The file a program reads from its directory when named nothing: where a line's written script hides.
 MANIFESTS = {"npm": ("package.json",), "yarn": ("package.json",), "pnpm": ("package.json",),
              "bundle": ("Gemfile",), "composer": ("composer.json",), "cmake": ("CMakeLists.txt",),
-             "rake": ("Rakefile",), "make": ("Makefile", "makefile", "GNUmakefile")}
+             "rake": ("Rakefile",)}
 # Environment variables that make programs run a command of their choosing.
 COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAGER", "GIT_PAGER", "MANPAGER",
                                "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE", "PERL5OPT", "PERL5DB",
@@ -524,10 +524,10 @@ def _awk(collector: _Collector, command: Command, name: str, args: list[Word], v
          depth: int) -> bool:
     """An awk program can run commands (system, |) and write files (print >)."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    programs = [w for w in _program_texts(args, {"-f", "--file", "-F", "-v", "--assign", "-i", "--include"})]
-    for word in programs[:1]:
-        if not word.literal or _AWK_RISKY.search(word.value):
-            collector.opaque.append(Opaque(f"the {name} program runs commands or writes files", command.text))
+    files = _program_files(collector, command, args)
+    programs = files or _program_texts(args, {"-f", "--file", "-F", "-v", "--assign", "-i", "--include"})[:1]
+    if any(not word.literal or _AWK_RISKY.search(word.value) for word in programs):
+        collector.opaque.append(Opaque(f"the {name} program runs commands or writes files", command.text))
     return True
 
 
@@ -535,6 +535,7 @@ def _sed(collector: _Collector, command: Command, name: str, args: list[Word], v
          depth: int) -> bool:
     """A sed script can write files (w) and run commands (e)."""
     scripts = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value in ("-e", "--expression")]
+    scripts += _program_files(collector, command, args)
     if not scripts and not any(w.value in ("-f", "--file") for w in args):
         scripts = _program_texts(args, {"-l", "--line-length", "-s"})[:1]
     for word in scripts:
@@ -543,6 +544,19 @@ def _sed(collector: _Collector, command: Command, name: str, args: list[Word], v
             collector.opaque.append(Opaque("the sed script runs commands or writes files", command.text))
             return True
     return False
+
+
+def _program_files(collector: _Collector, command: Command, args: list[Word]) -> list[Word]:
+    """The programs of `awk -f FILE` and `sed -f FILE` that this line writes: their text (a word not
+    literal when only running shows it). Files already on disk are not read."""
+    found = []
+    for index, word in enumerate(args[:-1]):
+        if word.value in ("-f", "--file") and args[index + 1].literal:
+            path = os.path.normpath(os.path.join(command.cwd, args[index + 1].value))
+            if path in collector.written:
+                text = collector.written[path]
+                found.append(Word(text or "", text is not None, False, args[index + 1].source))
+    return found
 
 
 def _program_texts(args: list[Word], with_value: set[str]) -> list[Word]:

@@ -60,6 +60,8 @@ def test_a_script_whose_text_only_running_shows_is_not_silently_allowed(policy: 
     ("cp /bin/sh ./x; ./x -c 'rm -rf ~'", "cp copies the shell /bin/sh"),
     ("ln -s /bin/bash git-x; git --exec-path=. x", "ln copies the shell /bin/bash"),
     ("sqlite3 /dev/null '.shell /bin/sh'", "sqlite3's .shell"),
+    ("echo 'BEGIN { system(\"rm -rf ~\") }' > p.awk; awk -f p.awk", "the awk program runs commands"),
+    ("echo '1e rm -rf ~' > s.sed; sed -f s.sed notes.txt", "the sed script runs commands"),
 ])
 def test_a_shell_handed_to_a_program_is_not_silently_allowed(policy: Policy, line: str, hint: str) -> None:
     decision = decide(line, WORKSPACE, policy)
@@ -90,6 +92,8 @@ def test_a_credential_named_where_a_program_reads_it_asks(policy: Policy, line: 
     "ls -l /bin/sh && cp src/a.sh build/",
     "git apply fix.patch && git apply --directory=vendor/lib fix.patch",
     "echo /etc/hostname | cpio -o > etc.cpio",
+    "echo '{ print $1 }' > p.awk && awk -f p.awk data.txt",
+    "echo 's/a/b/' > s.sed && sed -f s.sed notes.txt",
 ])
 def test_ordinary_scripts_and_files_stay_allowed(policy: Policy, line: str) -> None:
     decision = decide(line, WORKSPACE, policy)
