@@ -61,16 +61,17 @@ def _unescape(text: str) -> str:
 def writes(command: Command) -> list[tuple[str, str | None, bool]]:
     """(path, text or None, appends) for each file the command writes whole text into."""
     out: list[tuple[str, str | None, bool]] = []
-    text = stdout_text(command)
     for redirect in command.redirects:
         if redirect.target is None or redirect.fd not in (None, 1) or not redirect.target.literal:
             continue
         if redirect.op in _WRITE_OPS or redirect.op in _APPEND_OPS:
-            out.append((_path(command, redirect.target.value), text, redirect.op in _APPEND_OPS))
+            out.append((_path(command, redirect.target.value), stdout_text(command), redirect.op in _APPEND_OPS))
     argv = command.argv
     if not argv or not argv[0].literal:
         return out
     name = os.path.basename(argv[0].value)
+    if name != "tee" and name not in _DOWNLOAD_OUTPUTS:
+        return out
     args = argv[1:]
     if name == "tee":
         appends = any(w.value in ("-a", "--append") for w in args)
