@@ -13,8 +13,21 @@ from pathlib import Path
 import pytest
 
 SHELLJAIL = [sys.executable, "-m", "jail.cli"]
+JUDGE_WORKSPACE, JUDGE_HOME = "/home/user/project", "/home/user"
 NOBODY = 65534
 NAMESPACES = ("user", "mnt", "pid")
+
+
+def judge_policy(workspace: str = JUDGE_WORKSPACE, home: str = JUDGE_HOME, home_binds: tuple[str, ...] | None = None,
+                 network: object = None) -> object:
+    """coding-agent's interposer policy for pure judge tests, for user `user` with `home`. home_binds None
+    and network None: a hook's view (the real home, no network check); else the jail's."""
+    from interposer.judge import Policy
+    from jail import environment, profile
+
+    loaded = profile.load("coding-agent")
+    env = environment.build(loaded.environment, {}, {"workspace": workspace, "home": home, "user": "user"})
+    return Policy(loaded.interposer, workspace, home, env, home_binds, network)
 
 
 def host_namespaces() -> dict[str, str]:

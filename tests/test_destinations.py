@@ -4,9 +4,9 @@ The real jail with its proxy: tests/test_network.py::test_the_interposer_denies_
 """
 
 import pytest
+from conftest import judge_policy
 
 from interposer.judge import Policy, decide
-from jail import environment, profile
 from jail.profile import Network
 
 WORKSPACE = "/home/user/project"
@@ -17,9 +17,7 @@ NONE = Network()
 
 
 def policy(network: Network | None) -> Policy:
-    loaded = profile.load("coding-agent")
-    env = environment.build(loaded.environment, {}, {"workspace": WORKSPACE, "home": HOME, "user": "user"})
-    return Policy(loaded.interposer, WORKSPACE, HOME, env, (), network)
+    return judge_policy(WORKSPACE, HOME, (), network)
 
 
 @pytest.mark.parametrize("line", [

@@ -1,11 +1,12 @@
 """The interposer's analysis and judgement, construct by construct (pure: nothing runs)."""
 
 import pytest
+from conftest import judge_policy
 
 from interposer.judge import Decision, Policy, decide
 from interposer.parse import parse
 from interposer.resolve import resolve
-from jail import environment, profile
+from jail import profile
 
 WORKSPACE = "/home/user/project"
 HOME = "/home/user"
@@ -13,9 +14,7 @@ HOME = "/home/user"
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    loaded = profile.load("coding-agent")
-    env = environment.build(loaded.environment, {}, {"workspace": WORKSPACE, "home": HOME, "user": "user"})
-    return Policy(loaded.interposer, WORKSPACE, HOME, env)
+    return judge_policy(WORKSPACE, HOME)
 
 
 @pytest.fixture(scope="module")

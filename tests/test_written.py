@@ -6,9 +6,10 @@ tests/test_interposer_jail.py::test_a_script_the_line_writes_is_judged_before_an
 """
 
 import pytest
+from conftest import judge_policy
 
 from interposer.judge import Policy, decide
-from jail import environment, profile
+from jail import profile
 
 WORKSPACE = "/home/user/project"
 HOME = "/home/user"
@@ -16,9 +17,7 @@ HOME = "/home/user"
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    loaded = profile.load("coding-agent")
-    env = environment.build(loaded.environment, {}, {"workspace": WORKSPACE, "home": HOME, "user": "user"})
-    return Policy(loaded.interposer, WORKSPACE, HOME, env, (), loaded.network)
+    return judge_policy(WORKSPACE, HOME, home_binds=(), network=profile.load("coding-agent").network)
 
 
 @pytest.mark.parametrize("line", [
