@@ -15,6 +15,7 @@ from typing import Any
 
 from .ir import Command, Parsed, Redirect
 from .words import Expander, Word
+from .written import literal_output
 
 Node = Any
 _PARSER = None
@@ -139,7 +140,7 @@ class _Walker:
                 self.commands[indexes[-1]] = last._replace(redirects=last.redirects + extra)
             produced += indexes
             previous = tuple(_name(self.commands[i]) for i in indexes) or ("?",)
-            text = _literal_output(self.commands[indexes[0]]) if len(indexes) == 1 else None
+            text = literal_output(self.commands[indexes[0]]) if len(indexes) == 1 else None
         return produced
 
     def _redirected(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
@@ -278,21 +279,6 @@ class _Walker:
         self.opaque += inner.opaque
         self.hazards += inner.hazards
         return []
-
-
-def _literal_output(command: Command) -> str | None:
-    """What `echo ...` or `printf ...` with literal arguments writes, for `echo 'rm -rf ~' | sh`."""
-    argv = command.argv
-    if not argv or not all(w.literal for w in argv) or argv[0].value not in ("echo", "printf"):
-        return None
-    words = [w.value for w in argv[1:]]
-    if argv[0].value == "echo":
-        while words and words[0] in ("-n", "-e", "-E", "-ne", "-en"):
-            words.pop(0)
-        return " ".join(words) + "\n"
-    if words and "%" not in words[0]:
-        return words[0].replace("\\n", "\n")
-    return None
 
 
 def _spawns(node: Node) -> bool:

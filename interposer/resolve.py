@@ -186,11 +186,10 @@ class _Collector:
 
     def _note_writes(self, command: Command) -> None:
         for path, text, appends in writes(command):
-            before = self.written.get(path, "")
             if appends and path in self.written:
-                self.written[path] = None if before is None or text is None else before + text
-            else:
-                self.written[path] = text
+                before = self.written[path]
+                text = None if before is None or text is None else before + text
+            self.written[path] = text
 
     def command(self, command: Command, argv: list[Word], via: tuple[str, ...], depth: int,
                 extra_args: bool = False) -> None:

@@ -23,25 +23,29 @@ _DOWNLOAD_OUTPUTS = {"curl": ("-o", "--output"), "wget": ("-O", "--output-docume
 _SHEBANG = re.compile(r"#!\s*(\S+)(?:\s+(\S+))?")
 
 
-def stdout_text(command: Command) -> str | None:
-    """What the command writes to its standard output, when the line shows it."""
+def literal_output(command: Command) -> str | None:
+    """What `echo ...` or `printf ...` with literal words writes (for `echo 'rm -rf ~' | sh` too)."""
     argv = command.argv
-    if not argv or not all(w.literal for w in argv):
+    if not argv or not all(w.literal for w in argv) or argv[0].value not in ("echo", "printf"):
         return None
-    name = os.path.basename(argv[0].value)
     words = [w.value for w in argv[1:]]
-    if name == "echo":
-        escapes = False
-        while words and re.fullmatch(r"-[neE]+", words[0]):
-            escapes = escapes or "e" in words[0]
-            words.pop(0)
-        text = " ".join(words) + "\n"
-        return _unescape(text) if escapes else text
-    if name == "printf":
-        if words and "%" not in words[0]:
-            return _unescape(words[0])
-        return None
-    if name == "tee" or (name == "cat" and all(w.startswith("-") for w in words)):
+    if argv[0].value == "printf":
+        return _unescape(words[0]) if words and "%" not in words[0] else None
+    flags = ""
+    while words and re.fullmatch(r"-[neE]+", words[0]):
+        flags += words.pop(0)
+    text = " ".join(words) + ("" if "n" in flags else "\n")
+    return _unescape(text) if "e" in flags else text
+
+
+def stdout_text(command: Command) -> str | None:
+    """What the command writes to its standard output, when the line shows it: echo, printf, and cat or
+    tee fed a here-document or a literal pipe."""
+    text = literal_output(command)
+    if text is not None or not command.argv or not all(w.literal for w in command.argv):
+        return text
+    name = os.path.basename(command.argv[0].value)
+    if name == "tee" or (name == "cat" and all(w.value.startswith("-") for w in command.argv[1:])):
         return stdin_text(command)
     return None
 

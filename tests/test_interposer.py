@@ -137,6 +137,7 @@ def test_ordinary_work_is_allowed(policy: Policy, line: str) -> None:
     ("kubectl delete namespace prod", "cluster-delete"),
     ("aws s3 rm s3://bucket --recursive", "cloud-delete"),
     ("docker system prune -af", "container-destroy"),
+    ("echo -e 'ls\\nrm -rf ~' | sh", "delete-home"),  # echo -e's escapes, expanded as the shell gets them
     ("docker run -v /:/host -it alpine chroot /host", "container-host-root"),
     ("ctr run --rm --mount type=bind,src=/,dst=/,options=rbind -t docker.io/library/alpine:latest x",
      "container-host-root"),
