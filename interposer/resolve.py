@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from .ir import Command, Parsed
 from .parse import parse
+from .shellargs import invocation
 from .words import Word
 from .written import shebang, stdin_text, without_shebang, writes
 
@@ -62,7 +63,6 @@ TEXT_ONLY = frozenset({"echo", "printf", "cat", "grep", "egrep", "fgrep", "rg", 
 # Programs that copy or link a file (a shell copied under another name runs what the line cannot show).
 COPIERS = frozenset({"cp", "ln", "install", "rsync", "link"})
 SHELL_DIRECTORIES = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"})
-_SHELL_OPTIONS_WITH_VALUE = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 # The file a program reads from its directory when named nothing: where a line's written script hides.
 MANIFESTS = {"npm": ("package.json",), "yarn": ("package.json",), "pnpm": ("package.json",),
              "bundle": ("Gemfile",), "composer": ("composer.json",), "cmake": ("CMakeLists.txt",),
@@ -339,17 +339,10 @@ def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | Non
         return (args[0], args[1:]) if args and args[0].literal else (None, [])
     if name not in SHELLS:
         return None, []
-    skip = False
-    for index, word in enumerate(args):
-        if skip:
-            skip = False
-        elif word.value in _SHELL_OPTIONS_WITH_VALUE:
-            skip = True
-        elif word.value == "-s":
-            return None, []  # the script comes from standard input
-        elif not word.value.startswith(("-", "+")):
-            return (word, args[index + 1:]) if word.literal else (None, [])
-    return None, []
+    mode, _value, index = invocation([name, *(w.value for w in args)])
+    if mode != "file" or not args[index - 1].literal:
+        return None, []
+    return args[index - 1], args[index:]
 
 
 def _is_shell_binary(value: str) -> bool:

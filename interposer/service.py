@@ -32,6 +32,8 @@ from typing import Any
 
 from jail.procfs import parent as _parent
 
+from .shellargs import invocation as _invocation
+
 SOCKET_NAME = "decide.sock"
 SHELLS_NAME = "shells"  # "name major minor inode" per real shell, for the launcher's child-shell fast path
 JAIL_DIRECTORY = "/run/shelljail"
@@ -39,7 +41,6 @@ SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/das
 TOOLS = ("rm", "unlink")
 MAX_REQUEST = 8 << 20
 MAX_SCRIPT = 4 << 20
-_SHELL_OPTIONS_WITH_VALUE = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
 
 
 def real_shells() -> dict[str, str]:
@@ -81,34 +82,6 @@ def rewritten_argv(argv: list[str], text: str) -> list[str]:
     if mode == "c":
         return [*argv[:index], text, *argv[index + 1:]]
     return [*argv[:index], "-c", text, *argv[index:]]  # the script's path becomes $0, as it was
-
-
-def _invocation(argv: list[str]) -> tuple[str, str | None, int]:
-    index = 1
-    command_mode = False
-    while index < len(argv):
-        arg = argv[index]
-        if arg == "--":
-            index += 1
-            break
-        if arg in _SHELL_OPTIONS_WITH_VALUE:
-            index += 2
-            continue
-        if arg.startswith("--"):
-            index += 1
-            continue
-        if arg.startswith(("-", "+")) and len(arg) > 1:
-            command_mode = command_mode or "c" in arg[1:]
-            if "s" in arg[1:] and not command_mode:
-                return "stdin", None, index
-            index += 1
-            continue
-        break
-    if command_mode:
-        return ("c", argv[index], index) if index < len(argv) else ("stdin", None, index)
-    if index < len(argv):
-        return "file", argv[index], index
-    return "stdin", None, index
 
 
 # A decision made without the analysis: a shell reading commands from its input. (A plain

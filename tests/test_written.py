@@ -27,14 +27,15 @@ def policy() -> Policy:
     "echo 'rm -rf ~' > x.sh && source x.sh",
     "echo 'rm -rf ~' > x.sh && . ./x.sh",
     "echo ls > x.sh; echo 'rm -rf ~' >> x.sh; bash -e x.sh",
+    "echo 'rm -rf ~' > x.sh; bash --rcfile /dev/null -- x.sh",  # read as the service reads a shell's argv
     "tee x.sh <<< 'rm -rf ~' >/dev/null; sh x.sh",
     "mkdir -p tools && echo 'rm -rf ~' > tools/x.sh && cd tools && sh x.sh",
 ])
 def test_a_script_the_line_writes_is_judged_when_it_runs(policy: Policy, line: str) -> None:
     decision = decide(line, WORKSPACE, policy)
     assert decision.decision == "deny" and decision.rule == "delete-home", decision
-    assert any(c["via"] and "x.sh" in c["via"][-1] or "wipe.sh" in "".join(c["via"])
-               for c in decision.commands if c["argv"][0] == "rm")
+    assert any(c["via"] and c["via"][-1].endswith(("x.sh", "wipe.sh")) for c in decision.commands
+               if c["argv"][0] == "rm")
 
 
 @pytest.mark.parametrize("line", [
