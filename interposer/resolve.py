@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from .ir import Command, Parsed
+from .makefile import shell_commands
 from .parse import parse
 from .shellargs import invocation
 from .words import Word
@@ -67,6 +68,9 @@ SHELL_DIRECTORIES = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/
 MANIFESTS = {"npm": ("package.json",), "yarn": ("package.json",), "pnpm": ("package.json",),
              "bundle": ("Gemfile",), "composer": ("composer.json",), "cmake": ("CMakeLists.txt",),
              "rake": ("Rakefile",)}
+# make, and the files it reads when named none (GNU make's order).
+MAKES = frozenset({"make", "gmake"})
+MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 # Environment variables that make programs run a command of their choosing.
 COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAGER", "GIT_PAGER", "MANPAGER",
                                "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE", "PERL5OPT", "PERL5DB",
@@ -238,6 +242,8 @@ class _Collector:
                 self.opaque.append(Opaque(f"{name} copies the shell {shell.value}: under another name it runs "
                                           "commands shelljail would not see", command.text))
         self._written_script(command, head, name, args, via, depth)
+        if name in MAKES and self.written:
+            self._written_makefile(command, args, via, depth)
         stdin_script = _reads_script_from_stdin(name, args, command)
         if stdin_script and name in SHELLS and command.piped_text is not None:
             stdin_script = False  # the script is known: judge it
@@ -287,6 +293,28 @@ class _Collector:
         label = f"{name} {_short(script.value)}" if script is not head else _short(script.value)
         self.line(text, command.cwd, (*via, label), depth + 1, (label,), env)
 
+    def _written_makefile(self, command: Command, args: list[Word], via: tuple[str, ...], depth: int) -> None:
+        """`printf 'all:\\n\\trm -rf ~\\n' > Makefile; make`: the recipes of a Makefile this line writes run
+        in shells make starts, not judged again (judge_child_shells): judged with the line. A Makefile
+        already on disk is not read, as scripts on disk are not."""
+        files, directory = _make_operands(args)
+        cwd = os.path.normpath(os.path.join(command.cwd, directory))
+        if files:
+            paths = [os.path.normpath(os.path.join(cwd, f)) for f in files]
+        else:
+            paths = [p for p in (os.path.join(cwd, n) for n in MAKEFILES) if p in self.written][:1]
+        for path in paths:
+            if path not in self.written:
+                continue
+            text = self.written[path]
+            commands = None if text is None else shell_commands(text)
+            label = f"make -f {_short(os.path.relpath(path, command.cwd))}"
+            if commands is None:
+                self.opaque.append(Opaque(f"make runs the recipes of {_short(path)}, which this line writes with "
+                                          "commands only known when it runs", command.text))
+            elif commands:
+                self.line(commands, cwd, (*via, label), depth + 1, (label,))
+
     def _handed(self, command: Command, name: str, args: list[Word]) -> tuple[Word, ...]:
         """The files this line writes (with known text) that a program is handed: by path, by their
         directory, or as the manifest it reads where it runs (package.json for npm). Each as a Word of
@@ -327,6 +355,32 @@ class _Collector:
         for redirect in command.redirects:
             if redirect.op in ("<<", "<<-", "<<<") and redirect.body is not None:
                 self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
+
+
+def _make_operands(args: list[Word]) -> tuple[list[str], str]:
+    """The makefiles make is told to read (-f), and the directory it runs in (-C, relative, cumulative)."""
+    files: list[str] = []
+    directory = "."
+    words = iter(args)
+    for word in words:
+        value = word.value
+        for short, long_names, into in (("-f", ("--file", "--makefile"), "f"), ("-C", ("--directory",), "C")):
+            if value == short or value in long_names:
+                operand = next(words, None)
+                found = operand.value if operand is not None else None
+            elif value.startswith(short) and len(value) > 2:
+                found = value[2:]
+            elif value.startswith(tuple(n + "=" for n in long_names)):
+                found = value.split("=", 1)[1]
+            else:
+                continue
+            if found is not None:
+                if into == "f":
+                    files.append(found)
+                else:
+                    directory = os.path.join(directory, found)
+            break
+    return files, directory
 
 
 def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | None, list[Word]]:

@@ -107,6 +107,18 @@ def test_a_script_the_line_writes_is_judged_before_anything_runs(jail: Jail, lau
     assert result.returncode == 0 and result.stdout == "ran\n", result.stderr
 
 
+def test_a_makefile_the_line_writes_is_judged_before_make_runs(jail: Jail, launcher: str) -> None:
+    # make's recipe shells are children of the allowed line's shell: without this, `make` ran rm unseen.
+    line = "printf 'all:\\n\\techo ran > marker\\n\\trm -rf /etc\\n' > Makefile; make"
+    result = run(jail, launcher, "bash", "-c", line)
+    assert result.returncode == 126, result.stdout + result.stderr
+    assert "shelljail: denied: deletes /etc" in result.stderr
+    assert not (jail.workspace / "Makefile").exists() and not (jail.workspace / "marker").exists()
+    line = "printf 'all:\\n\\techo ran > marker\\n' > Makefile; make -s; cat marker"
+    result = run(jail, launcher, "bash", "-c", line)
+    assert result.returncode == 0 and result.stdout == "ran\n", result.stderr
+
+
 def test_a_shell_that_execs_an_agent_does_not_vouch_for_its_shells(jail: Jail, launcher: str) -> None:
     # `sh -c 'exec agent'`: the agent replaces the shell, so its own shells are top-level again.
     tool = jail.workspace / "agent.py"
