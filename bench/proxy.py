@@ -48,7 +48,7 @@ def timed(command: list[str]) -> float:
 
 
 def main() -> int:
-    args = arguments(__doc__, "proxy", 5)
+    args = arguments(__doc__, "proxy", 15)  # cheap (about a second a run), and direct downloads vary 2x
     curl = shutil.which("curl")
     if not curl:
         print("proxy bench skipped: curl is not installed")

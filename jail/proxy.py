@@ -299,7 +299,14 @@ def _response(status: int, text: str) -> bytes:
 
 
 def _splice(source: int, sink: int, counts: list[int], index: int) -> None:
-    """Copy until end of file through a pipe with splice(2): the bytes never enter Python; counted."""
+    """Copy until end of file through a pipe with splice(2): the bytes never enter Python; counted.
+
+    Measured against alternatives on this machine kind (bench/proxy.py, 2026-12-01): a BPF sockmap
+    relaying in the kernel (an SK_SKB verdict redirecting each buffer out of the other socket, no
+    wake-up here) reached 0.28-0.47x of a direct download where this reaches 0.6-0.7x, with or
+    without a stream parser; pipes of 64 KB, 256 KB or 4 MB, forced 4-8 MB socket buffers, and
+    cubic or reno instead of the host's bbr on the jail's side changed nothing beyond the noise.
+    """
     import fcntl
 
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
