@@ -273,7 +273,81 @@ def _mentions(args: tuple[Word, ...]) -> list[Target]:
     return found
 
 
+# Programs that read whole directory trees, with the options that make them (None: they always do).
+_RECURSIVE = {"grep": ("-r", "-R", "--recursive", "--dereference-recursive"), "rg": None, "ag": None, "ack": None,
+              "diff": ("-r", "--recursive"), "cp": ("-r", "-R", "-a", "--recursive", "--archive"), "scp": ("-r",),
+              "rsync": ("-r", "-a", "--recursive", "--archive"), "zip": ("-r", "--recurse-paths")}
+_RECURSIVE |= {"egrep": _RECURSIVE["grep"], "fgrep": _RECURSIVE["grep"], "rgrep": None}
+# tar's options with a value (the archive, a directory to change to, a list of names...).
+_TAR_VALUES = frozenset({"-f", "--file", "-C", "--directory", "-T", "--files-from", "-X", "--exclude-from", "-b",
+                         "--blocking-factor", "-N", "--newer", "-L", "--tape-length", "-g", "--listed-incremental",
+                         "-K", "--starting-file", "-V", "--label", "-H", "--format", "-I", "--use-compress-program"})
+
+
 def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any) -> list[Target]:
+    """The files a program reads; a directory it reads whole has contents "all" (see credential_beneath)."""
+    read = _files_read(name, args, cwd, targets)
+    recursive = _RECURSIVE.get(name, ())
+    if recursive is None or (recursive and flags(args) & set(recursive)):
+        return [t._replace(contents="all") for t in read]
+    return read
+
+
+def credential_beneath(targets: tuple[Target, ...], place: Place) -> Target | None:
+    """A credential inside a directory read whole (`grep -r x /etc`, `tar czf b.tgz ~`): it is read too.
+
+    The home's credentials count where they are there to read: in the real home (a hook), or bound into
+    the jail's home by the profile; `tar czf home.tgz ~` in a jail whose home has none is a backup."""
+    home = [os.path.join(place.home, c) for c in CREDENTIALS]
+    if place.home_binds is not None:
+        home = [c for c in home if any(c == b or c.startswith(b + "/") or b.startswith(c + "/")
+                                       for b in place.home_binds)]
+    inside = (*SYSTEM_CREDENTIALS, *home)
+    for target in targets:
+        if target.contents == "all" and target.path is not None:
+            prefix = target.path.rstrip("/") + "/"
+            found = next((c for c in inside if c.startswith(prefix)), None)
+            if found is not None:
+                return Target(found, target.word)
+    return None
+
+
+def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
+    """What `tar -c`/`-r`/`-u` puts in an archive (old-style `tar czf x.tgz dir` too), after any -C DIR."""
+    words = list(args)
+    if words and words[0].literal and not words[0].value.startswith("-"):  # tar czf ARCHIVE ...: a bundle
+        bundle, words = words[0].value, words[1:]
+        options: list[Word] = []
+        for letter in bundle:
+            options.append(Word(f"-{letter}", True, False, f"-{letter}"))
+            if f"-{letter}" in _TAR_VALUES and words:
+                options.append(words.pop(0))  # its value: the next word, in order
+        words = options + words
+    if not flags(tuple(words)) & {"-c", "-r", "-u", "--create", "--append", "--update"}:
+        return []
+    found: list[Target] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        option = word.value.split("=", 1)[0]
+        if option in _TAR_VALUES:
+            value = word.value.split("=", 1)[1] if "=" in word.value else (
+                words[index + 1].value if index + 1 < len(words) else "")
+            if option in ("-C", "--directory") and word.literal:
+                cwd = os.path.normpath(os.path.join(cwd, value))
+            index += 1 if "=" in word.value else 2
+            continue
+        if not word.value.startswith("-"):
+            found.append(_target(word, cwd))
+        index += 1
+    return [t._replace(contents="all") for t in found]
+
+
+def _files_read(name: str, args: tuple[Word, ...], cwd: str, targets: Any) -> list[Target]:
+    if name in ("tar", "bsdtar"):
+        return _tar_inputs(args, cwd)
+    if name == "zip":
+        return targets(_operands(args, frozenset({"-b", "-t", "-tt", "-x", "-i", "-n", "-P", "-Z"}))[1:])
     if name in CONTENT_READERS:
         return targets(_operands(args, frozenset({"-n", "-c", "-w", "--lines", "--bytes"})))
     if name in PATTERN_FIRST:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from jail.profile import Interposer, Rule
 
 from .destinations import check, destinations, is_socket_path
-from .effects import ONLY_READING, Effects, Place, Target, classes, effects, find_roots, flags
+from .effects import ONLY_READING, Effects, Place, Target, classes, credential_beneath, effects, find_roots, flags
 from .resolve import Invocation, Opaque, resolve
 
 SEVERITY = {"allow": 0, "rewrite": 1, "ask": 2, "deny": 3}
@@ -158,7 +158,8 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
             if hit is None and kind == "reads" and "credentials" in wanted:
                 # A credential's path named anywhere in the arguments counts as read (a program handed one
                 # is taken to read it); for other classes (a .env, say) only what is known to be read counts.
-                hit = next((t for t in found.mentions if "credentials" in classes(t, place)), None)
+                hit = next((t for t in found.mentions if "credentials" in classes(t, place)), None) \
+                    or credential_beneath(found.reads, place)
             if hit is None:
                 return False
             target = target or hit

@@ -134,7 +134,7 @@ class Invocation(NamedTuple):
     via: tuple[str, ...]  # wrappers and runners on the way: sudo, bash -c, find -exec, xargs
     extra_args: bool = False  # more arguments are appended at run time (xargs, find -exec {} +)
     stdin_script: bool = False  # a shell or interpreter reading its program from standard input
-    handed: tuple[Word, ...] = ()  # the text of files this line writes and hands it (source: the name given)
+    handed: tuple[Word, ...] = ()  # texts the line hands it: files it writes (source: the name given), its stdin
 
     @property
     def cwd(self) -> str:
@@ -249,6 +249,9 @@ class _Collector:
             stdin_script = False  # the script is known: judge it
             self.line(command.piped_text, command.cwd, (*via, f"| {name}"), depth + 1, (f"| {name}",))
         handed = self._handed(command, name, args) if name not in SHELLS and name not in TEXT_ONLY else ()
+        fed = stdin_text(command) if name not in SHELLS and name not in TEXT_ONLY else None
+        if fed and "/" in fed:  # `python3 <<EOF open("/etc/shadow")`: the paths in it are named to the program
+            handed += (Word(fed, True, False, "its standard input"),)
         self.invocations.append(Invocation(name, tuple(args), command, via, extra_args, stdin_script, handed))
         if name in SHELLS:
             self._shell_stdin(command, name, args, via, depth)
@@ -266,6 +269,8 @@ class _Collector:
                     break
             else:
                 self._handed_shell(command, name, handed)
+        if name in INTERPRETERS and (handed or stdin_text(command)):  # `python3 x.py` after `echo ... > x.py`
+            self._handed_shell(command, name, handed)
 
     # -- files the line writes, then runs or hands on ------------------------------
 
@@ -286,7 +291,10 @@ class _Collector:
             return
         program = shebang(text)
         if script is head and program is not None and program not in SHELLS:
-            return  # a python or node script: as with `python3 x.py`, its code is its interpreter's
+            # A python or node script: as with `python3 x.py`, its code is its interpreter's, unless it
+            # starts a shell or a program (os.system, subprocess), whose commands would go unseen.
+            self._handed_shell(command, name, (Word(text, True, False, script.value),))
+            return
         env = {k: v for k, v in self.env.items() if not (k.isdigit() or k in ("#", "@", "*"))}
         env.update({str(n): w.value for n, w in enumerate(params, 1) if w.literal})
         env.update({"0": script.value, "#": str(len(params))})

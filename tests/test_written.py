@@ -62,6 +62,12 @@ def test_a_script_whose_text_only_running_shows_is_not_silently_allowed(policy: 
     ("sqlite3 /dev/null '.shell /bin/sh'", "sqlite3's .shell"),
     ("echo 'BEGIN { system(\"rm -rf ~\") }' > p.awk; awk -f p.awk", "the awk program runs commands"),
     ("echo '1e rm -rf ~' > s.sed; sed -f s.sed notes.txt", "the sed script runs commands"),
+    # An interpreter's program the line writes is checked as python3 -c's would be: one that runs a shell
+    # or a program runs commands unseen (its own shells are children of an allowed one).
+    ("echo 'import os; os.system(\"rm -rf ~\")' > x.py; python3 x.py", "python3 is handed x.py"),
+    ("printf '#!/usr/bin/env python3\\nimport subprocess\\n' > t.py; chmod +x t.py; ./t.py", "handed ./t.py"),
+    ("echo 'BEGIN {system(\"/bin/sh\")}' > /tmp/t.bt; bpftrace --unsafe /tmp/t.bt", "bpftrace is handed /tmp/t.bt"),
+    ("python3 - <<'EOF'\nimport os\nos.system('rm -rf ~')\nEOF", "python3 is fed text that starts a shell"),
 ])
 def test_a_shell_handed_to_a_program_is_not_silently_allowed(policy: Policy, line: str, hint: str) -> None:
     decision = decide(line, WORKSPACE, policy)
@@ -74,6 +80,16 @@ def test_a_shell_handed_to_a_program_is_not_silently_allowed(policy: Policy, lin
     "latex '\\documentclass{article}\\begin{document}\\verbatiminput{/etc/shadow}\\end{document}'",
     "echo /etc/shadow | cpio -o",  # cpio reads the names of its files from its input
     "echo ~/.ssh/id_ed25519 | cpio -o > keys.cpio",
+    "python3 <<'EOF'\nprint(open('/etc/shadow').read())\nEOF",  # its standard input names it
+    "sqlite3 <<'EOF'\n.import /etc/shadow x\nEOF",
+    # A directory read whole holds the credentials under it.
+    "grep -r password /etc",
+    "tar czf /tmp/etc.tgz -C / etc",
+    "tar --create --file=/tmp/etc.tar /etc/ssl",
+    "diff -r /tmp/empty /etc/",
+    "rg -l key /",
+    "find /etc -exec grep -l key {} +",
+    "zip -r /tmp/x.zip /etc",
 ])
 def test_a_credential_named_where_a_program_reads_it_asks(policy: Policy, line: str) -> None:
     decision = decide(line, WORKSPACE, policy)
@@ -85,7 +101,8 @@ def test_a_credential_named_where_a_program_reads_it_asks(policy: Policy, line: 
     "cat > run.sh <<'EOF'\n#!/bin/bash\necho \"testing $1\"\npytest -q\nEOF\nbash run.sh unit",
     "echo 'rm -rf build' > clean.sh && sh clean.sh",  # a cache in the workspace, as on the line
     "echo 'print(1)' > x.py && python3 x.py",
-    "printf '#!/usr/bin/env python3\\nimport subprocess\\n' > t.py; chmod +x t.py; ./t.py",  # python's own
+    "printf '#!/usr/bin/env python3\\nimport json\\n' > t.py; chmod +x t.py; ./t.py",  # python's own
+    "python3 - <<'EOF'\nimport json\nprint(json.dumps([1]))\nEOF",
     "echo '{\"scripts\": {\"test\": \"pytest\"}}' > package.json && npm test",
     "echo '#!/bin/sh' > hook && tar czf hook.tgz hook",  # a shebang starts nothing
     "sh existing.sh",  # not written by the line: as before
@@ -98,6 +115,23 @@ def test_a_credential_named_where_a_program_reads_it_asks(policy: Policy, line: 
 def test_ordinary_scripts_and_files_stay_allowed(policy: Policy, line: str) -> None:
     decision = decide(line, WORKSPACE, policy)
     assert decision.decision == "allow", decision
+
+
+@pytest.mark.parametrize("line", [
+    "grep -rn TODO .", "cp -r src /tmp/x", "zip -r out.zip src", "tar czf build.tgz build/",
+    "tar xzf x.tgz -C /tmp", "grep password /etc/hosts", "rg TODO",
+    "tar czf /tmp/home.tgz ~",  # the jail's home holds no credential of the caller's (none bound)
+])
+def test_reading_directories_without_credentials_stays_allowed(policy: Policy, line: str) -> None:
+    assert decide(line, WORKSPACE, policy).decision == "allow"
+
+
+@pytest.mark.parametrize("home_binds", [None, (HOME + "/.ssh",)], ids=["real home (a hook)", "jail, .ssh bound"])
+def test_a_home_read_whole_reads_the_credentials_it_holds(home_binds: tuple[str, ...] | None) -> None:
+    policy = judge_policy(WORKSPACE, HOME, home_binds=home_binds)
+    decision = decide("tar czf /tmp/home.tgz ~", WORKSPACE, policy)
+    assert decision.decision == "ask" and decision.rule == "read-credentials", decision
+    assert "/home/user/.ssh" in decision.reason
 
 
 def test_git_apply_outside_the_workspace_is_a_write_there(policy: Policy) -> None:
