@@ -269,7 +269,7 @@ class _Collector:
                     break
             else:
                 self._handed_shell(command, name, handed)
-        if name in INTERPRETERS and (handed or stdin_text(command)):  # `python3 x.py` after `echo ... > x.py`
+        if name in INTERPRETERS and (handed or fed):  # `python3 x.py` after `echo ... > x.py`, python3 - <<EOF
             self._handed_shell(command, name, handed)
 
     # -- files the line writes, then runs or hands on ------------------------------
