@@ -34,6 +34,7 @@ _WORD_FUNCTIONS = frozenset({"wildcard", "patsubst", "subst", "notdir", "basenam
                              "value", "file", "let", "intcmp"})
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"})
 _MAX_EXPANSION = 8
+_SHELL_NAME = re.compile(r"^.*/")  # the directory part of SHELL's value
 
 
 class Unreadable(Exception):
@@ -160,8 +161,6 @@ class _Reader:
             return self.expand(self.variables[name], target, prerequisites, depth + 1)
         return f"${{{_shell_name(name)}}}"
 
-
-_SHELL_NAME = re.compile(r"^.*/")
 
 
 def _shell_name(name: str) -> str:
