@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .words import Word
 from .resolve import Invocation
+from .words import Word
 
 # A proxy of the client's own choosing, which it connects to by itself rather than through the jail's.
 _OWN_PROXY = frozenset({"-x", "--proxy", "--preproxy", "--https-proxy", "--all-proxy"})

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from .commandoptions import expected, option_commands
 from .ir import Command, Parsed
 from .makefile import shell_commands
 from .parse import parse
@@ -78,7 +79,9 @@ COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAG
                                "GIT_SSH_COMMAND", "GIT_SSH", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS",
                                "RESTIC_PASSWORD_COMMAND", "NODE_OPTIONS", "RUBYOPT", "BROWSER", "SHELL",
                                "GIT_EXTERNAL_DIFF", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "GIT_CONFIG_GLOBAL",
-                               "GIT_CONFIG_PARAMETERS", "PS4"})
+                               "GIT_CONFIG_PARAMETERS", "PS4", "CRASHPAGER", "SYSTEMD_PAGER", "SYSTEMD_EDITOR",
+                               "SUDO_EDITOR", "FCEDIT", "PSQL_PAGER", "GH_PAGER", "GH_EDITOR", "KUBE_EDITOR",
+                               "SVN_EDITOR", "GIT_SEQUENCE_EDITOR"})
 
 # Wrappers: options taking a value, and how many operands precede the wrapped command.
 class Wrapper(NamedTuple):
@@ -228,6 +231,7 @@ class _Collector:
         handler = _HANDLERS.get(name)
         if handler is not None and handler(self, command, name, args, via, depth):
             return
+        self._option_commands(command, name, args, via, depth)
         for variable, value in command.assignments:
             if variable in COMMAND_VARIABLES or variable.startswith("GIT_CONFIG_") or _SPAWNS_SHELL.search(value.value):
                 self.opaque.append(Opaque(f"{variable}= makes {name} run a program of its choosing",
@@ -271,6 +275,20 @@ class _Collector:
                 self._handed_shell(command, name, handed)
         if name in INTERPRETERS and (handed or fed):  # `python3 x.py` after `echo ... > x.py`, python3 - <<EOF
             self._handed_shell(command, name, handed)
+
+    def _option_commands(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+                         depth: int) -> None:
+        """`tcpdump -z CMD`, `tar --to-command=CMD`: the command is judged, and asked about unless it is
+        the plain program the option is for (commandoptions.py)."""
+        for option, value in option_commands(name, args):
+            label = f"{name} {option}"
+            if not value.literal:
+                self.opaque.append(Opaque(f"{label} runs a command only known when it runs", command.text))
+                continue
+            self.line(value.value, command.cwd, (*via, label), depth + 1, (label,))
+            if not expected(name, option, value.value):  # `tar -I zstd`, `rsync -e 'ssh -p 2222'` are plain
+                self.opaque.append(Opaque(f"{label} makes {name} run {_short(value.value)} when it chooses, "
+                                          "with arguments of its own", command.text))
 
     # -- files the line writes, then runs or hands on ------------------------------
 
