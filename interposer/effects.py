@@ -472,11 +472,17 @@ class Place(NamedTuple):
 
 
 # In the jail's private home these still count as outside the workspace when written: what a shell
-# runs at its start, what runs on its own (hardly any coding task writes them; a planted alias is a
-# classic foothold, and hooks judge the same lines against a real home).
-STARTUP_FILES = (".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv",
-                 ".zprofile", ".zlogin", ".cshrc", ".tcshrc", ".kshrc", ".inputrc", ".config/fish",
-                 ".config/autostart", ".config/systemd", ".local/share/systemd", ".config/environment.d")
+# runs at its start, what runs on its own, and the files from which a program runs commands when it
+# starts (less's filter, top's and rtorrent's rc files, git's config with its aliases and pager, an
+# editor's or debugger's init). Hardly any coding task writes them; a planted alias is a classic
+# foothold, and hooks judge the same lines against a real home.
+STARTUP_FILES = (".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".bash_aliases", ".profile", ".zshrc",
+                 ".zshenv", ".zprofile", ".zlogin", ".cshrc", ".tcshrc", ".kshrc", ".inputrc", ".config/fish",
+                 ".config/autostart", ".config/systemd", ".local/share/systemd", ".config/environment.d",
+                 ".xinitrc", ".xsession", ".xprofile", ".lessfilter", ".toprc", ".config/procps", ".rtorrent.rc",
+                 ".gitconfig", ".config/git", ".gdbinit", ".config/gdb", ".vimrc", ".exrc", ".config/nvim",
+                 ".emacs", ".emacs.d", ".tmux.conf", ".config/tmux", ".screenrc", ".mailcap", ".psqlrc",
+                 ".sqliterc", ".irbrc", ".pryrc", ".Rprofile")
 
 
 def classes(target: Target, place: Place) -> set[str]:

@@ -333,6 +333,10 @@ def test_output_files_of_wrappers_and_xxd_are_writes(policy: Policy, line: str, 
     ("cp notes.txt ~/.config/tool/settings.json", "allow"),
     ("echo 'alias ls=rm' >> ~/.bashrc", "deny"),  # a start-up file: still a foothold's place
     ("cp run.sh ~/.config/autostart/run.desktop", "deny"),
+    ("cp hook.sh ~/.lessfilter", "deny"),  # files programs run commands from when they start
+    ("echo 'pipe\tx\texec /bin/sh' >> ~/.config/procps/toprc", "deny"),
+    ("echo 'execute = /bin/sh,-c,x' > ~/.rtorrent.rc", "deny"),
+    ("printf '[alias]\n  st = !rm -rf ~\n' >> ~/.gitconfig", "deny"),
     ("touch ~/.pyenv/shims/python", "deny"),  # bound from the real home
     ("echo x > ~/.pi/agent/models.json", "deny"),
     ("cp id ~/.ssh/id_rsa", "deny"),  # a credential's place
