@@ -194,6 +194,8 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
         writes += _git_apply_writes(args, cwd)
     elif name in EDITORS:
         writes += targets(_operands(args, frozenset({"-c", "-S", "-u", "-i", "--cmd", "-l", "--eval", "-f"})))
+    elif name == "sysctl":
+        writes += _sysctl_writes(args)
     writes += _output_options(name, args, cwd)
 
     reads = _reads(name, args, cwd, targets)
@@ -207,6 +209,20 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
     mentions = [] if name in NOT_READING else _mentions((*args, *invocation.handed))
     sends = _sends(name, args, invocation, targets)
     return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends))
+
+
+def _sysctl_writes(args: tuple[Word, ...]) -> list[Target]:
+    """`sysctl -w kernel.core_pattern=...` writes /proc/sys/kernel/core_pattern; `sysctl -p` and `--system`
+    load a file of settings into /proc/sys."""
+    found = []
+    for word in args:
+        value = word.value
+        if value == "--system" or value.startswith(("-p", "--load")):  # -p, -pFILE, --load=FILE
+            found.append(Target("/proc/sys", word, "some"))
+        elif not value.startswith("-") and "=" in value:
+            key = value.split("=", 1)[0].strip().replace(".", "/") if word.literal else ""
+            found.append(Target(f"/proc/sys/{key}".rstrip("/"), word) if key else Target(None, word))
+    return found
 
 
 # Programs that read the names of the files to read from their standard input.

@@ -327,6 +327,18 @@ def test_output_files_of_wrappers_and_xxd_are_writes(policy: Policy, line: str, 
     assert judge(policy, line.replace(written, "trace.out")).decision == "allow"
 
 
+@pytest.mark.parametrize(("line", "written"), [
+    ("sysctl 'kernel.core_pattern=|/tmp/x'", "/proc/sys/kernel/core_pattern"),
+    ("sysctl -w net.ipv4.ip_forward=1", "/proc/sys/net/ipv4/ip_forward"),
+    ("sysctl -p /etc/sysctl.d/99-x.conf", "/proc/sys"),
+    ("sysctl --system", "/proc/sys"),
+])
+def test_setting_the_kernels_parameters_is_a_write_outside(policy: Policy, line: str, written: str) -> None:
+    decision = judge(policy, line)
+    assert decision.rule == "write-outside-workspace" and written in decision.reason, (line, decision.reason)
+    assert judge(policy, "sysctl kernel.hostname net.ipv4.ip_forward").decision == "allow"  # reading them
+
+
 @pytest.mark.parametrize("line, in_jail", [
     ("mkdir -p ~/backups", "allow"),  # the jail's home is its own, gone after the run
     ("touch ~/Documents/notes.txt", "allow"),
