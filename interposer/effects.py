@@ -404,10 +404,16 @@ _W_MEANS_OUTPUT = frozenset({"tcpdump", "tshark", "dumpcap", "varnishncsa", "ipt
 _PROGRAM_OUTPUT = {"wget": frozenset({"-O", "-P", "--directory-prefix"}), "curl": frozenset({"--output-dir"})}
 
 
+# Programs whose output option is often the last of a bundle (`strace -fo trace.txt`, `tcpdump -nw x.pcap`).
+_BUNDLED_OUTPUT = {"strace": "-o", "ltrace": "-o", "tcpdump": "-w", "tshark": "-w", "dumpcap": "-w"}
+
+
 def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
     found = []
     for index, word in enumerate(args):
         option, equals, attached = word.value.partition("=")
+        if name in _BUNDLED_OUTPUT and len(option) > 2 and option[1] != "-" and option[-1] == _BUNDLED_OUTPUT[name][1]:
+            option = _BUNDLED_OUTPUT[name]
         if option not in _OUTPUT_OPTIONS and not (option == "-w" and name in _W_MEANS_OUTPUT) \
                 and option not in _PROGRAM_OUTPUT.get(name, ()):
             continue

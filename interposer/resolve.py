@@ -223,7 +223,15 @@ class _Collector:
                     self.command(command, inner, (*via, name), depth, extra_args)
                 return
             own = args[:len(args) - len(inner)]
-            if name in WRAPPER_OUTPUTS and any(w.value.split("=", 1)[0] in WRAPPER_OUTPUTS[name] for w in own):
+            directory = _env_directory(own) if name == "env" else None
+            if directory is not None and not directory.literal:
+                self.opaque.append(Opaque("env -C runs in a directory only known when it runs", command.text))
+                return
+            if directory is not None:  # `env -C / rm -rf etc`: relative paths are the new directory's
+                command = command._replace(cwd=os.path.normpath(os.path.join(command.cwd, directory.value)),
+                                           span=None, word_spans=())
+            if name in WRAPPER_OUTPUTS and any(w.value.split("=", 1)[0] in WRAPPER_OUTPUTS[name] or
+                                               _takes_next(w.value, frozenset(WRAPPER_OUTPUTS[name])) for w in own):
                 self.invocations.append(Invocation(name, tuple(own), command, via))
             if inner:
                 self.command(command, inner, (*via, name), depth, extra_args)
@@ -439,6 +447,19 @@ def _env_split_string(args: list[Word]) -> Word | None:
     return None
 
 
+def _env_directory(options: list[Word]) -> Word | None:
+    """The directory `env -C DIR` (--chdir=DIR) runs its command in."""
+    for index, word in enumerate(options):
+        value = word.value
+        if value in ("-C", "--chdir") and index + 1 < len(options):
+            return options[index + 1]
+        if value.startswith("--chdir="):
+            return Word(value.split("=", 1)[1], word.literal, False, word.source)
+        if value.startswith("-C") and not value.startswith("--"):
+            return Word(value[2:], word.literal, False, word.source)
+    return None
+
+
 def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -478,8 +499,7 @@ def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
             index += 1
             continue
         if value.startswith("-") and len(value) > 1:
-            option = value.split("=", 1)[0]
-            index += 2 if option in spec.with_value and "=" not in value else 1  # -n 5, -n5, --x=5
+            index += 2 if _takes_next(value, spec.with_value) else 1  # -n 5, -n5, --x=5, -fp PID
             continue
         if operands:
             operands -= 1
@@ -490,6 +510,17 @@ def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
         operands -= 1
         index += 1
     return args[index:]
+
+
+def _takes_next(option: str, with_value: frozenset[str]) -> bool:
+    """Whether the option's value is the next word: `-u root`, `--user root`, `-Eu root` (getopt reads a
+    bundle up to its first option with a value, whose value is the rest of the word or the next one)."""
+    if option.startswith("--") or len(option) == 2:
+        return option in with_value
+    for position, letter in enumerate(option[1:], 1):
+        if f"-{letter}" in with_value:
+            return position == len(option) - 1
+    return False
 
 
 def _reads_script_from_stdin(name: str, args: list[Word], command: Command) -> bool:
@@ -681,6 +712,10 @@ def _xargs(collector: _Collector, command: Command, name: str, args: list[Word],
         index += 2 if option in _XARGS_VALUE and "=" not in args[index].value and len(option) == len(
             args[index].value) else 1
     inner = args[index:] or [Word("echo", True, False, "echo")]
+    if any(w.value in ("-o", "--open-tty") for w in args[:index]) and os.path.basename(inner[0].value) in SHELLS \
+            and not any(w.value.startswith("-") and "c" in w.value for w in inner[1:]):
+        collector.opaque.append(Opaque(f"xargs -o gives {inner[0].value} the terminal: an interactive shell, whose "
+                                       "commands shelljail would not see", command.text))
     collector.command(command, list(inner), (*via, name), depth, extra_args=True)
     return True
 
@@ -717,6 +752,25 @@ def _watch(collector: _Collector, command: Command, name: str, args: list[Word],
     return True
 
 
+def _run_parts(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+               depth: int) -> bool:
+    """run-parts DIR runs every program in DIR: in /bin, shells among them (`--regex '^sh$' /bin`)."""
+    values = [w.value for w in args]
+    if "--test" in values or "--list" in values:
+        return False
+    with_value = {"-u", "--umask", "-a", "--arg", "--regex"}
+    operands = [w for i, w in enumerate(args) if not w.value.startswith("-") and (i == 0 or values[i - 1] not in
+                                                                                with_value)]
+    directory = os.path.normpath(os.path.join(command.cwd, operands[-1].value)) if operands else ""
+    if operands and not operands[-1].literal:
+        collector.opaque.append(Opaque("run-parts runs every program in a directory only known when it runs",
+                                       command.text))
+    elif directory in SHELL_DIRECTORIES:
+        collector.opaque.append(Opaque(f"run-parts runs every program in {directory}, shells among them",
+                                       command.text))
+    return False
+
+
 _GIT_RISKY_CONFIG = ("core.hookspath", "core.sshcommand", "core.fsmonitor", "core.pager", "core.editor",
                      "alias.", "diff.external", "credential.helper", "filter.", "uploadpack.", "receivepack.",
                      "sequence.editor", "gpg.program", "merge.", "protocol.")
@@ -741,4 +795,5 @@ _HANDLERS: dict[str, Handler] = {
     **{name: _interpreter for name in INTERPRETERS},
     **{name: _awk for name in AWKS}, "sed": _sed,
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,
+    "run-parts": _run_parts,
 }

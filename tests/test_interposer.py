@@ -90,6 +90,8 @@ def test_ordinary_work_is_allowed(policy: Policy, line: str) -> None:
     ("env -i nice -n 5 nohup rm -rf /etc", "delete-outside-workspace"),
     ("timeout 5 ionice -c3 stdbuf -o0 rm -rf /etc", "delete-outside-workspace"),
     ("busybox rm -rf /etc", "delete-outside-workspace"),
+    ("env -C / rm -rf etc", "delete-outside-workspace"),  # relative to the directory env changes to
+    ("env --chdir=$HOME rm -rf .ssh", "delete-home"),
     ("bash -c 'rm -rf ~'", "delete-home"),
     ("sh -c \"bash -c 'rm -rf ~'\"", "delete-home"),
     ("bash -lc 'rm -rf /'", "delete-outside-workspace"),
@@ -320,11 +322,30 @@ def test_sending_workspace_files_is_allowed(policy: Policy, line: str) -> None:
     ("ltrace -s 999 -o /etc/shadow ls", "/etc/shadow"),
     ("time -o /etc/profile.d/t make", "/etc/profile.d/t"),
     ("xxd -r - /etc/cron.d/update", "/etc/cron.d/update"),
+    ("strace -fo /etc/cron.d/update ls", "/etc/cron.d/update"),  # the output option ends a bundle
+    ("tcpdump -nw /etc/cron.d/update", "/etc/cron.d/update"),
 ])
 def test_output_files_of_wrappers_and_xxd_are_writes(policy: Policy, line: str, written: str) -> None:
     decision = judge(policy, line)
     assert decision.rule == "write-outside-workspace" and written in decision.reason, (line, decision.reason)
     assert judge(policy, line.replace(written, "trace.out")).decision == "allow"
+
+
+@pytest.mark.parametrize(("line", "rule"), [
+    ("gcore 1234", "dump-process-memory"),
+    ("gdb -p 1234 -batch -ex bt", "attach-to-process"),
+    ("strace -fp 1234", "attach-to-process"),
+    ("py-spy dump --pid 1234", "attach-to-process"),
+])
+def test_attaching_to_a_running_process_asks(policy: Policy, line: str, rule: str) -> None:
+    decision = judge(policy, line)
+    assert (decision.decision, decision.rule) == ("ask", rule), (line, decision.reason)
+
+
+@pytest.mark.parametrize("line", ["gdb ./app", "strace -f -o trace.txt python3 x.py", "py-spy record -- python3 x.py",
+                                  "xargs -o vim", "run-parts --test /bin", "ls -lo /etc"])
+def test_programs_started_under_a_tracer_and_near_misses_pass(policy: Policy, line: str) -> None:
+    assert judge(policy, line).decision == "allow", (line, judge(policy, line).reason)
 
 
 @pytest.mark.parametrize(("line", "written"), [
@@ -389,6 +410,8 @@ def test_writes_and_deletions_in_the_jails_own_home_are_allowed(policy: Policy, 
     "tmux new -d 'rm -rf ~'",
     "env -S 'rm -rf ~'",
     "xargs -a cmds.txt sh -c",
+    "echo x | xargs -o -a /dev/null /bin/sh",  # the shell gets the terminal: interactive
+    "run-parts --new-session --regex '^sh$' /bin",  # every program in /bin, shells among them
     "echo \"unterminated",
     "for ((i=0; i<; i++)); do :; done",
 ])
@@ -425,6 +448,9 @@ def test_wrappers_are_stripped() -> None:
     assert programs("sudo -u root env A=1 nice -n5 /usr/bin/rm -rf x") == [["rm", "-rf", "x"]]
     assert programs("timeout -s KILL 10 chrt -f 1 taskset -c 0 rm a") == [["rm", "a"]]
     assert programs("command rm a; builtin echo b; exec ls") == [["rm", "a"], ["echo", "b"], ["ls"]]
+    # getopt bundles: the first option with a value takes the rest of the word, or the next word
+    assert programs("sudo -Eu root rm a; sudo -uroot rm b; strace -fo trace.txt rm c") == [
+        ["rm", "a"], ["rm", "b"], ["strace", "-fo", "trace.txt"], ["rm", "c"]]
 
 
 def test_nested_shells_find_xargs_parallel() -> None:
