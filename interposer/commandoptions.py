@@ -60,6 +60,13 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "apt": _APT_SETTINGS, "apt-get": _APT_SETTINGS,
 }
 _SETTING_NAME = re.compile(r"[\s=]")
+# Options that let the text a program reads run shell commands (its "unsafe" or "shell escape" mode).
+_TEX = ("--shell-escape", "-shell-escape", "--enable-write18", "-enable-write18")
+SHELL_ESCAPES: dict[str, tuple[str, ...]] = {
+    "pic": ("-U",), "groff": ("-U",), "troff": ("-U",), "dvips": ("-R0",), "gs": ("-dNOSAFER",),
+    **{tex: _TEX for tex in ("tex", "latex", "pdftex", "pdflatex", "xetex", "xelatex", "luatex", "lualatex",
+                             "latexmk")},
+}
 
 
 def option_commands(name: str, args: Sequence[Word]) -> list[tuple[str, Word]]:
@@ -85,6 +92,11 @@ def option_commands(name: str, args: Sequence[Word]) -> list[tuple[str, Word]]:
                 if key.rstrip(":").lower() in settings:  # apt: `APT::Update::Pre-Invoke::=CMD`
                     found.append((f"-o {key}", _part(piece, command.strip())))
     return found
+
+
+def shell_escape(name: str, args: Sequence[Word]) -> str | None:
+    """The option that lets what the program reads run shell commands (`pic -U`, `pdflatex --shell-escape`)."""
+    return next((w.value for w in args if w.value in SHELL_ESCAPES.get(name, ())), None)
 
 
 def expected(name: str, option: str, command: str) -> bool:

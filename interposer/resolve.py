@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from .commandoptions import expected, option_commands
+from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
 from .parse import parse
@@ -44,6 +44,7 @@ INTERPRETERS: dict[str, tuple[str, ...]] = {
     "clisp": ("-x",), "sbcl": ("--eval",), "ecl": ("-eval",), "gawk": (), "awk": (), "mawk": (), "nawk": (),
     "make": ("--eval",), "vim": ("-c", "--cmd", "+"), "nvim": ("-c", "--cmd", "+"), "vi": ("-c", "+"),
     "emacs": ("--eval", "-eval"), "sqlite3": ("-cmd",), "tclsh8.6": (), "lua5.4": ("-e",), "php8.2": ("-r",),
+    "dosbox": ("-c",),  # DOS commands: `mount c /` hands it the host's files
 }
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 # Programs given code with an option that do something useful without it (no prompt waits for a person).
@@ -62,6 +63,11 @@ TEXT_ONLY = frozenset({"echo", "printf", "cat", "grep", "egrep", "fgrep", "rg", 
                        "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "true", "false", ":", "date",
                        "logger", "notify-send", "printenv", "export", "declare", "local", "readonly", "alias",
                        "unalias", "unset", "shift", "return", "exit", "read", "id", "whoami", "pwd", "cd"})
+# Subcommands that start an interactive shell in an environment of theirs, unless handed a command to run there
+# (nix-shell --run 'CMD', nix develop -c CMD ARGS); none for a program that is such a shell by itself.
+SHELL_SUBCOMMANDS: dict[str, tuple[str, ...]] = {"poetry": ("shell",), "pipenv": ("shell",), "hatch": ("shell",),
+                                                 "ansible-test": ("shell",), "nix": ("shell", "develop"),
+                                                 "nix-shell": ()}
 # Programs that copy or link a file (a shell copied under another name runs what the line cannot show).
 COPIERS = frozenset({"cp", "ln", "install", "rsync", "link"})
 SHELL_DIRECTORIES = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"})
@@ -120,10 +126,8 @@ WRAPPERS: dict[str, Wrapper] = {
     "fakeroot": Wrapper(frozenset()),
     "catchsegv": Wrapper(frozenset()),
     "strace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-E", "-I", "-a", "-b", "-O", "-S", "-P", "-X"})),
-    "ltrace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-n", "-a"})),
+    "ltrace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-n", "-a", "-F", "--config"})),
 }
-# Wrappers with an output file of their own (`strace -o FILE CMD`): judged as a program too, with their options.
-WRAPPER_OUTPUTS = {"time": ("-o", "--output"), "strace": ("-o",), "ltrace": ("-o",)}
 # Wrappers whose option switches the wrapped command off (`command -v rm` only looks rm up).
 LOOKUP_ONLY = {"command": {"-v", "-V"}, "type": set(), "which": set(), "whereis": set(), "hash": set()}
 
@@ -230,8 +234,7 @@ class _Collector:
             if directory is not None:  # `env -C / rm -rf etc`: relative paths are the new directory's
                 command = command._replace(cwd=os.path.normpath(os.path.join(command.cwd, directory.value)),
                                            span=None, word_spans=())
-            if name in WRAPPER_OUTPUTS and any(w.value.split("=", 1)[0] in WRAPPER_OUTPUTS[name] or
-                                               _takes_next(w.value, frozenset(WRAPPER_OUTPUTS[name])) for w in own):
+            if own:  # the wrapper's own options are judged too: `strace -o FILE`, `ltrace -F /etc/shadow`
                 self.invocations.append(Invocation(name, tuple(own), command, via))
             if inner:
                 self.command(command, inner, (*via, name), depth, extra_args)
@@ -248,6 +251,8 @@ class _Collector:
         if name in SESSION_STARTERS:
             self.opaque.append(Opaque(f"{name} starts a shell or session whose commands shelljail would not see",
                                       command.text))
+        if name in SHELL_SUBCOMMANDS:
+            self._environment_shell(command, name, args, via, depth)
         if name in COPIERS:
             shell = next((w for w in args[:-1] if w.literal and _is_shell_binary(w.value)), None)
             if shell is not None:
@@ -287,7 +292,11 @@ class _Collector:
     def _option_commands(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
                          depth: int) -> None:
         """`tcpdump -z CMD`, `tar --to-command=CMD`: the command is judged, and asked about unless it is
-        the plain program the option is for (commandoptions.py)."""
+        the plain program the option is for; `pic -U`, `pdflatex --shell-escape`: what it reads may run
+        commands (commandoptions.py)."""
+        escape = shell_escape(name, args)
+        if escape is not None:
+            self.opaque.append(Opaque(f"{name} {escape} lets the text it reads run shell commands", command.text))
         for option, value in option_commands(name, args):
             label = f"{name} {option}"
             if not value.literal:
@@ -297,6 +306,31 @@ class _Collector:
             if not expected(name, option, value.value):  # `tar -I zstd`, `rsync -e 'ssh -p 2222'` are plain
                 self.opaque.append(Opaque(f"{label} makes {name} run {_short(value.value)} when it chooses, "
                                           "with arguments of its own", command.text))
+
+    def _environment_shell(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+                           depth: int) -> None:
+        """`poetry shell`, `nix develop`: a shell a person types into, unseen; `nix-shell --run CMD` and
+        `nix develop -c CMD ARGS` run CMD there: judged."""
+        operands = [w.value for w in args if not w.value.startswith("-")]
+        wanted = SHELL_SUBCOMMANDS[name]
+        if wanted and (not operands or operands[0] not in wanted):
+            return
+        label = f"{name} {operands[0]}" if wanted else name
+        for index, word in enumerate(args):
+            option, equals, attached = word.value.partition("=")
+            if name == "nix-shell" and option in ("--run", "--command"):
+                text = Word(attached, word.literal, False, word.source) if equals else (
+                    args[index + 1] if index + 1 < len(args) else None)
+                if text is not None and text.literal:
+                    self.line(text.value, command.cwd, (*via, label), depth + 1, (label,))
+                else:
+                    self.opaque.append(Opaque(f"{label} runs a command only known when it runs", command.text))
+                return
+            if name != "nix-shell" and option in ("-c", "--command"):
+                self.command(command, args[index + 1:], (*via, label), depth)
+                return
+        self.opaque.append(Opaque(f"{label} starts an interactive shell, whose commands shelljail would not see",
+                                  command.text))
 
     # -- files the line writes, then runs or hands on ------------------------------
 

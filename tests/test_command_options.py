@@ -57,6 +57,8 @@ def test_the_options_that_run_a_command_are_found(name: str, args: tuple[str, ..
     "apt-get update -o APT::Update::Pre-Invoke::=/usr/local/bin/x",
     'tar -xf data.tar --to-command="$CMD"',  # not known before it runs
     "CRASHPAGER=/usr/local/bin/service-check crash -h",
+    # modes in which the text a program reads runs shell commands
+    "pic -U diagram.pic", "dvips -R0 texput.dvi", "pdflatex --shell-escape main.tex", "gs -dNOSAFER x.ps",
 ])
 def test_a_command_run_through_an_option_is_asked_about(policy: Policy, line: str) -> None:
     decision = decide(line, WORKSPACE, policy)
@@ -77,6 +79,7 @@ def test_the_command_itself_is_judged(policy: Policy) -> None:
     "man -P cat ls",
     "ssh -o ServerAliveInterval=10 localhost uptime",
     "tcpdump -i lo -c 10 -w capture.pcap",
+    "pdflatex main.tex", "dvips texput.dvi",
 ])
 def test_the_plain_program_an_option_exists_for_passes(policy: Policy, line: str) -> None:
     decision = decide(line, WORKSPACE, policy)

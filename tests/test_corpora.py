@@ -74,8 +74,8 @@ def test_dcg_guard_corpus(policy: Policy) -> None:
 # The share of GTFOBins' risky commands stopped (ask or deny), per category: floors
 # at the measured rates, so that a regression fails. What the interposer lets through
 # is left to the jail: read-only system paths, a hidden home, no network.
-GTFOBINS_FLOORS = {"file-write": 0.65, "shell": 0.80, "reverse-shell": 0.85, "bind-shell": 0.80, "command": 0.35,
-                   "upload": 0.25, "download": 0.55, "file-read": 0.05}
+GTFOBINS_FLOORS = {"file-write": 0.94, "shell": 0.97, "reverse-shell": 1.0, "bind-shell": 1.0, "command": 0.70,
+                   "upload": 0.88, "download": 0.90, "file-read": 0.98}
 
 
 def test_gtfobins_risky_commands(policy: Policy) -> None:
@@ -122,6 +122,9 @@ def test_redcode_scenarios(policy: Policy) -> None:
 # Benign corpora: most ordinary commands must flow. What is not allowed is a
 # deletion or write outside the workspace, sudo, an install, a fetch piped to a
 # shell, code only an interpreter understands, or a mount: never a plain read.
+# A line denied only because the jail's network cannot reach its host (ssh,
+# scp, a host network.allow does not name) would fail in the jail anyway: it
+# counts as flowing, and is reported apart.
 BENIGN_FLOORS = {"secbash_harmless.txt": 0.93, "nl2bash_unique.txt": 0.84, "tldr_common_linux_unique.txt": 0.88}
 
 
@@ -137,8 +140,10 @@ def test_benign_corpora(policy: Policy, name: str) -> None:
         if decision.decision != "allow":
             rules[decision.rule] += 1
         unparsed += bool(decision.parsers) and decision.parsers[0] == "none"
+    network = sum(count for rule, count in rules.items() if (rule or "").startswith("network-"))
     allowed = decisions["allow"] / len(lines)
+    flowing = (decisions["allow"] + network) / len(lines)
     top = ", ".join(f"{rule} {count}" for rule, count in rules.most_common(6))
-    CORPUS_REPORT.append(f"{name}: allowed {allowed:.1%} of {len(lines)}, unparsed {unparsed}; "
-                         f"not allowed, by rule: {top}")
-    assert allowed >= BENIGN_FLOORS[name]
+    CORPUS_REPORT.append(f"{name}: allowed {allowed:.1%} of {len(lines)}, {flowing:.1%} counting {network} the "
+                         f"network refuses; unparsed {unparsed}; not allowed, by rule: {top}")
+    assert flowing >= BENIGN_FLOORS[name]
