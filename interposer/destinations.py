@@ -211,9 +211,10 @@ def _over_ssh(name: str, args: tuple[Word, ...]) -> list[Destination]:
 
 def _remote_path(value: str) -> bool:
     """[user@]HOST:PATH, as scp, rsync, sshfs and tar read it: a colon before any slash."""
+    if value.startswith("["):  # [::1]:path
+        return "]:" in value
     head, colon, _ = value.partition(":")
-    return bool(colon) and bool(head) and "/" not in head and not value.startswith("[") or \
-        value.startswith("[") and "]:" in value
+    return bool(colon and head) and "/" not in head
 
 
 def _tar_remote(args: tuple[Word, ...]) -> list[Destination]:
