@@ -167,8 +167,27 @@ def resolve(line: str, cwd: str, env: Mapping[str, str]) -> Resolved:
     """Every program the line runs, with wrappers stripped and nested command lines parsed."""
     collector = _Collector(env)
     collector.line(line, cwd, (), depth=0)
+    _kill_from_listing(collector)
     return Resolved(tuple(collector.invocations), tuple(collector.opaque), tuple(collector.parsers),
                     tuple(collector.hazards))
+
+
+# Programs that list processes by name: pids a line takes from them are picked as pkill picks them. (Not
+# `lsof -t -i:PORT`: freeing a port the agent's own server holds is ordinary work.)
+PROCESS_LISTERS = frozenset({"ps", "pgrep", "pidof"})
+
+
+def _kill_from_listing(collector: _Collector) -> None:
+    """`for p in $(pgrep node); do kill $p; done`, `ps aux | grep x | awk ... | xargs kill`: kill with pids
+    only known when it runs, on a line that lists processes, signals processes picked by name."""
+    names = {i.name for i in collector.invocations}
+    if not names & PROCESS_LISTERS:
+        return
+    for kill in (i for i in collector.invocations if i.name == "kill"):
+        if kill.extra_args or any(not w.literal and not w.value.startswith("-") for w in kill.args):
+            collector.opaque.append(Opaque("kill signals processes picked by name from a list of processes, as "
+                                           "pkill does", kill.command.text))
+            return
 
 
 class _Collector:

@@ -347,7 +347,9 @@ def test_attaching_to_a_running_process_asks(policy: Policy, line: str, rule: st
 
 @pytest.mark.parametrize("line", ["nix-shell -p python3 --run pytest", "nix develop -c make test", "poetry install",
                                   "gdb ./app", "strace -f -o trace.txt python3 x.py", "py-spy record -- python3 x.py",
-                                  "xargs -o vim", "run-parts --test /bin", "ls -lo /etc"])
+                                  "xargs -o vim", "run-parts --test /bin", "ls -lo /etc",
+                                  "python3 -m http.server & PID=$!; sleep 1; kill $PID", "kill $(lsof -t -i:8000)",
+                                  "ps aux; kill 1234"])
 def test_programs_started_under_a_tracer_and_near_misses_pass(policy: Policy, line: str) -> None:
     assert judge(policy, line).decision == "allow", (line, judge(policy, line).reason)
 
@@ -417,6 +419,9 @@ def test_writes_and_deletions_in_the_jails_own_home_are_allowed(policy: Policy, 
     "echo x | xargs -o -a /dev/null /bin/sh",  # the shell gets the terminal: interactive
     "run-parts --new-session --regex '^sh$' /bin",  # every program in /bin, shells among them
     "poetry shell", "nix-shell -p python3", "nix develop", "ansible-test shell",  # a shell a person types into
+    "for p in $(pgrep node); do kill $p; done",  # pids picked by name, as pkill picks them
+    "ps aux | grep server | awk '{print $2}' | xargs kill -9",
+    "kill $(pidof firefox)",
     "dosbox -c 'mount c /' -c 'type c:\\etc\\shadow'",  # DOS commands
     "echo \"unterminated",
     "for ((i=0; i<; i++)); do :; done",
