@@ -203,8 +203,8 @@ def _over_ssh(name: str, args: tuple[Word, ...]) -> list[Destination]:
         if "://" in value:
             found += [d._replace(hint=_OVER_SSH) for d in _url(value, proxied=False)]
         else:
-            daemon = name == "rsync" and "::" in value
-            host = value.partition("::" if daemon else ":")[0].rpartition("@")[2].strip("[]").lower()
+            daemon = name == "rsync" and "::" in value and not value.startswith("[")
+            host = _remote_host(value, "::" if daemon else ":")
             found += [Destination(host, port or (873 if daemon else 22), False, _OVER_SSH)] if host else []
     return found
 
@@ -215,6 +215,15 @@ def _remote_path(value: str) -> bool:
         return "]:" in value
     head, colon, _ = value.partition(":")
     return bool(colon and head) and "/" not in head
+
+
+def _remote_host(value: str, separator: str) -> str:
+    """The HOST of [user@]HOST{separator}PATH, or of [user@][IPV6]:PATH."""
+    head = value.partition(separator)[0]
+    address = value[len(head.rpartition("@")[0]) + 1:] if "@" in head else value
+    if address.startswith("["):
+        return address[1:].partition("]")[0].lower()
+    return address.partition(separator)[0].lower()
 
 
 def _tar_remote(args: tuple[Word, ...]) -> list[Destination]:
@@ -231,8 +240,7 @@ def _tar_remote(args: tuple[Word, ...]) -> list[Destination]:
             archive = values[index + 1] if index + 1 < len(values) else None
     if archive is None or not _remote_path(archive):
         return []
-    host = archive.partition(":")[0].rpartition("@")[2].strip("[]").lower()
-    return [Destination(host, 22, False, _OVER_SSH)]
+    return [Destination(_remote_host(archive, ":"), 22, False, _OVER_SSH)]
 
 
 def _raw(name: str, values: list[str]) -> list[Destination]:

@@ -83,6 +83,7 @@ def test_what_the_network_reaches_is_allowed(line: str) -> None:
     ("rsync -a mirror.example::debian mirror/", "network-direct", "mirror.example:873"),
     ("rsync -a rsync://mirror.example:8873/debian/ mirror/", "network-direct", "mirror.example:8873"),
     ("sshfs user@files.example:/srv mnt", "network-direct", "files.example:22"),
+    ("scp dist.tgz user@[2001:db8::1]:/srv/", "network-direct", "2001:db8::1:22"),
     ("tar xvf user@10.0.0.1:/etc/shadow.tar --rsh-command=/bin/ssh", "network-direct", "10.0.0.1:22"),
 ])
 def test_what_the_network_cannot_reach_is_denied_with_the_profile_key(line: str, rule: str, where: str) -> None:
