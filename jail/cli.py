@@ -404,7 +404,8 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
                                                        broker.ask, getattr(args, "dry_run", False), trash,
                                                        loaded.network)
     try:
-        code = supervisor.run(jail_spec, timeout, decision_service, log, recorder)
+        code = supervisor.run(jail_spec, timeout, decision_service, log, recorder,
+                              (network_proxy.start,) if network_proxy is not None else ())
     except JailError as exc:
         session.end(log, getattr(exc, "code", EXIT_SETUP), str(exc))
         raise

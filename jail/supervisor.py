@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import init, sandbox
@@ -25,7 +26,7 @@ _LIMIT_SIGNALS = {signal.SIGXCPU: "cpu_seconds", signal.SIGXFSZ: "file_size"}
 
 
 def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any = None,
-        recorder: Any = None) -> int:
+        recorder: Any = None, after_fork: tuple[Callable[[], None], ...] = ()) -> int:
     """Run the jailed command to its end; its exit status, 124 at the wall time, 137 when stopped.
 
     Raises JailError when the jail could not be set up (exit 125) or the
@@ -72,6 +73,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         audit.state(holder_pid=holder, holder_start=_start_time(holder))
     if service is not None:
         service.start(holder)  # threads only after the fork
+    for start in after_fork:
+        start()
     init.forward_signals(holder)
     stopped: list[str] = []
     signal.signal(signal.SIGINT, lambda *_: (stopped.append("Ctrl-C on run"), _kill(holder)))
