@@ -1,11 +1,11 @@
 """The network proxy: the only way out of a jail, outside it, checking every destination.
 
 In `network.mode = "proxy"` the jail's network namespace still has only a
-loopback. Its pid 1 listens on 127.0.0.1:<proxy_port> there and passes each
-accepted connection (the socket itself, SCM_RIGHTS) over a unix socket that
-the supervisor serves here (the socket's
-directory is bind-mounted at /run/shelljail-net, after the profile's mounts,
-so none of them can hide it). This proxy speaks HTTP: CONNECT for TLS and
+loopback. Its pid 1 listens on 127.0.0.1:<proxy_port> there and passes the
+listening socket itself (SCM_RIGHTS), once, over a unix socket that the
+supervisor serves here (the socket's directory is bind-mounted at
+/run/shelljail-net, after the profile's mounts, so none of them can hide it);
+from then on this proxy accepts the jail's connections itself. This proxy speaks HTTP: CONNECT for TLS and
 absolute-form requests for plain HTTP. Each request's host and port are
 checked against `network.deny`, then `network.allow`; the name is resolved
 here (`network.hosts` first, then the system resolver), every address is
@@ -67,7 +67,7 @@ class Proxy:
         self.listeners: list[_socket.socket] = []
         self.active = 0  # connections being relayed: close() lets them finish, so their ends are logged
         self._lock = _thread.allocate_lock()
-        self.handlers: list[Callable[[_socket.socket], None]] = []
+        self.bridges: list[tuple[_socket.socket, Callable[[_socket.socket], None]]] = []
         self._listen(PROXY_SOCKET, self._serve_proxy)
         for address in network.forward:
             host, _, port = address.rpartition(":")
@@ -78,7 +78,7 @@ class Proxy:
         listener.bind(os.path.join(self.directory, name))
         listener.listen(256)
         self.listeners.append(listener)
-        self.handlers.append(handler)
+        self.bridges.append((listener, handler))
 
     def start(self) -> None:
         """Serve in threads: call after the jail's processes are forked.
@@ -87,7 +87,7 @@ class Proxy:
         forever in the child, and the jail's pid 1 (Python) hangs on its next import of that module.
         """
         _thread.start_new_thread(_warm_up, ())
-        for listener, handler in zip(self.listeners, self.handlers, strict=True):
+        for listener, handler in self.bridges:
             _thread.start_new_thread(self._accept, (listener, handler))
 
     def _accept(self, listener: _socket.socket, handler: Callable[[_socket.socket], None]) -> None:
@@ -99,12 +99,30 @@ class Proxy:
             _thread.start_new_thread(self._receive, (handler, _socket.socket(fileno=fd)))
 
     def _receive(self, handler: Callable[[_socket.socket], None], bridge: _socket.socket) -> None:
-        """The jail's pid 1 passes each accepted TCP connection as a file descriptor."""
+        """The jail's pid 1 passes its listener on the jail's 127.0.0.1 for this handler, once."""
         from .seccomp_notify import receive_fd
 
         fd = receive_fd(bridge)
         if fd is not None:
-            self._guarded(handler, _socket.socket(fileno=fd))
+            listener = _socket.socket(fileno=fd)
+            self.listeners.append(listener)
+            self._serve(listener, handler)
+
+    def _serve(self, listener: _socket.socket, handler: Callable[[_socket.socket], None]) -> None:
+        """Accept one of the jail's connections, leave the next to a new thread, and handle this one.
+
+        The thread that accepted handles: a thread start is not between a client and its first byte.
+        """
+        while True:
+            try:
+                fd, _ = listener._accept()
+                break
+            except ConnectionAbortedError:
+                continue  # the client left before it was accepted
+            except OSError:
+                return  # closed: the run is over
+        _thread.start_new_thread(self._serve, (listener, handler))
+        self._guarded(handler, _socket.socket(fileno=fd))
 
     def _guarded(self, handler: Callable[[_socket.socket], None], connection: _socket.socket) -> None:
         try:

@@ -96,7 +96,7 @@ def _init(spec: JailSpec, error_pipe: int, alive: int) -> int:
     if pid == 0:
         _guard(error_pipe, lambda: _exec(spec, error_pipe))
     os.close(error_pipe)
-    network.bridge(listeners)  # threads of pid 1, started after the fork
+    network.bridge(listeners)  # to the supervisor, after the fork
     code = init.wait_for(pid)
     if export is not None and not _save_layer(*export):
         return code or EXIT_SETUP
