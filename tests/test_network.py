@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import socketserver
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Jail
+from conftest import SHELLJAIL, Jail
 
 BIG = b"x" * (4 << 20)
 
@@ -242,6 +244,67 @@ print("other", s.connect_ex(("127.0.0.1", {servers["echo"]})) != 0)
     assert code == 0, err
     assert lines == ["/api/tags", "other True"]
     assert any(e["decision"] == "forwarded" and e["port"] == http for e in _network_events(jail))
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:["):-1])
+    return inodes
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def test_the_jails_listeners_are_held_by_the_supervisor_alone(jail: Jail, servers: dict[str, int]) -> None:
+    """Pid 1 hands its listeners on the jail's loopback to the supervisor and keeps no copy: no process in the
+    jail can accept the proxy's or a forward's connections, and connections still reach the proxy."""
+    http = servers["http"]
+    profile = _profile(jail, servers, extra=f'forward = ["127.0.0.1:{http}"]')
+    (jail.workspace / "probe.py").write_text(f"""\
+import sys, time, urllib.request
+print(urllib.request.urlopen("http://pkg.test:{http}/first", timeout=20).status, flush=True)
+sys.stdin.readline()
+""")
+    run = subprocess.Popen([*SHELLJAIL, "run", "-p", profile, "-w", str(jail.workspace), "--", "/usr/bin/python3",
+                            "probe.py"], env=jail.env(), cwd=jail.workspace, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline().strip() == "200", run.stderr.read() if run.poll() is not None else ""
+        host_net = os.readlink("/proc/self/ns/net")
+        inside = [pid for pid in _descendants(run.pid) if os.readlink(f"/proc/{pid}/ns/net") != host_net]
+        assert inside, "no process of the jail was found"
+        listening = {}
+        for line in open(f"/proc/{inside[-1]}/net/tcp").read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN, in the jail's network namespace
+                listening[fields[9]] = int(fields[1].rpartition(":")[2], 16)
+        assert {3128, http} <= set(listening.values())  # the proxy and the forward (and the profile's own)
+        assert set(listening) <= _socket_inodes(run.pid)  # the supervisor holds them: the check can see them
+        for pid in inside:
+            assert not set(listening) & _socket_inodes(pid), f"jail process {pid} holds a listener"
+    finally:
+        run.communicate("\n", timeout=30)
+    assert run.returncode == 0
 
 
 def test_mode_none_has_no_proxy_and_dns_fails_at_once(jail: Jail) -> None:
