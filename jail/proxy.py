@@ -29,6 +29,7 @@ from typing import Any
 SOCKET_DIRECTORY = "/run/shelljail-net"  # inside the jail
 PROXY_SOCKET = "proxy.sock"
 MAX_HEAD = 64 << 10
+HEAD_SECONDS = 30.0  # a client that connects and sends no request does not hold a thread of the supervisor
 DEFAULT_PORTS = (80, 443)
 
 
@@ -306,15 +307,24 @@ def _is_loopback(address: str) -> bool:
 
 
 def _read_head(client: _socket.socket) -> tuple[bytes | None, bytes]:
+    """The request's head and what came after it; None if the client closed, stalled or sent too much."""
+    import time
+
     data = b""
+    deadline = time.monotonic() + HEAD_SECONDS  # for the whole head: one byte at a time does not hold it longer
     while b"\r\n\r\n" not in data:
-        chunk = client.recv(65536)
+        try:
+            client.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = client.recv(65536)
+        except TimeoutError:
+            return None, b""
         if not chunk:
             return None, b""
         data += chunk
         if len(data) > MAX_HEAD:
             client.sendall(_response(431, "shelljail: request head too large"))
             return None, b""
+    client.settimeout(None)
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest
 

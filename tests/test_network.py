@@ -334,3 +334,34 @@ def test_bad_network_settings_are_refused(jail: Jail, tmp_path: Path, text: str,
     path.write_text(f'extends = "coding-agent"\n[network]\n{text}\n')
     result = jail.cli("profile", "validate", str(path))
     assert result.returncode == 1 and problem in result.stderr, result.stderr
+
+
+def test_a_client_that_stalls_in_its_request_head_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The head has one deadline, however the bytes trickle in: a jailed client cannot hold the proxy's threads."""
+    import socket
+    import time
+
+    from jail import proxy
+
+    class Network:
+        allow, deny, hosts, allow_addresses, forward = ["pkg.test"], [], {}, [], []
+
+    monkeypatch.setattr(proxy, "HEAD_SECONDS", 0.5)
+    server = proxy.Proxy(Network, str(tmp_path), None)
+    try:
+        for trickle in (False, True):
+            client, served = socket.socketpair()
+            done = threading.Event()
+            threading.Thread(target=lambda s=served, d=done: (server._guarded(server._serve_proxy, s), d.set())).start()
+            started = time.monotonic()
+            client.sendall(b"GET http://pkg.test/ HTTP/1.1\r\n")
+            while trickle and not done.is_set() and time.monotonic() - started < 5:
+                client.sendall(b"X")  # one byte at a time, never the blank line that ends the head
+                time.sleep(0.05)
+            assert done.wait(5), "the proxy still waits for the head"
+            assert time.monotonic() - started < 3
+            client.settimeout(5)
+            assert client.recv(100) == b""  # closed, nothing relayed
+            client.close()
+    finally:
+        server.close()
