@@ -29,6 +29,7 @@ from typing import Any
 SOCKET_DIRECTORY = "/run/shelljail-net"  # inside the jail
 PROXY_SOCKET = "proxy.sock"
 MAX_HEAD = 64 << 10
+MAX_CONNECTIONS = 1024  # at once, over the proxy and the forwards: each holds a thread of the supervisor
 HEAD_SECONDS = 30.0  # a client that connects and sends no request does not hold a thread of the supervisor
 DEFAULT_PORTS = (80, 443)
 
@@ -67,6 +68,7 @@ class Proxy:
         self.directory = directory
         self.listeners: list[_socket.socket] = []
         self.active = 0  # connections being relayed: close() lets them finish, so their ends are logged
+        self.connections = 0  # connections accepted and not yet closed
         self._lock = _thread.allocate_lock()
         self.bridges: list[tuple[_socket.socket, Callable[[_socket.socket], None]]] = []
         self._listen(PROXY_SOCKET, self._serve_proxy)
@@ -123,7 +125,20 @@ class Proxy:
             except OSError:
                 return  # closed: the run is over
         _thread.start_new_thread(self._serve, (listener, handler))
-        self._guarded(handler, _socket.socket(fileno=fd))
+        connection = _socket.socket(fileno=fd)
+        with self._lock:
+            full = self.connections >= MAX_CONNECTIONS
+            self.connections += not full
+        if full:
+            connection.close()
+            self._event(None, listener.getsockname()[1], "refused",
+                        f"more than {MAX_CONNECTIONS} connections at once from the jail", None)
+            return
+        try:
+            self._guarded(handler, connection)
+        finally:
+            with self._lock:
+                self.connections -= 1
 
     def _guarded(self, handler: Callable[[_socket.socket], None], connection: _socket.socket) -> None:
         try:
@@ -241,7 +256,7 @@ class Proxy:
                     "network.allow_addresses can allow it")
         return ""
 
-    def _event(self, host: str, port: int, decision: str, reason: str | None, address: str | None) -> None:
+    def _event(self, host: str | None, port: int, decision: str, reason: str | None, address: str | None) -> None:
         if self.log is not None:
             self.log.event("network", host=host, port=port, decision=decision, reason=reason, address=address)
 

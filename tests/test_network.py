@@ -336,6 +336,11 @@ def test_bad_network_settings_are_refused(jail: Jail, tmp_path: Path, text: str,
     assert result.returncode == 1 and problem in result.stderr, result.stderr
 
 
+class _OneName:
+    """network settings for a proxy served in the test's own process (its threads, real sockets)."""
+    allow, deny, hosts, allow_addresses, forward = ["pkg.test"], [], {}, [], []
+
+
 def test_a_client_that_stalls_in_its_request_head_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The head has one deadline, however the bytes trickle in: a jailed client cannot hold the proxy's threads."""
     import socket
@@ -343,11 +348,8 @@ def test_a_client_that_stalls_in_its_request_head_is_dropped(monkeypatch: pytest
 
     from jail import proxy
 
-    class Network:
-        allow, deny, hosts, allow_addresses, forward = ["pkg.test"], [], {}, [], []
-
     monkeypatch.setattr(proxy, "HEAD_SECONDS", 0.5)
-    server = proxy.Proxy(Network, str(tmp_path), None)
+    server = proxy.Proxy(_OneName, str(tmp_path), None)
     try:
         for trickle in (False, True):
             client, served = socket.socketpair()
@@ -364,4 +366,48 @@ def test_a_client_that_stalls_in_its_request_head_is_dropped(monkeypatch: pytest
             assert client.recv(100) == b""  # closed, nothing relayed
             client.close()
     finally:
+        server.close()
+
+
+def test_connections_beyond_the_cap_are_closed_at_once_and_logged(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """Each connection holds a supervisor thread: past MAX_CONNECTIONS at once, a new one is closed and logged."""
+    import socket
+    import time
+
+    from jail import proxy
+
+    class Log:
+        def __init__(self) -> None:
+            self.events: list[dict] = []
+
+        def event(self, kind: str, **fields: object) -> None:
+            self.events.append({"event": kind, **fields})
+
+    monkeypatch.setattr(proxy, "MAX_CONNECTIONS", 2)
+    log = Log()
+    server = proxy.Proxy(_OneName, str(tmp_path), log)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    server.listeners.append(listener)
+    threading.Thread(target=server._serve, args=(listener, server._serve_proxy), daemon=True).start()
+    clients = [socket.create_connection(listener.getsockname(), timeout=5) for _ in range(3)]
+    try:
+        assert clients[2].recv(100) == b""  # the third: closed at once
+        for held in clients[:2]:  # the first two wait for their request heads
+            held.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                held.recv(100)
+        assert [(e["decision"], e["port"], e["reason"]) for e in log.events] == [
+            ("refused", listener.getsockname()[1], "more than 2 connections at once from the jail")]
+        clients[0].close()  # a slot frees: the next is served again
+        time.sleep(0.2)
+        fourth = socket.create_connection(listener.getsockname(), timeout=5)
+        fourth.sendall(b"GET http://other.test/ HTTP/1.1\r\n\r\n")
+        assert fourth.recv(100).startswith(b"HTTP/1.1 403 ")
+        fourth.close()
+    finally:
+        for client in clients:
+            client.close()
         server.close()
