@@ -4,17 +4,18 @@ In `network.mode = "proxy"` the jail's network namespace still has only a
 loopback. Its pid 1 listens on 127.0.0.1:<proxy_port> there and passes the
 listening socket itself (SCM_RIGHTS), once, over a unix socket that the
 supervisor serves here (the socket's directory is bind-mounted at
-/run/shelljail-net, after the profile's mounts, so none of them can hide it);
-from then on this proxy accepts the jail's connections itself. This proxy speaks HTTP: CONNECT for TLS and
-absolute-form requests for plain HTTP. Each request's host and port are
-checked against `network.deny`, then `network.allow`; the name is resolved
-here (`network.hosts` first, then the system resolver), every address is
-checked, and loopback, link-local, private and other special ranges are
-refused unless `network.allow_addresses` names them; the connection goes to
-the address that was checked, so a name cannot be rebound to the host's
-services in between. Every connection, allowed or refused, is an audit event
-with the bytes it carried. `network.forward` ports on the host's loopback are
-relayed the same way, without HTTP, to the same address inside the jail.
+/run/shelljail-net, after the profile's mounts, so none of them can hide
+it); from then on this proxy accepts the jail's connections itself. It
+speaks HTTP: CONNECT for TLS and absolute-form requests for plain HTTP. Each
+request's host and port are checked against `network.deny`, then
+`network.allow`; the name is resolved here (`network.hosts` first, then the
+system resolver), every address is checked, and loopback, link-local,
+private and other special ranges are refused unless
+`network.allow_addresses` names them; the connection goes to the address
+that was checked, so a name cannot be rebound to the host's services in
+between. Every connection, allowed or refused, is an audit event with the
+bytes it carried. `network.forward` ports on the host's loopback are relayed
+the same way, without HTTP, to the same address inside the jail.
 """
 
 from __future__ import annotations
@@ -93,23 +94,33 @@ class Proxy:
         for listener, handler in self.bridges:
             _thread.start_new_thread(self._accept, (listener, handler))
 
-    def _accept(self, listener: _socket.socket, handler: Callable[[_socket.socket], None]) -> None:
-        while True:
-            try:
-                fd, _ = listener._accept()
-            except OSError:
-                return  # closed: the run is over
-            _thread.start_new_thread(self._receive, (handler, _socket.socket(fileno=fd)))
+    def _accept(self, bridge: _socket.socket, handler: Callable[[_socket.socket], None]) -> None:
+        """Take the one listener the jail's pid 1 passes over this unix socket, then close it and serve.
 
-    def _receive(self, handler: Callable[[_socket.socket], None], bridge: _socket.socket) -> None:
-        """The jail's pid 1 passes its listener on the jail's 127.0.0.1 for this handler, once."""
+        One, and no more: the socket is inside the jail too, and a process there must not hand the
+        supervisor listeners (and so threads) without end.
+        """
         from .seccomp_notify import receive_fd
 
-        fd = receive_fd(bridge)
-        if fd is not None:
-            listener = _socket.socket(fileno=fd)
-            self.listeners.append(listener)
-            self._serve(listener, handler)
+        while True:
+            try:
+                fd, _ = bridge._accept()
+                break
+            except ConnectionAbortedError:
+                continue
+            except OSError:
+                return  # closed: the run is over
+        bridge.close()
+        passed = receive_fd(_socket.socket(fileno=fd))
+        if passed is None:
+            return
+        try:
+            listener = _socket.socket(fileno=passed)
+        except OSError:
+            os.close(passed)  # not a socket
+            return
+        self.listeners.append(listener)
+        self._serve(listener, handler)
 
     def _serve(self, listener: _socket.socket, handler: Callable[[_socket.socket], None]) -> None:
         """Accept one of the jail's connections, leave the next to a new thread, and handle this one.
@@ -458,4 +469,6 @@ def attach(spec: Any, network: Any, log: Any) -> tuple[Any, Proxy | None]:
     env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
     view = spec.view._replace(mounts=spec.view.mounts + (Bind(directory, SOCKET_DIRECTORY, False),))
     ports = None if spec.connect_ports is None else tuple(port for port, _ in bridges)
-    return spec._replace(view=view, bridges=tuple(bridges), env=env, connect_ports=ports), proxy
+    own = tuple(listener.fileno() for listener in proxy.listeners)  # the jail's processes get no copy
+    return spec._replace(view=view, bridges=tuple(bridges), env=env, connect_ports=ports,
+                         supervisor_fds=spec.supervisor_fds + own), proxy

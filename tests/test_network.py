@@ -277,12 +277,19 @@ def _descendants(pid: int) -> list[int]:
 
 def test_the_jails_listeners_are_held_by_the_supervisor_alone(jail: Jail, servers: dict[str, int]) -> None:
     """Pid 1 hands its listeners on the jail's loopback to the supervisor and keeps no copy: no process in the
-    jail can accept the proxy's or a forward's connections, and connections still reach the proxy."""
+    jail can accept the proxy's or a forward's connections, nor hand the supervisor listeners of its own
+    (the bridge socket takes one), and connections still reach the proxy."""
     http = servers["http"]
     profile = _profile(jail, servers, extra=f'forward = ["127.0.0.1:{http}"]')
     (jail.workspace / "probe.py").write_text(f"""\
-import sys, time, urllib.request
+import socket, sys, urllib.request
 print(urllib.request.urlopen("http://pkg.test:{http}/first", timeout=20).status, flush=True)
+bridge = socket.socket(socket.AF_UNIX)
+try:
+    bridge.connect("/run/shelljail-net/proxy.sock")  # to pass a listener of its own
+    print("bridge connected", flush=True)
+except OSError as e:
+    print("bridge", type(e).__name__, flush=True)
 sys.stdin.readline()
 """)
     run = subprocess.Popen([*SHELLJAIL, "run", "-p", profile, "-w", str(jail.workspace), "--", "/usr/bin/python3",
@@ -290,6 +297,7 @@ sys.stdin.readline()
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert run.stdout.readline().strip() == "200", run.stderr.read() if run.poll() is not None else ""
+        assert run.stdout.readline().strip() == "bridge ConnectionRefusedError"  # pid 1 passed its one listener
         host_net = os.readlink("/proc/self/ns/net")
         inside = [pid for pid in _descendants(run.pid) if os.readlink(f"/proc/{pid}/ns/net") != host_net]
         assert inside, "no process of the jail was found"
