@@ -102,14 +102,9 @@ class Proxy:
         """
         from .seccomp_notify import receive_fd
 
-        while True:
-            try:
-                fd, _ = bridge._accept()
-                break
-            except ConnectionAbortedError:
-                continue
-            except OSError:
-                return  # closed: the run is over
+        fd = _accept_one(bridge)
+        if fd is None:
+            return  # closed: the run is over
         bridge.close()
         passed = receive_fd(_socket.socket(fileno=fd))
         if passed is None:
@@ -127,14 +122,9 @@ class Proxy:
 
         The thread that accepted handles: a thread start is not between a client and its first byte.
         """
-        while True:
-            try:
-                fd, _ = listener._accept()
-                break
-            except ConnectionAbortedError:
-                continue  # the client left before it was accepted
-            except OSError:
-                return  # closed: the run is over
+        fd = _accept_one(listener)
+        if fd is None:
+            return  # closed: the run is over
         _thread.start_new_thread(self._serve, (listener, handler))
         connection = _socket.socket(fileno=fd)
         with self._lock:
@@ -308,6 +298,17 @@ class Proxy:
         with upstream, self._relaying():
             up, down = _relay(client, upstream)
             self._closed(host, port, up, down)
+
+
+def _accept_one(listener: _socket.socket) -> int | None:
+    """The next accepted connection's descriptor; None once the listener is closed."""
+    while True:
+        try:
+            return listener._accept()[0]
+        except ConnectionAbortedError:
+            continue  # the client left before it was accepted
+        except OSError:
+            return None
 
 
 def _warm_up() -> None:
