@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from .kernel.beneath import STRICT, make_directories, openat2
 from .view import Bind, Overlay
 
 OPAQUE_XATTR = "user.overlay.opaque"
@@ -272,8 +273,6 @@ def conflicts(chosen: list[Change], target: Session) -> list[str]:
 
 def commit(chosen: list[Change], target: Session) -> None:
     """Apply the changes to the real workspace: files atomically, deletions after their contents."""
-    from .trash import _RESOLVE, _make_directories, openat2
-
     root = os.open(target.workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         additions = sorted((c for c in chosen if c.kind != "D"), key=lambda c: c.path)  # parents first
@@ -281,7 +280,7 @@ def commit(chosen: list[Change], target: Session) -> None:
         for change in [*deletions, *additions]:
             parent_rel, name = os.path.split(change.path)
             if change.kind == "D":
-                parent = openat2(root, parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
+                parent = openat2(root, parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, STRICT)
                 try:
                     info = os.stat(name, dir_fd=parent, follow_symlinks=False)
                     if stat.S_ISDIR(info.st_mode):
@@ -293,8 +292,7 @@ def commit(chosen: list[Change], target: Session) -> None:
                 finally:
                     os.close(parent)
                 continue
-            _make_directories(root, parent_rel)
-            parent = openat2(root, parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, _RESOLVE)
+            parent = make_directories(root, parent_rel)
             try:
                 _place(change.upper or "", parent, name)
             finally:
