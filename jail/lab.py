@@ -42,11 +42,13 @@ def _toml_string(text: str) -> str:
 
 
 def report(counts: dict[str, int], events: list[dict[str, Any]]) -> str:
-    """Each denied syscall with its count and the first program that tried it."""
+    """Each denied syscall with its count and the first program that tried it (its name the jail's: escaped)."""
+    from .display import shown
+
     if not counts:
         return "no syscall was denied"
     first = {e.get("syscall"): e.get("program", "?") for e in reversed(events) if e.get("event") == "seccomp-denial"}
-    rows = [f"  {name:24} {count:6}  first by {first.get(name, '?')}" for name, count in
+    rows = [f"  {shown(name):24} {count:6}  first by {shown(first.get(name, '?'))}" for name, count in
             sorted(counts.items(), key=lambda item: -item[1])]
     return "denied syscalls:\n" + "\n".join(rows)
 

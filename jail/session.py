@@ -66,21 +66,30 @@ def list_sessions(as_json: bool) -> int:
     found = audit.sessions()
     if as_json:
         for state in found:
-            print(json.dumps(state))
+            print(json.dumps(state))  # ASCII: controls and bidi characters JSON escapes, the data exact
         return 0
     if not found:
         print("no sessions recorded yet (shelljail run starts one)")
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from .display import shown
+
+    def cell(value: Any, style: str = "") -> Text:
+        """Escaped by `shown` (the argv is the jail's), and a Text: rich reads no markup in it."""
+        return Text(shown(value), style=style)
 
     table = Table("session", "state", "profile", "workspace", "command", "started", "exit", "decisions")
     for state in found:
         colour = {"running": "green", "stopped": "magenta", "lost": "red", "failed": "red"}.get(state.get("state"))
-        table.add_row(state.get("session", "?"), f"[{colour}]{state.get('state')}[/]" if colour else
-                      str(state.get("state")), str(state.get("profile", "")), str(state.get("workspace", "")),
-                      " ".join(state.get("argv", []))[:40], str(state.get("started", "")),
-                      str(state.get("exit_status", "")), str(state.get("decisions", "")))
+        argv = state.get("argv", [])
+        table.add_row(cell(state.get("session", "?")), cell(state.get("state"), colour or ""),
+                      cell(state.get("profile", "")), cell(state.get("workspace", "")),
+                      cell(shown(" ".join(map(str, argv)) if isinstance(argv, list) else argv)[:40]),
+                      cell(state.get("started", "")), cell(state.get("exit_status", "")),
+                      cell(state.get("decisions", "")))
     Console().print(table)
     return 0
 
@@ -105,30 +114,38 @@ def show_log(session: str | None, as_json: bool, follow: bool) -> int:
 
 
 def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(event, ensure_ascii=False), flush=True)
+    if as_json:  # ASCII: controls, bidi characters and lone surrogates JSON escapes, the data exact
+        print(json.dumps(event), flush=True)
         return
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escaped
+
+    from .display import shown
+
+    def escape(text: str) -> str:
+        """The jail's text for rich: controls and invisible characters escaped, then markup."""
+        return markup_escaped(shown(text))
 
     when = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
     kind = event.get("event", "?")
     if kind == "decision":
         decision = event.get("decision", "?")
         what = event.get("command") or " ".join(event.get("argv", []))
-        text = f"{decision:5} {escape(str(what))}"
+        text = f"{escape(str(decision)):5} {escape(str(what))}"
         if decision != "allow" or event.get("rule") not in (None, "child-shell"):
             text += f"  [dim]({escape(str(event.get('rule')))}: {escape(str(event.get('reason', '')))})[/]"
         colour = _COLOURS.get(decision, "")
     else:
         details = {k: v for k, v in event.items() if k not in ("ts", "session", "event", "mounts")}
-        text = f"{kind} " + escape(json.dumps(details, ensure_ascii=False, default=str))[:300]
+        text = f"{escape(str(kind))} " + escape(json.dumps(details, ensure_ascii=False, default=str)[:300])
         colour = _COLOURS.get(kind, "")
-    Console(highlight=False).print(f"{when}  " + (f"[{colour}]{text}[/]" if colour else text))
+    Console(highlight=False, emoji=False).print(f"{when}  " + (f"[{colour}]{text}[/]" if colour else text))
 
 
 def stop(session: str | None) -> int:
     """Kill a running jail at once, and leave a note of who did it for the supervisor to log."""
+    from .display import shown
+
     try:
         state = audit.find(session) if session else next(
             s for s in audit.sessions() if s.get("state") == "running")
@@ -138,9 +155,9 @@ def stop(session: str | None) -> int:
     try:
         request_stop(state, "shelljail stop")
     except LookupError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+        print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
         return 1
-    print(f"stopped session {state['session']}")
+    print(f"stopped session {shown(state.get('session'))}")
     return 0
 
 
