@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.handler(args)
     except JailError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+        from .display import shown
+
+        print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
         code = getattr(exc, "code", EXIT_SETUP)
     except KeyboardInterrupt:
         code = 130
@@ -455,15 +457,17 @@ def _log(args: argparse.Namespace) -> int:
 
 def _approvals(_args: argparse.Namespace) -> int:
     from . import approvals, audit
+    from .display import shown, shown_lines
 
     waiting = approvals.pending(audit.state_home())
     if not waiting:
         print("no questions waiting")
-    for request in waiting:
-        print(f"{request['id']}  {request['session']}  {request['command']}\n        {request['reason']} "
-              f"(rule {request['rule']})")
-        for line in (request.get("preview") or "").splitlines():
-            print(f"        {line}")
+    for request in waiting:  # every field the jail's command made shown escaped: one line each, as written
+        print(f"{shown(request.get('id'))}  {shown(request.get('session'))}  {shown(request.get('command'))}\n"
+              f"        {shown(request.get('reason'))} (rule {shown(request.get('rule'))})")
+        for line in shown_lines(request.get("preview") or "").split("\n"):
+            if line:
+                print(f"        {line}")
     return 0
 
 
@@ -471,6 +475,7 @@ def _answer(request_id: str, choice: str) -> int:
     import pwd
 
     from . import approvals, audit
+    from .display import shown
 
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
@@ -479,9 +484,9 @@ def _answer(request_id: str, choice: str) -> int:
     try:
         request = approvals.answer(audit.state_home(), request_id, choice, user)
     except LookupError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+        print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
         return 1
-    print(f"{choice}: {request['command']}")
+    print(f"{choice}: {shown(request.get('command'))}")
     return 0
 
 
@@ -579,39 +584,41 @@ def _trash_list(args: argparse.Namespace) -> int:
     import time
 
     from . import audit, trash
+    from .display import shown
 
     entries = trash.all_entries()
     if args.session:
         try:
             session = audit.find(args.session)["session"]
         except LookupError as exc:
-            print(f"shelljail: {exc}", file=sys.stderr)
+            print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
             return 1
         entries = [e for e in entries if e["session"] == session]
     if args.json:
         for entry in entries:
-            print(json.dumps(entry))
+            print(json.dumps(entry))  # ASCII: every control and bidi character a JSON escape, the data exact
         return 0
     if not entries:
         print("the trash is empty")
         return 0
     for entry in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.get("time", 0)))
-        paths = [os.path.join(entry["workspace"], p) for p in entry["paths"]]
-        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-        print(f"{entry['session']}/{entry['id']:<4} {when}  {trash.human(entry.get('bytes', 0)):>9}  "
-              f"{entry.get('files', 0):>6} files  {shown}")
+        paths = [shown(os.path.join(str(entry["workspace"]), str(p))) for p in entry["paths"]]
+        listed = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        print(f"{shown(entry['session'])}/{shown(entry['id']):<4} {when}  {trash.human(entry.get('bytes', 0)):>9}  "
+              f"{entry.get('files', 0):>6} files  {listed}")
     return 0
 
 
 def _trash_restore(args: argparse.Namespace) -> int:
     from . import trash
+    from .display import shown
 
     restored, problem = trash.restore(args.reference, os.getcwd())
     if problem:
-        print(f"shelljail: {problem}", file=sys.stderr)
+        print(f"shelljail: {shown(problem)}", file=sys.stderr)
         return 1
-    print(f"restored {restored}")
+    print(f"restored {shown(restored)}")
     return 0
 
 
@@ -644,13 +651,16 @@ def _overlay_session(reference: str | None) -> Any:
         if info.get("state") == "running":
             raise LookupError(f"session {target.id} is still running; wait for it, or shelljail stop {target.id}")
     except LookupError as exc:
-        print(f"shelljail: {exc}", file=sys.stderr)
+        from .display import shown
+
+        print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
         return None
     return target
 
 
 def _diff(args: argparse.Namespace) -> int:
     from . import overlay
+    from .display import shown, shown_lines
 
     target = _overlay_session(args.session)
     if target is None:
@@ -663,17 +673,18 @@ def _diff(args: argparse.Namespace) -> int:
     for change in chosen:
         directory = change.upper is not None and os.path.isdir(change.upper) and not os.path.islink(change.upper)
         directory = directory or (change.kind == "D" and os.path.isdir(os.path.join(target.workspace, change.path)))
-        print(f"{change.kind} {change.path}{'/' if directory else ''}")
+        print(f"{change.kind} {shown(change.path)}{'/' if directory else ''}")
     if not args.names:
         for change in chosen:
             text = overlay.unified(change, target.workspace)
             if text:
-                sys.stdout.write(text)
+                sys.stdout.write(shown_lines(text))
     return 0
 
 
 def _commit(args: argparse.Namespace) -> int:
     from . import overlay
+    from .display import shown
 
     target = _overlay_session(args.session)
     if target is None:
@@ -685,7 +696,7 @@ def _commit(args: argparse.Namespace) -> int:
         return 1
     problems = overlay.conflicts(chosen, target)
     if problems:
-        print(f"shelljail: commit refused, nothing applied: {'; '.join(problems[:5])}"
+        print(f"shelljail: commit refused, nothing applied: {shown('; '.join(problems[:5]))}"
               + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
               + f"; review with shelljail diff {target.id}, commit other paths, or discard", file=sys.stderr)
         return 1
@@ -710,9 +721,9 @@ def _discard(args: argparse.Namespace) -> int:
 
 
 def _snapshots(args: argparse.Namespace) -> int:
-    from .snapshots import LIST_SCRIPT
+    from .snapshots import LIST_SCRIPT, listing
 
-    return _git_in_jail(args.workspace, LIST_SCRIPT)
+    return _git_in_jail(args.workspace, LIST_SCRIPT, listing)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -721,14 +732,60 @@ def _rollback(args: argparse.Namespace) -> int:
     return _git_in_jail(args.workspace, rollback_script(args.number))
 
 
-def _git_in_jail(workspace: str | None, script: str) -> int:
-    """A git script of ours, run in a jail on the workspace (no interposer: the script is not the agent's)."""
+GIT_OUTPUT_BYTES = 1 << 22  # what `snapshots` or `rollback` shows of each stream; the rest is drained unseen
+
+
+def _git_in_jail(workspace: str | None, script: str, shape: Any = None) -> int:
+    """A git script of ours, run in a jail on the workspace (no interposer: the script is not the agent's).
+
+    What it prints (commit subjects, file names, whatever the repository's hooks say) is the jail's:
+    it comes back through pipes, bounded, and is shown escaped (by `shape` for its standard output, if
+    given), never written to the terminal raw."""
+    import _thread
+
     from . import profile, spec
+    from .display import shown_lines
 
     loaded = profile.load("coding-agent")
     jail_spec = spec.build(loaded, workspace or os.getcwd(), ["/bin/sh", "-c", script], os.environ)
+    streams: list[tuple[Any, int, int, list[bytes], Any]] = []
+    for target in (sys.stdout, sys.stderr):  # both before the fork: two pipes, one reader each
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        done = _thread.allocate_lock()
+        done.acquire()
+        kept: list[bytes] = []
+        streams.append((target, read_end, write_end, kept, done))
+        _thread.start_new_thread(_drain, (read_end, kept, done))
+    jail_spec = jail_spec._replace(stdout_fd=streams[0][2], stderr_fd=streams[1][2])
     options = argparse.Namespace(ask="deny", dry_run=False)
-    return _supervise(options, loaded, jail_spec, False, 600)[0]
+    try:
+        code = _supervise(options, loaded, jail_spec, False, 600)[0]
+    finally:
+        for target, _read_end, write_end, kept, done in streams:
+            os.close(write_end)  # the jail is gone: the reader reaches the end
+            done.acquire(timeout=10)
+            data = b"".join(kept)
+            text = (shape if shape is not None and target is sys.stdout else shown_lines)(data[:GIT_OUTPUT_BYTES])
+            if len(data) > GIT_OUTPUT_BYTES:
+                text += f"\n[shelljail: output cut after {GIT_OUTPUT_BYTES} bytes]\n"
+            target.write(text)
+            target.flush()
+    return code
+
+
+def _drain(source: int, kept: list[bytes], done: Any) -> None:
+    """Read a pipe to its end, keeping the first GIT_OUTPUT_BYTES (and one more, to know it was cut)."""
+    held = 0
+    try:
+        while chunk := os.read(source, 1 << 16):
+            if held <= GIT_OUTPUT_BYTES:
+                kept.append(chunk)
+                held += len(chunk)
+    except OSError:
+        pass
+    finally:
+        os.close(source)
+        done.release()
 
 
 def _doctor(_args: argparse.Namespace) -> int:

@@ -15,8 +15,17 @@ LIST_SCRIPT = (f"git rev-parse --git-dir >/dev/null || exit 1; "
                f"n=$(git for-each-ref {SNAPSHOT_REF} | wc -l); "
                f"if [ \"$n\" -eq 0 ]; then echo 'no snapshots in this repository'; exit 0; fi; "
                f"git for-each-ref --sort=creatordate "
-               f"--format='%(refname:lstrip=3)%09%(creatordate:format:%Y-%m-%d %H:%M:%S)%09%(contents:subject)' "
+               f"--format='%(refname:lstrip=3)%00%(creatordate:format:%Y-%m-%d %H:%M:%S)%00%(contents:subject)' "
                f"{SNAPSHOT_REF}")
+
+
+def listing(output: bytes) -> str:
+    """LIST_SCRIPT's output for a person: each NUL-separated field (a subject is the repository's, so
+    the jail's) shown escaped, the fields joined by tabs, which a field itself never shows raw."""
+    from jail.display import shown
+
+    return "".join("\t".join(shown(field) for field in line.split(b"\0")) + "\n"
+                   for line in output.splitlines())
 
 
 def rollback_script(number: int) -> str:
