@@ -12,6 +12,7 @@ import sys
 
 SOCKET_PATH = "/run/shelljail/decide.sock"
 EXIT_DENIED = 126
+REQUEST_MAX = 1 << 20  # launcher.c's, and the most the decision service reads
 
 
 def fail(what: str, error: BaseException) -> None:
@@ -30,6 +31,8 @@ def main() -> None:
     tool = tool if tool in ("rm", "unlink") else None
     fields = ["t", cwd, tool, *sys.argv] if tool else ["1", cwd, *sys.argv]
     payload = b"".join(os.fsencode(field) + b"\0" for field in fields)
+    if 4 + len(payload) > REQUEST_MAX:
+        fail("command line too long", OSError(7, "Argument list too long"))
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(SOCKET_PATH)

@@ -5,7 +5,10 @@ content is known before anything runs: `echo`/`printf` of literal words into
 a file (`>` or `>>`), a here-document into `cat > FILE` or `tee FILE`, and
 `truncate -s 0` or `shred`, which empty a file. Anything else that writes is
 named with "(its new content is only known when it runs)". The old content
-is read as the jail sees it (through the shell's /proc/PID/root).
+is read as the jail sees it: beneath a directory fd of the shell's own root,
+with RESOLVE_IN_ROOT (an absolute symlink resolves in the jail, never on the
+host), regular files only, opened without blocking, bounded, and never from
+the jail's /proc or /sys, which the supervisor would read with its own rights.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
+
+from jail.kernel import beneath
 
 from .resolve import Invocation, resolve
 
@@ -76,7 +81,14 @@ def _content(invocation: Invocation) -> str | None:
 
 
 def _diff(path: str, new: str | None, append: bool, read: Callable[[str], bytes | None]) -> str:
-    old_bytes = read(path)
+    try:
+        old_bytes = read(path)
+    except beneath.NotRegular as exc:
+        return f"{path}: a {exc.kind} (not read)\n"
+    except beneath.TooLarge as exc:
+        return f"{path}: {exc.size} bytes, too large to show{' (emptied)' if new == '' else ''}\n"
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror or exc})\n"
     if old_bytes is not None and b"\0" in old_bytes[:8192]:
         return f"{path}: a binary file{' (emptied)' if new == '' else ''}\n"
     old = old_bytes.decode(errors="replace") if old_bytes is not None else None
@@ -89,13 +101,37 @@ def _diff(path: str, new: str | None, append: bool, read: Callable[[str], bytes 
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def reader(root: str) -> Callable[[str], bytes | None]:
-    """Read files as a process sees them: `root` is its /proc/PID/root (or "" for this process)."""
+def read_in_jail(root: int, path: str, limit: int) -> bytes:
+    """A file's bytes as the process whose root is `root` sees `path` (NotRegular, TooLarge, OSError).
+
+    The jail's /proc (and a /sys) are refused: their files would be read with the supervisor's
+    rights (host root's view of kallsyms, another process's environ), not the jail's.
+    """
+    fd = beneath.open_regular(root, path, beneath.IN_JAIL_ROOT)
+    try:
+        device = os.fstat(fd).st_dev
+        for pseudo in ("proc", "sys"):
+            try:
+                if os.stat(pseudo, dir_fd=root, follow_symlinks=False).st_dev == device:
+                    raise OSError(13, f"a file of the jail's /{pseudo}, not read", path)
+            except FileNotFoundError:
+                pass
+        return beneath.read_fd(fd, limit, path)
+    finally:
+        os.close(fd)
+
+
+def reader(root: int | str) -> Callable[[str], bytes | None]:
+    """Read files as a process sees them: `root` is a directory fd of its /proc/PID/root, or a
+    directory's path ("" for this process's "/"). None: no such file; other failures raise."""
     def read(path: str) -> bytes | None:
+        fd = root if isinstance(root, int) else os.open(root or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            with open(root + path, "rb") as f:
-                return f.read(MAX_READ)
-        except OSError:
+            return read_in_jail(fd, path, MAX_READ)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        finally:
+            if not isinstance(root, int):
+                os.close(fd)
 
     return read

@@ -14,6 +14,21 @@ says so; the ancestry is read from /proc, which the jail cannot forge. When
 they are not judged, the C launcher skips the round trip for them (see
 launcher.c): an allowed shell hands the real shells down as inherited fds.
 
+Everything a request carries is the jail's, and so is the process that sent
+it: the service holds at most MAX_CONNECTIONS of them at once (each is a
+thread), gives each request one deadline and a byte bound, and bounds the
+bytes all requests hold together; what it refuses it logs, counted, not once
+per connection. Files the jail names (a script, a file a preview diffs) are
+read through a directory fd of the sender's own root, opened once per
+connection while the sender is checked to still be the socket's peer, with
+RESOLVE_IN_ROOT: a symlink resolves as the jail sees it, never on the host,
+and only regular files are opened, never blocking (a FIFO is opaque).
+
+What the service cannot make true (see `_answer`): a program in the jail that
+speaks this protocol itself receives the real shell's fd for a line it had
+judged, and may then run another line with it. The event names what was
+handed out; the boundary against such a program is the jail, not this.
+
 It uses the C modules `_socket` and `_thread` rather than `socket` and
 `threading`: `run` creates this service on every start, and those two
 Python wrappers cost about 5 ms to import.
@@ -27,6 +42,7 @@ import array
 import collections
 import os
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,8 +55,16 @@ SHELLS_NAME = "shells"  # "name major minor inode" per real shell, for the launc
 JAIL_DIRECTORY = "/run/shelljail"
 SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
 TOOLS = ("rm", "unlink")
-MAX_REQUEST = 8 << 20
+MAX_REQUEST = 1 << 20  # a request's bytes: launcher.c's REQUEST_MAX and launcher.py's agree
 MAX_SCRIPT = 4 << 20
+MAX_CONNECTIONS = 256  # at once from the jail: each holds a supervisor thread
+MAX_BUFFERED = 64 << 20  # request bytes held by all connections at once
+REQUEST_SECONDS = 10  # for the whole request: a byte at a time does not hold a thread longer
+SO_PEERPIDFD = 77  # Linux 6.5: a pidfd of the process that connected
+
+
+class Refused(Exception):
+    """A request the service will not serve (too large, too slow, too many): logged, counted."""
 
 
 def real_shells() -> dict[str, str]:
@@ -98,7 +122,12 @@ class DecisionService:
     def __init__(self, policy: Any, directory: str, judge_child_shells: bool,
                  on_decision: Callable[[dict[str, Any]], None] | None = None,
                  ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, log: Any = None) -> None:
+        self.log = log  # the session's audit log: once `full`, every command is denied
+        self._lock = _thread.allocate_lock()
+        self.connections = 0  # being served now, at most MAX_CONNECTIONS
+        self.buffered = 0  # request bytes held now, at most MAX_BUFFERED
+        self.refused: dict[str, int] = {}  # how many of each refusal, logged at 1, 2, 4, 8, ...
         self.ask = ask  # the approval broker; None: an `ask` is a denial
         self.dry_run = dry_run  # run only the lines that only read; report the others
         self.policy = policy  # a judge.Policy, or the tuple of its fields (built in the thread)
@@ -131,6 +160,9 @@ class DecisionService:
         _thread.start_new_thread(self._serve, ())  # a daemon: it ends with the process
 
     def close(self) -> None:
+        for reason, count in sorted(self.refused.items()):
+            if count & (count - 1):  # not yet logged at this count
+                self._log({"event": "service-refused", "reason": reason, "count": count, "final": True})
         try:
             self.listener.shutdown(_socket.SHUT_RDWR)
         except OSError:
@@ -152,30 +184,82 @@ class DecisionService:
         while True:
             try:
                 fd, _ = self.listener._accept()
+            except ConnectionAbortedError:
+                continue  # the client left before it was accepted
             except OSError:
                 return  # closed: the jail is gone
+            connection = _socket.socket(fileno=fd)
+            with self._lock:
+                full = self.connections >= MAX_CONNECTIONS
+                self.connections += not full
+            if full:  # refused here, in the accepting thread: no thread is started for it
+                _refuse(connection, f"more than {MAX_CONNECTIONS} shells at once are waiting for the "
+                                    "decision service")
+                self._refusal(f"more than {MAX_CONNECTIONS} connections at once from the jail")
+                continue
             # One thread per shell: a question waiting for a person must not hold up the others.
-            _thread.start_new_thread(self._connection, (_socket.socket(fileno=fd),))
+            _thread.start_new_thread(self._connection, (connection,))
 
     def _connection(self, connection: _socket.socket) -> None:
+        held = [0]  # request bytes this connection holds of MAX_BUFFERED
+        peer: _Peer | None = None
         try:
-            self._answer(connection)
+            pid = struct.unpack("3i", connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))[0]
+            peer = _Peer(connection, pid)
+            self._answer(connection, self._request(connection, held), peer)
+        except Refused as exc:
+            self._refusal(str(exc))
+            _refuse(connection, str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the service
             try:
+                connection.settimeout(1)
                 connection.sendall(b"D" + f"shelljail: denied: the interposer failed ({exc})".encode())
             except OSError:
                 pass
         finally:
             connection.close()
+            if peer is not None:
+                peer.close()
+            with self._lock:
+                self.buffered -= held[0]
+                self.connections -= 1
 
-    def _answer(self, connection: _socket.socket) -> None:
-        connection.settimeout(10)
-        pid = struct.unpack("3i", connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))[0]
-        header = _receive(connection, 4)
-        (length,) = struct.unpack("=I", header)
+    def _request(self, connection: _socket.socket, held: list[int]) -> list[bytes]:
+        """The request's fields, read by one deadline, within MAX_REQUEST and the shared MAX_BUFFERED."""
+        deadline = time.monotonic() + REQUEST_SECONDS
+        (length,) = struct.unpack("=I", _receive(connection, 4, deadline))
         if length > MAX_REQUEST:
-            raise ValueError("request too large")
-        fields = _receive(connection, length).split(b"\0")[:-1]
+            raise Refused(f"a request of {length} bytes, more than the {MAX_REQUEST} a command line may have")
+        with self._lock:
+            busy = self.buffered + length > MAX_BUFFERED
+            if not busy:
+                self.buffered += length
+                held[0] = length
+        if busy:
+            raise Refused(f"the requests waiting hold more than {MAX_BUFFERED >> 20} MiB")
+        return _receive(connection, length, deadline).split(b"\0")[:-1]
+
+    def _refusal(self, reason: str) -> None:
+        """Log a refusal the 1st, 2nd, 4th, 8th... time it happens: bounded, and never silent."""
+        with self._lock:
+            count = self.refused[reason] = self.refused.get(reason, 0) + 1
+        if count & (count - 1) == 0:
+            self._log({"event": "service-refused", "reason": reason, "count": count})
+
+    def _log(self, event: dict[str, Any]) -> None:
+        if self.on_decision is not None:
+            try:
+                self.on_decision(event)
+            except Exception:  # noqa: BLE001 - a refusal's event must not become a second failure
+                pass
+
+    def _answer(self, connection: _socket.socket, fields: list[bytes], peer: _Peer) -> None:
+        connection.settimeout(REQUEST_SECONDS)  # for the answer's send: a jail that stops reading
+        pid = peer.pid
+        if getattr(self.log, "full", False):  # fail closed: nothing runs that the log cannot name
+            connection.sendall(b"D" + _denial("the session's audit log is full, so nothing more may run; "
+                                              "end this session and start a new one", "").encode())
+            return
         if len(fields) >= 4 and fields[0] == b"t":
             self._tool(connection, os.fsdecode(fields[1]), os.fsdecode(fields[2]), [os.fsdecode(f) for f in fields[3:]],
                        pid)
@@ -184,11 +268,14 @@ class DecisionService:
             raise ValueError("unknown request")
         cwd = os.fsdecode(fields[1])
         argv = [os.fsdecode(f) for f in fields[2:]]
-        verdict, event = self.judge(argv, cwd, pid)
+        verdict, event = self.judge(argv, cwd, pid, peer)
         if self.on_decision:
             self.on_decision(event)
         if verdict is None and shell_invocation(argv)[0] == "c":
             self.command_lines.add(pid)
+        # An allowed line gets the real shell's fd, to run argv (or the rewritten argv) with. A process
+        # that speaks this protocol itself could run another line with that fd, unlogged: the jail,
+        # not the interposer, bounds what such a program does (it could as well run python).
         if verdict is None and event.get("rewritten"):
             run = rewritten_argv(argv, event["rewritten"])
             shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
@@ -233,7 +320,8 @@ class DecisionService:
         else:
             connection.sendall(b"X" + out + b"\0" + err + b"\0" + str(outcome.status).encode() + b"\0")
 
-    def judge(self, argv: list[str], cwd: str, pid: int) -> tuple[str | None, dict[str, Any]]:
+    def judge(self, argv: list[str], cwd: str, pid: int,
+              peer: _Peer | None = None) -> tuple[str | None, dict[str, Any]]:
         """None to let the shell run, or the text of its denial; and an event for the log."""
         # Imported at the first request, not at start: loading the parser while `run` starts
         # would hold the GIL against the main thread; the first shell pays it once instead.
@@ -251,14 +339,20 @@ class DecisionService:
             decision = decide(judged, cwd, self.policy)
             event["command"] = value
         elif mode == "file":
-            text = self._read_script(pid, cwd, value or "")
-            if text is None:
-                event.update(decision="deny", rule="unreadable-script", command=value,
-                             reason=f"cannot read the script {value}")
-                return _denial(f"cannot read the script {value} to check it", ""), event
-            judged = text
-            decision = decide(text, cwd, self.policy)
+            text, problem, kind = self._read_script(peer, cwd, value or "")
             event["command"] = value
+            if text is not None:
+                judged = text
+                decision = decide(text, cwd, self.policy)
+            elif kind is not None:  # a FIFO, socket or device: never opened here, so never judged
+                judged = ""
+                reason = f"the script {value} is a {kind}: its commands cannot be read before they run"
+                decision = _Opaque(self.policy.interposer.opaque, reason, "opaque",
+                                   "write the commands to a regular file, or pass them with sh -c", True)
+            else:
+                event.update(decision="deny", rule="unreadable-script", reason=f"cannot read the script {value}: "
+                             f"{problem}")
+                return _denial(f"cannot read the script {value} to check it ({problem})", ""), event
         else:
             judged = ""
             reason = "a shell reading commands from its input cannot be checked before they run"
@@ -289,19 +383,21 @@ class DecisionService:
             if self.ask is None:
                 return _denial(decision.reason + _no_human("ask"), decision.alternative), event
             allowed, how = self.ask(event["command"], decision.reason, decision.rule,
-                                    self._preview(judged, cwd, pid) if judged else "")
+                                    self._preview(judged, cwd, peer) if judged else "")
             event.update(decision="allow" if allowed else "deny", asked=True, answered=how)
             if allowed:
                 return None, event
             return _denial(f"{decision.reason}; {how}", decision.alternative), event
         return _denial(decision.reason, decision.alternative), event
 
-    def _preview(self, line: str, cwd: str, pid: int) -> str:
+    def _preview(self, line: str, cwd: str, peer: _Peer | None) -> str:
         """The files the line would write, as a diff against what the jail sees now (see preview.py)."""
         from .preview import preview, reader
 
         try:
-            return preview(line, cwd, self.policy.env, reader(f"/proc/{pid}/root"))
+            if peer is None:
+                return ""
+            return preview(line, cwd, self.policy.env, reader(peer.root()))
         except Exception:  # noqa: BLE001 - a preview is a courtesy: never a reason to fail the question
             return ""
 
@@ -336,27 +432,95 @@ class DecisionService:
             current = _parent(current)
         return False
 
-    def _read_script(self, pid: int, cwd: str, path: str) -> str | None:
-        """A script's text as the jail sees it: through the shell's own root."""
-        full = os.path.normpath(os.path.join(cwd, path))
+    def _read_script(self, peer: _Peer | None, cwd: str, path: str) -> tuple[str | None, str, str | None]:
+        """(the script's text, "", None) as the jail sees it; else (None, why, the file's kind if it is
+        a FIFO, socket or device, which is never opened and so is judged as unread)."""
+        from jail.kernel import beneath
+
+        from .preview import read_in_jail
+
+        if peer is None:
+            return None, "no process to read it for", None
         try:
-            with open(f"/proc/{pid}/root{full}", "rb") as f:
-                data = f.read(MAX_SCRIPT + 1)
-        except OSError:
-            return None
-        if len(data) > MAX_SCRIPT or b"\0" in data[:4096]:
-            return None
-        return data.decode(errors="replace")
+            data = read_in_jail(peer.root(), path if path.startswith("/") else os.path.join(cwd, path), MAX_SCRIPT)
+        except beneath.NotRegular as exc:
+            return None, f"a {exc.kind}", None if exc.kind == "directory" else exc.kind
+        except beneath.TooLarge as exc:
+            return None, f"{exc.size} bytes, more than the {MAX_SCRIPT} checked", None
+        except OSError as exc:
+            return None, exc.strerror or str(exc), None
+        if b"\0" in data[:4096]:
+            return None, "a binary file", None
+        return data.decode(errors="replace"), "", None
+
+
+class _Peer:
+    """The process at the other end of a connection, held by a pidfd so its pid cannot be reused.
+
+    Its root is opened once, through /proc/PID, and only while the pidfd's process is alive: then
+    /proc/PID was that process's, not a later one's with the same number.
+    """
+
+    def __init__(self, connection: _socket.socket, pid: int) -> None:
+        self.pid = pid
+        self._root: int | None = None
+        try:
+            self.pidfd = connection.getsockopt(_socket.SOL_SOCKET, SO_PEERPIDFD)
+        except OSError:  # before Linux 6.5: the peer is blocked on its answer, so this pid is still it
+            self.pidfd = os.pidfd_open(pid)
+
+    def root(self) -> int:
+        """A directory fd of the process's root, for openat2 with RESOLVE_IN_ROOT."""
+        if self._root is None:
+            import signal
+
+            proc = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                root = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+            finally:
+                os.close(proc)
+            try:
+                signal.pidfd_send_signal(self.pidfd, 0)
+            except ProcessLookupError:
+                os.close(root)
+                raise OSError(3, "the process that asked is gone") from None
+            except PermissionError:
+                pass  # alive, and so still the process whose /proc/PID was opened
+            self._root = root
+        return self._root
+
+    def close(self) -> None:
+        os.close(self.pidfd)
+        if self._root is not None:
+            os.close(self._root)
+
+
+def _refuse(connection: _socket.socket, reason: str) -> None:
+    """Tell the launcher why, without waiting on a client that does not read; then it is closed."""
+    try:
+        connection.setblocking(False)
+        connection.send(b"D" + _denial(reason, "").encode())
+    except OSError:
+        pass
+    connection.close()
 
 
 def _send_fds(connection: _socket.socket, message: bytes, fds: list[int]) -> None:
     connection.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
 
 
-def _receive(connection: _socket.socket, size: int) -> bytes:
+def _receive(connection: _socket.socket, size: int, deadline: float) -> bytes:
+    """`size` bytes, all of them by `deadline` (each recv waits only for what is left of it)."""
     chunks = []
     while size:
-        chunk = connection.recv(min(size, 1 << 16))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Refused(f"a request not sent within {REQUEST_SECONDS} s")
+        connection.settimeout(left)
+        try:
+            chunk = connection.recv(min(size, 1 << 16))
+        except TimeoutError:
+            raise Refused(f"a request not sent within {REQUEST_SECONDS} s") from None
         if not chunk:
             raise ValueError("the launcher hung up")
         chunks.append(chunk)
@@ -428,7 +592,8 @@ def launcher_path() -> str:
 
 def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
            ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
-           dry_run: bool = False, trash: Any = None, network: Any = None) -> tuple[Any, DecisionService]:
+           dry_run: bool = False, trash: Any = None, network: Any = None,
+           log: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.view import Bind
@@ -438,7 +603,7 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     home_binds = tuple(m.target for m in jail_spec.view.mounts
                        if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
     policy = (interposer, jail_spec.view.workspace, home, dict(jail_spec.env), home_binds, network)
-    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run)
+    service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run, log)
     launcher = launcher_path()
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]
