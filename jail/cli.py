@@ -404,7 +404,7 @@ def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposin
         trash, jail_spec = for_session(loaded, jail_spec, log)
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
                                                        broker.ask, getattr(args, "dry_run", False), trash,
-                                                       loaded.network)
+                                                       loaded.network, log)
     try:
         code = supervisor.run(jail_spec, timeout, decision_service, log, recorder,
                               (network_proxy.start,) if network_proxy is not None else ())
