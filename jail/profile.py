@@ -58,6 +58,7 @@ class Limits(NamedTuple):
     wall_time: float | None = None
     output_bytes: int | None = None
     disk: int | None = None  # what an overlay workspace's session may write (its layer is a tmpfs of this size)
+    audit_bytes: int | None = None  # the session's audit log (None: jail.audit.LOG_BYTES); past it, commands denied
 
 
 class Network(NamedTuple):
@@ -358,6 +359,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "wall_time": _seconds,
         "output_bytes": parse_size,
         "disk": parse_size,
+        "audit_bytes": parse_size,
     }),
     "network": (Network, {"mode": _one_of("none", "proxy"), "allow": _destinations, "deny": _destinations,
                           "hosts": _hosts, "allow_addresses": _networks, "forward": _forwards,
