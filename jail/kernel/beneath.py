@@ -62,6 +62,26 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     return fd
 
 
+RENAME_NOREPLACE = 1
+
+
+def rename_noreplace(source_dir: int, source: str, destination_dir: int, destination: str) -> None:
+    """renameat2(RENAME_NOREPLACE): move a name between directory fds, never over an existing one.
+
+    os.rename replaces what is at the destination (a file silently, an empty directory too):
+    moving jail-made paths must never destroy what is already there. FileExistsError if taken.
+    Neither name may contain a slash: each is one entry of its directory fd.
+    """
+    for name in (source, destination):
+        if not name or "/" in name or name in (".", ".."):
+            raise OSError(errno.EINVAL, "not a single name in its directory", name)
+    result = libc.renameat2(ctypes.c_int(source_dir), fsencode(source), ctypes.c_int(destination_dir),
+                            fsencode(destination), ctypes.c_uint(RENAME_NOREPLACE))
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), destination)
+
+
 def kind(mode: int) -> str:
     """A file type's name, for messages and logs."""
     for test, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"),
