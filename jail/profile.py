@@ -61,6 +61,23 @@ class Limits(NamedTuple):
     audit_bytes: int | None = None  # the session's audit log (None: jail.audit.LOG_BYTES); past it, commands denied
 
 
+# The Ollama API's management endpoints (METHOD, path; "*" is one more path segment): they change the
+# host's models and disk. A filtered ("ollama") forward refuses them unless `allow_management` names them.
+MODEL_MANAGEMENT = (("POST", "/api/pull"), ("POST", "/api/push"), ("POST", "/api/create"), ("POST", "/api/copy"),
+                    ("DELETE", "/api/delete"), ("HEAD", "/api/blobs/*"), ("POST", "/api/blobs/*"))
+FORWARD_PROTOCOLS = ("ollama", "tcp")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+
+
+class Forward(NamedTuple):
+    """One forward in full: which host port, how it is relayed, and what of the Ollama API passes."""
+
+    address: str  # "127.0.0.1:11434"
+    protocol: str = "ollama"  # "ollama": HTTP, each request checked (the default); "tcp": raw bytes, anything
+    allow_management: tuple[str, ...] = ()  # management paths of MODEL_MANAGEMENT let through (true: all)
+    allow_paths: tuple[str, ...] = ()  # more endpoints let through: "METHOD /path", "/*" ending = one segment
+
+
 class Network(NamedTuple):
     mode: str = "none"  # none: only a loopback; proxy: also an HTTP proxy to the allowed destinations
     allow: tuple[str, ...] = ()  # "host", "*.domain", with ":port" (default: 80 and 443)
@@ -70,6 +87,8 @@ class Network(NamedTuple):
     forward: tuple[str, ...] = ()  # "127.0.0.1:11434": a host loopback port, at the same address inside
     proxy_port: int = 3128  # where the proxy listens inside the jail (on its 127.0.0.1)
     connect_local: bool = False  # TCP connect to any port of the jail's own loopback (not only the bridged)
+    # Each forward of `forward`, in full (derived from the same key, not set by itself): its protocol, what passes.
+    forward_settings: tuple[Forward, ...] = ()
 
 
 class Rule(NamedTuple):
@@ -209,13 +228,69 @@ def _networks(value: Any) -> tuple[str, ...]:
     return items
 
 
-def _forwards(value: Any) -> tuple[str, ...]:
-    items = _string_list(value)
-    for item in items:
-        host, _, port = item.rpartition(":")
-        if host not in ("127.0.0.1", "localhost") or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{item!r}: a forward is a port on the host's loopback, as 127.0.0.1:11434")
-    return tuple(f"127.0.0.1:{item.rpartition(':')[2]}" for item in items)
+_FORWARD_KEYS = ("address", "protocol", "allow_management", "allow_paths")
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~:@!$&'()*+,;=-]+$")
+
+
+def _forward_address(item: Any) -> str:
+    host, _, port = _string(item).rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{item!r}: a forward is a port on the host's loopback, as 127.0.0.1:11434")
+    return f"127.0.0.1:{int(port)}"
+
+
+def _endpoint(item: Any) -> str:
+    """ "METHOD /path" (a path already normal: no empty, "." or ".." segment, no %-escape), "/*" ending allowed."""
+    method, _, path = _string(item).partition(" ")
+    segments = path.split("/")
+    if method not in HTTP_METHODS or segments[0] != "" or len(segments) < 2 or not all(
+            _SEGMENT_RE.match(segment) and segment not in (".", "..") and ("*" not in segment or segment == "*"
+                                                                          and index == len(segments) - 1)
+            for index, segment in enumerate(segments[1:], start=1)):
+        raise ValueError(f"allow_paths: {item!r} is not \"METHOD /path\" (METHOD one of {', '.join(HTTP_METHODS)}; "
+                         "a path of plain segments, no %-escapes, '.' or '..'; a last segment \"*\" is any one)")
+    return f"{method} {path}"
+
+
+def _forward(item: Any) -> Forward:
+    if not isinstance(item, dict):
+        return Forward(_forward_address(item))
+    unknown = sorted(set(item) - set(_FORWARD_KEYS))
+    if unknown:
+        raise ValueError(f"a forward's table: unknown key {unknown[0]!r} (known: {', '.join(_FORWARD_KEYS)})")
+    if "address" not in item:
+        raise ValueError('a forward\'s table needs address = "127.0.0.1:PORT"')
+    address = _forward_address(item["address"])
+    protocol = _one_of(*FORWARD_PROTOCOLS)(item.get("protocol", "ollama"))
+    management = item.get("allow_management", False)
+    paths = {path for _, path in MODEL_MANAGEMENT}
+    if management is True:
+        allowed = tuple(sorted(paths))
+    elif management is False:
+        allowed = ()
+    else:
+        allowed = _string_list(management) if isinstance(management, list) else ()
+        if not isinstance(management, list) or not all(a in paths for a in allowed):
+            raise ValueError(f"{address}: allow_management is true, false or a list of "
+                             f"{', '.join(sorted(paths))}; got {management!r}")
+    extra = tuple(_endpoint(e) for e in _string_list(item.get("allow_paths", [])))
+    if protocol == "tcp" and (allowed or extra):
+        raise ValueError(f"{address}: protocol \"tcp\" relays bytes unchecked, so allow_management and allow_paths "
+                         "mean nothing there; use protocol \"ollama\" with them, or drop them")
+    return Forward(address, protocol, allowed, extra)
+
+
+def _forwards(value: Any) -> tuple[Forward, ...]:
+    """Addresses, or tables { address, protocol, allow_management, allow_paths }; a later entry for the same
+    address (a child profile's) replaces an earlier one (its parent's)."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of forwards (\"127.0.0.1:PORT\" or tables), got {_kind(value)}")
+    forwards: dict[str, Forward] = {}
+    for item in value:
+        forward = _forward(item)
+        forwards.pop(forward.address, None)
+        forwards[forward.address] = forward
+    return tuple(forwards.values())
 
 
 def _port(value: Any) -> int:
@@ -485,7 +560,12 @@ def from_dict(data: dict[str, Any]) -> Profile:
             fields[key] = value
         return cls(**fields)
 
-    sections = {table: record(cls, data[table]) for table, (cls, _checks) in _SCHEMA.items()}
+    sections = {table: record(cls, data[table]) for table, (cls, _checks) in _SCHEMA.items()
+                if table != "network"}
+    network = dict(data["network"])
+    settings = _forwards(network.pop("forward", []))  # as to_dict wrote them: addresses, or tables
+    sections["network"] = record(Network, network)._replace(forward=tuple(f.address for f in settings),
+                                                           forward_settings=settings)
     return Profile(name=data["name"], source=data["source"], description=data["description"], **sections)
 
 
@@ -621,6 +701,9 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
                 raise fail(table, key, str(exc)) from None
         if "*" in checks:
             values[cls._fields[0]] = MappingProxyType(free)
+        if table == "network" and "forward" in values:  # addresses, as every reader takes them; and in full
+            values["forward_settings"] = values["forward"]
+            values["forward"] = tuple(forward.address for forward in values["forward"])
         sections[table] = cls(**values)
 
     for key in _PATH_LISTS:
@@ -679,4 +762,10 @@ def to_dict(profile: Profile) -> dict[str, Any]:
             return [plain(v) for v in value]
         return value
 
-    return plain(profile)
+    data = plain(profile)
+    network = data["network"]
+    settings = network.pop("forward_settings")
+    if settings or not network["forward"]:  # each forward as a profile would write it: read back the same
+        network["forward"] = [f["address"] if (f["protocol"], f["allow_management"], f["allow_paths"]) == (
+            "ollama", [], []) else {k: v for k, v in f.items() if v != []} for f in settings]
+    return data

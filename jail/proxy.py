@@ -27,12 +27,24 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .profile import MODEL_MANAGEMENT, Forward
+
 SOCKET_DIRECTORY = "/run/shelljail-net"  # inside the jail
 PROXY_SOCKET = "proxy.sock"
 MAX_HEAD = 64 << 10
 MAX_CONNECTIONS = 1024  # at once, over the proxy and the forwards: each holds a thread of the supervisor
 HEAD_SECONDS = 30.0  # a client that connects and sends no request does not hold a thread of the supervisor
 DEFAULT_PORTS = (80, 443)
+# The model forward (protocol "ollama"): what a request may be, and what passes without a profile's leave.
+MAX_BODY = 64 << 20  # a request's body (a chat with images is a few MB): more is refused, 413
+BODY_SECONDS = 60.0  # for a request's whole body once its head is in
+MAX_SHOWN = 200  # characters of a refused request's path in its audit event
+# Inference and reading: what an agent needs of a local model. HEAD passes wherever GET does; "*" is one segment.
+MODEL_ENDPOINTS = (("POST", "/api/chat"), ("POST", "/api/generate"), ("POST", "/api/embed"),
+                   ("POST", "/api/embeddings"), ("POST", "/api/show"), ("GET", "/api/tags"), ("GET", "/api/ps"),
+                   ("GET", "/api/version"), ("GET", "/"), ("POST", "/v1/chat/completions"),
+                   ("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("GET", "/v1/models"),
+                   ("GET", "/v1/models/*"))
 
 
 def forward_socket(port: int) -> str:
@@ -73,9 +85,16 @@ class Proxy:
         self._lock = _thread.allocate_lock()
         self.bridges: list[tuple[_socket.socket, Callable[[_socket.socket], None]]] = []
         self._listen(PROXY_SOCKET, self._serve_proxy)
+        settings = {forward.address: forward for forward in network.forward_settings} if network.forward else {}
         for address in network.forward:
             host, _, port = address.rpartition(":")
-            self._listen(forward_socket(int(port)), lambda c, h=host, p=int(port): self._serve_forward(c, h, p))
+            forward = settings.get(address)
+            if forward is not None and forward.protocol == "tcp":  # raw bytes: only when a profile says so
+                self._listen(forward_socket(int(port)), lambda c, h=host, p=int(port): self._serve_forward(c, h, p))
+            else:  # "ollama", and the default: HTTP, each request checked
+                rules = ModelEndpoints(forward or _default_forward(address))
+                self._listen(forward_socket(int(port)),
+                             lambda c, h=host, p=int(port), r=rules: self._serve_model(c, h, p, r))
 
     def _listen(self, name: str, handler: Callable[[_socket.socket], None]) -> None:
         listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -261,9 +280,9 @@ class Proxy:
         if self.log is not None:
             self.log.event("network", host=host, port=port, decision=decision, reason=reason, address=address)
 
-    def _closed(self, host: str, port: int, up: int, down: int) -> None:
+    def _closed(self, host: str, port: int, up: int, down: int, **counted: int) -> None:
         if self.log is not None:
-            self.log.event("network-closed", host=host, port=port, bytes_up=up, bytes_down=down)
+            self.log.event("network-closed", host=host, port=port, bytes_up=up, bytes_down=down, **counted)
 
     def _relaying(self) -> Any:
         proxy = self
@@ -299,6 +318,381 @@ class Proxy:
             up, down = _relay(client, upstream)
             self._closed(host, port, up, down)
 
+    def _serve_model(self, client: _socket.socket, host: str, port: int, rules: ModelEndpoints) -> None:
+        """HTTP, not bytes: every request on the connection is parsed strictly and checked, one at a time.
+
+        Each allowed request goes to the model server on a connection of its own, told `Connection:
+        close`, so the server reads exactly the one request this checked and the end of its response
+        is the end of that connection: no response is parsed or buffered (streams stay streams). A
+        client's next request (keep-alive, pipelined) is read and checked like the first; the first
+        refusal answers 403 (400 for what is not plain HTTP) and ends the connection.
+        """
+        import socket
+
+        from .dashboard import registered_port
+
+        reader = _Reader(client)
+        counts = [0, 0]
+        requests = 0
+        while True:
+            head = reader.head(HEAD_SECONDS)
+            if head is None:
+                break
+            request = _parse_request(head)
+            refusal = request if isinstance(request, _Refusal) else rules.refusal(request.method, request.path)
+            if refusal is None and port == registered_port():  # a dashboard started on the port after the jail
+                refusal = _Refusal(403, "the shelljail dashboard's port, which a jail must never reach", "")
+            if refusal is not None:
+                self._refuse_request(reader, host, port, head, refusal)
+                break
+            assert isinstance(request, _Request)
+            try:
+                upstream = socket.create_connection((host, port), timeout=30)
+            except OSError as exc:
+                self._refuse_request(reader, host, port, head, _Refusal(
+                    502, f"the model server at {host}:{port} is not reachable: {exc.strerror or exc}", ""))
+                break
+            if not requests:
+                self._event(host, port, "forwarded", None, host)
+            requests += 1
+            with upstream, self._relaying():
+                whole = _forward_request(reader, upstream, request, counts)
+            if not whole:  # the body broke off or was malformed, mid-request: nothing more is read
+                if whole is None:
+                    self._request_event(host, port, head, _Refusal(
+                        400, "a malformed or oversized chunked body (relayed only as far as it was well-formed, "
+                             "then the request was cut off)", "protocol"))
+                break
+            if request.version == "HTTP/1.0" or not reader.more():
+                break  # nothing pipelined behind it: the end of the response ends the connection
+        if requests:
+            self._closed(host, port, counts[0], counts[1], requests=requests)
+
+    def _refuse_request(self, reader: _Reader, host: str, port: int, head: bytes, refusal: _Refusal) -> None:
+        self._request_event(host, port, head, refusal)
+        import json
+
+        reason = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 502: "Bad Gateway"}[refusal.status]
+        body = (json.dumps({"error": f"shelljail: {refusal.text}"}) + "\n").encode()
+        reader.finish(f"HTTP/1.1 {refusal.status} {reason}\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+
+    def _request_event(self, host: str, port: int, head: bytes, refusal: _Refusal) -> None:
+        if self.log is not None:
+            method, _, rest = head.partition(b"\r\n")[0].partition(b" ")
+            target = rest.rpartition(b" ")[0] if b" " in rest else rest
+            self.log.event("network", host=host, port=port, decision="refused", reason=refusal.text, address=host,
+                           method=_escaped(method[:16]), path=_escaped(target[:MAX_SHOWN]),
+                           truncated=len(target) > MAX_SHOWN or None, key=refusal.key or None)
+
+
+class ModelEndpoints:
+    """What one filtered forward lets through: the inference and read-only endpoints, and the profile's extras."""
+
+    def __init__(self, forward: Forward) -> None:
+        allowed = {*MODEL_ENDPOINTS, *(e for e in MODEL_MANAGEMENT if e[1] in forward.allow_management),
+                   *(tuple(e.split(" ", 1)) for e in forward.allow_paths)}
+        self.allowed = frozenset(allowed | {("HEAD", path) for method, path in allowed if method == "GET"})
+        self.address = forward.address
+
+    def _matches(self, endpoints: Any, method: str, path: str) -> bool:
+        parent, _, last = path.rpartition("/")
+        return (method, path) in endpoints or bool(last) and (method, f"{parent}/*") in endpoints
+
+    def refusal(self, method: str, path: str) -> _Refusal | None:
+        """None if the request passes; else why not, and the key of this forward that would let it through."""
+        if self._matches(self.allowed, method, path):
+            return None
+        where = f"the table of the forward {self.address} in network.forward"
+        managed = [p for m, p in MODEL_MANAGEMENT if self._matches({(m, p)}, method, path)]
+        if managed:
+            return _Refusal(403, f"refused {method} {path}: a management endpoint of the Ollama API, which deletes, "
+                                 f"pulls, pushes, creates or copies the host's models; set allow_management = true "
+                                 f"(or [\"{managed[0]}\"]) in {where} to let it through", "allow_management")
+        return _Refusal(403, f"refused {method} {path}: not one of the inference or read-only endpoints the model "
+                             f"forward lets through; add \"{method} {path}\" to allow_paths in {where} to let it "
+                             "through", "allow_paths")
+
+
+class _Refusal:
+    __slots__ = ("status", "text", "key")
+
+    def __init__(self, status: int, text: str, key: str) -> None:
+        self.status, self.text, self.key = status, text, key
+
+
+class _Request:
+    __slots__ = ("method", "path", "version", "length", "chunked", "forwarded")
+
+    def __init__(self, method: str, path: str, version: str, length: int, chunked: bool, forwarded: bytes) -> None:
+        self.method, self.path, self.version = method, path, version
+        self.length, self.chunked, self.forwarded = length, chunked, forwarded
+
+
+def _default_forward(address: str) -> Forward:
+    return Forward(address)
+
+
+_COMPILED: dict[str, Any] | None = None
+
+
+def _patterns() -> dict[str, Any]:
+    """Compiled once, by the warm-up (or the first request), not on every jail's start-up path."""
+    global _COMPILED
+    if _COMPILED is None:
+        import re
+
+        _COMPILED = {
+            "request_line": re.compile(rb"([A-Za-z]{1,16}) ([\x21-\x7e]{1,8192}) (HTTP/1\.[01])"),
+            "path": re.compile(rb"/|(?:/[A-Za-z0-9._~:@!$&'()*+,;=-]+)+"),
+            "query": re.compile(rb"[\x21-\x22\x24-\x7e]*"),  # no '#'
+            "header": re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+"
+                                 rb"[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"),
+            "chunk": re.compile(rb"[0-9A-Fa-f]{1,8}"),
+        }
+    return _COMPILED
+
+
+_PLAIN_ONLY = ("the model forward takes plain HTTP/1.1 requests only; protocol = \"tcp\" in the table of the "
+               "forward in network.forward relays raw bytes unchecked")
+_HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer")
+
+
+def _parse_request(head: bytes) -> _Request | _Refusal:
+    """One request head, strictly: anything two parsers could read two ways is refused, not guessed at.
+
+    Refused: a request line that is not `METHOD /path HTTP/1.x` in printable ASCII; an absolute or
+    `*` target; a path that is not already normal (%-escapes, empty, "." or ".." segments, a
+    backslash); a header that is not `name: value` (obs-fold, space before the colon, controls);
+    two Content-Lengths, a Transfer-Encoding other than one `chunked`, both at once; an Upgrade.
+    """
+    patterns = _patterns()
+    lines = head.split(b"\r\n")
+    line = patterns["request_line"].fullmatch(lines[0])
+    if line is None:
+        return _Refusal(400, f"not an HTTP/1.1 request line (METHOD /path HTTP/1.1, printable ASCII); {_PLAIN_ONLY}",
+                        "protocol")
+    method, target, version = (part.decode("ascii") for part in line.groups())
+    path, _, query = target.partition("?")
+    if not target.startswith("/"):
+        return _Refusal(400, f"{_escaped(target[:MAX_SHOWN])}: the forward takes a path (/api/chat), not a URL; "
+                             f"{_PLAIN_ONLY}", "protocol")
+    if patterns["path"].fullmatch(path.encode()) is None or {".", ".."} & set(path.split("/")) or \
+            patterns["query"].fullmatch(query.encode()) is None:
+        return _Refusal(403, f"refused {method} {_escaped(path[:MAX_SHOWN])}: not a plain path (no %-escapes, "
+                             f"no empty, '.' or '..' segments, no '#'): send the path itself; {_PLAIN_ONLY}",
+                        "protocol")
+    length: int | None = None
+    chunked = False
+    forwarded = [lines[0]]
+    for raw in lines[1:]:
+        header = patterns["header"].fullmatch(raw)
+        if header is None:
+            return _Refusal(400, f"a header line that is not \"name: value\" (a folded line, a space before the "
+                                 f"colon, a control character); {_PLAIN_ONLY}", "protocol")
+        name, value = header.group(1).lower(), header.group(2)
+        if name == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 15:
+                return _Refusal(400, f"Content-Length twice, or not a number; {_PLAIN_ONLY}", "protocol")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            if chunked or value.lower() != b"chunked":
+                return _Refusal(400, f"a Transfer-Encoding other than one \"chunked\"; {_PLAIN_ONLY}", "protocol")
+            chunked = True
+        elif name in (b"upgrade", b"http2-settings"):
+            return _Refusal(400, f"a protocol upgrade (Upgrade, HTTP2-Settings); {_PLAIN_ONLY}", "protocol")
+        elif name in _HOP_BY_HOP:
+            continue  # this hop's: the server is told Connection: close
+        forwarded.append(raw)
+    if chunked and (length is not None or version == "HTTP/1.0"):
+        return _Refusal(400, f"Content-Length and Transfer-Encoding together, or chunked in HTTP/1.0; {_PLAIN_ONLY}",
+                        "protocol")
+    if (length or 0) > MAX_BODY:
+        return _Refusal(413, f"a request body of {length} bytes; the model forward takes at most {MAX_BODY}", "")
+    return _Request(method, path, version, length or 0, chunked,
+                    b"\r\n".join([*forwarded, b"Connection: close", b"", b""]))
+
+
+class _Reader:
+    """The client's bytes, each wait bounded by a deadline, its socket left blocking (SO_RCVTIMEO, not
+    settimeout): a response may be spliced into the same socket meanwhile, and splice(2) on a
+    non-blocking socket gives up when its buffer is full."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        self.data = b""
+
+    def _recv(self, deadline: float) -> bool:
+        import struct
+        import time
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO,
+                             struct.pack("ll", int(remaining), max(int(remaining % 1 * 1e6), 1)))
+        try:
+            chunk = self.sock.recv(65536)
+        except OSError:  # EAGAIN: the deadline; or the client reset
+            return False
+        self.data += chunk
+        return bool(chunk)
+
+    def head(self, seconds: float) -> bytes | None:
+        """The next request head (one deadline for all of it); None at the end, or past the deadline or size."""
+        import time
+
+        deadline = time.monotonic() + seconds
+        while (end := self.data.find(b"\r\n\r\n")) < 0:
+            if len(self.data) > MAX_HEAD:
+                self.finish(_response(431, "shelljail: request head too large"))
+                return None
+            if not self._recv(deadline):
+                return None
+        head, self.data = self.data[:end], self.data[end + 4:]
+        return head
+
+    def take(self, most: int, deadline: float) -> bytes:
+        """Up to `most` bytes, at least one unless the client ended or the deadline passed."""
+        if not self.data and not self._recv(deadline):
+            return b""
+        out, self.data = self.data[:most], self.data[most:]
+        return out
+
+    def exactly(self, count: int, deadline: float) -> bytes | None:
+        while len(self.data) < count:
+            if not self._recv(deadline):
+                return None
+        out, self.data = self.data[:count], self.data[count:]
+        return out
+
+    def line(self, most: int, deadline: float) -> bytes | None:
+        while (end := self.data.find(b"\r\n")) < 0:
+            if len(self.data) > most or not self._recv(deadline):
+                return None
+        line, self.data = self.data[:end], self.data[end + 2:]
+        return line
+
+    def more(self) -> bool:
+        """Whether the client has sent more already (a pipelined request), without waiting for it."""
+        if self.data:
+            return True
+        try:
+            chunk = self.sock.recv(65536, _socket.MSG_DONTWAIT)
+        except OSError:
+            return False
+        self.data += chunk
+        return bool(chunk)
+
+    def finish(self, response: bytes) -> None:
+        """Answer and end: what the client still sends is read (1 s, 1 MB at most) so that the close does not
+        reset the connection before the client has read the answer."""
+        import time
+
+        try:
+            self.sock.sendall(response)
+            self.sock.shutdown(_socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + 1
+        drained = 0
+        while drained < 1 << 20 and self._recv(deadline):
+            drained += len(self.data)
+            self.data = b""
+
+
+def _forward_request(reader: _Reader, upstream: _socket.socket, request: _Request, counts: list[int]) -> bool | None:
+    """Send one checked request (its body by its own framing) and relay the whole response, unbuffered.
+
+    True when both are done; False when a side went away or the body's deadline passed; None for a
+    malformed chunked body (the server, told Connection: close, reads nothing after it either way).
+    """
+    import struct
+    import time
+
+    upstream.settimeout(None)  # blocking, for splice(2); sends bounded by SO_SNDTIMEO instead
+    upstream.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, struct.pack("ll", int(BODY_SECONDS), 0))
+    client = reader.sock
+    if not request.chunked and len(reader.data) >= request.length:  # the whole request is here: one send
+        body, reader.data = reader.data[:request.length], reader.data[request.length:]
+        try:
+            upstream.sendall(request.forwarded + body)
+            counts[0] += len(request.forwarded) + len(body)
+            _splice(upstream.fileno(), client.fileno(), counts, 1)
+        except OSError:
+            return False
+        return True
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def respond() -> None:  # meanwhile: a 100 Continue, an early answer, a stream
+        try:
+            _splice(upstream.fileno(), client.fileno(), counts, 1)
+        except OSError:
+            pass
+        finally:
+            done.release()
+
+    _thread.start_new_thread(respond, ())
+    deadline = time.monotonic() + BODY_SECONDS
+
+    def send(data: bytes) -> None:
+        upstream.sendall(data)
+        counts[0] += len(data)
+
+    def relay(count: int) -> bool:
+        while count:
+            data = reader.take(min(count, 1 << 20), deadline)
+            if not data:
+                return False
+            send(data)
+            count -= len(data)
+        return True
+
+    whole: bool | None = False
+    try:
+        send(request.forwarded)
+        if not request.chunked:
+            whole = relay(request.length)
+        else:
+            total = 0
+            while True:
+                size_line = reader.line(16, deadline)
+                if size_line is None or _patterns()["chunk"].fullmatch(size_line) is None:
+                    whole = None if size_line is not None or len(reader.data) > 16 else False
+                    break
+                size = int(size_line, 16)
+                total += size
+                if total > MAX_BODY:
+                    whole = None
+                    break
+                send(size_line + b"\r\n")
+                if not relay(size):
+                    break
+                end = reader.exactly(2, deadline)
+                if end != b"\r\n":  # and no trailers after the last chunk
+                    whole = None if end is not None else False
+                    break
+                send(end)
+                if not size:
+                    whole = True
+                    break
+    except OSError:
+        whole = False
+    if not whole:
+        try:
+            upstream.shutdown(_socket.SHUT_RDWR)  # the response's relay ends too
+        except OSError:
+            pass
+    done.acquire()
+    return whole
+
+
+def _escaped(text: str | bytes) -> str:
+    from .display import shown
+
+    return shown(text)
+
 
 def _accept_one(listener: _socket.socket) -> int | None:
     """The next accepted connection's descriptor; None once the listener is closed."""
@@ -321,8 +715,11 @@ def _warm_up() -> None:
     import fcntl  # noqa: F401
     import ipaddress  # noqa: F401
     import socket  # noqa: F401
+    import struct  # noqa: F401
 
-    from . import dashboard, seccomp_notify  # noqa: F401
+    from . import dashboard, display, seccomp_notify  # noqa: F401
+
+    _patterns()
 
 
 def _is_loopback(address: str) -> bool:
