@@ -13,6 +13,10 @@ seen), `socket` of AF_VSOCK or AF_ALG, `ioctl` TIOCSTI/TIOCLINUX (only the
 low 32 bits of the request are compared: CVE-2019-10063), `personality`
 other than the harmless values. Only the native architecture is allowed:
 a syscall of another ABI (i386 `int 0x80`, x32) kills the process.
+
+Whatever the profile says, no file mode with S_ISUID or S_ISGID is ever set
+(`setid_guard`): the jail's root is the host's root, so a setuid file it
+left in the workspace would run as root for any host user.
 """
 
 from __future__ import annotations
@@ -59,6 +63,16 @@ GROUPS: dict[str, tuple[str | tuple[str, str], ...]] = {
     "@personality": (("personality", "unsafe"),),
 }
 ACTIONS = ("errno", "kill", "log")
+S_ISUID, S_ISGID = 0o4000, 0o2000
+# Every syscall that sets a file's mode, and the index of its mode argument: a mode with S_ISUID or
+# S_ISGID fails, whatever the profile says (see setid_guard). open/openat read the mode only with
+# O_CREAT or O_TMPFILE; the bits are refused always, which is simpler and costs one rule less.
+SETID_MODE_ARGUMENT = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "creat": 1, "open": 2,
+                       "openat": 3, "mkdir": 1, "mkdirat": 2, "mknod": 1, "mknodat": 2}
+# Calls that can create a file with a mode the filter cannot read: openat2 (the mode is in a struct)
+# fails with ENOSYS, so libc and runtimes fall back to openat; io_uring (IORING_OP_OPENAT, MKDIRAT)
+# is refused.
+SETID_UNREADABLE = {"openat2": "ENOSYS", "io_uring_setup": ""}
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
@@ -171,7 +185,7 @@ def build_oci(path: str, notify: bool = False) -> bytes:
     return _cached(key, lambda: seccomp_oci.compile_policy(seccomp_oci.read(path), notify))
 
 
-_VERSION = 6  # bump when the rules below change, to invalidate cached programs
+_VERSION = 7  # bump when the rules below change, to invalidate cached programs
 
 
 def _cache_dir() -> str:
@@ -196,13 +210,22 @@ def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_name
     filter_.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # i386 and x32 syscalls: killed
     filter_.set_attr(sc.Attr.CTL_OPTIMIZE, 2)  # binary tree: cheaper per allowed syscall
     done: set[str] = set()
+    refused: set[str] = set()  # whatever the arguments
     for kind, names in (("kill", kill_names), ("errno", errno_names), ("log", log_names)):
         for entry in _expand(names):
             syscall = entry if isinstance(entry, str) else entry[0]
             if syscall in done:
                 continue  # the first (most severe) action named wins
             done.add(syscall)
+            if kind != "log" and isinstance(entry, str):
+                refused.add(entry)
             try:
+                if kind == "log" and isinstance(entry, str) and entry in SETID_UNREADABLE:
+                    continue  # the guard's refusal below wins over logging
+                narrowing = setid_narrowing(entry) if kind == "log" and isinstance(entry, str) else None
+                if narrowing is not None:
+                    filter_.add_rule(actions[kind], entry, sc.Arg(narrowing[0], sc.MASKED_EQ, *narrowing[1:]))
+                    continue
                 _add(sc, filter_, actions[kind], entry)
             except (OSError, ValueError, RuntimeError) as exc:
                 if isinstance(entry, str) and _unknown_syscall(sc, entry):
@@ -211,6 +234,7 @@ def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_name
                     raise JailError(f"seccomp: no syscall named {entry!r} on {os.uname().machine}",
                                     "fix the name in the profile's [seccomp] lists") from None
                 raise JailError(f"seccomp: cannot add a rule for {entry!r}: {exc}", "") from None
+    setid_guard(sc, filter_, actions["errno"], sc.ALLOW, refused)
     read_end, write_end = os.pipe()  # a filter is a few KiB: it fits in the pipe's buffer
     with os.fdopen(write_end, "wb") as out:
         filter_.export_bpf(out)
@@ -264,6 +288,56 @@ def _add(sc: Any, filter_: Any, action: int, entry: str | tuple[str, str]) -> No
             filter_.add_rule(action, syscall, sc.Arg(0, sc.MASKED_EQ, (1 << bit) | top, top))
     else:
         raise ValueError(f"unknown argument rule {rule}")
+
+
+def setid_rules(deny: str) -> list[tuple[str, int | None, int, str]]:
+    """The guard's rules: (syscall, mode argument or None for all calls, bit, errno name or `deny`)."""
+    rules: list[tuple[str, int | None, int, str]] = [
+        (name, index, bit, deny) for name, index in SETID_MODE_ARGUMENT.items() for bit in (S_ISUID, S_ISGID)]
+    return rules + [(name, None, 0, errno_value or deny) for name, errno_value in SETID_UNREADABLE.items()]
+
+
+def setid_guard(sc: Any, filter_: Any, deny: int, default: int,
+                refused: set[str] | frozenset[str] = frozenset()) -> None:
+    """Refuse, with `deny`, every mode with S_ISUID or S_ISGID (see SETID_MODE_ARGUMENT).
+
+    The host's uid 0 is the jail's root (namespaces.py), so a setuid file it makes is
+    setuid-root on the host. libseccomp compares one bit per rule, so each bit has its
+    own. An unconditional rule always beats a conditional one in libseccomp: a rule that
+    allows or logs one of these syscalls must be narrowed (`setid_narrowing`). `refused`:
+    syscalls the filter already refuses whatever their arguments.
+    """
+    for name, index, bit, errno_name in setid_rules(""):
+        if name in refused:
+            continue
+        action = sc.ERRNO(errno_number(errno_name)) if errno_name else deny
+        if action == default or _unknown_syscall(sc, name):
+            continue  # libseccomp refuses a rule that repeats the default (which already refuses)
+        try:
+            if index is None:
+                filter_.add_rule(action, name)
+            else:
+                filter_.add_rule(action, name, sc.Arg(index, sc.MASKED_EQ, bit, bit))
+        except FileExistsError:
+            pass  # the same comparison is there already, with another refusal (an imported OCI rule)
+
+
+def setid_narrowing(name: str, compared: tuple[tuple[int, str, int, int], ...] = ()) -> tuple[int, int, int] | None:
+    """For a rule that lets `name` through: the comparison (argument, mask, value) that narrows it to
+    modes without S_ISUID and S_ISGID, or None if none is needed. `compared`: the rule's own
+    comparisons, OCI-style (argument, op, value, valueTwo); libseccomp takes one per argument.
+    A rule letting a SETID_UNREADABLE call through must be left out instead."""
+    index = SETID_MODE_ARGUMENT.get(name)
+    if index is None:
+        return None
+    for argument, op, value, value_two in compared:
+        if argument != index:
+            continue
+        bits = S_ISUID | S_ISGID
+        if op == "SCMP_CMP_MASKED_EQ" and value & bits == bits and not value_two & bits:
+            return None  # narrowed already (an exported policy read back)
+        raise ValueError(f"a rule on {name} compares its mode argument, which the setid guard needs")
+    return (index, S_ISUID | S_ISGID, 0)
 
 
 def errno_number(name: str) -> int:

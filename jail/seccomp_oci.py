@@ -23,6 +23,7 @@ _ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_
             "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE", "SCMP_ACT_NOTIFY")
 _OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
         "SCMP_CMP_MASKED_EQ")
+_PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")  # a call they match may run
 _ARCH_NAMES = {"x86_64": "amd64", "aarch64": "arm64"}  # Docker's names for `includes.arches`
 _OCI_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
 
@@ -106,6 +107,8 @@ def compile_policy(policy: OciPolicy, notify: bool) -> bytes:
     """The BPF program for an OCI policy; with `notify`, its default errno denials are counted."""
     import pyseccomp as sc
 
+    from . import seccomp
+
     def action(name: str, errno_ret: int | None) -> int:
         if name == "SCMP_ACT_ERRNO":
             return sc.ERRNO(errno_ret if errno_ret is not None else policy.default_errno)
@@ -120,6 +123,7 @@ def compile_policy(policy: OciPolicy, notify: bool) -> bytes:
     filter_.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     filter_.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
     ops = {name: getattr(sc, name.removeprefix("SCMP_CMP_")) for name in _OPS}
+    refused: set[str] = set()  # whatever the arguments
     for rule in policy.rules:
         rule_action = action(rule.action, rule.errno_ret)
         if rule_action == default:
@@ -128,10 +132,23 @@ def compile_policy(policy: OciPolicy, notify: bool) -> bytes:
         for name in rule.names:
             if sc.resolve_syscall(sc.Arch.NATIVE, name) < 0:
                 continue  # a syscall this architecture does not have
+            narrowed = conditions
+            if rule.action in _PERMISSIVE:  # the setid guard holds under any imported policy
+                if name in seccomp.SETID_UNREADABLE:
+                    continue
+                try:
+                    narrowing = seccomp.setid_narrowing(name, rule.args)
+                except ValueError as exc:
+                    raise JailError(f"seccomp.oci: {exc}", "drop that comparison from the file") from None
+                if narrowing is not None:
+                    narrowed = [*conditions, sc.Arg(narrowing[0], sc.MASKED_EQ, *narrowing[1:])]
+            elif not rule.args:
+                refused.add(name)
             try:
-                filter_.add_rule(rule_action, name, *conditions)
+                filter_.add_rule(rule_action, name, *narrowed)
             except OSError as exc:
                 raise JailError(f"seccomp.oci: cannot add the rule for {name}: {exc.strerror}", "") from None
+    seccomp.setid_guard(sc, filter_, sc.ERRNO(errno.EPERM), default, refused)
     read_end, write_end = os.pipe()
     with os.fdopen(write_end, "wb") as out:
         filter_.export_bpf(out)
@@ -147,6 +164,7 @@ def export(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names:
     number = int(getattr(errno, errno_value))
     syscalls: list[dict[str, Any]] = []
     done: set[str] = set()
+    refused: set[str] = set()
     for kind, names in (("kill", kill_names), ("errno", errno_names), ("log", log_names)):
         action = {"kill": "SCMP_ACT_KILL_PROCESS", "errno": "SCMP_ACT_ERRNO", "log": "SCMP_ACT_LOG"}[kind]
         for entry in seccomp._expand(names):
@@ -154,13 +172,27 @@ def export(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names:
             if syscall in done:
                 continue
             done.add(syscall)
-            for args, rule_action, errno_ret in _export_entry(entry, action, number):
+            if kind != "log" and isinstance(entry, str):
+                refused.add(syscall)
+            entries = _export_entry(entry, action, number)
+            if kind == "log" and isinstance(entry, str):  # the setid guard wins over logging
+                narrowing = seccomp.setid_narrowing(entry)
+                entries = [] if entry in seccomp.SETID_UNREADABLE else \
+                    [([(narrowing[0], "SCMP_CMP_MASKED_EQ", *narrowing[1:])], action, number)] if narrowing else entries
+            for args, rule_action, errno_ret in entries:
                 rule: dict[str, Any] = {"names": [syscall], "action": rule_action}
                 if rule_action == "SCMP_ACT_ERRNO":
                     rule["errnoRet"] = errno_ret
                 if args:
                     rule["args"] = [{"index": i, "value": v, "valueTwo": v2, "op": op} for i, op, v, v2 in args]
                 syscalls.append(rule)
+    for name, index, bit, errno_name in seccomp.setid_rules(errno_value):
+        if name not in refused:  # the setid guard, which the imported policy gets anyway, for other runtimes
+            guard: dict[str, Any] = {"names": [name], "action": "SCMP_ACT_ERRNO",
+                                     "errnoRet": int(getattr(errno, errno_name))}
+            if index is not None:
+                guard["args"] = [{"index": index, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"}]
+            syscalls.append(guard)
     arch = _OCI_ARCH.get(os.uname().machine)
     return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": [arch] if arch else [], "syscalls": syscalls}
 
