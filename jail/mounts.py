@@ -89,7 +89,8 @@ def _overlay(item: Overlay) -> None:
     upper, work = OLD + item.upper, OLD + item.work
     if item.disk:  # the layer on a tmpfs of that size: a full disk is ENOSPC for the jail, not the host
         os.mkdir("/disk")
-        mount("tmpfs", "/disk", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={item.disk}")
+        inodes = max(item.disk // 4096, 256)  # entries cost the host disk too: one per 4 KiB of the cap
+        mount("tmpfs", "/disk", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={item.disk},nr_inodes={inodes}")
         os.mkdir("/disk/upper", 0o755)
         os.mkdir("/disk/work", 0o700)
         upper, work = "/disk/upper", "/disk/work"
