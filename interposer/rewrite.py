@@ -52,12 +52,12 @@ def applicable(kind: str, invocation: Invocation) -> bool:
 
 def apply(line: str, rewrites: list[tuple[str, Invocation]]) -> str:
     """The line with each (kind, invocation) rewritten in place, the last first so offsets hold."""
-    data = line.encode()
+    data = line.encode("utf-8", "surrogateescape")  # as parse gave tree-sitter the line: the spans' bytes
     for kind, invocation in sorted(rewrites, key=lambda r: -(r[1].command.span or (0, 0))[0]):
         start, end = invocation.command.span or (0, 0)
-        original = data[start:end].decode(errors="replace")
+        original = data[start:end].decode("utf-8", "surrogateescape")
         if kind == "snapshot":
-            replacement = f"{{ {snapshot_script(original)} && {original}; }}".encode()
+            replacement = f"{{ {snapshot_script(original)} && {original}; }}".encode("utf-8", "surrogateescape")
             data = data[:start] + replacement + data[end:]
         elif kind == "trash":
             spans = invocation.command.word_spans
@@ -71,7 +71,7 @@ def apply(line: str, rewrites: list[tuple[str, Invocation]]) -> str:
             for word_start, word_end, text in reversed(invocation.command.word_spans):
                 if text in ("-f", "--force"):
                     data = data[:word_start] + b"--force-with-lease" + data[word_end:]
-    return data.decode(errors="replace")
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _first_expression(invocation: Invocation) -> int | None:
