@@ -629,14 +629,10 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 def _hook(args: argparse.Namespace) -> int:
-    import json
+    from interposer.hooks import run_claude_code
 
-    from interposer.hooks import claude_code
-
-    answer = claude_code(sys.stdin.read(), args.profile, args.workspace)
-    if answer is not None:
-        print(json.dumps(answer))
-    return 0
+    sys.stdout.flush()
+    return run_claude_code(sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer, args.profile, args.workspace)
 
 
 def _overlay_session(reference: str | None) -> Any:
