@@ -218,8 +218,64 @@ def check_cgroups() -> Result:
         writable = os.access("/sys/fs/cgroup", os.W_OK)
         return Result("cgroups", True, "v2" + (", writable" if writable else ", not delegated to this user"))
     if os.path.isdir("/sys/fs/cgroup/memory"):
-        return Result("cgroups", True, "v1 (hybrid); limits use rlimits instead")
+        return Result("cgroups", True, "v1 (hybrid); limits use rlimits, and root's process limit a pids cgroup")
     return Result("cgroups", False, "no cgroup filesystem found", "mount cgroup2 on /sys/fs/cgroup")
+
+
+def check_process_limit() -> Result:
+    """What makes `limits.processes` hold for this caller, tried with a real bounded fork loop."""
+    from . import limits
+    from .kernel.unshare import CLONE_NEWUSER as NEWUSER
+
+    ceiling, attempts = 4, 16
+
+    def forks() -> str:
+        got, children = 0, []
+        for _ in range(attempts):
+            try:
+                pid = os.fork()
+            except BlockingIOError:
+                break
+            if pid == 0:
+                os._exit(0)  # a zombie until reaped below: it still counts
+            got, children = got + 1, [*children, pid]
+        for pid in children:
+            os.waitpid(pid, 0)
+        return str(got)
+
+    if os.getuid() != 0:
+        def rlimit() -> str:
+            import resource
+
+            _enter(NEWUSER)  # as the jail does: the count is per user namespace
+            resource.setrlimit(resource.RLIMIT_NPROC, (ceiling, ceiling))
+            return forks()
+
+        ok, detail = _in_child(rlimit)
+        holds = ok and detail.isdigit() and int(detail) < ceiling
+        return Result("process limit", holds, f"RLIMIT_NPROC, counted in the jail's user namespace ({attempts} "
+                      f"forks under a limit of {ceiling} got {detail})", "" if holds else "needs Linux 5.14+")
+    try:
+        cgroup = limits.make_pids_cgroup(ceiling)
+    except limits.NoPidsCgroup as exc:
+        return Result("process limit", False, f"does not hold for root: RLIMIT_NPROC exempts the host's uid 0 and "
+                      f"no pids cgroup can be made ({exc}); run refuses root while limits.processes is set",
+                      "run as an ordinary user, or give root a pids cgroup controller", required=True)
+
+    def in_cgroup() -> str:
+        cgroup.enter()
+        return forks()
+
+    try:
+        ok, detail = _in_child(in_cgroup)
+    finally:
+        cgroup.remove()
+    holds = ok and detail.isdigit() and int(detail) < ceiling
+    where = os.path.dirname(cgroup.path)
+    return Result("process limit", holds, f"pids cgroup under {where}: holds for root, which RLIMIT_NPROC does not "
+                  f"({attempts} forks under pids.max = {ceiling} got {detail})" if holds else
+                  f"the pids cgroup under {where} did not stop a fork loop ({detail})",
+                  "" if holds else "check the pids controller")
 
 
 def check_credentials() -> Result:
@@ -253,7 +309,8 @@ def check_credentials() -> Result:
 
 
 CHECKS = (check_user_namespaces, check_mount_setattr, check_network_namespace, check_seccomp,
-          check_landlock, check_landlock_log, check_overlayfs, check_cgroups, check_credentials, check_jail)
+          check_landlock, check_landlock_log, check_overlayfs, check_cgroups, check_process_limit, check_credentials,
+          check_jail)
 
 
 def main() -> int:
