@@ -32,14 +32,17 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 
-def start(spec: JailSpec, error_pipe: int, close_in_child: tuple[int, ...] = ()) -> int:
-    """Fork the holder; its pid. Errors before exec arrive on `error_pipe`."""
+def start(spec: JailSpec, error_pipe: int, close_in_child: tuple[int, ...] = (),
+          pids: limits.PidsCgroup | None = None) -> int:
+    """Fork the holder; its pid. Errors before exec arrive on `error_pipe`.
+
+    With `pids`, the holder enters that cgroup first, so every process of the jail counts in it."""
     supervisor = os.getpid()
     pid = os.fork()
     if pid == 0:
         for fd in close_in_child:  # the supervisor's own sockets stay outside
             os.close(fd)
-        _guard(error_pipe, lambda: _holder(spec, error_pipe, supervisor))
+        _guard(error_pipe, lambda: _holder(spec, error_pipe, supervisor, pids))
     return pid
 
 
@@ -67,10 +70,12 @@ def report(error_pipe: int, code: int, message: str) -> int:
     return code
 
 
-def _holder(spec: JailSpec, error_pipe: int, supervisor: int) -> int:
+def _holder(spec: JailSpec, error_pipe: int, supervisor: int, pids: limits.PidsCgroup | None) -> int:
     prctl.set_pdeathsig(signal.SIGKILL)
     if os.getppid() != supervisor:
         return EXIT_SETUP  # the supervisor died before we could watch it
+    if pids is not None:
+        pids.enter()  # before anything forks, while still the host's root in the host's namespaces
     os.setpgid(0, 0)  # the terminal's ^C reaches the supervisor, which forwards it once
     namespaces.enter(spec.uid, spec.gid)
     alive_r, alive_w = os.pipe()

@@ -13,11 +13,14 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import init, sandbox
 from .errors import JailError
 from .spec import JailSpec
+
+if TYPE_CHECKING:
+    from .limits import PidsCgroup
 
 EXIT_TIMEOUT = 124
 EXIT_STOPPED = 137
@@ -62,7 +65,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
         spec = spec._replace(stdout_fd=stdout_fd, stderr_fd=stderr_fd)
     own_fds = ((service.fileno(),) if service else ()) + ((counter.channel,) if counter else ()) + \
         spec.supervisor_fds
-    holder = sandbox.start(spec, error_w, close_in_child=own_fds)
+    pids = process_cgroup(spec)
+    holder = sandbox.start(spec, error_w, close_in_child=own_fds, pids=pids)
     os.close(error_w)
     if cap is not None:
         cap.start()
@@ -91,6 +95,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     finally:
         os.close(pidfd)
         os.close(error_r)
+        if pids is not None:
+            pids.remove()
     code = failure[0] if failure else init.exit_code(status)
     request = audit.stop_request() if audit is not None else None
     if request is not None or stopped:
@@ -118,6 +124,22 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     if failure:
         raise RunFailure(*failure)
     return code
+
+
+def process_cgroup(spec: JailSpec) -> PidsCgroup | None:
+    """For root, the pids cgroup that makes `limits.processes` hold (RLIMIT_NPROC exempts the host's
+    uid 0, which root's jail runs as); None when the rlimit holds by itself. Refuses without one."""
+    if spec.uid != 0 or not spec.limits.processes:
+        return None
+    from .limits import NoPidsCgroup, make_pids_cgroup
+
+    try:
+        return make_pids_cgroup(spec.limits.processes)
+    except NoPidsCgroup as exc:
+        raise JailError(f"limits.processes cannot hold for root here: the kernel exempts the host's uid 0 from "
+                        f"RLIMIT_NPROC, and no pids cgroup can be made ({exc})",
+                        "run as an ordinary user, or give root a pids cgroup controller; see shelljail doctor",
+                        ) from None
 
 
 def socket_pair() -> tuple[int, int]:
