@@ -669,7 +669,8 @@ def _diff(args: argparse.Namespace) -> int:
     for change in chosen:
         directory = change.upper is not None and os.path.isdir(change.upper) and not os.path.islink(change.upper)
         directory = directory or (change.kind == "D" and os.path.isdir(os.path.join(target.workspace, change.path)))
-        print(f"{change.kind} {shown(change.path)}{'/' if directory else ''}")
+        print(f"{change.kind} {shown(change.path)}{'/' if directory else ''}"
+              + (f" ({change.type}, not copied)" if change.special else ""))
     if not args.names:
         for change in chosen:
             text = overlay.unified(change, target.workspace)
