@@ -6,13 +6,28 @@ jailed process does can forge or erase an event. Each event is one
 `write(2)` to a file opened with O_APPEND: a supervisor killed with SIGKILL
 leaves a log that is complete up to its last decision. `session.json`
 beside it says what the session is and how it ended.
+
+Everything in an event may be jail-made, so writing one never fails on its
+content: the line is JSON written with `ensure_ascii=True`, so a byte that
+was not UTF-8 (a surrogate-escaped `\\udcff` from os.fsdecode) stays a
+`\\udcff` escape, valid JSON that json.loads reads back to the same str
+(os.fsencode gives the original bytes); a string over FIELD_CHARS is cut
+with a marker naming its length, a list or table over FIELD_ITEMS is cut
+with a marker naming its size. A session's log is bounded (limits.audit_bytes, default LOG_BYTES):
+past it one `audit-log-full` event is written, `full` is set, nothing more
+is written, and the decision service denies every command from then on (a
+session that cannot be logged fails closed). The same holds when the disk
+refuses a write. `shown_in` refuses a state directory that the jail's view
+would show (XDG_STATE_HOME inside the workspace).
 """
 
 from __future__ import annotations
 
 import _thread
+import errno
 import json
 import os
+import stat
 import time
 from typing import Any
 
@@ -83,6 +98,18 @@ def remove_tree(path: str) -> None:
         pass
 
 
+def shown_in(directory: str, mounts: Any) -> str | None:
+    """The source of the jail's mount (a bind, an overlay's lower) that shows `directory` inside, if any."""
+    from .view import Bind, Overlay
+
+    real = os.path.realpath(directory)
+    for mount in mounts:
+        source = mount.source if isinstance(mount, Bind) else mount.lower if isinstance(mount, Overlay) else None
+        if source and (real == source or real.startswith(source.rstrip("/") + "/")):
+            return source
+    return None
+
+
 def write_json(path: str, data: Any, indent: int | None = None) -> None:
     """Write a JSON file atomically (a temporary file renamed over it): no reader sees half of it."""
     temporary = f"{path}.{os.getpid()}.tmp"
@@ -97,27 +124,111 @@ def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{int(now * 1000) % 1000:03d}-" + os.urandom(3).hex()
 
 
-class AuditLog:
-    """One session's log; safe to use from the supervisor's threads."""
+LOG_BYTES = 64 << 20  # the most one session's log holds: past it, audit-log-full and commands denied
+FIELD_CHARS = 4096  # a longer string in an event is cut, with a marker naming its length
+FIELD_ITEMS = 1000  # a longer list or table in an event is cut, with a marker naming its size
+FIELD_DEPTH = 16  # values nested deeper are replaced by a marker
+EVENT_BYTES = 1 << 20  # an event still longer than this keeps only its short top-level fields
+_FULL_RESERVE = 4096  # kept free below the cap for the audit-log-full event
 
-    def __init__(self, session: str | None = None, directory: str | None = None, redactor: Any = None) -> None:
+
+def bounded(value: Any, chars: int = FIELD_CHARS, items: int = FIELD_ITEMS, depth: int = FIELD_DEPTH) -> Any:
+    """A JSON-ready copy of `value`: long strings, lists and tables cut, each cut marked with its size."""
+    if isinstance(value, int) and abs(value) >= 1 << 64:  # json (str) refuses integers of 4,300 digits
+        return f"[cut: an integer of {value.bit_length()} bits]"
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    if not isinstance(value, (str, dict, list, tuple)):
+        try:
+            value = str(value)
+        except Exception as exc:  # noqa: BLE001 - any object's str() may fail, and the event must still be logged
+            value = f"[unprintable {type(value).__name__}: {type(exc).__name__}]"
+    if isinstance(value, str):
+        return value if len(value) <= chars else f"{value[:chars]}...[cut: {len(value)} characters in all]"
+    if depth <= 0:
+        return f"[cut: {len(value)} items nested too deep]"
+    if isinstance(value, dict):
+        table = {bounded(str(key), chars, items, 0): bounded(item, chars, items, depth - 1)
+                 for key, item in (value.items() if len(value) <= items else list(value.items())[:items])}
+        return table if len(value) <= items else {**table, "[cut]": f"{len(value)} entries in all"}
+    cut = [bounded(item, chars, items, depth - 1) for item in value[:items]]
+    return cut if len(value) <= items else [*cut, f"[cut: {len(value)} items in all]"]
+
+
+def event_line(record: dict[str, Any]) -> bytes:
+    """One event as one line of ASCII JSON, whatever its content (see the module's note); never raises."""
+    head = {key: bounded(record.get(key), 256) for key in ("ts", "session", "event")}
+    try:
+        line = json.dumps(bounded(record), ensure_ascii=True)
+        if len(line) >= EVENT_BYTES:  # many long fields: cut harder
+            line = json.dumps(bounded(record, chars=256, items=64, depth=2), ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError, UnicodeError) as exc:  # an object whose str() fails
+        line = json.dumps({**head, "cut": f"fields not serialisable ({type(exc).__name__})"}, ensure_ascii=True)
+    if len(line) >= EVENT_BYTES:
+        line = json.dumps({**head, "cut": f"the event took {len(line)} bytes, over {EVENT_BYTES}"}, ensure_ascii=True)
+    return (line + "\n").encode("ascii")
+
+
+class AuditLog:
+    """One session's log; safe to use from the supervisor's threads. Never raises from `event`."""
+
+    def __init__(self, session: str | None = None, directory: str | None = None, redactor: Any = None,
+                 max_bytes: int | None = None) -> None:
         self.redactor = redactor  # masks the run's secrets in every event
         self.session = session or new_session_id()
         self.directory = directory or os.path.join(state_home(), self.session)
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        self.fd = os.open(os.path.join(self.directory, LOG_NAME),
-                          os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Never through a symlink, never blocking on a FIFO, and only a regular file: the directory is the
+        # supervisor's (shown_in keeps it out of the jail's view), this holds even if it were not.
+        self.fd = os.open(os.path.join(self.directory, LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                          | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+        info = os.fstat(self.fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(self.fd)
+            raise OSError(errno.EINVAL, f"{LOG_NAME} is not a regular file")
         self._lock = _thread.allocate_lock()
         self.counts: dict[str, int] = {}
+        self.max_bytes = max(max_bytes or LOG_BYTES, 2 * _FULL_RESERVE)
+        self.written = info.st_size  # a log reopened (overlay commit) counts what it holds
+        self.full = False  # set once the cap is reached or the log cannot be written: commands are denied
+        self.not_logged = 0  # events after that
+        self.write_error: str | None = None  # why the disk refused the last event, if it did
 
     def event(self, event: str, **fields: Any) -> None:
-        if self.redactor:
-            fields = self.redactor.value(fields)
-        record = {"ts": round(time.time(), 6), "session": self.session, "event": event, **fields}
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        """Append one event; past the cap, or when the disk refuses, `full` is set and nothing is written."""
+        try:
+            if self.redactor:
+                fields = self.redactor.value(fields)
+        except RecursionError:
+            fields = {"cut": "fields nested too deep to redact"}
+        line = event_line({"ts": round(time.time(), 6), "session": self.session, "event": str(event), **fields})
         with self._lock:
-            os.write(self.fd, line)
             self.counts[event] = self.counts.get(event, 0) + 1
+            if self.full:
+                self.not_logged += 1
+                return
+            if self.written + len(line) > self.max_bytes - _FULL_RESERVE:
+                self.full = True
+                self.not_logged += 1
+                line = event_line({"ts": round(time.time(), 6), "session": self.session, "event": "audit-log-full",
+                                   "bytes": self.written, "limit": self.max_bytes, "first_not_logged": str(event),
+                                   "reason": f"the session's audit log reached its limit of {self.max_bytes} bytes: "
+                                             "nothing more is logged and every command is denied from here on"})
+            self._write(line)
+
+    def _write(self, line: bytes) -> None:
+        """One write(2) per event (O_APPEND: never interleaved), the rest retried after a short write."""
+        try:
+            while line:
+                done = os.write(self.fd, line)
+                self.written += done
+                line = line[done:]
+        except OSError as exc:  # a full disk, a lost mount: fail closed rather than run unlogged
+            self.full = True
+            self.write_error = exc.strerror or str(exc)
+            self.not_logged += 1
 
     def state(self, **fields: Any) -> None:
         """Replace session.json (atomically: a reader never sees half of it)."""
@@ -128,6 +239,8 @@ class AuditLog:
         except (OSError, ValueError):
             current = {}
         current.update(fields, session=self.session)
+        if self.full:
+            current.update(audit_log="full", events_not_logged=self.not_logged)
         write_json(path, current, indent=2)
 
     def stop_request(self) -> dict[str, Any] | None:
@@ -176,9 +289,26 @@ def find(session: str | None) -> dict[str, Any]:
     return matches[0]
 
 
+def parse_line(line: str | bytes) -> dict[str, Any]:
+    """One line of a log as its event; a line that is not one (a cut write) as an `unreadable-line` event."""
+    try:
+        event = json.loads(line)
+    except ValueError:  # also UnicodeDecodeError: bytes that are not UTF-8
+        event = None
+    if isinstance(event, dict):
+        return event
+    text = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
+    return {"event": "unreadable-line", "text": bounded(text.rstrip("\n"), 300)}
+
+
+def read_lines(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every event of a log file, a line that is not one as `unreadable-line`."""
+    with open(path, "rb") as f:
+        return [parse_line(line) for line in f if line.strip()]
+
+
 def read(session: str) -> list[dict[str, Any]]:
-    with open(os.path.join(state_home(), session, LOG_NAME)) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_lines(os.path.join(state_home(), session, LOG_NAME))
 
 
 def process_start(pid: int) -> int | None:

@@ -121,15 +121,15 @@ def diff(first: str, second: str) -> str:
 
 def print_report(log_directory: str) -> None:
     """The denial report of a finished run, from its audit log (the supervisor's record of it)."""
-    import json
+    from .audit import LOG_NAME, parse_line
 
     try:
-        with open(os.path.join(log_directory, "audit.jsonl")) as f:
-            events = [json.loads(line) for line in f if line.strip()]
+        with open(os.path.join(log_directory, LOG_NAME), "rb") as f:
+            events = [parse_line(line) for line in f if line.strip()]
     except OSError:
         events = []
     counts: dict[str, int] = {}
     for event in events:
-        if event.get("event") == "seccomp-denials":
-            counts = event.get("counts", {})
+        if event.get("event") == "seccomp-denials" and isinstance(event.get("counts"), dict):
+            counts = {str(k): v for k, v in event["counts"].items() if isinstance(v, int)}
     print(f"shelljail: {report(counts, events)}", file=sys.stderr)

@@ -26,8 +26,12 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
         from .secrets import Redactor
 
         redactor = Redactor(spec.secrets)
+    exposed = audit.shown_in(audit.state_home(), spec.view.mounts)
+    if exposed is not None:  # the jail could append forged events, or read other sessions' logs
+        raise JailError(f"the audit log's directory {audit.state_home()} is inside {exposed}, which the jail sees",
+                        "set XDG_STATE_HOME to a directory outside the workspace and the profile's paths")
     try:
-        log = audit.AuditLog(redactor=redactor)
+        log = audit.AuditLog(redactor=redactor, max_bytes=profile.limits.audit_bytes)
     except OSError as exc:
         raise JailError(f"cannot write the audit log under {audit.state_home()}: {exc.strerror}",
                         "set XDG_STATE_HOME to a writable directory") from None
@@ -101,13 +105,15 @@ def show_log(session: str | None, as_json: bool, follow: bool) -> int:
         print(f"shelljail: {exc}", file=sys.stderr)
         return 1
     path = os.path.join(audit.state_home(), state["session"], audit.LOG_NAME)
-    with open(path) as f:
+    with open(path, "rb") as f:
         while True:
             line = f.readline()
-            if line:
-                if line.strip():
-                    _print_event(json.loads(line), as_json)
+            if line and (line.endswith(b"\n") or not follow):
+                if line.strip():  # a line that is not an event shows as unreadable-line, and the rest follows
+                    _print_event(audit.parse_line(line), as_json)
                 continue
+            if line:  # half an event, still being written: read it whole on the next look
+                f.seek(-len(line), os.SEEK_CUR)
             if not follow or audit.find(state["session"]).get("state") != "running":
                 return 0
             time.sleep(0.2)
