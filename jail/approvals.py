@@ -5,8 +5,12 @@ every jail's view; `shelljail approvals` lists them and `shelljail approve
 ID` / `deny ID` answer with a file beside it. If `run` has a terminal, the
 person is also asked there, on /dev/tty: never on the agent's standard
 input, and the agent cannot type into the terminal (TIOCSTI is filtered and
-it has no controlling terminal). Unanswered requests are denied after the
-timeout. Answers: once, always (the same command again in this session), deny.
+it has no controlling terminal). The jail may still write to that terminal,
+so while the question is open every process of the jail is stopped, and the
+question is drawn cleanly with the command escaped (jail/terminal.py); if
+the jail cannot be stopped, the terminal is not asked (the CLI and the
+dashboard still can be). Unanswered requests are denied after the timeout.
+Answers: once, always (the same command again in this session), deny.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import sys
 import time
 from typing import Any
 
-from .audit import write_json
+from .audit import STATE_NAME, write_json
+from .display import shown, shown_lines
 
 DIRECTORY = "approvals"
 ANSWERS = ("once", "always", "deny")
@@ -86,25 +91,55 @@ class Broker:
         from . import terminal
 
         if not terminal.available():  # no terminal: the CLI answers, or the timeout; say so, or it seems to hang
-            sys.stderr.write(f"shelljail: waiting for a person: {request['command']}\n  {request['reason']}; "
-                             f"answer with shelljail approve {request['id']} (or deny {request['id']}), or in "
-                             "shelljail dashboard; "
-                             f"denied in {self.timeout:g} s, or run with --ask deny\n")
-            sys.stderr.flush()
+            self._say_waiting(request)
             return
-        with self._tty_lock:
+
+        def settled() -> bool:
             with lock:
-                if answer:
-                    return
-            preview = "\n" + _indented(request["preview"]) if request.get("preview") else ""
-            line = (terminal.ask(f"{preview}\n\033[1;33mshelljail: approve?\033[0m {request['command']}\n"
-                                 f"  {request['reason']} (rule {request['rule']}; id {request['id']})\n"
-                                 f"  allow [o]nce, [a]lways in this session, or [d]eny? ") or "").lower()
+                return bool(answer)
+
+        with self._tty_lock, terminal.paused(self._jail_processes) as held:
+            if settled():
+                return
+            if not held:  # the jail still runs and could redraw the question: not asked here
+                self._say_waiting(request, "the jail could not be paused to ask on this terminal; ")
+                return
+            preview = "\n" + _indented(shown_lines(request["preview"])) if request.get("preview") else ""
+            line = (terminal.ask(f"{preview}\n\033[1;33mshelljail: approve?\033[0m {shown(request['command'])}\n"
+                                 f"  {shown(request['reason'])} (rule {shown(request['rule'])}; id {request['id']})\n"
+                                 f"  allow [o]nce, [a]lways in this session, or [d]eny? ", settled)
+                    or "").lower()
+            if settled():
+                return
             choice = {"o": "once", "y": "once", "once": "once", "a": "always", "always": "always"}.get(line, "deny")
             with lock:
                 answer.setdefault("answer", choice)
                 answer.setdefault("by", {"once": "approved", "always": "approved always"}.get(choice, "denied")
                                   + " on the terminal")
+
+
+    def _say_waiting(self, request: dict[str, Any], why: str = "") -> None:
+        sys.stderr.write(f"shelljail: waiting for a person: {shown(request['command'])}\n  "
+                         f"{why}{shown(request['reason'])}; "
+                         f"answer with shelljail approve {request['id']} (or deny {request['id']}), or in "
+                         "shelljail dashboard; "
+                         f"denied in {self.timeout:g} s, or run with --ask deny\n")
+        sys.stderr.flush()
+
+    def _jail_processes(self) -> list[int]:
+        """Every process of this session's jail (its holder and all under it), from the supervisor's
+        session.json; none before the jail started, or once its holder is gone."""
+        from .procfs import start_time, tree
+
+        try:
+            with open(os.path.join(os.path.dirname(self.directory), STATE_NAME)) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            return []
+        holder = state.get("holder_pid")
+        if not isinstance(holder, int) or start_time(holder) != state.get("holder_start"):
+            return []
+        return tree(holder)
 
 
 def _indented(text: str) -> str:

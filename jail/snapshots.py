@@ -25,7 +25,7 @@ def listing(output: bytes) -> str:
     from jail.display import shown
 
     return "".join("\t".join(shown(field) for field in line.split(b"\0")) + "\n"
-                   for line in output.splitlines())
+                   for line in output.removesuffix(b"\n").split(b"\n") if output)
 
 
 def rollback_script(number: int) -> str:

@@ -1,8 +1,32 @@
-"""Asking the person at the controlling terminal, never the agent's standard input."""
+"""Asking the person at the controlling terminal, never the agent's standard input.
+
+The jail's processes may hold the same terminal (their stdin, stdout, stderr): they could redraw a
+question after it is shown, hide it (SGR 8), move the cursor over it, leave the terminal in raw or
+no-echo mode, or ask the terminal for a reply that then reads as the answer. So a question is asked
+only while every process of the jail is stopped (`paused`), and `ask` puts the terminal in a known
+state first: pending output drained, replies to earlier queries given time to arrive and flushed,
+the line discipline cooked with echo, the display soft-reset (attributes, margins, character sets,
+cursor), the question drawn on fresh, cleared lines. What the question quotes is the caller's to
+escape (`jail.display.shown`).
+"""
 
 from __future__ import annotations
 
 import os
+import select
+import signal
+import termios
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+# Soft reset (DECSTR: attributes, insert and origin modes, scroll margins, character sets), then
+# plain attributes, ASCII in G0 selected, cursor shown, to column 0, a new line, the rest erased.
+CLEAN = "\x1b[!p\x1b[0m\x1b(B\x0f\x1b[?25h\r\n\x1b[J"
+LINE = "\r\x1b#5\x1b[2K"  # each line of the question: single-width, cleared, from column 0
+SETTLE = 0.15  # seconds for the terminal's replies to queries written before the pause to arrive
+PAUSE_WITHIN = 2.0  # seconds for every process of the jail to stop
+_STOPPED_STATES = frozenset(b"TtZX")
 
 
 def available() -> bool:
@@ -13,22 +37,103 @@ def available() -> bool:
         return False
 
 
-def ask(prompt: str) -> str | None:
-    """Write `prompt` to /dev/tty and read one line back; None without a terminal.
+def _task_states(pid: int) -> list[int]:
+    """The state letter of each thread of `pid` (none if it is gone)."""
+    states = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        after = stat[stat.rfind(b")") + 2:]
+        if after:
+            states.append(after[0])
+    return states
+
+
+@contextmanager
+def paused(processes: Callable[[], list[int]]) -> Iterator[bool]:
+    """SIGSTOP every process `processes()` names, until none runs and no new one appeared; yields
+    whether that held within PAUSE_WITHIN s. On leaving, SIGCONT to those this stopped."""
+    stopped: set[int] = set()
+    already: set[int] = set()
+    held = False
+    deadline = time.monotonic() + PAUSE_WITHIN
+    try:
+        while time.monotonic() < deadline:
+            pids = processes()
+            fresh = [pid for pid in pids if pid not in stopped and pid not in already]
+            for pid in fresh:
+                if all(state in (ord("T"), ord("t")) for state in _task_states(pid) or [0]):
+                    already.add(pid)  # stopped before we came: left as it was
+                    continue
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.add(pid)
+                except ProcessLookupError:
+                    continue
+            if not fresh and all(state in _STOPPED_STATES for pid in pids for state in _task_states(pid)):
+                held = True
+                break
+            time.sleep(0.005)
+        yield held
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def ask(prompt: str, cancelled: Callable[[], bool] = lambda: False) -> str | None:
+    """Draw `prompt` cleanly on /dev/tty and read one line typed after it; None without a terminal,
+    or when `cancelled()` turns true first (answered elsewhere, or the time ran out).
 
     Raw fd reads and writes: a text file opened "r+" on a tty is refused as not seekable."""
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
+    saved = None
     try:
-        os.write(fd, prompt.encode())
+        try:
+            saved = termios.tcgetattr(fd)
+            cooked = termios.tcgetattr(fd)
+            cooked[0] = (cooked[0] | termios.ICRNL) & ~(termios.INLCR | termios.IGNCR | termios.IXOFF)
+            cooked[1] |= termios.OPOST | termios.ONLCR
+            cooked[3] |= termios.ICANON | termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ISIG
+            termios.tcsetattr(fd, termios.TCSANOW, cooked)
+            termios.tcdrain(fd)  # what the jail wrote before the pause is out before the question
+        except termios.error:
+            pass
+        time.sleep(SETTLE)
+        try:
+            termios.tcflush(fd, termios.TCIFLUSH)  # typed ahead, or the terminal's replies: never an answer
+        except termios.error:
+            pass
+        lines = prompt.split("\n")
+        os.write(fd, (CLEAN + "\n".join(LINE + line for line in lines)).encode(errors="backslashreplace"))
         line = b""
-        while not line.endswith(b"\n"):
-            chunk = os.read(fd, 1)
+        while not line.endswith(b"\n") and len(line) < 4096:
+            if cancelled():
+                os.write(fd, b"\r\n(answered elsewhere)\r\n")
+                return None
+            if not select.select([fd], [], [], 0.1)[0]:
+                continue
+            chunk = os.read(fd, 4096)
             if not chunk:
                 break
             line += chunk
         return line.decode(errors="replace").strip()
     finally:
+        if saved is not None:
+            try:
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            except termios.error:
+                pass
         os.close(fd)
