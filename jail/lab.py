@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 import time
@@ -14,31 +15,44 @@ from . import profile as profiles
 def write_learned(path: str, base: str, argv: list[str], recorder: Any) -> int:
     """Write the base plus an allow-list of exactly the syscalls seen, with counts; how many were learned.
 
-    Written to a temporary file and renamed: an interrupted learn never leaves half a profile.
+    The data (extends, description, the allow-list) is written by a TOML writer, never by hand; what the
+    jail made (paths it opened, programs, addresses) goes only into comments, each line through
+    display.shown, so no newline, quote or bracket in a name can become a line of the profile. Written
+    to a temporary file and renamed: an interrupted learn never leaves half a profile.
     """
+    import tomli_w
+
+    from .display import shown
+    from .errors import JailError
     from .learn import describe
     from .seccomp import CORE
 
     base_ref = base if "/" not in base and not base.endswith(".toml") else os.path.abspath(base)
+    if any("\ud800" <= c <= "\udfff" for c in base_ref):
+        raise JailError(f"the base profile's path {shown(base_ref)} is not UTF-8, which TOML cannot hold",
+                        "name a base profile by a UTF-8 path or a built-in name")
     counts = {name: count for name, count in recorder.syscalls.items() if name not in CORE}
-    lines = [f"# Learned by shelljail learn on {time.strftime('%Y-%m-%d %H:%M')} from: {shlex.join(argv)}",
+    allowed = sorted(name for name in counts if _NAME.match(name))  # "syscall 999": no name to allow
+    unnamed = sorted(set(counts) - set(allowed))
+    command = shown(shlex.join(argv))
+    lines = [f"# Learned by shelljail learn on {time.strftime('%Y-%m-%d %H:%M')} from: {command}",
              "# Only the syscalls below (and a small core: read, write, mmap, execve, ...) pass;",
              "# anything else fails with seccomp.errno_value, and shelljail lab run names it.",
-             "#", *describe(recorder.summary()),
-             f"extends = {_toml_string(base_ref)}",
-             f"description = {_toml_string('Learned from: ' + shlex.join(argv)[:200])}", "", "[seccomp]", "allow = ["]
-    for name in sorted(counts):
-        lines.append(f"  {_toml_string(name)},  # {counts[name]} call{'s' if counts[name] != 1 else ''}")
-    lines.append("]")
+             "#", *describe(recorder.summary()), "#", "# Calls seen of each syscall allowed:"]
+    lines += [f"#   {name}: {counts[name]} call{'s' if counts[name] != 1 else ''}" for name in allowed]
+    if unnamed:
+        lines.append("# Numbers libseccomp has no name for (not allowed): "
+                     + ", ".join(f"{shown(name)} ({counts[name]}x)" for name in unnamed))
+    data = {"extends": base_ref, "description": "Learned from: " + command[:200], "seccomp": {"allow": allowed}}
+    text = "\n".join(lines) + "\n" + tomli_w.dumps(data)
     temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text)
     os.replace(temporary, path)
-    return len(counts)
+    return len(allowed)
 
 
-def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")  # a syscall name, as profile validation accepts it
 
 
 def report(counts: dict[str, int], events: list[dict[str, Any]]) -> str:

@@ -19,6 +19,9 @@ AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 _WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000  # O_WRONLY, O_RDWR, O_CREAT, O_TRUNC
 _QUIET_PREFIXES = ("/dev/", "/proc/")  # the jail's own devices and process files: noise, not findings
+# Distinct items kept per finding (each up to 4 KiB): the jail can open millions of names, and the
+# supervisor holds them all until the run ends; past this, a new item is only counted in `not_kept`.
+MAX_DISTINCT = 2000
 
 
 class Recorder:
@@ -31,6 +34,7 @@ class Recorder:
         self.programs: dict[str, int] = {}
         self.sockets: dict[str, int] = {}
         self.connections: dict[str, int] = {}
+        self.not_kept = 0  # observations of new items past MAX_DISTINCT
 
     def observe(self, pid: int, name: str, args: list[int]) -> None:
         """Called for each notified syscall while it waits; never raises (a dead process is common)."""
@@ -43,16 +47,16 @@ class Recorder:
         if name in ("openat", "open", "creat", "openat2"):
             path, flags = self._open(pid, name, args)
             if path and (name == "creat" or flags & _WRITE_FLAGS) and self._outside(path):
-                _add(self.writes, path)
+                self._add(self.writes, path)
         elif name in ("execve", "execveat"):
             path = (_string(pid, args[0]) if name == "execve"
                     else self._resolve(pid, _fd(args[0]), _string(pid, args[1]), args[4] & AT_EMPTY_PATH))
             if path and os.access(f"/proc/{pid}/root{path}", os.X_OK):  # not each PATH entry tried
-                _add(self.programs, path)
+                self._add(self.programs, path)
         elif name == "socket":
-            _add(self.sockets, f"{_family(args[0])} {_kind(args[1])}")
+            self._add(self.sockets, f"{_family(args[0])} {_kind(args[1])}")
         elif name == "connect":
-            _add(self.connections, _address(_memory(pid, args[1], min(args[2], 128))))
+            self._add(self.connections, _address(_memory(pid, args[1], min(args[2], 128))))
 
     def _open(self, pid: int, name: str, args: list[int]) -> tuple[str, int]:
         if name in ("open", "creat"):
@@ -74,13 +78,15 @@ class Recorder:
             return False
         return not (path == self.workspace or path.startswith(self.workspace.rstrip("/") + "/"))
 
-    def summary(self) -> dict[str, dict[str, int]]:
+    def _add(self, counts: dict[str, int], key: str) -> None:
+        if key in counts or len(counts) < MAX_DISTINCT:
+            counts[key] = counts.get(key, 0) + 1
+        else:
+            self.not_kept += 1
+
+    def summary(self) -> dict[str, Any]:
         return {"writes_outside_workspace": dict(self.writes), "programs": dict(self.programs),
-                "sockets": dict(self.sockets), "connections": dict(self.connections)}
-
-
-def _add(counts: dict[str, int], key: str) -> None:
-    counts[key] = counts.get(key, 0) + 1
+                "sockets": dict(self.sockets), "connections": dict(self.connections), "not_kept": self.not_kept}
 
 
 def _fd(value: int) -> int:
@@ -151,7 +157,13 @@ def _address(raw: bytes) -> str:
 
 
 def describe(summary: dict[str, Any]) -> list[str]:
-    """The recorded findings as TOML comment lines, for the learned profile."""
+    """The recorded findings as TOML comment lines, for the learned profile.
+
+    Every item is jail-made (a path the jail opened, an address it connected to): each is shown through
+    display.shown, so a newline, CR or other control in it is an escape in the comment, never a new line.
+    """
+    from .display import shown
+
     titles = {"writes_outside_workspace": "Files opened for writing outside the workspace",
               "programs": "Programs run", "sockets": "Sockets opened", "connections": "Connections tried"}
     lines = []
@@ -159,7 +171,9 @@ def describe(summary: dict[str, Any]) -> list[str]:
         counts = summary.get(key) or {}
         lines.append(f"# {title}: {'none' if not counts else len(counts)}")
         for item in sorted(counts, key=lambda k: (-counts[k], k))[:50]:
-            lines.append(f"#   {item}  ({counts[item]}x)")
+            lines.append(f"#   {shown(item)}  ({counts[item]}x)")
         if len(counts) > 50:
-            lines.append(f"#   ... and {len(counts) - 50} more (shelljail log --json has them all)")
+            lines.append(f"#   ... and {len(counts) - 50} more (shelljail log --json has more)")
+    if summary.get("not_kept"):
+        lines.append(f"# ... and {summary['not_kept']} observations of items past the first {MAX_DISTINCT} of a kind")
     return lines

@@ -167,3 +167,53 @@ def test_recorder_reads_the_waiting_calls_arguments() -> None:
     assert summary["writes_outside_workspace"] == {"/tmp/elsewhere/file.txt": 1}
     assert summary["connections"] == {"AF_INET 10.1.2.3:443": 1}
     assert summary["sockets"] == {"AF_INET6 SOCK_DGRAM": 1}
+
+
+# Names a jailed program opens for writing during learning: each tries to become a line of the learned profile.
+HOSTILE_NAMES = [b"new\nline", b'quo"te', b"apos'trophe", b"brack]et", b'tri"""ple', b"back\\slash\\",
+                 b'x\n[filesystem]\nread_write = ["/"]\n', b'y"\n[filesystem]\nread_write = ["/"]\n#',
+                 b"\r\x1b[2Kcarriage", b"\xe2\x80\xaebidi", b"not utf8 \xff", b"tab\there"]
+PLANT_PY = f"""\
+import os
+for name in {HOSTILE_NAMES!r}:
+    os.makedirs(os.path.dirname(b"/tmp/" + name), exist_ok=True)  # a "/" in a name is a directory
+    with open(b"/tmp/" + name, "w") as f:
+        f.write("x")
+print("planted", len(os.listdir(b"/tmp")))
+"""
+
+
+def test_learned_names_cannot_become_lines_of_the_profile(jail: Jail) -> None:
+    """Paths the jail opened went into the profile by hand: a newline in one made `read_write = ["/"]` live."""
+    import tomllib
+
+    import tomli_w
+    from conftest import guarded
+
+    from jail.display import shown
+
+    (jail.workspace / "plant.py").write_text(PLANT_PY)
+    learned = jail.root / "learned.toml"
+    code, out, err = _learn(jail, learned, "/bin/sh", "-c", guarded("/usr/bin/python3 plant.py"))
+    assert code == 0 and out.split()[0] == "planted", err
+    text = learned.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    assert set(data) == {"extends", "description", "seccomp"} and set(data["seccomp"]) == {"allow"}, data
+    body = [line for line in text.splitlines() if not line.startswith("#")]
+    assert body == tomli_w.dumps(data).splitlines()  # every line that is not a comment is the writer's
+    for name in HOSTILE_NAMES:  # each is named, escaped, inside one comment line
+        assert f"#   {shown(b'/tmp/' + name)}  (1x)" in text.splitlines(), name
+
+    loaded = profiles.load(str(learned))  # it validates, as `profile validate` does
+    base = profiles.load("coding-agent")
+    assert loaded.filesystem == base.filesystem and loaded.seccomp.enabled
+    sessions = jail.home / ".local" / "state" / "shelljail" / "sessions"
+    log = (sorted(sessions.iterdir())[-1] / "audit.jsonl").read_text()
+    [event] = [e for e in map(json.loads, log.splitlines()) if e["event"] == "seccomp-learned"]
+    from jail.seccomp import CORE
+
+    assert set(loaded.seccomp.allow) == set(event["counts"]) - set(CORE)  # read back as learned
+    validate = jail.cli("profile", "validate", str(learned))
+    assert validate.returncode == 0, validate.stderr
+    show = jail.cli("profile", "show", str(learned))
+    assert show.returncode == 0 and '"/"' not in show.stdout.split("[filesystem]")[-1].split("[")[0], show.stdout
