@@ -601,6 +601,37 @@ class _Reader:
             self.data = b""
 
 
+def _respond(upstream: _socket.socket, client: _socket.socket, counts: list[int]) -> None:
+    """Relay one response: its head (and any 1xx before it) saying Connection: close, its body spliced as it comes.
+
+    The head is the only part read: the client is told that the connection ends with the response,
+    whatever the server said, because it does (the next request, if any, is checked and gets a
+    connection to the server of its own); a body delimited by the end of the connection stays so.
+    """
+    data = b""
+    while True:
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            chunk = upstream.recv(65536) if len(data) <= MAX_HEAD else b""
+            if not chunk:  # the server ended (or sent no HTTP head): pass on what it sent, and end
+                client.sendall(data)
+                counts[1] += len(data)
+                return
+            data += chunk
+        lines = data[:end].split(b"\r\n")
+        data = data[end + 4:]
+        interim = lines[0][9:10] == b"1" and lines[0][9:12] != b"101"  # 100 Continue, 103 Early Hints
+        kept = [line for line in lines if line.partition(b":")[0].strip().lower() not in _HOP_BY_HOP]
+        head = b"\r\n".join([*kept, *([] if interim else [b"Connection: close"]), b"", b""])
+        client.sendall(head)
+        counts[1] += len(head)
+        if not interim:
+            break
+    if data:
+        client.sendall(data)
+        counts[1] += len(data)
+    _splice(upstream.fileno(), client.fileno(), counts, 1)
+
+
 def _forward_request(reader: _Reader, upstream: _socket.socket, request: _Request, counts: list[int]) -> bool | None:
     """Send one checked request (its body by its own framing) and relay the whole response, unbuffered.
 
@@ -618,7 +649,7 @@ def _forward_request(reader: _Reader, upstream: _socket.socket, request: _Reques
         try:
             upstream.sendall(request.forwarded + body)
             counts[0] += len(request.forwarded) + len(body)
-            _splice(upstream.fileno(), client.fileno(), counts, 1)
+            _respond(upstream, client, counts)
         except OSError:
             return False
         return True
@@ -627,7 +658,7 @@ def _forward_request(reader: _Reader, upstream: _socket.socket, request: _Reques
 
     def respond() -> None:  # meanwhile: a 100 Continue, an early answer, a stream
         try:
-            _splice(upstream.fileno(), client.fileno(), counts, 1)
+            _respond(upstream, client, counts)
         except OSError:
             pass
         finally:
