@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from . import audit
+from .display import shown
 
 # `registered_port` is imported by every `run` with a proxy: the server's imports (hmac, secrets,
 # urllib.parse, http.server) wait in `serve` and `act`, which only the dashboard itself calls.
@@ -141,7 +142,7 @@ def act(path: str, form: dict[str, str]) -> tuple[int, str]:
         if parts[:1] in (["approve"], ["deny"]) and len(parts) == 2:
             choice = "deny" if parts[0] == "deny" else ("always" if form.get("scope") == "always" else "once")
             request = approvals.answer(audit.state_home(), parts[1], choice, _user(), via="the dashboard")
-            return 200, f"{choice}: {request['command']}"
+            return 200, f"{choice}: {shown(request.get('command'))}"
         if parts == ["stop-all"]:
             stopped = []
             for state in audit.sessions():
@@ -151,33 +152,57 @@ def act(path: str, form: dict[str, str]) -> tuple[int, str]:
                         stopped.append(str(state["session"]))
                     except LookupError:
                         continue
-            return 200, f"stopped {len(stopped)} session(s)" + (f": {', '.join(stopped)}" if stopped else "")
+            return 200, f"stopped {len(stopped)} session(s)" + (f": {shown(', '.join(stopped))}" if stopped else "")
         if parts[:1] == ["stop"] and len(parts) == 2:
             session.request_stop(audit.find(parts[1]), "the dashboard")
-            return 200, f"stopped session {parts[1]}"
+            return 200, f"stopped session {shown(parts[1])}"
         if parts[:1] == ["overlay"] and len(parts) == 3 and parts[2] in ("commit", "discard"):
             info = audit.find(parts[1])
             if info.get("state") == "running":
-                return 409, f"session {parts[1]} is still running; stop it or wait for it first"
+                return 409, f"session {shown(parts[1])} is still running; stop it or wait for it first"
             pending = overlay_of(parts[1])
             if pending is None:
-                return 409, f"session {parts[1]} has no overlay waiting for review"
+                return 409, f"session {shown(parts[1])} has no overlay waiting for review"
             target = pending[0]
             if parts[2] == "discard":
                 overlay.discard(target)
                 overlay.record(target, "overlay-discard", "discarded", via="the dashboard")
-                return 200, f"discarded the changes of session {parts[1]}"
+                return 200, f"discarded the changes of session {shown(parts[1])}"
             chosen = overlay.changes(target.upper, target.workspace)
             problems = overlay.conflicts(chosen, target)
             if problems:
-                return 409, f"commit refused, nothing applied: {'; '.join(problems[:3])}"
+                return 409, f"commit refused, nothing applied: {shown('; '.join(problems[:3]))}"
             overlay.commit(chosen, target)
             overlay.record(target, "overlay-commit", "committed", paths=[f"{c.kind} {c.path}" for c in chosen],
                            via="the dashboard")
-            return 200, f"committed {len(chosen)} change(s) to {target.workspace}"
+            return 200, f"committed {len(chosen)} change(s) to {shown(target.workspace)}"
     except LookupError as exc:
-        return 404, str(exc)
-    return 404, f"no action {path}"
+        return 404, shown(str(exc))
+    return 404, f"no action {shown(path)}"
+
+
+def visible(value: Any) -> Any:
+    """An event for the page: every string in it (keys too) passed through `shown`, so the script,
+    which inserts them as text, shows the escapes and never a raw control or bidi character."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, dict):
+        return {shown(str(key)): visible(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [visible(item) for item in value]
+    return value
+
+
+def event_message(line: bytes) -> bytes:
+    """One line of the audit log as one server-sent event, its text made visible; b"" for a line
+    that is not an event (the log is the supervisor's, but a reader never trusts a line to parse)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return b""
+    if not isinstance(event, dict):
+        return b""
+    return b"data: " + json.dumps(visible(event)).encode() + b"\n\n"
 
 
 # ---- the server --------------------------------------------------------------------------------
@@ -296,7 +321,7 @@ def serve(port: int, say: Any = print) -> int:
                             pending += chunk
                             lines, _, pending = pending.rpartition(b"\n")
                             if lines:
-                                self.wfile.write(b"".join(b"data: " + line + b"\n\n"
+                                self.wfile.write(b"".join(event_message(line)
                                                          for line in lines.split(b"\n") if line.strip()))
                                 self.wfile.flush()
                                 last_sent = time.monotonic()

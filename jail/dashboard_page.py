@@ -1,5 +1,10 @@
 """The dashboard's HTML, rendered on the server (every value escaped), and its small script and style.
 
+Every value is escaped twice over: first by `jail.display.shown` (controls, bidi overrides, zero-width
+and other invisible characters made visible as \x1b, \u202e: the page must not show a command other
+than the one that will run), then for HTML. The live events reach the script already passed through
+`shown` by the server (dashboard.visible), and the script puts them in the page as text only.
+
 No build step and nothing from a CDN: the machine may be offline. The script only refreshes the
 server's fragments, appends the live events (as text, never as markup) and posts the buttons' actions.
 """
@@ -9,11 +14,19 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .display import shown, shown_lines
+
 DECISIONS = ("allow", "deny", "ask", "rewrite")
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """One value on one line: made visible, then HTML-escaped."""
+    return html.escape(shown(value), quote=True)
+
+
+def _lines(value: Any) -> str:
+    """A preview or a diff in a <pre>: its newlines kept, every other control made visible."""
+    return html.escape(shown_lines(value), quote=True)
 
 
 def _page(title: str, body: str) -> str:
@@ -89,7 +102,7 @@ def approvals_list(requests: list[dict[str, Any]]) -> str:
             f"<p>{_e(request.get('reason'))} <span class=\"quiet\">(rule {_e(request.get('rule'))}; "
             f"session <a href=\"/session/{_e(request.get('session'))}\">{_e(request.get('session'))}</a>; "
             f"id {rid})</span></p>"
-            + (f"<pre class=\"diff\">{_e(preview)}</pre>" if preview else "")
+            + (f"<pre class=\"diff\">{_lines(preview)}</pre>" if preview else "")
             + f"<p class=\"buttons\"><button class=\"approve\" data-action=\"/approve/{rid}\" data-scope=\"once\">"
               f"Approve once</button> <button class=\"approve\" data-action=\"/approve/{rid}\" "
               f"data-scope=\"always\">Always, this session</button> <button class=\"deny\" "
@@ -118,7 +131,7 @@ def session_page(row: dict[str, Any], requests: list[dict[str, Any]], overlay: A
     if overlay is not None:
         _target, changes = overlay
         listing = "".join(f"<li><code>{_e(line)}</code></li>" for line, _ in changes) or "<li>no changes</li>"
-        diffs = "".join(f"<pre class=\"diff\">{_e(text)}</pre>" for _, text in changes if text)
+        diffs = "".join(f"<pre class=\"diff\">{_lines(text)}</pre>" for _, text in changes if text)
         review = (f"<section aria-labelledby=\"h-overlay\"><h2 id=\"h-overlay\">Overlay: changes to review</h2>"
                   f"<ul class=\"changes\">{listing}</ul>{diffs}<p class=\"buttons\">"
                   f"<button class=\"approve\" data-action=\"/overlay/{_e(session)}/commit\" "

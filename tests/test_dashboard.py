@@ -285,3 +285,54 @@ def test_an_overlay_is_discarded_from_the_page(jail: Jail, dashboard: Dashboard,
     page.locator("#status", has_text="discarded").wait_for(timeout=10000)
     assert not (jail.workspace / "draft.txt").exists()
     assert jail.cli("diff", session).returncode != 0  # nothing left to review
+
+
+# ---- the jail's text on the page -----------------------------------------------------------------
+
+HOSTILE = "\u202e\x1b[2J\x1b[8m\u200b\r"  # a bidi override, ESC sequences, a zero-width space, CR
+RAW = ("\u202e", "\x1b", "\u200b", "\r")
+
+
+def _no_raw(text: str) -> None:
+    assert not [c for c in RAW if c in text], f"raw characters on the page: {text!r}"
+
+
+def test_the_jails_text_next_to_approve_is_shown_escaped(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+    """The command waiting for Approve names a file whose name reverses the line (U+202E) and holds ESC
+    sequences and invisible characters: the page shows their escapes, beside the button and in the live view."""
+    run = _start(jail, f"chmod -R u+w . 'gpj{HOSTILE}.sh' && echo ran > approved.txt", "--ask", "tty")
+    try:
+        request = page.locator("li.approval", has_text="chmod -R u+w .")
+        request.wait_for(timeout=20000)
+        shown = request.inner_text()
+        assert "gpj\\u202e\\x1b[2J\\x1b[8m\\u200b\\x0d.sh" in shown, shown
+        _no_raw(shown)
+        _no_raw(page.locator("body").inner_text())
+        session = _session(jail)["session"]
+        page.goto(f"{dashboard.base}/session/{session}")
+        page.locator("#live tbody tr", has_text="chmod -R u+w .").first.wait_for(timeout=20000)
+        live = page.locator("#live").inner_text()
+        assert "\\u202e" in live, live
+        _no_raw(live)
+        _no_raw(page.locator("body").inner_text())
+        page.locator("li.approval").get_by_role("button", name="Deny").click()
+        assert run.wait(timeout=30) == 126
+        page.locator("#status", has_text="deny:").wait_for(timeout=10000)
+        status = page.locator("#status").inner_text()
+        assert "\\u202e" in status
+        _no_raw(status)
+    finally:
+        run.kill()
+        run.wait()
+
+
+def test_an_overlays_file_names_and_diffs_are_shown_escaped(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
+    run = _start(jail, f"printf 'line{HOSTILE}\\n' > 'name{HOSTILE}'", "--workspace-mode", "overlay")
+    assert run.wait(timeout=60) == 0, run.stderr.read() if run.stderr else ""
+    session = _session(jail)["session"]
+    page.goto(f"{dashboard.base}/session/{session}")
+    changes = page.locator("ul.changes").inner_text()
+    assert "A name\\u202e\\x1b[2J\\x1b[8m\\u200b\\x0d" in changes, changes
+    diff = page.locator("pre.diff").inner_text()
+    assert "+line\\u202e\\x1b[2J" in diff, diff
+    _no_raw(page.locator("body").inner_text())
