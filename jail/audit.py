@@ -157,8 +157,24 @@ def bounded(value: Any, chars: int = FIELD_CHARS, items: int = FIELD_ITEMS, dept
     return cut if len(value) <= items else [*cut, f"[cut: {len(value)} items in all]"]
 
 
+def _top_strings(record: dict[str, Any]) -> Any:
+    """The strings of an event's fields and of its lists of strings (argv, paths): where long text is."""
+    for value in record.values():
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from (item for item in value if isinstance(item, str))
+
+
 def event_line(record: dict[str, Any]) -> bytes:
     """One event as one line of ASCII JSON, whatever its content (see the module's note); never raises."""
+    try:  # the common case: a short event, which no cut can change, written as it is
+        if not any(len(v) > FIELD_CHARS for v in _top_strings(record)):  # no long line encoded twice
+            line = json.dumps(record, ensure_ascii=True, default=str)
+            if len(line) <= FIELD_CHARS:
+                return (line + "\n").encode("ascii")
+    except Exception:  # noqa: BLE001 - a key, an integer, a nesting or an object's str(): bounded() copes
+        pass
     head = {key: bounded(record.get(key), 256) for key in ("ts", "session", "event")}
     try:
         line = json.dumps(bounded(record), ensure_ascii=True)
