@@ -58,7 +58,9 @@ TOOLS = ("rm", "unlink")
 MAX_REQUEST = 1 << 20  # a request's bytes: launcher.c's REQUEST_MAX and launcher.py's agree
 MAX_SCRIPT = 4 << 20
 MAX_CONNECTIONS = 256  # at once from the jail: each holds a supervisor thread
-MAX_BUFFERED = 64 << 20  # request bytes held by all connections at once
+CLOSING = 32  # ...and at most this many more, closed by the service and not yet ended
+SMALL_REQUEST = 64 << 10  # a command line this size is never refused for the shared bound below
+MAX_BUFFERED = 32 << 20  # bytes of larger requests held by all connections at once
 REQUEST_SECONDS = 10  # for the whole request: a byte at a time does not hold a thread longer
 SO_PEERPIDFD = 77  # Linux 6.5: a pidfd of the process that connected
 
@@ -125,8 +127,10 @@ class DecisionService:
                  dry_run: bool = False, log: Any = None) -> None:
         self.log = log  # the session's audit log: once `full`, every command is denied
         self._lock = _thread.allocate_lock()
-        self.connections = 0  # being served now, at most MAX_CONNECTIONS
-        self.buffered = 0  # request bytes held now, at most MAX_BUFFERED
+        self.connections = 0  # being served now, at most MAX_CONNECTIONS (+ CLOSING)
+        self.reading: dict[int, _socket.socket] = {}  # connections whose request is unfinished, oldest first
+        self.serial = 0
+        self.buffered = 0  # bytes of requests over SMALL_REQUEST held now, at most MAX_BUFFERED
         self.refused: dict[str, int] = {}  # how many of each refusal, logged at 1, 2, 4, 8, ...
         self.ask = ask  # the approval broker; None: an `ask` is a denial
         self.dry_run = dry_run  # run only the lines that only read; report the others
@@ -189,24 +193,53 @@ class DecisionService:
             except OSError:
                 return  # closed: the jail is gone
             connection = _socket.socket(fileno=fd)
-            with self._lock:
-                full = self.connections >= MAX_CONNECTIONS
-                self.connections += not full
-            if full:  # refused here, in the accepting thread: no thread is started for it
+            admitted, oldest = self._admit(connection)
+            if oldest is not None:  # the cap is reached: the longest-unfinished request makes room
+                self._refusal(f"more than {MAX_CONNECTIONS} connections at once from the jail: the oldest "
+                              "unfinished request closed")
+                try:
+                    oldest.shutdown(_socket.SHUT_RDWR)  # its thread's recv ends, and so does its thread
+                except OSError:
+                    pass
+            if admitted is None:  # refused here, in the accepting thread: no thread is started for it
                 _refuse(connection, f"more than {MAX_CONNECTIONS} shells at once are waiting for the "
                                     "decision service")
-                self._refusal(f"more than {MAX_CONNECTIONS} connections at once from the jail")
+                self._refusal(f"more than {MAX_CONNECTIONS} connections at once from the jail, none unfinished")
                 continue
             # One thread per shell: a question waiting for a person must not hold up the others.
-            _thread.start_new_thread(self._connection, (connection,))
+            _thread.start_new_thread(self._connection, (connection, admitted))
 
-    def _connection(self, connection: _socket.socket) -> None:
+    def _admit(self, connection: _socket.socket) -> tuple[int | None, _socket.socket | None]:
+        """(this connection's serial or None if refused, the unfinished connection to close for it).
+
+        Past MAX_CONNECTIONS, idle or trickling connections do not lock the shells out: the one that
+        has waited longest for its request is closed instead (a launcher sends its request at once).
+        Connections that are being judged or wait for a person are never closed; if all are, or too
+        many closed ones have not ended yet, the new connection is refused.
+        """
+        with self._lock:
+            oldest = None
+            if self.connections >= MAX_CONNECTIONS:
+                if not self.reading or self.connections >= MAX_CONNECTIONS + CLOSING:
+                    return None, None
+                oldest = self.reading.pop(next(iter(self.reading)))
+            self.serial += 1
+            self.connections += 1
+            self.reading[self.serial] = connection
+            return self.serial, oldest
+
+    def _connection(self, connection: _socket.socket, serial: int) -> None:
         held = [0]  # request bytes this connection holds of MAX_BUFFERED
         peer: _Peer | None = None
         try:
             pid = struct.unpack("3i", connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))[0]
             peer = _Peer(connection, pid)
-            self._answer(connection, self._request(connection, held), peer)
+            fields = self._request(connection, held)
+            with self._lock:
+                closed = self.reading.pop(serial, None) is None
+            if closed:  # made room for a newer connection while its request was unfinished
+                return
+            self._answer(connection, fields, peer)
         except Refused as exc:
             self._refusal(str(exc))
             _refuse(connection, str(exc))
@@ -221,6 +254,7 @@ class DecisionService:
             if peer is not None:
                 peer.close()
             with self._lock:
+                self.reading.pop(serial, None)
                 self.buffered -= held[0]
                 self.connections -= 1
 
@@ -230,11 +264,12 @@ class DecisionService:
         (length,) = struct.unpack("=I", _receive(connection, 4, deadline))
         if length > MAX_REQUEST:
             raise Refused(f"a request of {length} bytes, more than the {MAX_REQUEST} a command line may have")
+        charged = length if length > SMALL_REQUEST else 0  # small ones are bounded by MAX_CONNECTIONS
         with self._lock:
-            busy = self.buffered + length > MAX_BUFFERED
+            busy = self.buffered + charged > MAX_BUFFERED
             if not busy:
-                self.buffered += length
-                held[0] = length
+                self.buffered += charged
+                held[0] = charged
         if busy:
             raise Refused(f"the requests waiting hold more than {MAX_BUFFERED >> 20} MiB")
         return _receive(connection, length, deadline).split(b"\0")[:-1]

@@ -1,0 +1,294 @@
+"""The decision service against a hostile jail: what a jailed program plants or sends it.
+
+Each attack is planted or run from inside a real jail (behind the namespace guard); the host
+side only reads the test's own canary folders, the run's output and its audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SHELLJAIL, Jail, guarded
+
+LAUNCHERS = {
+    "c": Path(__file__).resolve().parents[1] / "interposer" / "shelljail-launcher",
+    "python": Path(__file__).resolve().parents[1] / "interposer" / "launcher.py",
+}
+
+
+@pytest.fixture(params=["c", "python"])
+def launcher(request: pytest.FixtureRequest) -> str:
+    if not LAUNCHERS[request.param].exists():
+        pytest.fail(f"{LAUNCHERS[request.param]} is missing: run make setup")
+    return request.param
+
+
+def run(jail: Jail, launcher: str, *command: str) -> subprocess.CompletedProcess[str]:
+    env = jail.env(SHELLJAIL_PYTHON_LAUNCHER="1" if launcher == "python" else "0")
+    return jail.run(*command, interposer=True, env=env)
+
+
+def audit_text(state: Path) -> str:
+    """Every session log under a state home, as text."""
+    return "".join(p.read_text(errors="replace") for p in state.glob("shelljail/sessions/*/audit.jsonl"))
+
+
+def audit_events(state: Path) -> list[dict]:
+    return [json.loads(line) for line in audit_text(state).splitlines()]
+
+
+def canary(tmp_path: Path, text: str) -> tuple[Path, str]:
+    """A host folder the jail cannot see, holding secret.sh, whose text names a unique token."""
+    token = "canary" + os.urandom(6).hex()
+    folder = tmp_path / "canary"
+    folder.mkdir()
+    (folder / "secret.sh").write_text(text.format(token=token))
+    return folder, token
+
+
+def plant(jail: Jail, script: str) -> None:
+    """Run `script` in the jail (interposer off, behind the guard); it must print `planted`."""
+    result = jail.sh(script + " && echo planted")
+    assert result.returncode == 0 and "planted" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("how", ["symlink", "directory-symlink"])
+def test_a_script_symlinked_to_a_host_file_is_read_as_the_jail_sees_it(jail: Jail, launcher: str, tmp_path: Path,
+                                                                        how: str) -> None:
+    folder, token = canary(tmp_path, "rm -rf /etc/{token}\n")
+    # The canary is not in the jail's view: a symlink to it must resolve in the jail, to nothing.
+    if how == "symlink":
+        plant(jail, f"[ ! -e {folder}/secret.sh ] && ln -s {folder}/secret.sh s.sh")
+        script = "s.sh"
+    else:
+        plant(jail, f"[ ! -e {folder} ] && ln -s {folder} d")
+        script = "d/secret.sh"
+    result = run(jail, launcher, "sh", script)
+    assert result.returncode == 126, result.stdout + result.stderr
+    assert "cannot read the script" in result.stderr and "No such file" in result.stderr
+    assert token not in result.stdout + result.stderr  # the host file was not read
+    log = audit_text(jail.home / ".local" / "state")
+    assert "unreadable-script" in log and token not in log
+
+
+def test_a_script_that_is_a_fifo_is_never_opened_and_is_judged_as_unread(jail: Jail, launcher: str) -> None:
+    plant(jail, "mkfifo f.sh")
+    result = run(jail, launcher, "sh", "f.sh")  # was: a service thread in open() for ever, the shell too
+    assert result.returncode == 126, result.stdout + result.stderr
+    assert "shelljail: denied:" in result.stderr and "is a fifo" in result.stderr
+    (event,) = [e for e in audit_events(jail.home / ".local" / "state") if e["event"] == "decision"]
+    assert event["rule"] == "opaque" and event["decision"] == "deny"
+
+
+def test_a_command_line_over_the_services_bound_fails_closed_in_both_launchers(jail: Jail, launcher: str) -> None:
+    # 11 words of 100,000 bytes: over the 1 MiB a request may have, under the kernel's argv limits.
+    result = run(jail, launcher, "sh", "-c", "echo should-not-run", *(["x" * 100_000] * 11))
+    assert result.returncode == 126 and "should-not-run" not in result.stdout
+    assert "shelljail: denied: the interposer cannot judge this command (command line too long" in result.stderr
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo"])
+def test_a_preview_reads_the_old_content_as_the_jail_sees_it(jail: Jail, tmp_path: Path, planted: str) -> None:
+    folder, token = canary(tmp_path, "{token}\n")
+    if planted == "symlink":
+        plant(jail, f"[ ! -e {folder}/secret.sh ] && ln -s {folder}/secret.sh data.txt")
+    else:
+        plant(jail, "mkfifo data.txt")
+    state = tmp_path / "state"
+    env = jail.env(XDG_STATE_HOME=str(state))
+    # truncate asks a person; with no terminal the question waits for `shelljail approvals`.
+    process = subprocess.Popen([*SHELLJAIL, "run", "-w", str(jail.workspace), "--", "/bin/bash", "-c",
+                                "truncate -s 0 data.txt"], env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        listing, request = "", ""
+        deadline = time.monotonic() + 60  # a hang guard: a preview that blocks never asks
+        while not request and time.monotonic() < deadline and process.poll() is None:
+            listing = subprocess.run([*SHELLJAIL, "approvals"], env=env, capture_output=True, text=True,
+                                     timeout=30).stdout
+            words = listing.split()
+            request = words[0] if words and words[0] != "no" else ""
+            time.sleep(0.1)
+        assert request, "no question appeared"
+        subprocess.run([*SHELLJAIL, "deny", request], env=env, capture_output=True, text=True, timeout=30)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 126, out + err
+    assert token not in listing and token not in out + err and token not in audit_text(state)
+    if planted == "fifo":
+        assert "data.txt: a fifo (not read)" in listing
+
+
+# A jailed Python program in phases: it writes ready-N and waits for go-N between them, so the
+# host counts the supervisor's threads at known points. `shell` runs /bin/sh with its arguments,
+# a top-level shell here (the program replaced the shell that started it), so it is judged.
+PROGRAM = """
+import os, select, socket, struct, subprocess, sys, time
+SOCKET = "/run/shelljail/decide.sock"
+phase = 0
+
+def shell(*args):
+    r = subprocess.run(["/bin/sh", *args], capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout.strip(), r.stderr.strip()
+
+def judged(line):
+    return shell("-c", line)
+
+def pause(report=""):
+    global phase
+    phase += 1
+    with open(f"ready-{phase}.tmp", "w") as f:
+        f.write(report)
+    os.rename(f"ready-{phase}.tmp", f"ready-{phase}")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(f"go-{phase}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+"""
+
+
+def held(jail: Jail, program: str, phases: int) -> tuple[list[int], list[str], subprocess.CompletedProcess[str]]:
+    """Run PROGRAM + `program` in a jail; the supervisor's thread count and the report at each pause."""
+    (jail.workspace / "attack.py").write_text(PROGRAM + program)
+    process = subprocess.Popen([*SHELLJAIL, "run", "-w", str(jail.workspace), "--interposer", "on", "--ask", "deny",
+                                "--", "/bin/sh", "-c", guarded("exec /usr/bin/python3 attack.py")], env=jail.env(),
+                               cwd=jail.workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    threads, reports = [], []
+    try:
+        for phase in range(1, phases + 1):
+            ready = jail.workspace / f"ready-{phase}"
+            deadline = time.monotonic() + 120  # a hang guard, not a measure
+            while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not ready.exists():
+                process.kill()
+                raise AssertionError(f"phase {phase} never came: {process.communicate()}")
+            threads.append(len(os.listdir(f"/proc/{process.pid}/task")))  # this process is the supervisor
+            reports.append(ready.read_text())
+            (jail.workspace / f"go-{phase}").touch()
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return threads, reports, subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_fifo_scripts_leave_no_supervisor_thread_behind(jail: Jail) -> None:
+    threads, _, result = held(jail, """
+pause()
+os.mkfifo("f.sh")
+results = [shell("f.sh") for _ in range(8)]
+pause()
+print(results[0][0], sum(r[0] == 126 and "is a fifo" in r[2] for r in results))
+print(*judged("echo still-judged")[:2])
+print(*judged("rm -rf /etc")[::2])
+""", phases=2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, blocked, normal = result.stdout.splitlines()[:3]
+    assert first == "126 8"  # each was denied at once, none hung on the FIFO
+    assert threads[1] <= threads[0], threads  # no service thread is left in open()
+    assert blocked == "0 still-judged" and normal.startswith("126 shelljail: denied: deletes /etc")
+
+
+def test_idle_connections_neither_exhaust_the_supervisor_nor_lock_the_shells_out(jail: Jail) -> None:
+    from interposer.service import CLOSING, MAX_CONNECTIONS
+
+    threads, reports, result = held(jail, f"""
+pause()
+idle = []
+for _ in range({MAX_CONNECTIONS + 200}):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCKET)
+    idle.append(s)
+# Accepted after every idle one (the listen queue is in order): when it is answered, all were seen.
+print(*judged("echo still-judged")[:2])
+closed = sum(bool(select.select([s], [], [], 0)[0]) for s in idle)
+pause(str(closed))
+print(*judged("rm -rf /etc")[::2])
+""", phases=2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    normal, destructive = result.stdout.splitlines()[:2]
+    assert normal == "0 still-judged"  # a shell's connection makes room: it is judged, not refused
+    assert destructive.startswith("126 shelljail: denied: deletes /etc")
+    # One thread per connection, 456 connections held: the supervisor kept at most the cap's worth.
+    assert threads[1] - threads[0] <= MAX_CONNECTIONS + CLOSING, threads
+    assert int(reports[1]) >= 200  # the oldest idle connections were closed by the service, for newer ones
+    refused = [e for e in audit_events(jail.home / ".local" / "state") if e["event"] == "service-refused"]
+    assert refused and len(refused) <= 20  # logged, counted: not one event per connection
+    assert max(e["count"] for e in refused) >= 200
+    assert all("connections at once" in e["reason"] for e in refused)
+
+
+def test_a_trickled_request_is_cut_off_by_one_deadline(jail: Jail) -> None:
+    _, _, result = held(jail, """
+payload = b"".join(f.encode() + b"\\0" for f in ("1", "/", "sh", "-c", "echo trickled-through-the-service"))
+request = struct.pack("=I", len(payload)) + payload
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(SOCKET)
+sent = 0
+for byte in request:  # one byte every half second: each recv's own wait would never run out
+    if select.select([s], [], [], 0)[0]:
+        break
+    try:
+        s.send(bytes([byte]))
+    except OSError:
+        break
+    sent += 1
+    time.sleep(0.5)
+s.settimeout(60)
+answer = s.recv(65536)
+print(sent < len(request), answer[:1].decode(), "not sent within" in answer.decode(errors="replace"))
+big = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+big.connect(SOCKET)
+big.send(struct.pack("=I", 2 << 20))  # a request of 2 MiB announced, nothing sent
+big.settimeout(60)
+print(big.recv(65536).decode(errors="replace").strip())
+print(*judged("echo still-judged")[:2])
+""", phases=0)
+    assert result.returncode == 0, result.stdout + result.stderr
+    trickle, big, normal = result.stdout.splitlines()[:3]
+    assert trickle == "True D True"  # refused before the last byte, with the reason
+    assert big.startswith("Dshelljail: denied: a request of 2097152 bytes, more than the 1048576")
+    assert normal == "0 still-judged"
+    reasons = {e["reason"] for e in audit_events(jail.home / ".local" / "state") if e["event"] == "service-refused"}
+    assert any("not sent within" in r for r in reasons) and any("2097152 bytes" in r for r in reasons)
+
+
+def test_every_command_is_denied_once_the_audit_log_is_full(tmp_path: Path) -> None:
+    """In-process, over the service's real socket: a log that says it is full stops everything."""
+    import socket
+    import struct
+
+    from interposer.service import SOCKET_NAME, DecisionService
+
+    class FullLog:
+        full = True
+
+    decided: list[dict] = []
+    directory = tmp_path / "service"
+    directory.mkdir()
+    service = DecisionService(None, str(directory), True, decided.append, None, False, FullLog())
+    service.start()
+    try:
+        for fields in (("1", "/", "sh", "-c", "true"), ("t", "/", "rm", "rm", "x")):
+            payload = b"".join(f.encode() + b"\0" for f in fields)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(30)
+                s.connect(str(directory / SOCKET_NAME))
+                s.sendall(struct.pack("=I", len(payload)) + payload)
+                answer, fds, _, _ = socket.recv_fds(s, 65536, 8)
+            assert not fds and answer.startswith(b"Dshelljail: denied: the session's audit log is full")
+    finally:
+        service.close()
+    assert decided == []  # nothing judged, nothing logged into a full log
+
