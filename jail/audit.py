@@ -13,7 +13,8 @@ was not UTF-8 (a surrogate-escaped `\\udcff` from os.fsdecode) stays a
 `\\udcff` escape, valid JSON that json.loads reads back to the same str
 (os.fsencode gives the original bytes); a string over FIELD_CHARS is cut
 with a marker naming its length, a list or table over FIELD_ITEMS is cut
-with a marker naming its size. A session's log is bounded (limits.audit_bytes, default LOG_BYTES):
+with a marker naming its size, and an event still over EVENT_BYTES is cut
+harder until it fits. A session's log is bounded (limits.audit_bytes, default LOG_BYTES):
 past it one `audit-log-full` event is written, `full` is set, nothing more
 is written, and the decision service denies every command from then on (a
 session that cannot be logged fails closed). The same holds when the disk
@@ -128,7 +129,8 @@ LOG_BYTES = 64 << 20  # the most one session's log holds: past it, audit-log-ful
 FIELD_CHARS = 4096  # a longer string in an event is cut, with a marker naming its length
 FIELD_ITEMS = 1000  # a longer list or table in an event is cut, with a marker naming its size
 FIELD_DEPTH = 16  # values nested deeper are replaced by a marker
-EVENT_BYTES = 1 << 20  # an event still longer than this keeps only its short top-level fields
+EVENT_BYTES = 64 << 10  # an event still longer than this is cut harder (_HARDER), at last to its name
+_HARDER = ((512, 100, 4), (128, 16, 2))  # (chars, items, depth) tried in turn for a long event
 _FULL_RESERVE = 4096  # kept free below the cap for the audit-log-full event
 
 
@@ -178,8 +180,10 @@ def event_line(record: dict[str, Any]) -> bytes:
     head = {key: bounded(record.get(key), 256) for key in ("ts", "session", "event")}
     try:
         line = json.dumps(bounded(record), ensure_ascii=True)
-        if len(line) >= EVENT_BYTES:  # many long fields: cut harder
-            line = json.dumps(bounded(record, chars=256, items=64, depth=2), ensure_ascii=True)
+        for chars, items, depth in _HARDER:  # many long fields: cut harder
+            if len(line) < EVENT_BYTES:
+                break
+            line = json.dumps(bounded(record, chars, items, depth), ensure_ascii=True)
     except (TypeError, ValueError, RecursionError, UnicodeError) as exc:  # an object whose str() fails
         line = json.dumps({**head, "cut": f"fields not serialisable ({type(exc).__name__})"}, ensure_ascii=True)
     if len(line) >= EVENT_BYTES:

@@ -121,6 +121,17 @@ def test_long_fields_are_cut_with_their_length(tmp_path: Path) -> None:
     assert len(event["counts"]) == audit.FIELD_ITEMS + 1 and event["counts"]["[cut]"] == "3000 entries in all"
 
 
+def test_an_event_of_many_long_fields_is_cut_harder_to_fit(tmp_path: Path) -> None:
+    """500 arguments of 1,000 characters each passed the per-field cuts: 35 MB for 70 such commands."""
+    log = audit.AuditLog(session="s", directory=str(tmp_path))
+    log.event("decision", argv=["/bin/sh", "-c", "true"] + ["b" * 1000] * 500, command="true", decision="allow")
+    [line] = (tmp_path / audit.LOG_NAME).read_bytes().splitlines()
+    assert len(line) < audit.EVENT_BYTES
+    event = json.loads(line)
+    assert event["argv"][:3] == ["/bin/sh", "-c", "true"] and event["argv"][-1] == "[cut: 503 items in all]"
+    assert event["argv"][3].endswith("...[cut: 1000 characters in all]") and event["decision"] == "allow"
+
+
 def test_past_the_cap_one_event_then_nothing(tmp_path: Path) -> None:
     log = audit.AuditLog(session="s", directory=str(tmp_path), max_bytes=64 << 10)
     for index in range(200):
