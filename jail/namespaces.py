@@ -21,6 +21,10 @@ def enter(uid: int, gid: int, flags: int = JAIL_NAMESPACES) -> None:
     The caller's uid and gid map to themselves, so files keep their owners and
     an ordinary user needs no helper (newuidmap) and no privilege. The ids
     must be read before the unshare: inside, unmapped, they read as 65534.
+    For root this keeps the jail's uid 0 the host's uid 0 (a jail mapped elsewhere
+    could not write the workspace's root-owned files); what that would allow is
+    closed elsewhere: setid modes by seccomp.setid_guard, the process limit by a
+    pids cgroup (limits.PidsCgroup).
     """
     unshare(flags | CLONE_NEWUSER)
     _write("/proc/self/setgroups", "deny")  # required before an unprivileged gid_map
