@@ -331,6 +331,8 @@ class Proxy:
 
         from .dashboard import registered_port
 
+        # No Nagle: a streamed chunk goes out at once, not after the client's (delayed) ACK of the one before.
+        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         reader = _Reader(client)
         counts = [0, 0]
         requests = 0
@@ -622,13 +624,12 @@ def _respond(upstream: _socket.socket, client: _socket.socket, counts: list[int]
         interim = lines[0][9:10] == b"1" and lines[0][9:12] != b"101"  # 100 Continue, 103 Early Hints
         kept = [line for line in lines if line.partition(b":")[0].strip().lower() not in _HOP_BY_HOP]
         head = b"\r\n".join([*kept, *([] if interim else [b"Connection: close"]), b"", b""])
+        if not interim:
+            head, data = head + data, b""  # one send with what came of the body
         client.sendall(head)
         counts[1] += len(head)
         if not interim:
             break
-    if data:
-        client.sendall(data)
-        counts[1] += len(data)
     _splice(upstream.fileno(), client.fileno(), counts, 1)
 
 
@@ -642,6 +643,7 @@ def _forward_request(reader: _Reader, upstream: _socket.socket, request: _Reques
     import time
 
     upstream.settimeout(None)  # blocking, for splice(2); sends bounded by SO_SNDTIMEO instead
+    upstream.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
     upstream.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, struct.pack("ll", int(BODY_SECONDS), 0))
     client = reader.sock
     if not request.chunked and len(reader.data) >= request.length:  # the whole request is here: one send
