@@ -80,6 +80,7 @@ bench:
 	$(BIN)/python bench/trash.py
 	$(BIN)/python bench/overlay.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/forward.py
 	$(BIN)/python bench/workload.py
 	$(BIN)/python bench/report.py
 
