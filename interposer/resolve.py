@@ -16,12 +16,14 @@ from typing import NamedTuple
 from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
-from .parse import parse
+from .parse import MAX_NESTING, parse, too_deep
 from .shellargs import invocation
 from .words import Word
 from .written import shebang, stdin_text, without_shebang, writes
 
 MAX_DEPTH = 8
+MAX_WRAPPERS = 32  # programs one command is reached through (nice env sudo ... rm); more is opaque, not walked
+_TOO_MANY_WRAPPERS = f"a command reached through more than {MAX_WRAPPERS} wrappers"
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash", "csh",
                     "tcsh", "elvish", "nu", "xonsh", "oksh", "loksh", "busybox-sh"})
 # An argument that hands a command line to its program: `--rsh '/bin/sh -c ...'`, `-e 'system("sh")'`.
@@ -172,6 +174,13 @@ def resolve(line: str, cwd: str, env: Mapping[str, str]) -> Resolved:
                     tuple(collector.hazards))
 
 
+def unread(reasons: tuple[str, ...]) -> str | None:
+    """Why part of a line was left unread for its depth (parse.MAX_NESTING, MAX_WRAPPERS), if it was."""
+    if too_deep(reasons):
+        return f"the line nests more than {MAX_NESTING} levels deep"
+    return _TOO_MANY_WRAPPERS if _TOO_MANY_WRAPPERS in reasons else None
+
+
 # Programs that list processes by name: pids a line takes from them are picked as pkill picks them. (Not
 # `lsof -t -i:PORT`: freeing a port the agent's own server holds is ordinary work.)
 PROCESS_LISTERS = frozenset({"ps", "pgrep", "pidof"})
@@ -225,6 +234,9 @@ class _Collector:
                 extra_args: bool = False) -> None:
         if not argv:
             return  # assignments and redirections only
+        if len(via) > MAX_WRAPPERS:  # each wrapper is one more level of this walk: 5,000 raised RecursionError
+            self.opaque.append(Opaque(_TOO_MANY_WRAPPERS, command.text))
+            return
         head = argv[0]
         if not head.literal:
             self.opaque.append(Opaque(f"the command name {head.source!r} is only known when it runs", command.text))
