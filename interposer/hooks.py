@@ -13,7 +13,8 @@ It fails closed. Claude Code blocks a tool call only when the hook exits 2
 failure, exit 1 included, lets the call go ahead. So every failure here is
 exit 2 with one line on stderr: input over MAX_INPUT, not UTF-8 JSON, a
 field missing or of the wrong type, a command with a lone surrogate (not
-text a shell runs as written), a line nested deeper than the parser walks,
+text a shell runs as written), a line nested deeper than the judge reads
+(syntax over 100 levels, more than 32 wrappers around one command),
 a profile that does not load, and any error while judging. The judgement
 runs in a forked child with a deadline, so that even a crash (a signal, the
 kernel's OOM killer) or a judgement that never ends is a deny.
@@ -44,7 +45,7 @@ def claude_code(data: bytes | str, profile_name: str, workspace: str | None) -> 
 
     from .check import policy_for
     from .judge import decide
-    from .parse import MAX_NESTING, too_deep
+    from .resolve import unread
 
     if len(data) > MAX_INPUT:
         raise Refused(f"the hook's input is over {MAX_INPUT} bytes")
@@ -71,9 +72,9 @@ def claude_code(data: bytes | str, profile_name: str, workspace: str | None) -> 
     cwd = os.path.realpath(cwd)
     root = workspace or os.environ.get("CLAUDE_PROJECT_DIR") or cwd
     decision = decide(command, cwd, policy_for(profile.load(profile_name), os.path.realpath(root), jailed=False))
-    if too_deep(decision.opaque_reasons):
-        raise Refused(f"the command nests more than {MAX_NESTING} levels deep, deeper than shelljail reads; "
-                      "write it flatter")
+    too_deep = unread(decision.opaque_reasons)
+    if too_deep is not None:  # not read to the end: no judgement, whatever the profile's `opaque` says
+        raise Refused(f"shelljail cannot read the command: {too_deep}; write it flatter")
     reason = f"shelljail: {decision.reason}" + (f"; instead: {decision.alternative}" if decision.alternative else "")
     if decision.decision == "deny":
         return _answer("deny", reason)

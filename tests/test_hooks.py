@@ -89,6 +89,10 @@ def test_nesting_deeper_than_the_parser_reads_is_denied(jail: Jail) -> None:
     assert "levels deep" in _refused(jail, _bash(jail, deep_substitution))
     deep_subshell = json.dumps("(" * 10_000 + "rm -rf ~" + ")" * 10_000)
     assert "levels deep" in _refused(jail, _bash(jail, deep_subshell))
+    wrapped = json.dumps("nice " * 5_000 + "rm -rf ~")  # each wrapper was one more level of the walk
+    assert "more than 32 wrappers" in _refused(jail, _bash(jail, wrapped))
+    wrapped = json.dumps("timeout 1 " * 5_000 + "rm -rf ~")
+    assert "more than 32 wrappers" in _refused(jail, _bash(jail, wrapped))
     unbalanced = json.dumps("echo " + "$(" * 10_000 + "x '")  # tree-sitter's error, then bashlex's try
     answer = _hook(jail, _bash(jail, unbalanced).decode())["hookSpecificOutput"]  # read, flat: not deep
     assert answer["permissionDecision"] == "ask" and "cannot parse" in answer["permissionDecisionReason"]
