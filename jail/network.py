@@ -1,7 +1,8 @@
 """The jail's network namespace: a loopback that is up, and nothing else but the bridged ports.
 
-In proxy mode pid 1 listens on the jail's 127.0.0.1 for the proxy and each forward and hands every
-accepted connection to the supervisor (see proxy.py): the namespace itself never gets a route out."""
+In proxy mode pid 1 listens on the jail's 127.0.0.1 for the proxy and each forward and passes each
+listener, once, to the supervisor, which accepts and serves the connections itself (see proxy.py: a
+forward to the local model speaks HTTP and checks each request): the namespace never gets a route out."""
 
 from __future__ import annotations
 

@@ -14,8 +14,11 @@ private and other special ranges are refused unless
 `network.allow_addresses` names them; the connection goes to the address
 that was checked, so a name cannot be rebound to the host's services in
 between. Every connection, allowed or refused, is an audit event with the
-bytes it carried. `network.forward` ports on the host's loopback are relayed
-the same way, without HTTP, to the same address inside the jail.
+bytes it carried. `network.forward` ports on the host's loopback are served
+at the same address inside the jail: as HTTP by default (protocol "ollama":
+every request parsed strictly and checked, only a local model's inference
+and read-only endpoints let through, management refused with a 403 naming
+the key; see `_serve_model`), as raw bytes when a profile says "tcp".
 """
 
 from __future__ import annotations
