@@ -126,6 +126,7 @@ class DecisionService:
                  ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
                  dry_run: bool = False, log: Any = None) -> None:
         self.log = log  # the session's audit log: once `full`, every command is denied
+        self.launcher: tuple[int, int] | None = None  # the C launcher's (st_dev, st_ino): the only asker
         self._lock = _thread.allocate_lock()
         self.connections = 0  # being served now, at most MAX_CONNECTIONS (+ CLOSING)
         self.reading: dict[int, _socket.socket] = {}  # connections whose request is unfinished, oldest first
@@ -294,6 +295,13 @@ class DecisionService:
         if getattr(self.log, "full", False):  # fail closed: nothing runs that the log cannot name
             connection.sendall(b"D" + _denial("the session's audit log is full, so nothing more may run; "
                                               "end this session and start a new one", "").encode())
+            return
+        if self.launcher is not None and peer.executable() != self.launcher:
+            # A program that speaks the protocol itself would get the real shell for a line it had
+            # judged, and could run another with it: only the launcher, which runs what it asked, asks.
+            self._refusal("a request from a program that is not the shell launcher")
+            connection.sendall(b"D" + _denial("this request did not come from the shell launcher; shells are "
+                                              "asked for by running /bin/sh or /bin/bash", "").encode())
             return
         if len(fields) >= 4 and fields[0] == b"t":
             self._tool(connection, os.fsdecode(fields[1]), os.fsdecode(fields[2]), [os.fsdecode(f) for f in fields[3:]],
@@ -524,6 +532,22 @@ class _Peer:
             self._root = root
         return self._root
 
+    def executable(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the program the process runs, read while it is still the peer."""
+        import signal
+
+        try:
+            st = os.stat(f"/proc/{self.pid}/exe")
+        except OSError:
+            return None
+        try:
+            signal.pidfd_send_signal(self.pidfd, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive: the stat was of this process's program
+        return st.st_dev, st.st_ino
+
     def close(self) -> None:
         os.close(self.pidfd)
         if self._root is not None:
@@ -640,6 +664,9 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     policy = (interposer, jail_spec.view.workspace, home, dict(jail_spec.env), home_binds, network)
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run, log)
     launcher = launcher_path()
+    if not launcher.endswith(".py"):  # the Python fallback runs as python3: any program could be it
+        st = os.stat(launcher)
+        service.launcher = (st.st_dev, st.st_ino)
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]
     if trash is not None:

@@ -292,3 +292,23 @@ def test_every_command_is_denied_once_the_audit_log_is_full(tmp_path: Path) -> N
         service.close()
     assert decided == []  # nothing judged, nothing logged into a full log
 
+
+
+def test_a_program_speaking_the_protocol_itself_gets_no_real_shell(jail: Jail) -> None:
+    # With the real shell's fd, a program could have it run a line other than the one judged.
+    _, _, result = held(jail, """
+payload = b"".join(f.encode() + b"\\0" for f in ("1", "/", "sh", "-c", "true"))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(SOCKET)
+s.sendall(struct.pack("=I", len(payload)) + payload)
+s.settimeout(60)
+answer, fds, _, _ = socket.recv_fds(s, 65536, 8)
+print(len(fds), answer[:80].decode(errors="replace"))
+print(*judged("echo still-judged")[:2])
+""", phases=0)
+    assert result.returncode == 0, result.stdout + result.stderr
+    forged, normal = result.stdout.splitlines()[:2]
+    assert forged.startswith("0 Dshelljail: denied: this request did not come from the shell launcher")
+    assert normal == "0 still-judged"  # the launcher itself still asks
+    refused = [e for e in audit_events(jail.home / ".local" / "state") if e["event"] == "service-refused"]
+    assert [e["reason"] for e in refused] == ["a request from a program that is not the shell launcher"]
