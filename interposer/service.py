@@ -24,10 +24,15 @@ connection while the sender is checked to still be the socket's peer, with
 RESOLVE_IN_ROOT: a symlink resolves as the jail sees it, never on the host,
 and only regular files are opened, never blocking (a FIFO is opaque).
 
-What the service cannot make true (see `_answer`): a program in the jail that
-speaks this protocol itself receives the real shell's fd for a line it had
-judged, and may then run another line with it. The event names what was
-handed out; the boundary against such a program is the jail, not this.
+The real shells' fds go only to a process running the C launcher (its
+/proc/PID/exe), which runs exactly the argv it was judged for: a program that
+speaks this protocol itself is refused. What that does not close, and the
+jail (not the interposer) bounds: with the Python fallback launcher the
+check is off (it runs as python3); an allowed shell hands the real shells
+down to its descendants when child shells are not judged (the fast path), so
+a program an allowed line started can run any line with them; a process may
+write a child launcher's memory through /proc/PID/mem before it asks; and a
+script may change between its judgment and the shell's own read of it.
 
 It uses the C modules `_socket` and `_thread` rather than `socket` and
 `threading`: `run` creates this service on every start, and those two
