@@ -55,13 +55,13 @@ class PidsCgroup:
         with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
 
-    def peak(self) -> int | None:
-        """The most tasks the cgroup held at once (pids.peak, Linux 6.1+), or None."""
-        try:
-            with open(os.path.join(self.path, "pids.peak")) as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return None
+    def refused(self) -> int:
+        """How many forks the limit refused (the `max` count of pids.events)."""
+        for line in _read(os.path.join(self.path, "pids.events")).splitlines():
+            key, _, value = line.partition(" ")
+            if key == "max" and value.strip().isdigit():
+                return int(value)
+        return 0
 
     def remove(self, wait: float = 5.0) -> bool:
         """Remove the cgroup once its tasks are gone (after the jail's pid 1, the kernel kills them all)."""

@@ -41,20 +41,26 @@ def limited(jail: Jail) -> str:
     return str(path)
 
 
-def fork_loop(jail: Jail) -> dict[str, object]:
-    result = jail.sh(f"/usr/bin/python3 {jail.workspace}/fork.py", options=("-p", limited(jail)))
+def fork_loop(jail: Jail, **env: str) -> dict[str, object]:
+    result = jail.sh(f"/usr/bin/python3 {jail.workspace}/fork.py", options=("-p", limited(jail)),
+                     env=jail.env(**env))
     assert result.returncode == 0, (result.stdout, result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_a_fork_loop_as_root_stops_at_the_limit(jail: Jail) -> None:
-    """Root's jail runs in a pids cgroup of its own, removed when the run ends."""
-    outcome = fork_loop(jail)
+    """Root's jail runs in a pids cgroup of its own, removed when the run ends; the refusals are logged."""
+    state = jail.root / "state"
+    outcome = fork_loop(jail, XDG_STATE_HOME=str(state))
     assert 0 < outcome["forked"] < LIMIT  # the holder, pid 1 and the command count too
     cgroup = outcome["cgroup"]
     assert isinstance(cgroup, str) and os.path.basename(cgroup).startswith("shelljail-")
     assert not os.path.exists(f"/sys/fs/cgroup/pids{cgroup}")
     assert sleepers(SLEEP) == []
+    (session,) = list((state / "shelljail" / "sessions").iterdir())
+    log = [json.loads(line) for line in (session / "audit.jsonl").read_text().splitlines()]
+    (limit,) = [event for event in log if event["event"] == "limit"]
+    assert limit["limit"] == "processes" and limit["refused_forks"] >= 1
 
 
 def test_a_fork_loop_as_an_ordinary_user_stops_at_the_limit(nobody_jail: Jail) -> None:
