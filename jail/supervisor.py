@@ -95,6 +95,7 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     finally:
         os.close(pidfd)
         os.close(error_r)
+        refused = pids.refused() if pids is not None else 0
         if pids is not None:
             pids.remove()
     code = failure[0] if failure else init.exit_code(status)
@@ -111,6 +112,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
             audit.event("limit", limit="wall_time", seconds=timeout)
         elif code - 128 in _LIMIT_SIGNALS:
             audit.event("limit", limit=_LIMIT_SIGNALS[code - 128], signal=signal.Signals(code - 128).name)
+        if refused:
+            audit.event("limit", limit="processes", refused_forks=refused)
         if spec.learn and counter is not None:
             audit.event("seccomp-learned", counts=counter.summary(), **recorder.summary())
         elif counter is not None and counter.summary():
