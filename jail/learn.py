@@ -12,6 +12,7 @@ memory after it was read, which is why this never decides anything.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from typing import Any
 
@@ -51,7 +52,7 @@ class Recorder:
         elif name in ("execve", "execveat"):
             path = (_string(pid, args[0]) if name == "execve"
                     else self._resolve(pid, _fd(args[0]), _string(pid, args[1]), args[4] & AT_EMPTY_PATH))
-            if path and os.access(f"/proc/{pid}/root{path}", os.X_OK):  # not each PATH entry tried
+            if path and _runnable(pid, path):  # not each PATH entry tried
                 self._add(self.programs, path)
         elif name == "socket":
             self._add(self.sockets, f"{_family(args[0])} {_kind(args[1])}")
@@ -87,6 +88,26 @@ class Recorder:
     def summary(self) -> dict[str, Any]:
         return {"writes_outside_workspace": dict(self.writes), "programs": dict(self.programs),
                 "sockets": dict(self.sockets), "connections": dict(self.connections), "not_kept": self.not_kept}
+
+
+def _runnable(pid: int, path: str) -> bool:
+    """Whether `path`, as the jail sees it, is a regular file with an execute bit.
+
+    Resolved in the jail's root (RESOLVE_IN_ROOT): a symlink the jail planted is followed as the jail
+    sees it, never to a host path (as /proc/PID/root/PATH would, for an absolute link).
+    """
+    from .kernel.beneath import IN_JAIL_ROOT, openat2
+
+    root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = openat2(root, path, os.O_PATH | os.O_CLOEXEC, IN_JAIL_ROOT)
+    finally:
+        os.close(root)
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    return stat.S_ISREG(mode) and bool(mode & 0o111)
 
 
 def _fd(value: int) -> int:

@@ -217,3 +217,21 @@ def test_learned_names_cannot_become_lines_of_the_profile(jail: Jail) -> None:
     assert validate.returncode == 0, validate.stderr
     show = jail.cli("profile", "show", str(learned))
     assert show.returncode == 0 and '"/"' not in show.stdout.split("[filesystem]")[-1].split("[")[0], show.stdout
+
+
+def test_a_program_is_looked_up_as_the_jail_sees_it(jail: Jail, tmp_path: Path) -> None:
+    """The recorder checked programs through /proc/PID/root/PATH: a jail's absolute symlink resolved on the host,
+    and a host program the jail cannot see was named in the learned profile."""
+    from conftest import guarded
+
+    outside = tmp_path / "outside"  # a canary the jail does not see
+    outside.mkdir()
+    (outside / "tool").write_text("#!/bin/sh\n")
+    os.chmod(outside / "tool", 0o755)
+    learned = jail.root / "learned.toml"
+    script = f"ln -s {outside}/tool /tmp/probe; /tmp/probe; echo status=$?"
+    code, out, err = _learn(jail, learned, "/bin/sh", "-c", guarded(script))
+    assert code == 0 and out.split() == ["status=127"], err  # not there, inside the jail
+    text = learned.read_text()
+    programs = text.split("# Programs run:")[1].split("# Sockets opened:")[0]
+    assert "/usr/bin/ln" in programs and "/tmp/probe" not in programs, programs
