@@ -211,7 +211,9 @@ class AuditLog:
         self._lock = _thread.allocate_lock()
         self.counts: dict[str, int] = {}
         self.max_bytes = max(max_bytes or LOG_BYTES, 2 * _FULL_RESERVE)
-        self.written = info.st_size  # a log reopened (overlay commit) counts what it holds
+        # What this writer appended: the cap bounds the session's supervisor; a log reopened after the session
+        # (overlay commit or discard, a person's action) still takes those few events past an audit-log-full.
+        self.written = 0
         self.full = False  # set once the cap is reached or the log cannot be written: commands are denied
         self.not_logged = 0  # events after that
         self.write_error: str | None = None  # why the disk refused the last event, if it did
