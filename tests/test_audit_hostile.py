@@ -144,6 +144,10 @@ def test_past_the_cap_one_event_then_nothing(tmp_path: Path) -> None:
     assert [e["event"] for e in events[:-1]] == ["decision"] * (len(events) - 1)
     log.event("exit", status=0)
     assert (tmp_path / audit.LOG_NAME).read_bytes() == raw
+    later = audit.AuditLog(session="s", directory=str(tmp_path), max_bytes=64 << 10)  # overlay commit, afterwards
+    later.event("overlay-commit", by="pid 1")
+    kinds = [e["event"] for e in audit.read_lines(tmp_path / audit.LOG_NAME)]
+    assert kinds[-2:] == ["audit-log-full", "overlay-commit"]
 
 
 def test_the_log_is_never_opened_through_a_symlink_or_a_fifo(tmp_path: Path) -> None:
