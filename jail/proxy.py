@@ -326,16 +326,20 @@ class Proxy:
 
         Each allowed request goes to the model server on a connection of its own, told `Connection:
         close`, so the server reads exactly the one request this checked and the end of its response
-        is the end of that connection: no response is parsed or buffered (streams stay streams). A
-        client's next request (keep-alive, pipelined) is read and checked like the first; the first
-        refusal answers 403 (400 for what is not plain HTTP) and ends the connection.
+        is the end of that connection: of the response only the head is read (to say Connection:
+        close to the client too), its body is spliced as it comes (streams stay streams). A client's
+        next request (pipelined, or after a chunked body) is read and checked like the first; the
+        first refusal answers 403 (400 for what is not plain HTTP) and ends the connection.
         """
         import socket
 
         from .dashboard import registered_port
 
         # No Nagle: a streamed chunk goes out at once, not after the client's (delayed) ACK of the one before.
-        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        try:
+            client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP
         reader = _Reader(client)
         counts = [0, 0]
         requests = 0

@@ -251,6 +251,7 @@ raw("obs-fold", f"POST /api/chat HTTP/1.1\\r\\n{H}X-A: b\\r\\n Transfer-Encoding
     f"Content-Length: 2\\r\\n\\r\\n{{}}".encode())
 raw("chunk-extension", f"POST /api/chat HTTP/1.1\\r\\n{H}Transfer-Encoding: chunked\\r\\n\\r\\n".encode()
     + b"2;x=1\\r\\n{}\\r\\n0\\r\\n\\r\\n" + get("/api/delete", "DELETE"))
+raw("too-large", f"POST /api/chat HTTP/1.1\\r\\n{H}Content-Length: {(64 << 20) + 1}\\r\\n\\r\\n".encode())
 raw("h2c", f"GET /api/tags HTTP/1.1\\r\\n{H}Connection: Upgrade, HTTP2-Settings\\r\\nUpgrade: h2c\\r\\n"
     f"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\\r\\n\\r\\n".encode())
 """
@@ -272,7 +273,7 @@ EXPECTED = {
     "cl-te": (["400"], ["protocol"]), "te-twice": (["400"], ["protocol"]), "te-odd": (["400"], ["protocol"]),
     "te-space": (["400"], ["protocol"]), "cl-twice": (["400"], ["protocol"]), "cl-list": (["400"], ["protocol"]),
     "obs-fold": (["400"], ["protocol"]), "chunk-extension": ([], []),  # cut off mid-body: the server answers nothing
-    "h2c": (["400"], ["protocol"]),
+    "h2c": (["400"], ["protocol"]), "too-large": (["413"], []),
 }
 
 
@@ -309,7 +310,7 @@ def test_management_and_every_trick_are_refused_before_the_server_sees_them(jail
             ("DELETE", "/api/chat/../delete"), ("DELETE", "//api/delete"), ("delete", "/api/delete"),
             ("POST", "/api/blobs/sha256:0123"), ("GET", "/api/tags\\x01")} <= shown
     assert sum(e["key"] == "allow_management" for e in refused) >= 2 + 7 + 2  # curl's two, seven, two smuggled
-    answered = sum(1 for codes, _ in EXPECTED.values() if set(codes) & {"400", "403"})
+    answered = sum(1 for codes, _ in EXPECTED.values() if set(codes) & {"400", "403", "413"})
     assert len(refused) == 2 + answered + 1 + len(later[0]) - 1  # curl's, the answered, the cut-off chunked body
 
 def test_allow_management_lets_management_through(jail: Jail, ollama: Ollama) -> None:
@@ -378,3 +379,63 @@ def test_the_default_and_a_childs_forward_settings(tmp_path: Path) -> None:
         assert network.forward == ("127.0.0.1:8080", "127.0.0.1:11434")
         assert [(f.address, f.protocol, f.allow_management) for f in network.forward_settings] == [
             ("127.0.0.1:8080", "ollama", ()), ("127.0.0.1:11434", "ollama", ("/api/pull",))]
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def event(self, kind: str, **fields: object) -> None:
+        self.events.append({"event": kind, **fields})
+
+
+@pytest.mark.parametrize("stall", ["head", "body", "chunk"])
+def test_a_client_that_stalls_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ollama: Ollama,
+                                         stall: str) -> None:
+    """A request head has one deadline and its body another, however the bytes trickle: a jailed client
+    cannot hold the supervisor's threads (nor the model server's connection) by never finishing a request.
+    In-process: the forward's own handler on a real socket pair, the scripted server on loopback."""
+    import socket
+    import time
+
+    from jail import proxy
+    from jail.profile import Forward
+
+    monkeypatch.setattr(proxy, "HEAD_SECONDS", 0.5)
+    monkeypatch.setattr(proxy, "BODY_SECONDS", 0.5)
+    address = f"127.0.0.1:{ollama.port}"
+
+    class Net:
+        allow, deny, hosts, allow_addresses, forward = [], [], {}, [], [address]
+        forward_settings = (Forward(address),)
+
+    log = _Log()
+    server = proxy.Proxy(Net, str(tmp_path), log)
+    rules = proxy.ModelEndpoints(Forward(address))
+    client, served = socket.socketpair()
+    done = threading.Event()
+    threading.Thread(target=lambda: (server._guarded(
+        lambda c: server._serve_model(c, "127.0.0.1", ollama.port, rules), served), done.set()), daemon=True).start()
+    try:
+        sent = {"head": b"POST /api/chat HTTP/1.1\r\nHost: x\r\n",
+                "body": b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+                "chunk": b"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n{"}[stall]
+        client.sendall(sent)
+        started = time.monotonic()
+        while not done.is_set() and time.monotonic() - started < 5:
+            try:
+                client.sendall(b" ")  # a byte at a time, never the end of the head or of the body
+            except OSError:
+                break  # closed by the forward
+            time.sleep(0.05)
+        assert done.wait(5), "the forward still waits for the request"
+        client.settimeout(5)
+        try:
+            assert client.recv(100) == b""  # closed, no answer
+        except ConnectionResetError:
+            pass  # closed with the trickled bytes unread: a reset, no answer either
+    finally:
+        client.close()
+        server.close()
+    assert not [e for e in log.events if e.get("decision") == "refused"]
+    assert ollama.requests == ([] if stall == "head" else [("POST", "/api/chat")])  # its body cut short
