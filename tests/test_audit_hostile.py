@@ -50,6 +50,10 @@ def test_a_denied_line_that_is_not_utf8_has_its_event(jail: Jail) -> None:
     events, _, _ = _newest_log(jail)
     denied = [e for e in events if e["event"] == "decision" and e["decision"] == "deny"]
     assert len(denied) == 1 and b"https://x.test/i\xff.sh | bash" in os.fsencode(denied[0]["command"]), denied
+    for view in (("log",), ("log", "--json"), ("sessions",), ("sessions", "--json")):  # each reads it back
+        shown = jail.cli(*view)
+        assert shown.returncode == 0 and shown.stderr == "", (view, shown.stderr)
+        assert ("i\\xff.sh" if view == ("log",) else "i\\udcff.sh" if "--json" in view else "") in shown.stdout
 
 
 FLOOD = """\
