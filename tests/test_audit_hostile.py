@@ -96,6 +96,9 @@ class Unprintable:
     def __str__(self) -> str:
         raise ValueError("no text")
 
+    def __hash__(self) -> int:
+        return 1
+
 
 def test_no_content_makes_an_event_raise(tmp_path: Path) -> None:
     log = audit.AuditLog(session="s", directory=str(tmp_path))
@@ -104,7 +107,7 @@ def test_no_content_makes_an_event_raise(tmp_path: Path) -> None:
     for _ in range(5000):
         deep = [deep]
     log.event("decision", command=f"rm {name} \ud800 \x1b[2J \u202e", argv=[name], big=10 ** 5000,
-              keys={(1, 2): "tuple key", 3: name}, deep=deep, other=Unprintable())
+              keys={(1, 2): "tuple key", 3: name, Unprintable(): 1}, deep=deep, other=Unprintable())
     log.event("trash", paths=[name])
     lines = (tmp_path / audit.LOG_NAME).read_bytes().splitlines()
     assert len(lines) == 2
@@ -112,7 +115,7 @@ def test_no_content_makes_an_event_raise(tmp_path: Path) -> None:
     assert os.fsencode(second["paths"][0]) == b"caf\xe9 \xff"
     assert first["command"] == f"rm {name} \ud800 \x1b[2J \u202e" and first["argv"] == [name]
     assert first["big"].startswith("[cut: an integer") and "[cut:" in json.dumps(first["deep"])
-    assert first["keys"] == {"(1, 2)": "tuple key", "3": name}
+    assert first["keys"] == {"(1, 2)": "tuple key", "3": name, "[unprintable Unprintable: ValueError]": 1}
     assert first["other"] == "[unprintable Unprintable: ValueError]"
 
 
