@@ -271,26 +271,45 @@ class Trash:
         target = make_directories(self._files, parent_rel, 0o700)  # no symlink; never through a moved path
         try:
             is_dir = stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+            parts = parent_rel.split("/") if parent_rel else []
+            self._pending["made"].update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
             try:
                 rename_noreplace(parent, name, target, name)
             except FileExistsError:
-                if relative not in self._pending["made"]:
+                if relative not in self._pending["made"] or not is_dir:
                     raise
-                # its place holds what this rm moved from inside it (find -depth -delete: the files,
-                # then their directory): an empty directory has nothing more to keep
-                try:
-                    os.rmdir(name, dir_fd=parent)
-                except OSError:
-                    return (f"{prefix}: shelljail's trash holds part of it from this rm already; "
-                            "remove the rest with a second rm"), ""
+                # its place holds what this rm moved from inside it (`rm -r a/b a`; find -depth
+                # -delete: the files, then their directory): what is left goes in beside it
+                self._pending["paths"].append(relative)
+                self._fold(parent, name, target, relative, 0)
+                self._pending["paths"].remove(relative)
         finally:
             os.close(target)
-        parts = parent_rel.split("/") if parent_rel else []
-        self._pending["made"].update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
         self._pending["paths"].append(relative)
         self._pending["bytes"] += size
         self._pending["files"] += files
         return "", "dir" if is_dir else "file"
+
+    def _fold(self, parent: int, name: str, target: int, relative: str, depth: int) -> None:
+        """Move the rest of directory `name` into its place in the trash, a directory this rm made."""
+        if depth >= DEPTH_LIMIT:
+            raise TooDeep(relative)
+        source = open_directory(parent, name, _WORKSPACE)
+        try:
+            inner = open_directory(target, name)
+            try:
+                for child in os.listdir(source):
+                    try:
+                        rename_noreplace(source, child, inner, child)
+                    except FileExistsError:
+                        if f"{relative}/{child}" not in self._pending["made"]:
+                            raise
+                        self._fold(source, child, inner, f"{relative}/{child}", depth + 1)
+            finally:
+                os.close(inner)
+        finally:
+            os.close(source)
+        os.rmdir(name, dir_fd=parent)
 
     def _finish(self, argv: list[str]) -> None:
         """Record the command's entry and log it, with what undoes it."""

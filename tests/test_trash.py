@@ -201,3 +201,23 @@ def test_scripts_and_build_tools_delete_their_own_files_as_before(jail: Jail) ->
     assert result.stdout.split() == ["configured", "configure"], result.stderr
     [entry] = _events(jail, "trash")  # notes.txt, removed by the command line itself; not conftest.c
     assert [p.rsplit("/", 1)[1] for p in entry["paths"]] == ["notes.txt"]
+
+
+def test_a_directory_after_what_this_rm_moved_from_it_joins_it_in_the_entry(jail: Jail) -> None:
+    """`rm -r a/b a` and `find -depth -delete` (files, then their directory): the directory's place in
+    the trash is already made; what is left of it goes in beside, one entry, restored as one."""
+    (jail.workspace / "a" / "b").mkdir(parents=True)
+    (jail.workspace / "a" / "b" / "f").write_text("f\n")
+    (jail.workspace / "a" / "g").write_text("g\n")
+    (jail.workspace / "logs" / "old").mkdir(parents=True)
+    for i in range(3):
+        (jail.workspace / "logs" / "old" / f"{i}.log").write_text(f"{i}\n")
+    result = jail.sh("rm -r a/b a; echo $?; find logs -depth -delete; echo $?; ls -A", interposer=True)
+    assert result.stdout.split() == ["0", "0"], result.stderr
+    entries = _events(jail, "trash")
+    assert [len(e["paths"]) for e in entries] == [2, 5]
+    for entry in entries:
+        restored = jail.cli("trash", "restore", entry["undo"].split()[-1])
+        assert restored.returncode == 0, restored.stderr
+    assert (jail.workspace / "a" / "b" / "f").read_text() == "f\n" and (jail.workspace / "a" / "g").read_text() == "g\n"
+    assert sorted(p.name for p in (jail.workspace / "logs" / "old").iterdir()) == ["0.log", "1.log", "2.log"]
