@@ -55,8 +55,12 @@ MARGIN_NS = 50_000_000  # file times use a coarse clock: a change just before th
 PREVIEW_BYTES = 1 << 20  # a diff shows a file up to this size; a larger one is named with its size, not read
 MAX_DEPTH = 256  # directories nested deeper than this (the jail can make any depth) are refused, not walked
 MAX_ENTRIES = 1_000_000  # what one review holds in memory; a layer with more is refused
+MAX_PATH = 3072  # bytes of a relative path: longer ones (the jail can nest any names) are refused, not opened
+DIFF_PAIRS = 4_000_000  # difflib compares lines pairwise at worst (5,000 crafted lines: 4 s); past this, GNU diff
+DIFF_SECONDS = 20.0  # what GNU diff may take in all, for one review: a crafted file slows any diff down
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _SPECIAL = ("fifo", "socket", "character device", "block device", "unknown")
+_review = {"deadline": 0.0}  # when GNU diff's time for the current review (set by changes()) runs out
 
 
 class Change(NamedTuple):
@@ -121,13 +125,14 @@ def export(source: int, destination: int) -> None:
     try:
         _export(source, destination, _Budget(source, destination), "", 0)
     except BaseException:
-        _clear(destination, 0)
+        _clear(destination)
         raise
 
 
 def _export(source: int, destination: int, budget: _Budget, relative: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise ValueError(f"the layer nests directories deeper than {MAX_DEPTH} (at {relative!r}); nothing was saved")
+    if depth > MAX_DEPTH or len(os.fsencode(relative)) > MAX_PATH:
+        raise ValueError(f"the layer nests directories deeper than {MAX_DEPTH} or {MAX_PATH} bytes "
+                         f"(at {relative[:200]!r}); nothing was saved")
     for name in sorted(os.listdir(source)):
         info = os.stat(name, dir_fd=source, follow_symlinks=False)
         path = os.path.join(relative, name)
@@ -187,21 +192,43 @@ def _export_file(source: int, destination: int, budget: _Budget, path: str, info
         budget.links[info.st_ino] = path
 
 
-def _clear(directory: int, depth: int) -> None:
-    """Empty a directory (an fd) we wrote, depth first, following nothing."""
-    for name in os.listdir(directory):
-        try:
-            if stat.S_ISDIR(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode) and depth < MAX_DEPTH + 2:
-                inner = open_directory(directory, name)
-                try:
-                    _clear(inner, depth + 1)
-                finally:
-                    os.close(inner)
-                os.rmdir(name, dir_fd=directory)
-            else:
-                os.unlink(name, dir_fd=directory)
-        except OSError:
-            continue
+def _clear(top: int) -> None:
+    """Empty a directory (an fd), following nothing, at any depth, with two fds open at most.
+
+    A layer can nest directories past PATH_MAX and past any recursion limit, so the walk goes
+    down one directory at a time and back up by `..`, checking each time that it came back to
+    the directory it left (nothing else writes there once the session has ended). Directories
+    overlayfs left with mode 000 (its work directory) are opened up first."""
+    current, trail = os.dup(top), []  # trail: (name, (st_dev, st_ino) of the directory holding it)
+    try:
+        while True:
+            inner = None
+            for name in os.listdir(current):
+                info = os.stat(name, dir_fd=current, follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    inner = name
+                    break
+                os.unlink(name, dir_fd=current)
+            if inner is not None:
+                os.chmod(inner, 0o700, dir_fd=current)  # a directory, just checked: nothing to follow
+                here = os.fstat(current)
+                following = open_directory(current, inner)
+                os.close(current)
+                current = following
+                trail.append((inner, (here.st_dev, here.st_ino)))
+                continue
+            if not trail:
+                return
+            name, expected = trail.pop()
+            parent = os.open("..", _DIRECTORY, dir_fd=current)
+            os.close(current)
+            current = parent
+            back = os.fstat(current)
+            if (back.st_dev, back.st_ino) != expected:
+                raise OSError(errno.ESTALE, "a directory moved while it was removed", name)
+            os.rmdir(name, dir_fd=current)
+    finally:
+        os.close(current)
 
 
 def summarize(log: Any, workspace: str) -> None:
@@ -283,9 +310,9 @@ def _lstat(root: int | None, relative: str) -> os.stat_result | None:
 
 def _entries(root: int, relative: str, depth: int = 0) -> Iterator[tuple[str, os.stat_result]]:
     """(path, lstat) of everything beneath `root`/`relative`, parents first, sorted, following nothing."""
-    if depth > MAX_DEPTH:
-        raise JailError(f"directories nested deeper than {MAX_DEPTH} at {relative}: not read",
-                        "discard the session, or take files out of its layer by hand")
+    if depth > MAX_DEPTH or len(os.fsencode(relative)) > MAX_PATH:
+        raise JailError(f"directories nested deeper than {MAX_DEPTH} or {MAX_PATH} bytes at {relative[:200]}: "
+                        "not read", "discard the session, or take files out of its layer by hand")
     try:
         directory = open_directory(root, relative)
     except OSError as exc:
@@ -306,6 +333,7 @@ def _entries(root: int, relative: str, depth: int = 0) -> Iterator[tuple[str, os
 
 def changes(upper: str, workspace: str) -> list[Change]:
     """What the layer does to the workspace, sorted by path."""
+    _review["deadline"] = time.monotonic() + DIFF_SECONDS
     layer, real = _root(upper), _root(workspace)
     if layer is None:
         if real is not None:
@@ -372,7 +400,7 @@ def _below(real: int | None, relative: str, keep: int | None) -> list[str]:
     if real is None or below is None:
         return []
     if not stat.S_ISDIR(below.st_mode):
-        return [] if keep is not None else [relative]
+        return [relative]  # a file or symlink the layer deleted, or replaced by a directory of its own
     found: list[str] = []
     directories: list[str] = []
     for path, info in _entries(real, relative):
@@ -476,9 +504,38 @@ def unified(change: Change, workspace: str) -> str:
             return f"Large file {name} ({side.note[len('large: '):]}), not shown\n"
     if old.text is None or new.text is None:
         return f"Binary files {a} and {b} differ\n"
-    lines = difflib.unified_diff(old.text.splitlines(keepends=True), new.text.splitlines(keepends=True),
-                                 "/dev/null" if change.kind == "A" else a, "/dev/null" if change.kind == "D" else b)
+    before, after = old.text.splitlines(keepends=True), new.text.splitlines(keepends=True)
+    labels = ("/dev/null" if change.kind == "A" else a, "/dev/null" if change.kind == "D" else b)
+    if len(before) * len(after) > DIFF_PAIRS:
+        return _gnu_diff(old.text, new.text, labels) or \
+            f"Long file {b} ({len(before)} lines before, {len(after)} after), diff not shown\n"
+    lines = difflib.unified_diff(before, after, *labels)
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _gnu_diff(old: str, new: str, labels: tuple[str, str]) -> str | None:
+    """`diff -u` of two texts (from memory, through memfds), within what is left of the review's
+    DIFF_SECONDS; None when there is no GNU diff or no time left."""
+    import shutil
+    import subprocess
+
+    program, left = shutil.which("diff"), _review["deadline"] - time.monotonic()
+    if program is None or left <= 0:
+        return None
+    fds = [os.memfd_create("shelljail-diff"), os.memfd_create("shelljail-diff")]
+    try:
+        for fd, text in zip(fds, (old, new), strict=True):
+            os.write(fd, text.encode())
+            os.lseek(fd, 0, os.SEEK_SET)
+        done = subprocess.run([program, "-u", "--label", labels[0], "--label", labels[1],
+                               *(f"/dev/fd/{fd}" for fd in fds)], pass_fds=fds, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=left)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return done.stdout.decode(errors="replace") if done.returncode in (0, 1) else None
 
 
 def _side(root: int | None, relative: str) -> _Side:
@@ -545,9 +602,10 @@ def conflicts(chosen: list[Change], target: Session) -> list[str]:
     since = target.started_ns - MARGIN_NS
     out = []
     real = _root(target.workspace)
+    replaced = {c.path for c in chosen if c.kind == "D"}  # deleted first, then made again: not an addition's conflict
     try:
         for change in chosen:
-            obstacle = _obstacle(real, change.path)
+            obstacle = _obstacle(real, change.path, replaced)
             if obstacle:
                 out.append(f"{change.path} ({obstacle} on the way, made outside the session)")
                 continue
@@ -555,7 +613,7 @@ def conflicts(chosen: list[Change], target: Session) -> list[str]:
             if info is None:
                 if change.kind in ("M", "D"):
                     out.append(f"{change.path} (deleted outside the session)")
-            elif change.kind == "A" and not stat.S_ISDIR(info.st_mode):
+            elif change.kind == "A" and not stat.S_ISDIR(info.st_mode) and change.path not in replaced:
                 out.append(f"{change.path} (created outside the session)")
             elif change.kind != "A" and info.st_ctime_ns > since and not stat.S_ISDIR(info.st_mode):
                 out.append(f"{change.path} (changed outside the session)")
@@ -565,16 +623,20 @@ def conflicts(chosen: list[Change], target: Session) -> list[str]:
     return out
 
 
-def _obstacle(real: int | None, relative: str) -> str | None:
+def _obstacle(real: int | None, relative: str, replaced: set[str]) -> str | None:
     """What stands on the way to `relative` beneath `real` and is not a real directory (a symlink,
-    a file); None when every parent is a directory or not there yet."""
+    a file); None when every parent is a directory, not there yet, or deleted by this commit first."""
     if real is None:
         return "no workspace"
     current = os.dup(real)
     try:
+        prefix = ""
         for part in os.path.dirname(relative).split("/"):
             if not part:
                 continue
+            prefix = os.path.join(prefix, part)
+            if prefix in replaced:
+                return None
             try:
                 info = os.stat(part, dir_fd=current, follow_symlinks=False)
             except FileNotFoundError:
@@ -611,6 +673,8 @@ def commit(chosen: list[Change], target: Session) -> list[str]:
             try:
                 what = _apply(change, root, layer, links)
             except OSError as exc:
+                record(target, "overlay-commit", None, paths=[f"{c.kind} {c.path}" for c in done],
+                       stopped=f"{change.kind} {change.path}: {exc.strerror or exc}")
                 raise JailError(f"commit stopped at {change.path}: {exc.strerror or exc}",
                                 f"{len(done)} of {len(chosen)} change(s) applied, the rest still in the session; "
                                 f"shelljail diff {target.id}") from None
@@ -785,6 +849,17 @@ def record(target: Session, event: str, state: str | None, **fields: Any) -> Non
 
 
 def discard(target: Session) -> None:
-    from .audit import remove_tree
-
-    remove_tree(os.path.join(target.directory, "overlay"))
+    """Remove the session's layer (and overlayfs's work directory) beneath the session's directory."""
+    session_dir = os.open(target.directory, _DIRECTORY)
+    try:
+        try:
+            overlay = open_directory(session_dir, "overlay")
+        except FileNotFoundError:
+            return
+        try:
+            _clear(overlay)
+        finally:
+            os.close(overlay)
+        os.rmdir("overlay", dir_fd=session_dir)
+    finally:
+        os.close(session_dir)

@@ -250,3 +250,61 @@ def test_setid_bits_never_reach_the_host(jail: Jail, disk: str | None) -> None:
         assert not mode & (stat.S_ISUID | stat.S_ISGID) and mode & 0o111, f"{name}: {oct(mode)}"
     assert stat.S_IMODE(tool.stat().st_mode) == 0o700  # the layer's copy of it, committed without its bits
     _no_leftovers(jail.workspace)
+
+
+# ---- time and depth: a crafted layer cannot make a review take forever or crash it -------------
+
+def test_a_diff_crafted_to_be_slow_is_computed_in_bounded_time(jail: Jail) -> None:
+    """60,000 lines of 599 repeated values, reordered: difflib takes minutes on it (quadratic in the
+    matching lines); the review hands such a pair to GNU diff within a deadline, or names it."""
+    (jail.workspace / "big.txt").write_text("".join(f"{i % 599}\n" for i in range(60000)))
+    session, _ = _plant(jail, "python3 -c 'import sys; sys.stdout.write(\"\".join(f\"{(i * 7) % 599}\\n\" "
+                              "for i in range(60000)))' > big.txt")
+    shown = jail.cli("diff", session, timeout=DEADLINE)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("M big.txt\n--- a/big.txt\n+++ b/big.txt\n@@ ") or \
+        "Long file b/big.txt (60000 lines before, 60000 after), diff not shown" in shown.stdout
+
+
+def test_a_layer_nested_past_path_max_is_refused_in_one_line(jail: Jail) -> None:
+    session, _ = _plant(jail, "python3 -c 'import os\nfor _ in range(17): os.mkdir(\"d\" * 255); "
+                              "os.chdir(\"d\" * 255)\nopen(\"f\", \"w\").close()'")
+    for command in (("diff", session), ("diff", session, "--names"), ("commit", session)):
+        result = jail.cli(*command, timeout=DEADLINE)
+        assert result.returncode != 0 and result.stderr.startswith("shelljail: directories nested deeper than")
+        assert len(result.stderr.splitlines()) == 1, result.stderr  # no traceback
+    assert jail.cli("discard", session, timeout=DEADLINE).returncode == 0
+    assert list(jail.workspace.iterdir()) == []
+
+
+def test_a_file_replaced_by_a_directory_commits(jail: Jail) -> None:
+    (jail.workspace / "x").write_text("a file\n")
+    session, _ = _plant(jail, "rm x && mkdir x && echo hi > x/f")
+    assert jail.cli("diff", session, "--names").stdout.splitlines() == ["D x", "A x/", "A x/f"]
+    done = jail.cli("commit", session, timeout=DEADLINE)
+    assert done.returncode == 0, done.stderr
+    assert (jail.workspace / "x" / "f").read_text() == "hi\n"
+    _no_leftovers(jail.workspace)
+
+
+def test_a_commit_that_fails_halfway_says_so_logs_it_and_leaves_no_temporary_file(nobody_jail: Jail) -> None:
+    jail = nobody_jail
+    (jail.workspace / "a.txt").write_text("a\n")
+    (jail.workspace / "sub").mkdir()
+    for path in (jail.workspace / "a.txt", jail.workspace / "sub"):
+        os.chown(path, jail.user, jail.user)
+    session, _ = _plant(jail, "echo A > a.txt && echo new > sub/new")
+    os.chmod(jail.workspace / "sub", 0o555)  # the test's own folder: the commit cannot write there now
+    stopped = jail.cli("commit", session, timeout=DEADLINE)
+    assert stopped.returncode != 0 and len(stopped.stderr.splitlines()) == 1, stopped.stderr
+    assert "commit stopped at sub/new: Permission denied" in stopped.stderr
+    assert "1 of 2 change(s) applied" in stopped.stderr
+    assert (jail.workspace / "a.txt").read_text() == "A\n"
+    _no_leftovers(jail.workspace)
+    events = [json.loads(line) for line in jail.cli("log", session, "--json").stdout.splitlines()]
+    [partial] = [e for e in events if e["event"] == "overlay-commit"]
+    assert partial["paths"] == ["M a.txt"] and partial["stopped"].startswith("A sub/new")
+    assert jail.cli("diff", session, "--names").stdout.splitlines() == ["A sub/new"]  # the rest, still there
+    os.chmod(jail.workspace / "sub", 0o755)
+    assert jail.cli("commit", session, timeout=DEADLINE).returncode == 0
+    assert (jail.workspace / "sub" / "new").read_text() == "new\n"
