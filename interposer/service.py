@@ -30,9 +30,10 @@ speaks this protocol itself is refused. What that does not close, and the
 jail (not the interposer) bounds: with the Python fallback launcher the
 check is off (it runs as python3); an allowed shell hands the real shells
 down to its descendants when child shells are not judged (the fast path), so
-a program an allowed line started can run any line with them; a process may
-write a child launcher's memory through /proc/PID/mem before it asks; and a
-script may change between its judgment and the shell's own read of it.
+a program an allowed line started can run any line with them; and a script
+may change between its judgment and the shell's own read of it. (A waiting
+launcher's memory cannot be rewritten: seccomp refuses ptrace and
+process_vm_writev, Landlock a write to /proc/PID/mem.)
 
 It uses the C modules `_socket` and `_thread` rather than `socket` and
 `threading`: `run` creates this service on every start, and those two

@@ -76,6 +76,18 @@ def test_a_script_symlinked_to_a_host_file_is_read_as_the_jail_sees_it(jail: Jai
     assert "unreadable-script" in log and token not in log
 
 
+def test_as_an_ordinary_user_the_service_reads_as_the_jail_sees_it_too(nobody_jail: Jail) -> None:
+    # The supervisor runs as nobody: it opens the jail's root and reads its launcher's exe all the same.
+    # The canary is one nobody can read on the host (beside the jail's folders, not in its view).
+    folder, token = canary(nobody_jail.root, "rm -rf /etc/{token}\n")
+    plant(nobody_jail, f"[ ! -e {folder}/secret.sh ] && ln -s {folder}/secret.sh s.sh && echo 'echo ok' > ok.sh")
+    result = run(nobody_jail, "c", "sh", "s.sh")
+    assert result.returncode == 126 and "cannot read the script" in result.stderr, result.stderr
+    assert token not in result.stdout + result.stderr
+    result = run(nobody_jail, "c", "sh", "ok.sh")  # a script that is there is read, judged and run
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
 def test_a_script_that_is_a_fifo_is_never_opened_and_is_judged_as_unread(jail: Jail, launcher: str) -> None:
     plant(jail, "mkfifo f.sh")
     result = run(jail, launcher, "sh", "f.sh")  # was: a service thread in open() for ever, the shell too
@@ -312,3 +324,45 @@ print(*judged("echo still-judged")[:2])
     assert normal == "0 still-judged"  # the launcher itself still asks
     refused = [e for e in audit_events(jail.home / ".local" / "state") if e["event"] == "service-refused"]
     assert [e["reason"] for e in refused] == ["a request from a program that is not the shell launcher"]
+
+
+def test_a_waiting_launchers_memory_cannot_be_rewritten_from_the_jail(jail: Jail) -> None:
+    # Its stderr a full pipe: the launcher waits on its answer, then on writing its denial, its argv
+    # and answer in memory. Written through /proc/PID/mem (ptrace itself is refused by seccomp), the
+    # launcher would run another line than the one judged; Landlock refuses the write (a guard: this
+    # holds without any change here, and must go on holding).
+    _, _, result = held(jail, """
+read_end, write_end = os.pipe()
+os.set_blocking(write_end, False)
+try:
+    while True:
+        os.write(write_end, b"x" * 65536)
+except BlockingIOError:
+    pass
+os.set_blocking(write_end, True)
+child = subprocess.Popen(["/bin/sh", "-c", "rm -rf /etc"], stderr=write_end)  # returns once it is exec'd
+deadline = time.monotonic() + 60
+state = ""
+while time.monotonic() < deadline:  # asleep: on its answer, or on writing its denial to the full pipe
+    with open(f"/proc/{child.pid}/status") as f:
+        state = next(line.split()[1] for line in f if line.startswith("State:"))
+    if state == "S":
+        break
+    time.sleep(0.01)
+try:
+    with open(f"/proc/{child.pid}/mem", "r+b"):
+        opened = "opened"
+except PermissionError:
+    opened = "refused"
+os.set_blocking(read_end, False)
+while child.poll() is None:
+    try:
+        os.read(read_end, 1 << 20)
+    except BlockingIOError:
+        time.sleep(0.01)
+print(state, opened, child.returncode)
+""", phases=0)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state, opened, status = result.stdout.split()
+    assert state == "S" and status == "126"  # the launcher, waiting, then denied
+    assert opened == "refused"
