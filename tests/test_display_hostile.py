@@ -49,48 +49,66 @@ def jailed(jail: Jail, script: str, *options: str, interposer: str = "on") -> su
                           timeout=120, env=jail.env(), cwd=jail.workspace, stdin=subprocess.DEVNULL)
 
 
-def test_log_trash_and_sessions_show_the_jails_text_escaped(jail: Jail) -> None:
-    name = f"{HOSTILE}{NOT_UTF8}.txt"
-    # In the jail: files named with every hostile character, one removed (to the trash); then a command
-    # line holding them that the interposer asks about (denied: --ask deny).
-    planted = jailed(jail, f"echo data > '{name}'; echo gone > 'x{name}'; rm -- 'x{name}'")
-    assert planted.returncode == 0, planted.stderr
-    assert os.listdir(os.fsencode(jail.workspace)) == [os.fsencode(name)]
-    asked = jailed(jail, f"truncate -s 0 '{name}' '{HOSTILE}'")
+NAME = f"{HOSTILE}{NOT_UTF8}.txt"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Jail:
+    """A jail whose programs made files named with every hostile character (one removed: to the trash),
+    ran a command line holding them that the interposer asked about (denied: --ask deny), and started
+    with a command line that begins with them."""
+    jail = Jail(tmp_path_factory.mktemp("planted"))
+    made = jailed(jail, f"echo data > '{NAME}'; echo gone > 'x{NAME}'; rm -- 'x{NAME}'")
+    assert made.returncode == 0, made.stderr
+    assert os.listdir(os.fsencode(jail.workspace)) == [os.fsencode(NAME)]
+    asked = jailed(jail, f"truncate -s 0 '{NAME}' '{HOSTILE}'")
     assert asked.returncode == 126, asked.stderr
-
-    status, text = run_cli(jail, "log")
-    assert status == 0, text
-    assert_safe(text)
-    assert_escaped(text)
-    assert "\\xff" in text  # the byte that was not UTF-8, as the byte it was
-
-    status, text = run_cli(jail, "log", "--json")  # exact data, in ASCII JSON
-    assert status == 0
-    assert_safe(text)
-    events = [json.loads(line) for line in text.splitlines()]
-    assert any(HOSTILE in str(e.get("command")) for e in events if e.get("event") == "decision")
-
-    status, text = run_cli(jail, "trash", "list")
-    assert status == 0, text
-    assert_safe(text)
-    assert_escaped(text)
-    status, text = run_cli(jail, "trash", "list", "--json")
-    assert status == 0
-    assert_safe(text)
-    [entry] = [json.loads(line) for line in text.splitlines()]
-    assert entry["paths"] == [f"x{name}"]  # the name, exactly
-
-    # A session whose command line starts with them (the table shows its first 40 characters).
     started = subprocess.run([*SHELLJAIL, "run", "-w", str(jail.workspace), "--interposer", "off", "--",
                               "/usr/bin/env", f"X={HOSTILE}", "/bin/sh", "-c", guarded("true")],
                              capture_output=True, timeout=120, env=jail.env(), stdin=subprocess.DEVNULL)
     assert started.returncode == 0, started.stderr
-    status, text = run_cli(jail, "sessions", env=jail.env(COLUMNS="300"))
+    return jail
+
+
+def test_log_shows_the_jails_text_escaped(planted: Jail) -> None:
+    sessions = [json.loads(line) for line in run_cli(planted, "sessions", "--json")[1].splitlines()]
+    for session in sessions:
+        status, text = run_cli(planted, "log", session["session"])
+        assert status == 0, text
+        assert_safe(text)
+    status, text = run_cli(planted, "log", sessions[1]["session"])  # the asked line
+    assert_escaped(text)
+    assert "\\xff" in text  # the byte that was not UTF-8, as the byte it was
+
+
+def test_log_json_is_the_exact_data_in_ascii(planted: Jail) -> None:
+    sessions = [json.loads(line) for line in run_cli(planted, "sessions", "--json")[1].splitlines()]
+    status, text = run_cli(planted, "log", sessions[1]["session"], "--json")
+    assert status == 0
+    assert_safe(text)
+    events = [json.loads(line) for line in text.splitlines()]
+    assert any(HOSTILE in str(e.get("command")) and NOT_UTF8 in str(e.get("command"))
+               for e in events if e.get("event") == "decision")
+
+
+def test_trash_list_shows_the_name_escaped(planted: Jail) -> None:
+    status, text = run_cli(planted, "trash", "list")
     assert status == 0, text
     assert_safe(text)
-    assert "X=\\x1b[2J\\x1b[H\\x0d\\x1b[8m" in text
-    status, text = run_cli(jail, "sessions", "--json")
+    assert_escaped(text)
+    status, text = run_cli(planted, "trash", "list", "--json")
+    assert status == 0
+    assert_safe(text)
+    [entry] = [json.loads(line) for line in text.splitlines()]
+    assert entry["paths"] == [f"x{NAME}"]  # the name, exactly
+
+
+def test_sessions_show_the_command_line_escaped(planted: Jail) -> None:
+    status, text = run_cli(planted, "sessions", env=planted.env(COLUMNS="300"))
+    assert status == 0, text
+    assert_safe(text)
+    assert "X=\\x1b[2J\\x1b[H\\x0d\\x1b[8m" in text  # the table shows its first 40 characters
+    status, text = run_cli(planted, "sessions", "--json")
     assert status == 0
     assert_safe(text)
 
@@ -177,6 +195,9 @@ def test_lab_run_reports_a_hostile_process_name_escaped(jail: Jail) -> None:
 # a judged shell starts is not judged again, while the shell lines a program starts are judged as they
 # come. So the question is asked while the program's other threads run and write to the terminal.
 
+# What shelljail itself writes around the question: soft reset, attributes, G0 ASCII, cursor shown,
+# erase below, each line single-width and cleared, the yellow title.
+OWN_SEQUENCES = ("\x1b[!p", "\x1b[0m", "\x1b(B\x0f", "\x1b[?25h", "\x1b[J", "\r\x1b#5\x1b[2K", "\x1b[1;33m")
 FORGED = "\x1b[2J\x1b[Hshelljail: approve? echo harmless\r\n  allow [o]nce, [a]lways in this session, or [d]eny? "
 
 
@@ -233,8 +254,6 @@ def test_the_jail_cannot_redraw_the_question_on_the_terminal(jail: Jail, tmp_pat
     """A thread of the jailed program keeps drawing a forged question over the real one. While the real
     question is open it must not run: the last thing on the terminal before the answer is the real
     question, its command escaped. (Without the pause it never goes quiet: we answer at the deadline.)"""
-    from jail.terminal import CLEAN, LINE
-
     (jail.workspace / "data.txt").write_text("precious\n")
     asking = f"truncate -s 0 data.txt '{HOSTILE}'"  # the raw characters, in the line the question quotes
     program = ("import subprocess, threading, time\n"
@@ -248,13 +267,14 @@ def test_the_jail_cannot_redraw_the_question_on_the_terminal(jail: Jail, tmp_pat
                "print('finished=%d' % done.returncode)\n")
     status, seen, [answered_at] = on_a_terminal(jail, program, tmp_path / "state", [(b"[d]eny? ", b"o\n")])
     before = seen[:answered_at].decode("utf-8", "surrogateescape")
-    last = before.rsplit(CLEAN[:4], 1)  # the clean redraw that starts the real question (DECSTR)
-    assert len(last) == 2, f"no clean redraw of the question:\n{before[-2000:]!r}"
-    question = last[1]
+    # The real question: from the last soft reset (its clean redraw), else from its last yellow title.
+    start = max(before.rfind("\x1b[!p"), before.rfind("\x1b[1;33mshelljail: approve?"))
+    assert start >= 0, f"no question shown:\n{before[-2000:]!r}"
+    question = before[start:]
     assert "harmless" not in question, f"the jail drew over the open question:\n{question!r}"
     assert "truncate -s 0 data.txt" in question and "\\u202e" in question and "\\x1b[8m" in question
     own = question.replace("\r\r\n", "\r\n").replace("\r\n", "\n")  # the pty's ONLCR
-    for sequence in (CLEAN[4:].replace("\r\n", "\n"), LINE, "\x1b[1;33m", "\x1b[0m"):
+    for sequence in OWN_SEQUENCES:
         own = own.replace(sequence, "")
     assert_safe(own)  # nothing raw but shelljail's own sequences
     assert status == 0, seen[-2000:]
