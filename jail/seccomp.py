@@ -99,24 +99,81 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
 
 
 def _cached(key: bytes, compile_: Any) -> bytes:
-    cache = os.path.join(_cache_dir(), f"{zlib.crc32(key):08x}.bpf")
-    try:
-        with open(cache, "rb") as f:
-            data = f.read()
-        if data.startswith(key):
-            return data[len(key):]
-    except OSError:
-        pass
+    """The program stored under `key`, or `compile_()` stored now.
+
+    A cache file decides what the next jail may do, so it is read and written as the rest of
+    the host side treats paths a jail might have reached: beneath the cache directory the
+    caller names, no symlink on the way, a regular file of the caller's that no one else can
+    write, opened without blocking, bounded to the largest filter the kernel takes.
+    """
+    name = f"{zlib.crc32(key):08x}.bpf"
+    root, relative = _cache_dir()
+    program = _read_cache(root, relative, name, key)
+    if program is not None:
+        return program
     program = compile_()
+    _write_cache(root, relative, name, key + program)
+    return program
+
+
+_MAX_PROGRAM = 4096 * 8  # BPF_MAXINSNS instructions of 8 bytes
+
+
+def _read_cache(root: str, relative: str, name: str, key: bytes) -> bytes | None:
+    from .kernel.beneath import open_directory, open_regular, read_fd
+
     try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        temporary = f"{cache}.{os.getpid()}"
-        with open(temporary, "wb") as f:
-            f.write(key + program)
-        os.replace(temporary, cache)
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        directory = open_directory(top, relative)
+        try:
+            fd = open_regular(directory, name)
+        finally:
+            os.close(directory)
+        try:
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                return None
+            data = read_fd(fd, len(key) + _MAX_PROGRAM, name)
+        finally:
+            os.close(fd)
+    except OSError:  # missing, a symlink, not a regular file, too large: compiled again
+        return None
+    finally:
+        os.close(top)
+    program = data[len(key):]
+    if not data.startswith(key) or not program or len(program) % 8:
+        return None
+    return program
+
+
+def _write_cache(root: str, relative: str, name: str, data: bytes) -> None:
+    from .kernel.beneath import make_directories
+
+    temporary = f"{name}.{os.getpid()}"
+    try:
+        os.makedirs(root, exist_ok=True)
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            directory = make_directories(top, relative)
+        finally:
+            os.close(top)
+        try:
+            try:
+                os.unlink(temporary, dir_fd=directory)
+            except FileNotFoundError:
+                pass
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=directory)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+        finally:
+            os.close(directory)
     except OSError:
         pass  # no cache: compiled again next time
-    return program
 
 
 # Always allowed by an allow-list, and never recorded by `shelljail learn`: what exec, exit and a
@@ -188,9 +245,10 @@ def build_oci(path: str, notify: bool = False) -> bytes:
 _VERSION = 7  # bump when the rules below change, to invalidate cached programs
 
 
-def _cache_dir() -> str:
+def _cache_dir() -> tuple[str, str]:
+    """(the cache directory the caller names, shelljail's directory beneath it)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "shelljail", "seccomp")
+    return base, "shelljail/seccomp"
 
 
 def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],

@@ -208,3 +208,33 @@ def test_the_exported_oci_policy_carries_the_guard_and_reads_back_to_the_same_fi
     assert ("openat2", "SCMP_ACT_ERRNO", 38, []) in rules and ("openat2", "SCMP_ACT_LOG", None, []) not in rules
     assert not [rule for rule in rules if rule[0] == "fchmod" and rule[1] != "SCMP_ACT_KILL_PROCESS"]
     assert seccomp_oci.compile_policy(seccomp_oci.parse(exported), notify=False) == native
+
+
+def test_a_jail_cannot_redirect_or_block_the_filter_cache(tmp_path: Path) -> None:
+    """The compiled filters are cached in XDG_CACHE_HOME; when that lies in a workspace, a jail can plant
+    there. A symlinked cache directory is not written through; a FIFO in place of a cached filter is not
+    waited on (the filter is compiled again, and the guard still holds)."""
+    jail = Jail(tmp_path / "jail")
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    env = jail.env(XDG_CACHE_HOME=str(jail.workspace / "cache"))
+    first = profile(jail.root, "")
+    cached = jail.workspace / "cache" / "shelljail" / "seccomp"
+    plant = (f"cd {cached} && for f in *.bpf; do rm \"$f\" && mkfifo \"$f\"; done && cd {jail.workspace} && "
+             f"mkdir -p elsewhere && mv {cached} elsewhere/ && ln -s {canary} {cached}")
+    result = jail.sh(plant, options=("-p", first), env=env)
+    assert result.returncode == 0, result.stderr
+    second = jail.root / "second.toml"
+    second.write_text('extends = "base"\n[seccomp]\nerrno_value = "EOWNERDEAD"\n')
+    (jail.workspace / "attacks.py").write_text(ATTACKS)
+    (jail.workspace / "setid.tar").write_bytes(setid_archive())
+    result = jail.sh(f"cd {jail.workspace} && /usr/bin/python3 attacks.py", options=("-p", str(second)), env=env,
+                     timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["chmod 4755"] == "EOWNERDEAD"
+    assert list(canary.iterdir()) == []  # nothing written through the jail's symlink
+    os.unlink(cached)
+    os.rename(jail.workspace / "elsewhere" / "seccomp", cached)  # the FIFOs back in place of the filters
+    result = jail.sh("true", options=("-p", first), env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert setid_files(jail.workspace) == []
