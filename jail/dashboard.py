@@ -172,10 +172,11 @@ def act(path: str, form: dict[str, str]) -> tuple[int, str]:
             problems = overlay.conflicts(chosen, target)
             if problems:
                 return 409, f"commit refused, nothing applied: {shown('; '.join(problems[:3]))}"
-            overlay.commit(chosen, target)
+            skipped = overlay.commit(chosen, target)
             overlay.record(target, "overlay-commit", "committed", paths=[f"{c.kind} {c.path}" for c in chosen],
                            via="the dashboard")
-            return 200, f"committed {len(chosen)} change(s) to {shown(target.workspace)}"
+            return 200, f"committed {len(chosen)} change(s) to {shown(target.workspace)}" + (
+                f"; {len(skipped)} special file(s) (FIFO, socket, device) not copied" if skipped else "")
     except LookupError as exc:
         return 404, shown(str(exc))
     return 404, f"no action {shown(path)}"
