@@ -157,7 +157,36 @@ def check_seccomp() -> Result:
     except Exception as exc:  # noqa: BLE001 - any failure is the answer
         return Result("seccomp", False, f"the default policy does not compile: {exc}",
                       "install libseccomp2 (apt install libseccomp2)")
-    return Result("seccomp", True, f"filters load; the default policy is {len(program) // 8} BPF instructions")
+    guard_ok, guard = _in_child(lambda: _setid_guard_holds(program))
+    if not guard_ok:
+        return Result("seccomp", False, f"the setid guard does not hold: {guard}", "report this as a bug",
+                      required=True)
+    return Result("seccomp", True, f"filters load; the default policy is {len(program) // 8} BPF instructions; "
+                  f"{guard}")
+
+
+def _setid_guard_holds(program: bytes) -> str:
+    """Under the default filter, chmod 4600 of an empty file in a private directory must fail."""
+    import errno
+    import shutil
+    import tempfile
+
+    from . import seccomp
+
+    directory = tempfile.mkdtemp(prefix="shelljail-doctor-")  # 0700: no one else reaches the file
+    try:
+        path = os.path.join(directory, "f")
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, None, 0, 0), "no_new_privs")
+        seccomp.load(program)
+        try:
+            os.chmod(path, 0o4600)
+        except PermissionError:
+            return "chmod u+s is refused (setid guard)"
+        raise OSError(errno.EEXIST, "chmod 4600 succeeded under the filter")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def check_landlock() -> Result:

@@ -238,3 +238,11 @@ def test_a_jail_cannot_redirect_or_block_the_filter_cache(tmp_path: Path) -> Non
     result = jail.sh("true", options=("-p", first), env=env, timeout=30)
     assert result.returncode == 0, result.stderr
     assert setid_files(jail.workspace) == []
+
+
+def test_doctor_checks_the_guard_for_real() -> None:
+    """doctor loads the default filter in a child and tries chmod u+s on a file of its own."""
+    from jail import doctor
+
+    result = doctor.check_seccomp()
+    assert result.ok and "chmod u+s is refused (setid guard)" in result.detail, result
