@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jail.procfs import parent as _parent
+from jail.procfs import start_time as _start_time
 
 from .shellargs import invocation as _invocation
 
@@ -69,6 +70,7 @@ SMALL_REQUEST = 64 << 10  # a command line this size is never refused for the sh
 MAX_BUFFERED = 32 << 20  # bytes of larger requests held by all connections at once
 REQUEST_SECONDS = 10  # for the whole request: a byte at a time does not hold a thread longer
 SO_PEERPIDFD = 77  # Linux 6.5: a pidfd of the process that connected
+PRUNE_ALLOWED = 4096  # allowed shells remembered before the gone ones are forgotten
 
 
 class Refused(Exception):
@@ -149,8 +151,10 @@ class DecisionService:
         self.tools = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_tools().items()}
         self.trash: Any = None  # a jail.trash.Trash when the session keeps one
         self.shell_paths = set(real_shells().values())
-        self.allowed: set[int] = set()  # host pids of shells this service let run
-        self.command_lines: set[int] = set()  # ...of those, the ones running a judged `-c` line
+        # Host pid -> (its start time, whether it runs a judged `-c` line) of each shell this service
+        # let run: with the start time a reused pid is not taken for the shell; pruned of the gone.
+        self.allowed: dict[int, tuple[int | None, bool]] = {}
+        self.prune_at = PRUNE_ALLOWED
         self.outermost: int | None = None  # the jail's holder: ancestry walks stop there
         self.kit = sorted(self.shells)  # the real shells an allowed shell hands down to its child shells
         if not judge_child_shells:
@@ -320,8 +324,6 @@ class DecisionService:
         verdict, event = self.judge(argv, cwd, pid, peer)
         if self.on_decision:
             self.on_decision(event)
-        if verdict is None and shell_invocation(argv)[0] == "c":
-            self.command_lines.add(pid)
         # An allowed line gets the real shell's fd, to run argv (or the rewritten argv) with. A process
         # that speaks this protocol itself could run another line with that fd, unlogged: the jail,
         # not the interposer, bounds what such a program does (it could as well run python).
@@ -330,7 +332,7 @@ class DecisionService:
             shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
             if shell is None:
                 raise ValueError("no real shell for " + argv[0])
-            self.allowed.add(pid)
+            self._allow(peer, shell_invocation(argv)[0] == "c")
             names = b"" if self.judge_child_shells else " ".join(self.kit).encode()
             kit = [] if self.judge_child_shells else [self.shells[n] for n in self.kit]
             _send_fds(connection, b"R " + names + b"\0" + b"".join(os.fsencode(a) + b"\0" for a in run),
@@ -340,7 +342,7 @@ class DecisionService:
             shell = self.shells.get(os.path.basename(argv[0])) or self.shells.get("bash")
             if shell is None:
                 raise ValueError("no real shell for " + argv[0])
-            self.allowed.add(pid)
+            self._allow(peer, shell_invocation(argv)[0] == "c")
             if self.judge_child_shells:
                 _send_fds(connection, b"A", [shell])
             else:
@@ -450,14 +452,36 @@ class DecisionService:
         except Exception:  # noqa: BLE001 - a preview is a courtesy: never a reason to fail the question
             return ""
 
+    def _allow(self, peer: _Peer, command_line: bool) -> None:
+        """Remember the peer as a shell this service let run (before it gets the real shell)."""
+        started = _start_time(peer.pid)
+        if not peer.alive():
+            raise OSError(3, "the process that asked is gone")
+        with self._lock:
+            self.allowed[peer.pid] = (started, command_line)
+            if len(self.allowed) < self.prune_at:
+                return
+            pids = list(self.allowed)
+        gone = [p for p in pids if self.allowed.get(p, (None,))[0] != _start_time(p)]
+        with self._lock:
+            for p in gone:
+                self.allowed.pop(p, None)
+            self.prune_at = max(PRUNE_ALLOWED, 2 * len(self.allowed))
+
+    def _allowed(self, pid: int) -> tuple[int | None, bool] | None:
+        """What `_allow` noted of `pid`, if that process (not a later one with its pid) is still it."""
+        shell = self.allowed.get(pid)
+        return shell if shell is not None and shell[0] == _start_time(pid) else None
+
     def _from_a_command_line(self, pid: int) -> bool:
         """Whether the nearest shell at or above `pid` is one this service judged for a `-c` line."""
         current: int | None = pid
         for _ in range(64):
             if current is None or current <= 1 or current == self.outermost:
                 return False
-            if current in self.allowed:
-                return current in self.command_lines
+            shell = self._allowed(current)
+            if shell is not None:
+                return shell[1]
             try:
                 if os.path.realpath(f"/proc/{current}/exe") in self.shell_paths:
                     return False  # a shell nobody judged: a script's subshell, a make recipe
@@ -472,7 +496,7 @@ class DecisionService:
         for _ in range(64):
             if current is None or current <= 1 or current == self.outermost:
                 return False
-            if current in self.allowed:
+            if self._allowed(current) is not None:
                 try:
                     if os.path.realpath(f"/proc/{current}/exe") in self.shell_paths:
                         return True
@@ -521,38 +545,36 @@ class _Peer:
     def root(self) -> int:
         """A directory fd of the process's root, for openat2 with RESOLVE_IN_ROOT."""
         if self._root is None:
-            import signal
-
             proc = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 root = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
             finally:
                 os.close(proc)
-            try:
-                signal.pidfd_send_signal(self.pidfd, 0)
-            except ProcessLookupError:
+            if not self.alive():
                 os.close(root)
-                raise OSError(3, "the process that asked is gone") from None
-            except PermissionError:
-                pass  # alive, and so still the process whose /proc/PID was opened
+                raise OSError(3, "the process that asked is gone")
             self._root = root
         return self._root
 
-    def executable(self) -> tuple[int, int] | None:
-        """(st_dev, st_ino) of the program the process runs, read while it is still the peer."""
+    def alive(self) -> bool:
+        """Whether the process is still the peer: then /proc/PID, read just before, was its own."""
         import signal
 
+        try:
+            signal.pidfd_send_signal(self.pidfd, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # it exists
+        return True
+
+    def executable(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the program the process runs, read while it is still the peer."""
         try:
             st = os.stat(f"/proc/{self.pid}/exe")
         except OSError:
             return None
-        try:
-            signal.pidfd_send_signal(self.pidfd, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive: the stat was of this process's program
-        return st.st_dev, st.st_ino
+        return (st.st_dev, st.st_ino) if self.alive() else None
 
     def close(self) -> None:
         os.close(self.pidfd)
