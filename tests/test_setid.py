@@ -68,6 +68,7 @@ how = OpenHow(os.O_CREAT | os.O_WRONLY, 0o4755, 0)
 attempt("openat2", lambda: libc.syscall(437, -100, b"openat2", ctypes.byref(how), ctypes.sizeof(how)))
 params = (ctypes.c_char * 120)()
 attempt("io_uring_setup", lambda: libc.syscall(425, 8, params))
+attempt("hard link of a setuid binary", lambda: os.link("/usr/bin/su", "su-link"))
 capability = bytes.fromhex("0100000201000000000000000000000000000000")  # v2: cap_setuid permitted+effective
 attempt("setxattr security.capability", lambda: os.setxattr("bin", "security.capability", capability))
 shell("chmod u+s", "chmod u+s bin")
@@ -136,6 +137,7 @@ def check(jail: Jail, results: dict[str, str]) -> None:
     assert {name: results[name] for name in EXPECTED_FILTERED} == dict.fromkeys(EXPECTED_FILTERED, FILTERED)
     assert results["openat2"] == "ENOSYS"  # libc and runtimes fall back to openat, whose mode the filter reads
     assert results["setxattr security.capability"] == "EPERM"  # the kernel: no CAP_SETFCAP in the jail
+    assert results["hard link of a setuid binary"] == "EXDEV"  # /usr is another mount than the workspace
     assert {name: results[name] for name in EXPECTED_FAILED} == dict.fromkeys(EXPECTED_FAILED, "failed")
     assert setid_files(jail.workspace) == []
     assert stat.S_IMODE(os.stat(jail.workspace / "bin").st_mode) == 0o755
