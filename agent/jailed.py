@@ -71,14 +71,14 @@ def run(args: Any) -> int:
             agent = Agent(ollama.Client(host=args.host), args.model, channel, logs[0],
                           Limits(max_steps=args.max_steps, wall_time=args.timeout), workspace, args.test,
                           confirm=_confirm if args.ask == "tty" and _has_terminal() else None,
-                          mask=redactor.text if redactor else str)
+                          mask=redactor.text if redactor else str, say=_say)
             logs[0].event("agent-task", task=args.task, model=args.model, host=args.host or "default")
             result["code"] = agent.run(args.task)
         except AgentError as exc:
-            print(f"shelljail agent: {exc}", flush=True)
+            _say(f"shelljail agent: {exc}")
             logs[0].event("agent-stopped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one line and a status, never a thread's traceback
-            print(f"shelljail agent: failed: {type(exc).__name__}: {exc}", flush=True)
+            _say(f"shelljail agent: failed: {type(exc).__name__}: {exc}")
             logs[0].event("agent-stopped", reason=f"{type(exc).__name__}: {exc}")
         finally:
             channel.close()
@@ -105,9 +105,21 @@ def _has_terminal() -> bool:
     return terminal.available()
 
 
-def _confirm(question: str) -> bool:
-    """A person's yes, on the terminal (never on the agent's input)."""
-    from jail import terminal
+SHOWN_AS_IS = "\n\t"  # in the model's words and diffs: lines and indentation, which redraw nothing
 
-    answer = terminal.ask(f"\033[1;33mshelljail agent:\033[0m {question} [y/N] ")
+
+def _say(text: str) -> None:
+    """The model's words and the diffs of the jail's files, on the terminal: every control character but
+    newline and tab escaped (jail.display), so neither can redraw what the person reads."""
+    from jail.display import shown
+
+    print(shown(text, keep=SHOWN_AS_IS), flush=True)
+
+
+def _confirm(question: str) -> bool:
+    """A person's yes, on the terminal (never on the agent's input); the model's plan in it escaped."""
+    from jail import terminal
+    from jail.display import shown
+
+    answer = terminal.ask(f"\033[1;33mshelljail agent:\033[0m {shown(question, keep=SHOWN_AS_IS)} [y/N] ")
     return (answer or "").lower() in ("y", "yes")
