@@ -365,16 +365,20 @@ def test_bad_forward_settings_are_refused_with_the_file_and_line(jail: Jail, tmp
     assert f"{path}:4: network.forward: " in result.stderr and problem in result.stderr, result.stderr
 
 
-def test_the_default_and_a_childs_forward_settings(tmp_path: Path) -> None:
+def test_the_default_and_a_childs_forward_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """coding-agent's forward is filtered; an address alone is filtered too; a child's table for the same
     address replaces its parent's (and survives the profile cache)."""
     from jail import profile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     assert [f.protocol for f in profile.load("coding-agent").network.forward_settings] == ["ollama"]
     child = tmp_path / "child.toml"
     child.write_text('extends = "coding-agent"\n[network]\nforward = ["127.0.0.1:8080", '
                      '{ address = "127.0.0.1:11434", allow_management = ["/api/pull"] }]\n')
-    for _ in range(2):  # read, then from the cache
+    before = set((tmp_path / "cache").rglob("*.marshal"))  # coding-agent's
+    for cached in (False, True):  # read, then from the cache
+        assert bool(set((tmp_path / "cache").rglob("*.marshal")) - before) == cached
         network = profile.load(str(child)).network
         assert network.forward == ("127.0.0.1:8080", "127.0.0.1:11434")
         assert [(f.address, f.protocol, f.allow_management) for f in network.forward_settings] == [
