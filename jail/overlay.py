@@ -251,23 +251,20 @@ def summarize(log: Any, workspace: str) -> None:
 
 
 def _strip_setid(upper: str) -> None:
+    """Drop every setuid and setgid bit in a layer on the host, at any depth (no review bound
+    applies here: a file nested past it would otherwise keep its bits)."""
     try:
         root = os.open(upper, _DIRECTORY)
     except FileNotFoundError:
         return
     try:
-        for relative, info in _entries(root, ""):
+        for directory, name, info in _every(root):
             if not info.st_mode & (stat.S_ISUID | stat.S_ISGID):
                 continue
-            parent_rel, name = os.path.split(relative)
             if stat.S_ISDIR(info.st_mode):
-                fd = open_directory(root, relative)
+                fd = open_directory(directory, name)
             elif stat.S_ISREG(info.st_mode):
-                parent = open_directory(root, parent_rel)
-                try:
-                    fd = open_regular(parent, name)
-                finally:
-                    os.close(parent)
+                fd = open_regular(directory, name)
             else:
                 continue
             try:
@@ -276,6 +273,44 @@ def _strip_setid(upper: str) -> None:
                 os.close(fd)
     finally:
         os.close(root)
+
+
+def _every(top: int) -> Iterator[tuple[int, str, os.stat_result]]:
+    """(directory fd, name, lstat) of everything beneath `top`, at any depth, following nothing.
+
+    Like _clear: one directory at a time, down by name and back up by `..`, checked to be the
+    directory it left; the fd yielded is valid until the next item."""
+    current, trail = os.dup(top), []
+    pending = [sorted(os.listdir(current), reverse=True)]
+    try:
+        while True:
+            if pending[-1]:
+                name = pending[-1].pop()
+                try:
+                    info = os.stat(name, dir_fd=current, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                yield current, name, info
+                if stat.S_ISDIR(info.st_mode):
+                    here = os.fstat(current)
+                    following = open_directory(current, name)
+                    os.close(current)
+                    current = following
+                    trail.append((here.st_dev, here.st_ino))
+                    pending.append(sorted(os.listdir(current), reverse=True))
+                continue
+            pending.pop()
+            if not trail:
+                return
+            expected = trail.pop()
+            parent = os.open("..", _DIRECTORY, dir_fd=current)
+            os.close(current)
+            current = parent
+            back = os.fstat(current)
+            if (back.st_dev, back.st_ino) != expected:
+                raise OSError(errno.ESTALE, "a directory moved while it was read")
+    finally:
+        os.close(current)
 
 
 # ---- reading a layer and the workspace, beneath their directories ------------------------------
@@ -478,6 +513,7 @@ def _readlink(root: int | None, relative: str) -> str | None:
 class _Side(NamedTuple):
     text: str | None  # the content as text, or None when it is not shown as text
     note: str = ""  # why not: "binary", "large: N bytes", "fifo"...
+    mode: int = 0  # its permission bits (0: not there)
 
 
 def unified(change: Change, workspace: str) -> str:
@@ -493,6 +529,13 @@ def unified(change: Change, workspace: str) -> str:
             if fd is not None:
                 os.close(fd)
     a, b = f"a/{change.path}", f"b/{change.path}"
+    modes = ""
+    if change.kind == "M" and old.mode != new.mode and old.mode and new.mode:
+        modes = f"Mode of {b}: {old.mode:o} -> {new.mode:o}\n"
+    return modes + _shown_change(change, old, new, a, b)
+
+
+def _shown_change(change: Change, old: _Side, new: _Side, a: str, b: str) -> str:
     if change.special or new.note in _SPECIAL:
         return f"Special file {b} ({new.note or change.type}, not copied)\n"
     if old.note in _SPECIAL:
@@ -543,6 +586,11 @@ def _side(root: int | None, relative: str) -> _Side:
     info = _lstat(root, relative)
     if root is None or info is None:
         return _Side("")
+    side = _content(root, relative, info)
+    return side._replace(mode=stat.S_IMODE(info.st_mode))
+
+
+def _content(root: int, relative: str, info: os.stat_result) -> _Side:
     if stat.S_ISDIR(info.st_mode):
         return _Side("", "directory")
     if stat.S_ISLNK(info.st_mode):

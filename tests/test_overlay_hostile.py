@@ -243,6 +243,7 @@ def test_setid_bits_never_reach_the_host(jail: Jail, disk: str | None) -> None:
     assert inside["tool-link"] & stat.S_ISUID  # in the jail the layer held a setid file...
     for path, (mode, *_rest) in _tree(_upper(jail, session)).items():
         assert not mode & (stat.S_ISUID | stat.S_ISGID), f"{path} {oct(mode)} in the layer on the host"
+    assert "Mode of b/tool: 6700 -> 700" in jail.cli("diff", session, timeout=DEADLINE).stdout
     done = jail.cli("commit", session, timeout=DEADLINE)
     assert done.returncode == 0, done.stderr
     for name in inside:
@@ -267,14 +268,25 @@ def test_a_diff_crafted_to_be_slow_is_computed_in_bounded_time(jail: Jail) -> No
 
 
 def test_a_layer_nested_past_path_max_is_refused_in_one_line(jail: Jail) -> None:
-    session, _ = _plant(jail, "python3 -c 'import os\nfor _ in range(17): os.mkdir(\"d\" * 255); "
-                              "os.chdir(\"d\" * 255)\nopen(\"f\", \"w\").close()'")
+    """17 directories of 255-byte names: past PATH_MAX. Reviewing refuses it in one line; the setid
+    bits of a file at the bottom (a link to a setid file of the workspace) are dropped all the same."""
+    tool = jail.workspace / "tool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    os.chmod(tool, 0o6700)  # a canary of the test's own: only its owner may run it
+    session, _ = _plant(jail, "python3 -c 'import os\ntop = os.open(\".\", os.O_RDONLY)\n"
+                              "for _ in range(17): os.mkdir(\"d\" * 255); os.chdir(\"d\" * 255)\n"
+                              "os.link(\"tool\", \"deep-tool\", src_dir_fd=top)\n"
+                              "print(oct(os.stat(\"deep-tool\").st_mode))'")
+    deep = []
+    for _directory, _subdirectories, files, fd in os.fwalk(_upper(jail, session)):  # by fds: past PATH_MAX
+        deep += [os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode for name in files if name == "deep-tool"]
+    assert len(deep) == 1 and not deep[0] & (stat.S_ISUID | stat.S_ISGID), [oct(m) for m in deep]
     for command in (("diff", session), ("diff", session, "--names"), ("commit", session)):
         result = jail.cli(*command, timeout=DEADLINE)
         assert result.returncode != 0 and result.stderr.startswith("shelljail: directories nested deeper than")
         assert len(result.stderr.splitlines()) == 1, result.stderr  # no traceback
     assert jail.cli("discard", session, timeout=DEADLINE).returncode == 0
-    assert list(jail.workspace.iterdir()) == []
+    assert [p.name for p in jail.workspace.iterdir()] == ["tool"]
 
 
 def test_a_file_replaced_by_a_directory_commits(jail: Jail) -> None:
