@@ -104,6 +104,46 @@ def test_a_symlink_raced_back_into_a_directory_never_leads_rm_out_of_the_workspa
     assert listing.returncode == 0 and str(canary) not in listing.stdout
 
 
+LINKER = """
+import os, time
+deadline = time.monotonic() + 120
+while not os.path.exists("stop") and time.monotonic() < deadline:
+    try:
+        os.link("next", "a")  # the moment rm moved `a`, another `a` (never over one: link fails then)
+        os.unlink("next")
+    except OSError:
+        pass
+"""
+
+
+def test_a_file_raced_back_under_the_same_name_never_replaces_the_one_in_the_trash(jail: Jail) -> None:
+    """`rm a a` with another `a` made between the two: the first stays in the trash, the second is
+    refused (a rename over the first would have lost it)."""
+    (jail.workspace / "racer.py").write_text(LINKER)
+    script = """
+    python3 racer.py &
+    i=0
+    while [ $i -lt 300 ]; do
+      i=$((i + 1))
+      echo "first $i" > a && echo "second $i" > n && mv -T n next
+      rm a a 2>err
+      if grep -q 'changed while rm ran' err; then echo "REFUSED $i"; break; fi
+      if [ ! -e a ] && [ ! -e next ] && [ ! -s err ]; then echo "RACED $i"; break; fi  # one went over the other
+      rm -f next a 2>/dev/null
+    done
+    : > stop
+    wait
+    """
+    result = jail.sh(script, interposer=True, timeout=300)
+    assert "REFUSED" in result.stdout, result.stdout + result.stderr
+    tries = result.stdout.split()[-1]
+    assert (jail.workspace / "a").read_text() == f"second {tries}\n"
+    session = _sessions(jail)[0]
+    trash = jail.home / ".local" / "state" / "shelljail" / "trash" / session
+    kept = sorted(p.read_text() for p in trash.glob("*/files/a"))
+    assert f"first {tries}\n" in kept
+
+
 # ---- 2. the records: a trash in the workspace, rewritten by a later session ------------------
 
 @pytest.fixture
@@ -325,6 +365,24 @@ def test_what_a_jail_puts_in_a_moved_directory_is_restored_as_it_is(any_jail: Ja
     assert stat.S_ISFIFO((w / "fifo").lstat().st_mode)
     assert os.readlink(w / "out") == str(canary) and os.readlink(w / "precious") == f"{canary}/precious"
     assert not (w / "s").lstat().st_mode & (stat.S_ISUID | stat.S_ISGID)
+    assert _snapshot(canary) == before
+
+
+def test_a_symlink_planted_in_the_workspace_where_restore_writes_is_refused(jail: Jail) -> None:
+    """After rm -r src, the jail puts a symlink to a host folder in its place: restore goes through
+    neither it nor anything in it. (A guard: the code before this change refused it too.)"""
+    canary = _canary(jail.root, None)
+    before = _snapshot(canary)
+    (jail.workspace / "src").mkdir()
+    (jail.workspace / "src" / "main.rs").write_text("the jail's file\n")
+    result = jail.sh(f"rm -r src && ln -s {canary}/src src && echo planted", interposer=True, timeout=DEADLINE)
+    assert result.stdout.split() == ["planted"], result.stderr
+    session = _sessions(jail)[0]
+    through = jail.cli("trash", "restore", "src/main.rs", timeout=DEADLINE)
+    assert through.returncode == 1 and "symlink" in through.stderr, through.stderr
+    over = jail.cli("trash", "restore", f"{session}/1", timeout=DEADLINE)
+    assert over.returncode == 1 and "exists again" in over.stderr, over.stderr
+    assert os.readlink(jail.workspace / "src") == f"{canary}/src"
     assert _snapshot(canary) == before
 
 
