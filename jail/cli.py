@@ -606,7 +606,7 @@ def _trash_list(args: argparse.Namespace) -> int:
         paths = [shown(os.path.join(str(entry["workspace"]), str(p))) for p in entry["paths"]]
         listed = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
         print(f"{shown(entry['session'])}/{shown(entry['id']):<4} {when}  {trash.human(entry.get('bytes', 0)):>9}  "
-              f"{entry.get('files', 0):>6} files  {listed}")
+              f"{shown(entry.get('files', 0)):>6} files  {listed}")
     return 0
 
 

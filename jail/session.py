@@ -124,28 +124,27 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(event), flush=True)
         return
     from rich.console import Console
-    from rich.markup import escape as markup_escaped
+    from rich.text import Text
 
     from .display import shown
 
-    def escape(text: str) -> str:
-        """The jail's text for rich: controls and invisible characters escaped, then markup."""
-        return markup_escaped(shown(text))
-
+    # The jail's text escaped by `shown`, in a rich Text: no markup and no emoji codes are read in it.
     when = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
-    kind = event.get("event", "?")
+    kind = str(event.get("event", "?"))
+    line = Text(f"{when}  ")
     if kind == "decision":
-        decision = event.get("decision", "?")
-        what = event.get("command") or " ".join(event.get("argv", []))
-        text = f"{escape(str(decision)):5} {escape(str(what))}"
-        if decision != "allow" or event.get("rule") not in (None, "child-shell"):
-            text += f"  [dim]({escape(str(event.get('rule')))}: {escape(str(event.get('reason', '')))})[/]"
+        decision = str(event.get("decision", "?"))
+        what = event.get("command") or " ".join(map(str, event.get("argv", [])))
         colour = _COLOURS.get(decision, "")
+        line.append(f"{shown(decision):5} {shown(str(what))}", style=colour)
+        if decision != "allow" or event.get("rule") not in (None, "child-shell"):
+            line.append(f"  ({shown(str(event.get('rule')))}: {shown(str(event.get('reason', '')))})",
+                        style=f"{colour} dim".strip())
     else:
         details = {k: v for k, v in event.items() if k not in ("ts", "session", "event", "mounts")}
-        text = f"{escape(str(kind))} " + escape(json.dumps(details, ensure_ascii=False, default=str)[:300])
-        colour = _COLOURS.get(kind, "")
-    Console(highlight=False, emoji=False).print(f"{when}  " + (f"[{colour}]{text}[/]" if colour else text))
+        line.append(f"{shown(kind)} " + shown(json.dumps(details, ensure_ascii=False, default=str)[:300]),
+                    style=_COLOURS.get(kind, ""))
+    Console(highlight=False, emoji=False).print(line)
 
 
 def stop(session: str | None) -> int:
