@@ -826,9 +826,13 @@ def for_session(profile: Any, spec: Any, log: Any) -> tuple[Trash | None, Any]:
         try:
             _make_workspace_trash(workspace)
         except OSError as exc:
-            raise JailError(f"cannot keep the trash in {trash}: {exc.strerror} (it must be a directory, and a "
-                            "jail may have put a symlink there)",
-                            f"move {trash} away and run again, or set trash.enabled = false") from None
+            from . import session as sessions_record
+
+            error = JailError(f"cannot keep the trash in {trash}: {exc.strerror} (it must be a directory, and "
+                              "a jail may have put a symlink there)",
+                              f"move {trash} away and run again, or set trash.enabled = false")
+            sessions_record.end(log, 125, str(error))  # the session says why it never ran
+            raise error from None
         view = view._replace(mounts=view.mounts + (Hide(trash),))
     covered = tuple(m.target for m in view.mounts if isinstance(m, Bind | Hide | Tmpfs)
                     and m.target.startswith(workspace.rstrip("/") + "/"))

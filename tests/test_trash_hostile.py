@@ -297,6 +297,8 @@ def test_a_symlink_planted_where_the_trash_is_made_is_never_written_through(
         assert result.returncode == 125 and "ran" not in result.stdout, result.stdout + result.stderr
         assert "cannot keep the trash in" in result.stderr and "move" in result.stderr
         assert (jail.workspace / "notes.txt").read_text() == "mine\n"
+        newest = json.loads(jail.cli("sessions", "--json", env=env, timeout=DEADLINE).stdout.splitlines()[0])
+        assert newest["state"] == "failed" and newest["exit_status"] == 125  # recorded, not left running
     else:
         assert result.stdout.split() == ["ran=0"], result.stderr
         assert not (jail.workspace / "notes.txt").exists()
