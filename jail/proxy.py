@@ -87,6 +87,8 @@ class Proxy:
         self.connections = 0  # connections accepted and not yet closed
         self._lock = _thread.allocate_lock()
         self.bridges: list[tuple[_socket.socket, Callable[[_socket.socket], None]]] = []
+        # Per filtered forward (port): what it let through, counted rather than logged one event each.
+        self.model_use: dict[int, dict[str, Any]] = {}
         self._listen(PROXY_SOCKET, self._serve_proxy)
         settings = {forward.address: forward for forward in network.forward_settings} if network.forward else {}
         for address in network.forward:
@@ -96,6 +98,8 @@ class Proxy:
                 self._listen(forward_socket(int(port)), lambda c, h=host, p=int(port): self._serve_forward(c, h, p))
             else:  # "ollama", and the default: HTTP, each request checked
                 rules = ModelEndpoints(forward or _default_forward(address))
+                self.model_use[int(port)] = {"host": host, "connections": 0, "requests": {}, "refused": 0,
+                                             "bytes_up": 0, "bytes_down": 0}
                 self._listen(forward_socket(int(port)),
                              lambda c, h=host, p=int(port), r=rules: self._serve_model(c, h, p, r))
 
@@ -178,6 +182,7 @@ class Proxy:
         deadline = time.monotonic() + 3
         while self.active and time.monotonic() < deadline:
             time.sleep(0.01)
+        self._summarise()
         for listener in self.listeners:
             try:
                 listener.shutdown(_socket.SHUT_RDWR)
@@ -191,6 +196,16 @@ class Proxy:
             os.rmdir(self.directory)
         except OSError:
             pass
+
+    def _summarise(self) -> None:
+        """One event per filtered forward that was used: its requests by endpoint, refusals, bytes."""
+        if self.log is None:
+            return
+        for port, use in self.model_use.items():
+            with self._lock:
+                summary = {**use, "requests": dict(use["requests"])}
+            if summary["connections"] or summary["refused"]:
+                self.log.event("network-forward", port=port, **summary)
 
     # ---- HTTP ------------------------------------------------------------------------------------
 
@@ -283,9 +298,9 @@ class Proxy:
         if self.log is not None:
             self.log.event("network", host=host, port=port, decision=decision, reason=reason, address=address)
 
-    def _closed(self, host: str, port: int, up: int, down: int, **counted: int) -> None:
+    def _closed(self, host: str, port: int, up: int, down: int) -> None:
         if self.log is not None:
-            self.log.event("network-closed", host=host, port=port, bytes_up=up, bytes_down=down, **counted)
+            self.log.event("network-closed", host=host, port=port, bytes_up=up, bytes_down=down)
 
     def _relaying(self) -> Any:
         proxy = self
@@ -348,7 +363,9 @@ class Proxy:
             if head is None:
                 break
             request = _parse_request(head)
-            refusal = request if isinstance(request, _Refusal) else rules.refusal(request.method, request.path)
+            endpoint = None if isinstance(request, _Refusal) else rules.match(request.method, request.path)
+            refusal = request if isinstance(request, _Refusal) else None if endpoint else \
+                rules.refusal(request.method, request.path)
             if refusal is None and port == registered_port():  # a dashboard started on the port after the jail
                 refusal = _Refusal(403, "the shelljail dashboard's port, which a jail must never reach", "")
             if refusal is not None:
@@ -361,8 +378,8 @@ class Proxy:
                 self._refuse_request(reader, host, port, head, _Refusal(
                     502, f"the model server at {host}:{port} is not reachable: {exc.strerror or exc}", ""))
                 break
-            if not requests:
-                self._event(host, port, "forwarded", None, host)
+            assert endpoint is not None
+            self._count_request(host, port, endpoint)
             requests += 1
             with upstream, self._relaying():
                 whole = _forward_request(reader, upstream, request, counts)
@@ -374,8 +391,24 @@ class Proxy:
                 break
             if request.version == "HTTP/1.0" or not reader.more():
                 break  # nothing pipelined behind it: the end of the response ends the connection
-        if requests:
-            self._closed(host, port, counts[0], counts[1], requests=requests)
+        use = self.model_use.get(port)
+        if use is not None and requests:
+            with self._lock:
+                use["connections"] += 1
+                use["bytes_up"] += counts[0]
+                use["bytes_down"] += counts[1]
+
+    def _count_request(self, host: str, port: int, endpoint: str) -> None:
+        """Count an allowed request; the first to each endpoint is also an event (later ones only counted)."""
+        use = self.model_use.get(port)
+        with self._lock:
+            first = use is None or endpoint not in use["requests"]
+            if use is not None:
+                use["requests"][endpoint] = use["requests"].get(endpoint, 0) + 1
+        if first and self.log is not None:
+            method, _, path = endpoint.partition(" ")
+            self.log.event("network", host=host, port=port, decision="forwarded", reason=None, address=host,
+                           method=method, path=path, counted="further requests to it: the run's network-forward event")
 
     def _refuse_request(self, reader: _Reader, host: str, port: int, head: bytes, refusal: _Refusal) -> None:
         self._request_event(host, port, head, refusal)
@@ -387,6 +420,10 @@ class Proxy:
                       f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
 
     def _request_event(self, host: str, port: int, head: bytes, refusal: _Refusal) -> None:
+        use = self.model_use.get(port)
+        if use is not None:
+            with self._lock:
+                use["refused"] += 1
         if self.log is not None:
             method, _, rest = head.partition(b"\r\n")[0].partition(b" ")
             target = rest.rpartition(b" ")[0] if b" " in rest else rest
@@ -404,14 +441,19 @@ class ModelEndpoints:
         self.allowed = frozenset(allowed | {("HEAD", path) for method, path in allowed if method == "GET"})
         self.address = forward.address
 
-    def _matches(self, endpoints: Any, method: str, path: str) -> bool:
+    def _matches(self, endpoints: Any, method: str, path: str) -> str | None:
+        """The endpoint ("METHOD /path", or its "/*" pattern) among `endpoints` that the request is, if any."""
+        if (method, path) in endpoints:
+            return f"{method} {path}"
         parent, _, last = path.rpartition("/")
-        return (method, path) in endpoints or bool(last) and (method, f"{parent}/*") in endpoints
+        return f"{method} {parent}/*" if last and (method, f"{parent}/*") in endpoints else None
 
-    def refusal(self, method: str, path: str) -> _Refusal | None:
-        """None if the request passes; else why not, and the key of this forward that would let it through."""
-        if self._matches(self.allowed, method, path):
-            return None
+    def match(self, method: str, path: str) -> str | None:
+        """The allowed endpoint this request is, or None."""
+        return self._matches(self.allowed, method, path)
+
+    def refusal(self, method: str, path: str) -> _Refusal:
+        """Why a request that matches no allowed endpoint is refused, and the key that would let it through."""
         where = f"the table of the forward {self.address} in network.forward"
         managed = [p for m, p in MODEL_MANAGEMENT if self._matches({(m, p)}, method, path)]
         if managed:

@@ -128,7 +128,7 @@ def _profile(jail: Jail, port: int, forward: str = "") -> Path:
 def _events(jail: Jail, port: int) -> list[dict]:
     session = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
     return [e for e in map(json.loads, jail.cli("log", session, "--json").stdout.splitlines())
-            if e["event"] in ("network", "network-closed") and e.get("port") == port]
+            if e["event"] in ("network", "network-closed", "network-forward") and e.get("port") == port]
 
 
 STREAMS = """\
@@ -180,8 +180,14 @@ def test_streams_arrive_chunk_by_chunk_and_reading_passes(jail: Jail, ollama: Ol
     assert lines[3] == "200"
     events = _events(jail, port)
     assert not [e for e in events if e.get("decision") == "refused"]
-    assert sum(e["event"] == "network" and e["decision"] == "forwarded" for e in events) == 2 + 2 * CHUNKS + 2
-    assert all(e["requests"] == 1 for e in events if e["event"] == "network-closed")
+    # The first request to each endpoint is an event; all are counted in the run's summary.
+    assert sorted((e["method"], e["path"]) for e in events if e["event"] == "network") == [
+        ("GET", "/api/tags"), ("GET", "/api/version"), ("POST", "/api/chat"), ("POST", "/v1/chat/completions")]
+    [summary] = [e for e in events if e["event"] == "network-forward"]
+    assert summary["requests"] == {"POST /api/chat": 1, "GET /api/tags": 2 * CHUNKS + 1, "POST /v1/chat/completions": 1,
+                                   "GET /api/version": 1}
+    assert summary["connections"] == 2 * CHUNKS + 4 and summary["refused"] == 0
+    assert summary["bytes_down"] > 0 and summary["bytes_up"] > 0
 
 
 ATTACKS = """\
@@ -312,6 +318,8 @@ def test_management_and_every_trick_are_refused_before_the_server_sees_them(jail
     assert sum(e["key"] == "allow_management" for e in refused) >= 2 + 7 + 2  # curl's two, seven, two smuggled
     answered = sum(1 for codes, _ in EXPECTED.values() if set(codes) & {"400", "403", "413"})
     assert len(refused) == 2 + answered + 1 + len(later[0]) - 1  # curl's, the answered, the cut-off chunked body
+    [summary] = [e for e in _events(jail, port) if e["event"] == "network-forward"]
+    assert summary["refused"] == len(refused) and set(summary["requests"]) == {"GET /api/tags", "POST /api/chat"}
 
 def test_allow_management_lets_management_through(jail: Jail, ollama: Ollama) -> None:
     """The key the 403 names does what it says: with allow_management = true the delete reaches the server."""
