@@ -9,11 +9,13 @@
  * Protocol (one request, one answer per connection, on SOCKET_PATH):
  *   request: uint32 length (native order), then NUL-terminated fields:
  *            "1" (version), cwd, argv[0], argv[1], ... argv[argc-1]
- *   answer:  one message: 'A' (allow) then the names of the real shells whose
- *            fds it carries, in order ("A sh dash bash rbash"), the first being
- *            the one to run; or 'D' followed by the text to print on stderr;
- *            or 'R' like 'A', then a NUL and the argv to run the shell with
- *            instead (the command rewritten into a safer form).
+ *   answer:  everything up to the service's end of the connection (one recvmsg
+ *            may bring only part: a cut argv would be another command), at
+ *            most ANSWER_MAX bytes: 'A' (allow) then the names of the real
+ *            shells whose fds it carries, in order ("A sh dash bash rbash"), the
+ *            first being the one to run; or 'D' followed by the text to print on
+ *            stderr; or 'R' like 'A', then a NUL and the argv to run the shell
+ *            with instead (the command rewritten into a safer form).
  *
  * Bound over rm and unlink too (the trash; see jail/trash.py), it is a tool: it
  * knows by /proc/self/exe, and asks with "t", cwd, the tool's name, argv. The
@@ -44,6 +46,8 @@
 #define MAX_SHELLS 8
 #define EXIT_DENIED 126
 #define REQUEST_MAX (1 << 20)
+#define ANSWER_MAX (2 << 20)   /* the decision service sends no more (see interposer/service.py) */
+#define MAX_ARGS 65536         /* ...nor an argv of more words */
 
 typedef unsigned long size_t;
 typedef long ssize_t;
@@ -266,7 +270,7 @@ struct cmsghdr_ { size_t len; int level; int type; };
 #define SOCK_CLOEXEC_ 02000000
 
 static char request[REQUEST_MAX];
-static char answer[65536];
+static char answer[ANSWER_MAX + 1];
 static char *environment[4096];
 static char kit_variable[256];
 
@@ -299,7 +303,21 @@ static char **hand_down(int *fds, int count, char *names, char **envp) {
     return environment;
 }
 
-static char *tool_argv[4096];
+static char *tool_argv[MAX_ARGS + 1];
+
+/* The NUL-terminated words from p to end as an argv; all of them, or fail: a cut argv is another command. */
+static char **words(char *p, char *end) {
+    int n = 0;
+    while (p < end) {
+        if (n == MAX_ARGS) fail("bad answer: too many words", -7);
+        tool_argv[n++] = p;
+        while (p < end && *p) p++;
+        p++;
+    }
+    tool_argv[n] = 0;
+    if (n == 0) fail("bad answer", -71);
+    return tool_argv;
+}
 
 /* The tool's answer: print what the supervisor says, then exit or run the real tool. */
 static void tool_answer(long got, int fd, char **envp) {
@@ -319,15 +337,9 @@ static void tool_answer(long got, int fd, char **envp) {
     }
     put(1, fields[0]);
     put(2, fields[1]);
-    int n = 0;
-    for (char *q = fields[2]; q < end && n < 4095; n++) { /* fields[2] starts the argv */
-        tool_argv[n] = q;
-        while (q < end && *q) q++;
-        q++;
-    }
-    tool_argv[n] = 0;
-    if (n == 0 || fd < 0) fail("bad answer", -71);
-    execute(fd, tool_argv, envp);
+    char **run = words(fields[2], end); /* fields[2] starts the argv */
+    if (fd < 0) fail("bad answer", -71);
+    execute(fd, run, envp);
     fail("execute the real tool", -2);
 }
 
@@ -368,11 +380,19 @@ void start(long *stack) {
     }
 
     union { struct cmsghdr_ header; char space[sizeof(struct cmsghdr_) + sizeof(int) * MAX_SHELLS + 8]; } control;
-    struct iovec_ iov = {answer, sizeof answer - 1};
+    struct iovec_ iov = {answer, ANSWER_MAX};
     struct msghdr_ msg = {0, 0, &iov, 1, &control, sizeof control, 0};
     long got;
     do got = sys(SYS_recvmsg, sock, &msg, MSG_CMSG_CLOEXEC_); while (got == -4);
     if (got <= 0) fail("answer", got ? got : -104);
+    for (;;) { /* the rest, to the service's end of the connection: one recvmsg may bring only part */
+        if (got >= ANSWER_MAX) fail("answer too long", -90);
+        long more = sys(SYS_read, sock, answer + got, ANSWER_MAX - got);
+        if (more == -4) continue;
+        if (more < 0) fail("answer", more);
+        if (more == 0) break;
+        got += more;
+    }
     answer[got] = 0;
     sys(SYS_close, sock, 0, 0);
 
@@ -396,15 +416,7 @@ void start(long *stack) {
         if (answer[0] == 'R') { /* the command rewritten: "R names\0" then the shell's new argv */
             char *p = answer + 1, *end = answer + got;
             while (p < end && *p) p++;
-            int n = 0;
-            for (p++; p < end && n < 4095; n++) {
-                tool_argv[n] = p;
-                while (p < end && *p) p++;
-                p++;
-            }
-            tool_argv[n] = 0;
-            if (n == 0) fail("bad answer", -71);
-            argv = tool_argv;
+            argv = words(p + 1, end);
         }
         execute(fds[0], argv, envp);
         fail("execute the shell", -2);

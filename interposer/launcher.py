@@ -13,6 +13,7 @@ import sys
 SOCKET_PATH = "/run/shelljail/decide.sock"
 EXIT_DENIED = 126
 REQUEST_MAX = 1 << 20  # launcher.c's, and the most the decision service reads
+ANSWER_MAX = 2 << 20  # launcher.c's, and the most the decision service sends
 
 
 def fail(what: str, error: BaseException) -> None:
@@ -37,7 +38,14 @@ def main() -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(SOCKET_PATH)
             sock.sendall(struct.pack("=I", len(payload)) + payload)
-            answer, fds, _flags, _addr = socket.recv_fds(sock, 65536, 8)
+            answer, fds, _flags, _addr = socket.recv_fds(sock, ANSWER_MAX, 8)
+            while True:  # to the service's end: one recvmsg may bring only part, and a cut argv is another command
+                more = sock.recv(ANSWER_MAX)
+                if not more:
+                    break
+                answer += more
+                if len(answer) >= ANSWER_MAX:
+                    raise OSError(90, "answer too long")
     except OSError as error:
         fail("connect " + SOCKET_PATH, error)
     if tool and answer[:1] in (b"X", b"E"):

@@ -63,6 +63,8 @@ JAIL_DIRECTORY = "/run/shelljail"
 SHELL_FILES = ("/bin/sh", "/bin/dash", "/bin/bash", "/usr/bin/sh", "/usr/bin/dash", "/usr/bin/bash")
 TOOLS = ("rm", "unlink")
 MAX_REQUEST = 1 << 20  # a request's bytes: launcher.c's REQUEST_MAX and launcher.py's agree
+ANSWER_MAX = 2 << 20  # an answer's bytes, read to the end by both launchers (ANSWER_MAX there)
+MAX_ARGS = 65536  # words of an argv handed back (launcher.c's MAX_ARGS)
 MAX_SCRIPT = 4 << 20
 MAX_CONNECTIONS = 256  # at once from the jail: each holds a supervisor thread
 CLOSING = 32  # ...and at most this many more, closed by the service and not yet ended
@@ -593,7 +595,14 @@ def _refuse(connection: _socket.socket, reason: str) -> None:
 
 
 def _send_fds(connection: _socket.socket, message: bytes, fds: list[int]) -> None:
-    connection.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    """An answer with the fds it hands out, all of it: a launcher that got part would run a cut argv."""
+    words = message.count(b"\0")
+    if len(message) >= ANSWER_MAX or words > MAX_ARGS + 2:
+        raise ValueError(f"an answer of {len(message)} bytes and {words} words, more than the launcher takes "
+                         f"({ANSWER_MAX} bytes, {MAX_ARGS} words)")
+    sent = connection.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    if sent < len(message):
+        connection.sendall(message[sent:])
 
 
 def _receive(connection: _socket.socket, size: int, deadline: float) -> bytes:

@@ -366,3 +366,26 @@ print(state, opened, child.returncode)
     state, opened, status = result.stdout.split()
     assert state == "S" and status == "126"  # the launcher, waiting, then denied
     assert opened == "refused"
+
+
+def test_a_long_rewritten_line_runs_whole(jail: Jail, launcher: str) -> None:
+    # The rewrite (find -delete becomes find -exec rm) is handed back as the shell's argv: 70 kB
+    # arrived in parts, and the launchers ran what the first part held: a cut line, not the one logged.
+    tail = "START" + "a" * 70_000 + "END"
+    result = run(jail, launcher, "sh", "-c", f"find . -name nothing-here -delete; echo {tail}")
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout == tail + "\n"
+    (event,) = [e for e in audit_events(jail.home / ".local" / "state") if e["event"] == "decision"]
+    assert event["decision"] == "rewrite" and event["rewritten"].endswith(f"echo {tail}")
+
+
+def test_a_tool_argv_of_thousands_of_words_is_handed_back_whole(jail: Jail, launcher: str) -> None:
+    # rm in a shell nobody judged goes back to the real rm with its argv: 5,000 words, of which the
+    # C launcher kept 4,095 and rm, exiting 0, left the rest in place.
+    names = [f"f{i}" for i in range(5000)]
+    for name in names:
+        (jail.workspace / name).write_text("")
+    (jail.workspace / "wipe.sh").write_text("rm " + " ".join(names) + "\necho status=$?\n")
+    result = run(jail, launcher, "sh", "-c", "sh wipe.sh")
+    assert "status=0" in result.stdout, result.stdout + result.stderr[-500:]
+    assert [n for n in names if (jail.workspace / n).exists()] == []
