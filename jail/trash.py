@@ -126,7 +126,7 @@ class Trash:
         real: list[str] = []
         out, err = [], []
         status = 0
-        self._pending = {"paths": [], "bytes": 0, "files": 0, "made": set()}
+        self._pending = {"paths": [], "moved": set(), "bytes": 0, "files": 0, "made": set()}
         try:
             for operand in operands:
                 relative = self._relative(cwd, operand)
@@ -193,7 +193,8 @@ class Trash:
                 info = os.stat(name, dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:
                 return missing
-            moved = [p for p in self._pending["paths"] if relative == p or relative.startswith(p + "/")]
+            parts = relative.split("/")
+            moved = [p for p in ("/".join(parts[:i]) for i in range(1, len(parts) + 1)) if p in self._pending["moved"]]
             if moved:  # raced back into existence since this rm moved it: never put anything through that
                 return (f"{tool}: {verb} '{operand}': '{moved[0]}' changed while rm ran (this rm moved it to "
                         "shelljail's trash already); nothing more was removed from it: run rm again"), ""
@@ -280,12 +281,14 @@ class Trash:
                     raise
                 # its place holds what this rm moved from inside it (`rm -r a/b a`; find -depth
                 # -delete: the files, then their directory): what is left goes in beside it
-                self._pending["paths"].append(relative)
+                self._pending["paths"].append(relative)  # recorded even if the rest fails half-way
+                self._pending["moved"].add(relative)
                 self._fold(parent, name, target, relative, 0)
                 self._pending["paths"].remove(relative)
         finally:
             os.close(target)
         self._pending["paths"].append(relative)
+        self._pending["moved"].add(relative)
         self._pending["bytes"] += size
         self._pending["files"] += files
         return "", "dir" if is_dir else "file"
