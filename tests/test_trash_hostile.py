@@ -423,3 +423,21 @@ def test_garbage_records_are_skipped_and_never_restored(jail: Jail, tmp_path: Pa
     assert jail.cli("trash", "restore", f"{session}/1", timeout=DEADLINE).returncode == 0
     assert (jail.workspace / "a").read_text() == "a\n"
     assert _snapshot(canary) == before
+
+
+def test_trash_list_reads_a_bounded_number_of_records(jail: Jail) -> None:
+    """At most ENTRIES_LIMIT records per session, the newest: a session with more still lists."""
+    from jail.trash import ENTRIES_LIMIT
+
+    (jail.workspace / "a").write_text("a\n")
+    assert jail.sh("rm a; echo $?", interposer=True, timeout=DEADLINE).stdout.split() == ["0"]
+    session = _sessions(jail)[0]
+    records = jail.home / ".local" / "state" / "shelljail" / "trash" / session
+    good = json.loads((records / "1" / "entry.json").read_text())
+    for number in range(2, ENTRIES_LIMIT + 3):
+        (records / str(number)).mkdir()
+        (records / str(number) / "entry.json").write_text(json.dumps({**good, "id": str(number)}))
+    listing = jail.cli("trash", "list", "--json", timeout=DEADLINE)
+    assert listing.returncode == 0, listing.stderr
+    listed = {json.loads(line)["id"] for line in listing.stdout.splitlines()}
+    assert len(listed) == ENTRIES_LIMIT and "1" not in listed and "2" not in listed and str(ENTRIES_LIMIT + 2) in listed
