@@ -384,30 +384,71 @@ def changes(upper: str, workspace: str) -> list[Change]:
 
 def _changes(layer: int, real: int | None, upper: str) -> list[Change]:
     found: list[Change] = []
-    for relative, info in _entries(layer, ""):
-        if len(found) > MAX_ENTRIES:
-            raise JailError(f"the layer holds more than {MAX_ENTRIES} changes: not read",
-                            "discard the session")
-        below = _lstat(real, relative)
-        below_dir = below is not None and stat.S_ISDIR(below.st_mode)
-        full, what = os.path.join(upper, relative), kind(info.st_mode)
-        if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:  # a whiteout
-            found += [Change("D", p, None, upper) for p in _below(real, relative, None)]
-        elif stat.S_ISDIR(info.st_mode) and _opaque_at(layer, relative):
-            found += [Change("D", p, None, upper) for p in _below(real, relative, layer)]
-            if not below_dir:
-                found.append(Change("A", relative, full, upper, what))
-        elif stat.S_ISDIR(info.st_mode):
-            if not below_dir:
-                found.append(Change("A", relative, full, upper, what))
-        elif below is None:
-            found.append(Change("A", relative, full, upper, what))
-        elif below_dir:  # a file or symlink where a directory was: the directory goes first, then it comes
-            found += [Change("D", p, None, upper) for p in _below(real, relative, None)]
-            found.append(Change("M", relative, full, upper, what))
-        elif not _same(layer, real, relative, info, below):
-            found.append(Change("M", relative, full, upper, what))
+    _changes_in(layer, real, upper, "", 0, found)
     return sorted(found, key=lambda c: c.path)
+
+
+def _changes_in(layer: int, real: int | None, upper: str, relative: str, depth: int, found: list[Change]) -> None:
+    """The changes of one directory of the layer (both sides opened once), then of its directories."""
+    if depth > MAX_DEPTH or len(os.fsencode(relative)) > MAX_PATH:
+        raise JailError(f"directories nested deeper than {MAX_DEPTH} or {MAX_PATH} bytes at {relative[:200]}: "
+                        "not read", "discard the session, or take files out of its layer by hand")
+    here, there = _directory(layer, relative), _directory(real, relative)
+    if here is None:
+        if there is not None:
+            os.close(there)
+        return
+    inner = []
+    try:
+        for name in sorted(os.listdir(here)):
+            if len(found) > MAX_ENTRIES:
+                raise JailError(f"the layer holds more than {MAX_ENTRIES} changes: not read", "discard the session")
+            info = os.stat(name, dir_fd=here, follow_symlinks=False)
+            below = _stat_in(there, name)
+            path, below_dir = os.path.join(relative, name), below is not None and stat.S_ISDIR(below.st_mode)
+            change = Change("A", path, os.path.join(upper, path), upper, kind(info.st_mode))
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:  # a whiteout
+                found += [Change("D", p, None, upper) for p in _below(real, path, None)]
+            elif stat.S_ISDIR(info.st_mode):
+                inner.append(path)
+                if _opaque_at(here, name):
+                    found += [Change("D", p, None, upper) for p in _below(real, path, layer)]
+                if not below_dir:
+                    found.append(change)
+            elif below is None:
+                found.append(change)
+            elif below_dir:  # a file or symlink where a directory was: the directory goes first, then it comes
+                found += [Change("D", p, None, upper) for p in _below(real, path, None)]
+                found.append(change._replace(kind="M"))
+            elif not _same(here, there, name, info, below):
+                found.append(change._replace(kind="M"))
+    finally:
+        os.close(here)
+        if there is not None:
+            os.close(there)
+    for path in inner:
+        _changes_in(layer, real, upper, path, depth + 1, found)
+
+
+def _directory(root: int | None, relative: str) -> int | None:
+    """A real directory beneath `root`, or None if it is not there as one (absent, a file, a symlink)."""
+    if root is None:
+        return None
+    try:
+        return open_directory(root, relative)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EXDEV):
+            return None
+        raise
+
+
+def _stat_in(directory: int | None, name: str) -> os.stat_result | None:
+    if directory is None:
+        return None
+    try:
+        return os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 def _opaque(directory: int) -> bool:
@@ -448,27 +489,30 @@ def _below(real: int | None, relative: str, keep: int | None) -> list[str]:
     return found
 
 
-def _same(layer: int, real: int | None, relative: str, a: os.stat_result, b: os.stat_result) -> bool:
+def _same(here: int, there: int | None, name: str, a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether the layer's `name` (in directory `here`) equals the workspace's (in `there`)."""
     if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode) or stat.S_IMODE(a.st_mode) != stat.S_IMODE(b.st_mode):
         return False
     if stat.S_ISLNK(a.st_mode):
-        return _readlink(layer, relative) == _readlink(real, relative)
+        return _readlink(here, name) == _readlink(there, name)
     if not stat.S_ISREG(a.st_mode):
         return True  # the same kind of special file, with the same mode: nothing to compare
     if a.st_size != b.st_size:
         return False
-    fa, fb = _open_file(layer, relative), _open_file(real, relative)
+    fa, fb = _open_file(here, name), _open_file(there, name)
     try:
         if fa is None or fb is None:
             return False
         offset = 0
-        while True:
-            chunk = os.pread(fa, 1 << 20, offset)
-            if chunk != os.pread(fb, 1 << 20, offset):
+        while offset < a.st_size:
+            size = min(1 << 20, a.st_size - offset)  # not a fresh megabyte for each small file
+            chunk = os.pread(fa, size, offset)
+            if chunk != os.pread(fb, size, offset):
                 return False
             if not chunk:
-                return True
+                break
             offset += len(chunk)
+        return True
     finally:
         for fd in (fa, fb):
             if fd is not None:
@@ -476,27 +520,24 @@ def _same(layer: int, real: int | None, relative: str, a: os.stat_result, b: os.
 
 
 def _open_file(root: int | None, relative: str) -> int | None:
-    """A regular file beneath `root`, opened without blocking; None if it is not one (any more)."""
+    """A regular file beneath `root` (no symlink on the way or at the end), opened without blocking;
+    None if it is not one (any more)."""
     if root is None:
         return None
-    parent_rel, name = os.path.split(relative)
     try:
-        parent = open_directory(root, parent_rel)
+        return open_regular(root, relative)
     except OSError:
         return None
-    try:
-        return open_regular(parent, name)
-    except OSError:
-        return None
-    finally:
-        os.close(parent)
 
 
 def _readlink(root: int | None, relative: str) -> str | None:
+    """A symlink's target, beneath `root` through real directories only."""
     if root is None:
         return None
     parent_rel, name = os.path.split(relative)
     try:
+        if not parent_rel:
+            return os.readlink(name, dir_fd=root)
         parent = open_directory(root, parent_rel)
     except OSError:
         return None
