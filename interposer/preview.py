@@ -23,18 +23,24 @@ from .resolve import Invocation, resolve
 
 MAX_READ = 256 << 10
 MAX_LINES = 200
+MAX_FILES = 32  # files diffed for one line: each read costs up to MAX_READ
+MAX_TEXT = 64 << 10  # characters of preview shown, stored with the question and logged
 
 
 def preview(line: str, cwd: str, env: Mapping[str, str], read: Callable[[str], bytes | None]) -> str:
     """A unified diff (or notes) for the files `line` writes; "" when it writes none."""
     parts: list[str] = []
-    for invocation in resolve(line, cwd, {**env, "PWD": cwd}).invocations:
-        for path, new, append in _writes(invocation):
-            parts.append(_diff(path, new, append, read))
+    writes = [w for invocation in resolve(line, cwd, {**env, "PWD": cwd}).invocations for w in _writes(invocation)]
+    for path, new, append in writes[:MAX_FILES]:
+        parts.append(_diff(path, new, append, read))
+    if len(writes) > MAX_FILES:
+        parts.append(f"... and {len(writes) - MAX_FILES} more files written\n")
     text = "".join(parts)
     lines = text.splitlines(keepends=True)
     if len(lines) > MAX_LINES:
         text = "".join(lines[:MAX_LINES]) + f"... ({len(lines) - MAX_LINES} more lines)\n"
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT] + f"\n... ({len(text) - MAX_TEXT} more characters)\n"
     return text
 
 

@@ -389,3 +389,20 @@ def test_a_tool_argv_of_thousands_of_words_is_handed_back_whole(jail: Jail, laun
     result = run(jail, launcher, "sh", "-c", "sh wipe.sh")
     assert "status=0" in result.stdout, result.stdout + result.stderr[-500:]
     assert [n for n in names if (jail.workspace / n).exists()] == []
+
+
+def test_a_preview_is_bounded_in_files_and_characters(tmp_path: Path) -> None:
+    """In-process, on real files: a line naming many files, or one long line, cannot make it unbounded."""
+    from interposer.preview import MAX_FILES, MAX_TEXT, preview, reader
+
+    read = reader(str(tmp_path))  # tmp_path stands for the jail's root
+    (tmp_path / "w").mkdir()
+    many = "; ".join(f"echo x > f{i}" for i in range(MAX_FILES + 40))
+    text = preview(many, "/w", {}, read)
+    assert text.count("+++ b/w/f") == MAX_FILES and "... and 40 more files written" in text
+    (tmp_path / "w" / "long").write_text("y" * 200_000)  # one line: the line bound alone would keep it
+    text = preview("echo z >> long", "/w", {}, read)
+    assert len(text) <= MAX_TEXT + 100 and "more characters" in text
+    (tmp_path / "w" / "small").write_text("inside\n")
+    os.symlink("/w/small", tmp_path / "w" / "up")  # absolute: it resolves in the root given, not the host's
+    assert "-inside" in preview("echo z > up", "/w", {}, read)
