@@ -320,3 +320,31 @@ def test_a_commit_that_fails_halfway_says_so_logs_it_and_leaves_no_temporary_fil
     os.chmod(jail.workspace / "sub", 0o755)
     assert jail.cli("commit", session, timeout=DEADLINE).returncode == 0
     assert (jail.workspace / "sub" / "new").read_text() == "new\n"
+
+
+def test_an_export_that_fails_leaves_nothing_half_copied(tmp_path: Path) -> None:
+    """overlay.export (run by the jail's pid 1) on a layer nested past its bound: an error, and the
+    host's upper directory is left empty rather than holding part of the changes."""
+    from jail import overlay
+
+    layer, upper = tmp_path / "layer", tmp_path / "upper"
+    (layer / "early").mkdir(parents=True)
+    (layer / "early" / "f").write_text("x\n")
+    deep = layer / "late"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(overlay.MAX_DEPTH + 5):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    upper.mkdir()
+    source, destination = os.open(layer, os.O_RDONLY | os.O_DIRECTORY), os.open(upper, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ValueError, match="nothing was saved"):
+            overlay.export(source, destination)
+    finally:
+        os.close(source)
+        os.close(destination)
+    assert list(upper.iterdir()) == []
