@@ -574,7 +574,7 @@ class _Reader:
 
     def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
-        self.data = b""
+        self.data = bytearray()  # appended to in place: a trickle of bytes costs no copy of all before it
 
     def _recv(self, deadline: float) -> bool:
         import struct
@@ -597,34 +597,40 @@ class _Reader:
         import time
 
         deadline = time.monotonic() + seconds
-        while (end := self.data.find(b"\r\n\r\n")) < 0:
+        searched = 0
+        while (end := self.data.find(b"\r\n\r\n", searched)) < 0:
             if len(self.data) > MAX_HEAD:
                 self.finish(_response(431, "shelljail: request head too large"))
                 return None
+            searched = max(len(self.data) - 3, 0)  # each byte looked at once, however the head trickles in
             if not self._recv(deadline):
                 return None
-        head, self.data = self.data[:end], self.data[end + 4:]
+        head = bytes(self.data[:end])
+        del self.data[:end + 4]
         return head
 
     def take(self, most: int, deadline: float) -> bytes:
         """Up to `most` bytes, at least one unless the client ended or the deadline passed."""
         if not self.data and not self._recv(deadline):
             return b""
-        out, self.data = self.data[:most], self.data[most:]
+        out = bytes(self.data[:most])
+        del self.data[:most]
         return out
 
     def exactly(self, count: int, deadline: float) -> bytes | None:
         while len(self.data) < count:
             if not self._recv(deadline):
                 return None
-        out, self.data = self.data[:count], self.data[count:]
+        out = bytes(self.data[:count])
+        del self.data[:count]
         return out
 
     def line(self, most: int, deadline: float) -> bytes | None:
         while (end := self.data.find(b"\r\n")) < 0:
             if len(self.data) > most or not self._recv(deadline):
                 return None
-        line, self.data = self.data[:end], self.data[end + 2:]
+        line = bytes(self.data[:end])
+        del self.data[:end + 2]
         return line
 
     def more(self) -> bool:
@@ -652,7 +658,7 @@ class _Reader:
         drained = 0
         while drained < 1 << 20 and self._recv(deadline):
             drained += len(self.data)
-            self.data = b""
+            self.data.clear()
 
 
 def _respond(upstream: _socket.socket, client: _socket.socket, counts: list[int]) -> None:
@@ -699,7 +705,8 @@ def _forward_request(reader: _Reader, upstream: _socket.socket, request: _Reques
     upstream.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDTIMEO, struct.pack("ll", int(BODY_SECONDS), 0))
     client = reader.sock
     if not request.chunked and len(reader.data) >= request.length:  # the whole request is here: one send
-        body, reader.data = reader.data[:request.length], reader.data[request.length:]
+        body = bytes(reader.data[:request.length])
+        del reader.data[:request.length]
         try:
             upstream.sendall(request.forwarded + body)
             counts[0] += len(request.forwarded) + len(body)
