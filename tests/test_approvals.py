@@ -1,6 +1,7 @@
 """Approvals: an `ask` waits for a person, who answers from another process, or not at all."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -127,3 +128,77 @@ def test_the_person_at_the_terminal_answers_with_the_preview_in_view(jail: Jail,
     assert b"-precious" in seen and b"shelljail: approve?" in seen  # the diff, then the question
     assert status == 0 and b"finished=0" in seen, seen.decode(errors="replace")
     assert (jail.workspace / "data.txt").read_text() == ""
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, int]:
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    return pid, fd
+
+
+def _ended(pid: int, seconds: float = 20) -> int:
+    """The run's wait status; killed (status -9) if it has not ended within `seconds` (a jail left stopped)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    return os.waitpid(pid, 0)[1]
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytes = b"", seconds: float = 60) -> bytes:
+    import select
+
+    deadline = time.monotonic() + seconds
+    while wanted not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_an_answer_from_elsewhere_closes_the_question_on_the_terminal(jail: Jail, tmp_path: Path) -> None:
+    """The jail is paused while the terminal is asked: approved with `shelljail approve` instead, the
+    terminal stops waiting for a line, the jail goes on, and nobody has to press Enter."""
+    state = tmp_path / "state"
+    argv = [sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--", "/bin/bash", "-c", ASKING]
+    pid, fd = _on_a_terminal(argv, jail.env(XDG_STATE_HOME=str(state)))
+    try:
+        seen = _read_until(fd, b"[d]eny? ")
+        assert b"[d]eny? " in seen, seen
+        assert cli(jail, state, "approve", waiting_id(jail, state)).returncode == 0
+        seen = _read_until(fd, b"finished=0", seen)
+    finally:
+        status = _ended(pid)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"(answered elsewhere)" in seen and b"finished=0" in seen
+    assert (jail.workspace / "data.txt").read_text() == ""
+
+
+def test_an_unanswered_question_on_the_terminal_is_denied_and_the_jail_goes_on(jail: Jail, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "coding-agent"\n[interposer]\nask_timeout = 2\n')
+    argv = [sys.executable, "-m", "jail.cli", "run", "-p", str(profile), "-w", str(jail.workspace), "--",
+            "/bin/bash", "-c", ASKING]
+    pid, fd = _on_a_terminal(argv, jail.env(XDG_STATE_HOME=str(state)))
+    try:
+        seen = _read_until(fd, b"no person answered")  # then the end: the jail was not left stopped
+        seen = _read_until(fd, b"never printed", seen, seconds=30)
+    finally:
+        status = _ended(pid)
+        os.close(fd)
+    assert b"no person answered within 2 s" in seen, seen
+    assert os.waitstatus_to_exitcode(status) == 126
+    assert (jail.workspace / "data.txt").read_text() == "precious\n"
