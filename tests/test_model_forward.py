@@ -323,23 +323,28 @@ def test_management_and_every_trick_are_refused_before_the_server_sees_them(jail
     [summary] = [e for e in _events(jail, port) if e["event"] == "network-forward"]
     assert summary["refused"] == len(refused) and set(summary["requests"]) == {"GET /api/tags", "POST /api/chat"}
 
-def test_allow_management_lets_management_through(jail: Jail, ollama: Ollama) -> None:
-    """The key the 403 names does what it says: with allow_management = true the delete reaches the server."""
+def test_allow_management_and_allow_paths_let_their_requests_through(jail: Jail, ollama: Ollama) -> None:
+    """The keys the 403s name do what they say: with allow_management = true the delete reaches the server,
+    with allow_paths the endpoint named; what neither names is still refused."""
     if not shutil.which("curl"):
         pytest.skip("curl is not installed on this machine")
     port = ollama.port
-    profile = _profile(jail, port, f'{{ address = "127.0.0.1:{port}", allow_management = true }}')
+    profile = _profile(jail, port, f'{{ address = "127.0.0.1:{port}", allow_management = true, '
+                                   f'allow_paths = ["POST /v1/responses", "GET /api/extra/*"] }}')
     url = f"http://127.0.0.1:{port}"
+    code = "-o /dev/null -w '%{http_code}\\n'"
     result = jail.sh(f"curl -sS -m 20 -X DELETE {url}/api/delete -d '{{\"model\": \"scripted\"}}' -o /tmp/answer "
                      f"-w '%{{http_code}} '; cat /tmp/answer; echo; "
-                     f"curl -sS -m 20 -o /dev/null -w '%{{http_code}}\\n' {url}/api/unknown",
+                     f"curl -sS -m 20 {code} {url}/v1/responses -d '{{}}'; curl -sS -m 20 {code} {url}/api/extra/one; "
+                     f"curl -sS -m 20 {code} {url}/api/extra/one/two; curl -sS -m 20 {code} {url}/api/unknown",
                      options=("-p", str(profile)), timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    code, _, body = lines[0].partition(" ")
-    assert code == "200" and json.loads(body) == {"path": "/api/delete", "method": "DELETE"}
-    assert lines[1] == "403"  # management only: the rest is still checked
-    assert ollama.saw("DELETE", "/api/delete") and not ollama.saw("GET", "/api/unknown")
+    answer, _, body = lines[0].partition(" ")
+    assert answer == "200" and json.loads(body) == {"path": "/api/delete", "method": "DELETE"}
+    assert lines[1:] == ["200", "200", "403", "403"]  # "*" is one segment; the rest is still checked
+    assert ollama.saw("DELETE", "/api/delete") and ollama.saw("POST", "/v1/responses")
+    assert ollama.saw("GET", "/api/extra/one") and not ollama.saw("GET", "/api/unknown")
 
 
 def test_protocol_tcp_relays_bytes_unchecked(jail: Jail, ollama: Ollama) -> None:
