@@ -125,9 +125,11 @@ class DenialCounter:
 
 
 def _program(pid: int) -> str:
+    """The process's name, as the jail set it: any bytes (prctl PR_SET_NAME), so read as bytes and kept
+    exact (a byte that is not UTF-8 surrogate-escaped, a CR not made a newline); shown escaped later."""
     try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().removesuffix(b"\n").decode("utf-8", "surrogateescape")
     except OSError:
         return "?"
 
