@@ -187,7 +187,22 @@ def test_lab_run_reports_a_hostile_process_name_escaped(jail: Jail) -> None:
     status, text = run_cli(jail, "lab", "run", "-w", str(jail.workspace), "--", "/usr/bin/python3", "named.py")
     assert status == 0, text
     assert_safe(text)
-    assert "first by \\x1b[2J\\x1b[8m\\u202e\\x0" in text  # (its CR is logged as \x0a: comm read as text)
+    assert "first by \\x1b[2J\\x1b[8m\\u202e\\x0d!" in text
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the syscall number is x86_64's")
+def test_lab_run_counts_every_denial_of_a_process_whose_name_is_not_utf8(jail: Jail) -> None:
+    """A name that does not decode stopped the supervisor's denial counter (a traceback, and the
+    denials after it neither answered by it nor counted)."""
+    program = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+               "libc.prctl(15, b'\\xff\\xfe', 0, 0, 0)\n"
+               "libc.syscall(250)\nlibc.syscall(250)\n")
+    (jail.workspace / "named.py").write_text(program)
+    status, text = run_cli(jail, "lab", "run", "-w", str(jail.workspace), "--", "/usr/bin/python3", "named.py")
+    assert status == 0, text
+    assert_safe(text)
+    assert "Traceback" not in text
+    assert ["keyctl", "2", "first", "by", "\\xff\\xfe"] in [line.split() for line in text.splitlines()], text
 
 
 # ---- the question on run's terminal --------------------------------------------------------------
