@@ -59,3 +59,9 @@ def shown(text: str | bytes | None, keep: str = "") -> str:
 def shown_lines(text: str | bytes | None) -> str:
     """Multi-line jail-made text (a diff, a preview): newlines kept, every other control escaped."""
     return shown(text, keep="\n")
+
+
+def shown_diff(text: str | bytes | None) -> str:
+    """A diff or a file's text: newlines and tabs kept (a tab only moves the cursor right over blank
+    cells of a fresh line, and Makefiles and Go code are full of them), every other control escaped."""
+    return shown(text, keep="\n\t")
