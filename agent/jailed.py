@@ -105,21 +105,18 @@ def _has_terminal() -> bool:
     return terminal.available()
 
 
-SHOWN_AS_IS = "\n\t"  # in the model's words and diffs: lines and indentation, which redraw nothing
-
-
 def _say(text: str) -> None:
     """The model's words and the diffs of the jail's files, on the terminal: every control character but
     newline and tab escaped (jail.display), so neither can redraw what the person reads."""
-    from jail.display import shown
+    from jail.display import shown_diff
 
-    print(shown(text, keep=SHOWN_AS_IS), flush=True)
+    print(shown_diff(text), flush=True)
 
 
 def _confirm(question: str) -> bool:
     """A person's yes, on the terminal (never on the agent's input); the model's plan in it escaped."""
     from jail import terminal
-    from jail.display import shown
+    from jail.display import shown_diff
 
-    answer = terminal.ask(f"\033[1;33mshelljail agent:\033[0m {shown(question, keep=SHOWN_AS_IS)} [y/N] ")
+    answer = terminal.ask(f"\033[1;33mshelljail agent:\033[0m {shown_diff(question)} [y/N] ")
     return (answer or "").lower() in ("y", "yes")

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from .audit import STATE_NAME, write_json
-from .display import shown, shown_lines
+from .display import shown, shown_diff
 
 DIRECTORY = "approvals"
 ANSWERS = ("once", "always", "deny")
@@ -104,7 +104,7 @@ class Broker:
             if not held:  # the jail still runs and could redraw the question: not asked here
                 self._say_waiting(request, "the jail could not be paused to ask on this terminal; ")
                 return
-            preview = "\n" + _indented(shown_lines(request["preview"])) if request.get("preview") else ""
+            preview = "\n" + _indented(shown_diff(request["preview"])) if request.get("preview") else ""
             line = (terminal.ask(f"{preview}\n\033[1;33mshelljail: approve?\033[0m {shown(request['command'])}\n"
                                  f"  {shown(request['reason'])} (rule {shown(request['rule'])}; id {request['id']})\n"
                                  f"  allow [o]nce, [a]lways in this session, or [d]eny? ", settled)

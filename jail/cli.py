@@ -457,7 +457,7 @@ def _log(args: argparse.Namespace) -> int:
 
 def _approvals(_args: argparse.Namespace) -> int:
     from . import approvals, audit
-    from .display import shown, shown_lines
+    from .display import shown, shown_diff
 
     waiting = approvals.pending(audit.state_home())
     if not waiting:
@@ -465,7 +465,7 @@ def _approvals(_args: argparse.Namespace) -> int:
     for request in waiting:  # every field the jail's command made shown escaped: one line each, as written
         print(f"{shown(request.get('id'))}  {shown(request.get('session'))}  {shown(request.get('command'))}\n"
               f"        {shown(request.get('reason'))} (rule {shown(request.get('rule'))})")
-        for line in shown_lines(request.get("preview") or "").split("\n"):
+        for line in shown_diff(request.get("preview") or "").split("\n"):
             if line:
                 print(f"        {line}")
     return 0
@@ -656,7 +656,7 @@ def _overlay_session(reference: str | None) -> Any:
 
 def _diff(args: argparse.Namespace) -> int:
     from . import overlay
-    from .display import shown, shown_lines
+    from .display import shown, shown_diff
 
     target = _overlay_session(args.session)
     if target is None:
@@ -675,7 +675,7 @@ def _diff(args: argparse.Namespace) -> int:
         for change in chosen:
             text = overlay.unified(change, target.workspace)
             if text:
-                sys.stdout.write(shown_lines(text))
+                sys.stdout.write(shown_diff(text))
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .display import shown, shown_lines
+from .display import shown, shown_diff
 
 DECISIONS = ("allow", "deny", "ask", "rewrite")
 
@@ -25,8 +25,8 @@ def _e(value: Any) -> str:
 
 
 def _lines(value: Any) -> str:
-    """A preview or a diff in a <pre>: its newlines kept, every other control made visible."""
-    return html.escape(shown_lines(value), quote=True)
+    """A preview or a diff in a <pre>: its newlines and tabs kept, every other control made visible."""
+    return html.escape(shown_diff(value), quote=True)
 
 
 def _page(title: str, body: str) -> str:

@@ -146,8 +146,8 @@ def test_a_waiting_question_is_listed_escaped(jail: Jail, tmp_path: Path) -> Non
 def test_diff_of_an_overlay_session_shows_names_and_text_escaped(jail: Jail) -> None:
     name = f"{HOSTILE}{NOT_UTF8}"
     (jail.workspace / "keep.txt").write_text("old\n")
-    planted = jailed(jail, f"n='{name}'; printf 'line {HOSTILE}\\n' > \"$n\"; printf 'new{HOSTILE}\\n' > keep.txt",
-                     "--workspace-mode", "overlay", interposer="off")
+    script = f"n='{name}'; printf 'line {HOSTILE}\\n' > \"$n\"; printf 'new{HOSTILE}\\n\\tindented\\n' > keep.txt"
+    planted = jailed(jail, script, "--workspace-mode", "overlay", interposer="off")
     assert planted.returncode == 0, planted.stderr
     session = json.loads(run_cli(jail, "sessions", "--json")[1].splitlines()[0])["session"]
     status, text = run_cli(jail, "diff", "--names", session)
@@ -157,8 +157,9 @@ def test_diff_of_an_overlay_session_shows_names_and_text_escaped(jail: Jail) -> 
     assert "\\xff" in text
     status, text = run_cli(jail, "diff", session)
     assert status == 0, text
-    assert_safe(text)
+    assert_safe(text, allowed="\n\t")
     assert "+new\\x1b[2J" in text and "+line \\x1b[2J" in text
+    assert "+\tindented\n" in text  # a diff's tabs are kept: they redraw nothing
 
 
 def test_snapshots_show_a_planted_commit_subject_escaped(jail: Jail) -> None:
