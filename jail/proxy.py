@@ -42,6 +42,8 @@ DEFAULT_PORTS = (80, 443)
 MAX_BODY = 64 << 20  # a request's body (a chat with images is a few MB): more is refused, 413
 BODY_SECONDS = 60.0  # for a request's whole body once its head is in
 MAX_SHOWN = 200  # characters of a refused request's path in its audit event
+LOG_FULL = ("this session's audit log is full (limits.audit_bytes) or cannot be written, so nothing more goes out "
+            "of the jail; raise limits.audit_bytes, or free the disk, and run again")
 # Inference and reading: what an agent needs of a local model. HEAD passes wherever GET does; "*" is one segment.
 MODEL_ENDPOINTS = (("POST", "/api/chat"), ("POST", "/api/generate"), ("POST", "/api/embed"),
                    ("POST", "/api/embeddings"), ("POST", "/api/show"), ("GET", "/api/tags"), ("GET", "/api/ps"),
@@ -209,9 +211,16 @@ class Proxy:
 
     # ---- HTTP ------------------------------------------------------------------------------------
 
+    def _unlogged(self) -> bool:
+        """The session's audit log is full (or cannot be written): nothing more leaves the jail unlogged."""
+        return bool(getattr(self.log, "full", False))
+
     def _serve_proxy(self, client: _socket.socket) -> None:
         head, rest = _read_head(client)
         if head is None:
+            return
+        if self._unlogged():
+            client.sendall(_response(403, f"shelljail: refused: {LOG_FULL}"))
             return
         request_line, _, headers = head.partition(b"\r\n")
         try:
@@ -326,6 +335,8 @@ class Proxy:
         if port == registered_port():  # a dashboard started on a forwarded port after the jail
             self._event(host, port, "refused", "forward: the shelljail dashboard's port", host)
             return
+        if self._unlogged():
+            return
         try:
             upstream = socket.create_connection((host, port), timeout=30)
         except OSError as exc:
@@ -368,6 +379,8 @@ class Proxy:
                 rules.refusal(request.method, request.path)
             if refusal is None and port == registered_port():  # a dashboard started on the port after the jail
                 refusal = _Refusal(403, "the shelljail dashboard's port, which a jail must never reach", "")
+            if refusal is None and self._unlogged():
+                refusal = _Refusal(403, f"refused: {LOG_FULL}", "")
             if refusal is not None:
                 self._refuse_request(reader, host, port, head, refusal)
                 break

@@ -458,3 +458,44 @@ def test_a_client_that_stalls_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_pa
         server.close()
     assert not [e for e in log.events if e.get("decision") == "refused"]
     assert ollama.requests == ([] if stall == "head" else [("POST", "/api/chat")])  # its body cut short
+
+
+def test_nothing_goes_out_once_the_audit_log_is_full(tmp_path: Path, ollama: Ollama) -> None:
+    """A session whose audit log is full (limits.audit_bytes) fails closed: the model forward and the proxy
+    refuse what they could no longer log. In-process, with a real AuditLog filled past its cap."""
+    import socket
+
+    from jail import audit, proxy
+    from jail.profile import Forward
+
+    address = f"127.0.0.1:{ollama.port}"
+
+    class Net:
+        allow, deny, hosts, allow_addresses, forward = ["pkg.test"], [], {}, [], [address]
+        forward_settings = (Forward(address),)
+
+    log = audit.AuditLog(directory=str(tmp_path / "log"), max_bytes=5000)
+    while not log.full:
+        log.event("filler", text="x" * 500)
+    server = proxy.Proxy(Net, str(tmp_path), log)
+    rules = proxy.ModelEndpoints(Forward(address))
+    try:
+        for handler, request in (
+                (lambda c: server._serve_model(c, "127.0.0.1", ollama.port, rules),
+                 b"GET /api/tags HTTP/1.1\r\nHost: x\r\n\r\n"),
+                (server._serve_proxy, b"GET http://pkg.test/ HTTP/1.1\r\nHost: pkg.test\r\n\r\n")):
+            client, served = socket.socketpair()
+            thread = threading.Thread(target=server._guarded, args=(handler, served), daemon=True)
+            thread.start()
+            client.sendall(request)
+            client.settimeout(10)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+            client.close()
+            thread.join(10)
+            assert answer.startswith(b"HTTP/1.1 403 ") and b"audit log is full (limits.audit_bytes)" in answer, answer
+    finally:
+        server.close()
+        log.close()
+    assert ollama.requests == []
