@@ -107,6 +107,8 @@ def ask(prompt: str, cancelled: Callable[[], bool] = lambda: False) -> str | Non
             cooked[0] = (cooked[0] | termios.ICRNL) & ~(termios.INLCR | termios.IGNCR | termios.IXOFF)
             cooked[1] |= termios.OPOST | termios.ONLCR
             cooked[3] |= termios.ICANON | termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ISIG
+            for editing in (termios.VKILL, termios.VWERASE, termios.VLNEXT, termios.VREPRINT):
+                cooked[6][editing] = b"\0"  # no key erases what came before: a late reply's head stays in the line
             termios.tcsetattr(fd, termios.TCSANOW, cooked)
             termios.tcdrain(fd)  # what the jail wrote before the pause is out before the question
         except termios.error:

@@ -342,6 +342,21 @@ def test_typed_ahead_input_is_not_an_answer(jail: Jail, tmp_path: Path) -> None:
     assert (jail.workspace / "data.txt").read_text() == "precious\n"
 
 
+def test_a_reply_that_erases_its_own_head_is_not_an_answer(jail: Jail, tmp_path: Path) -> None:
+    """A reply the terminal sends late to a query of the jail's (a window title report, say) can hold
+    the jail's bytes: with the line-kill key (^U) in it, the ESC head it starts with would be erased and
+    the rest read as the answer. The question's mode has no editing keys: the line stays unreadable."""
+    (jail.workspace / "data.txt").write_text("precious\n")
+    program = ("import subprocess\n"
+               "done = subprocess.run(['/bin/bash', '-c', 'truncate -s 0 data.txt'])\n"
+               "print('finished=%d' % done.returncode)\n")
+    status, seen, [answered_at] = on_a_terminal(jail, program, tmp_path / "state",
+                                                [(b"[d]eny? ", b"\x1b]lforged\x15o\n")])
+    assert status == 0, seen[-2000:]
+    assert b"finished=126" in seen[answered_at:], seen[-2000:]
+    assert (jail.workspace / "data.txt").read_text() == "precious\n"
+
+
 def test_the_terminal_mode_the_jail_set_is_not_the_questions(jail: Jail, tmp_path: Path) -> None:
     """The jail turns echo and line mode off on the shared terminal (as `stty raw -echo`): the question
     still reads a line, echoed, ended by the Enter a terminal sends (CR); the jail's mode comes back."""
