@@ -17,7 +17,7 @@ import stat
 import tarfile
 from pathlib import Path
 
-from conftest import Jail
+from conftest import Jail, guarded
 
 FILTERED = "ENOTRECOVERABLE"
 DOCKER = Path(__file__).resolve().parents[2] / "shared" / "data" / "seccomp" / "docker-default.json"
@@ -248,3 +248,16 @@ def test_doctor_checks_the_guard_for_real() -> None:
 
     result = doctor.check_seccomp()
     assert result.ok and "chmod u+s is refused (setid guard)" in result.detail, result
+
+
+def test_the_guard_holds_while_learning(jail: Jail) -> None:
+    """`shelljail learn` stacks a notifying filter that lets calls continue; the guard's refusal still wins."""
+    (jail.workspace / "bin").write_bytes(Path("/bin/true").read_bytes())
+    os.chmod(jail.workspace / "bin", 0o755)
+    learned = jail.root / "learned.toml"
+    script = guarded(f"chmod 4755 {jail.workspace}/bin; chmod g+s {jail.workspace}/bin; echo done")
+    result = jail.cli("learn", "-p", profile(jail.root, ""), "-o", str(learned), "-w", str(jail.workspace), "--",
+                      "/bin/sh", "-c", script)
+    assert result.returncode == 0 and "done" in result.stdout, (result.stdout, result.stderr)
+    assert learned.is_file()
+    assert setid_files(jail.workspace) == []
