@@ -852,13 +852,16 @@ def _make_workspace_trash(workspace: str) -> None:
     finally:
         os.close(root)
     try:
-        fd = openat2(trash, ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     STRICT, 0o644)
-    except FileExistsError:
-        return
+        try:
+            fd = openat2(trash, ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         STRICT, 0o644)
+        except FileExistsError:
+            return
+        try:
+            os.write(fd, b"# shelljail's trash: restorable files, see shelljail trash list\n*\n")
+        except OSError:  # a full disk (the agent is often there to make room): a later session writes it
+            os.unlink(".gitignore", dir_fd=trash)
+        finally:
+            os.close(fd)
     finally:
         os.close(trash)
-    try:
-        os.write(fd, b"# shelljail's trash: restorable files, see shelljail trash list\n*\n")
-    finally:
-        os.close(fd)
