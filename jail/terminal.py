@@ -5,8 +5,9 @@ question after it is shown, hide it (SGR 8), move the cursor over it, leave the 
 no-echo mode, or ask the terminal for a reply that then reads as the answer. So a question is asked
 only while every process of the jail is stopped (`paused`), and `ask` puts the terminal in a known
 state first: pending output drained, replies to earlier queries given time to arrive and flushed,
-the line discipline cooked with echo, the display soft-reset (attributes, margins, character sets,
-cursor), the question drawn on fresh, cleared lines. What the question quotes is the caller's to
+Ctrl-C kept as the stop button, the display soft-reset (attributes, margins, character sets,
+cursor), the question drawn on fresh, cleared lines; the answer is read a key at a time, and a line
+that held any control character is no answer. What the question quotes is the caller's to
 escape (`jail.display.shown`).
 """
 
@@ -94,7 +95,11 @@ def ask(prompt: str, cancelled: Callable[[], bool] = lambda: False) -> str | Non
     """Draw `prompt` cleanly on /dev/tty and read one line typed after it; None without a terminal,
     or when `cancelled()` turns true first (answered elsewhere, or the time ran out).
 
-    Raw fd reads and writes: a text file opened "r+" on a tty is refused as not seekable."""
+    The line is read a key at a time (echo and erase done here, not by the line discipline): a line
+    that held any control character, ESC first of all, is no answer ("" - denied), even if it was
+    erased after, so a late reply of the terminal to a query of the jail's, whatever it holds, can
+    never leave "o" behind. Raw fd reads and writes: a text file opened "r+" on a tty is refused as
+    not seekable."""
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
@@ -103,13 +108,12 @@ def ask(prompt: str, cancelled: Callable[[], bool] = lambda: False) -> str | Non
     try:
         try:
             saved = termios.tcgetattr(fd)
-            cooked = termios.tcgetattr(fd)
-            cooked[0] = (cooked[0] | termios.ICRNL) & ~(termios.INLCR | termios.IGNCR | termios.IXOFF)
-            cooked[1] |= termios.OPOST | termios.ONLCR
-            cooked[3] |= termios.ICANON | termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ISIG
-            for editing in (termios.VKILL, termios.VWERASE, termios.VLNEXT, termios.VREPRINT):
-                cooked[6][editing] = b"\0"  # no key erases what came before: a late reply's head stays in the line
-            termios.tcsetattr(fd, termios.TCSANOW, cooked)
+            mode = termios.tcgetattr(fd)
+            mode[0] = (mode[0] | termios.ICRNL) & ~(termios.INLCR | termios.IGNCR | termios.IXOFF)
+            mode[1] |= termios.OPOST | termios.ONLCR
+            mode[3] = (mode[3] | termios.ISIG) & ~(termios.ICANON | termios.ECHO)  # Ctrl-C stays the stop button
+            mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+            termios.tcsetattr(fd, termios.TCSANOW, mode)
             termios.tcdrain(fd)  # what the jail wrote before the pause is out before the question
         except termios.error:
             pass
@@ -120,18 +124,30 @@ def ask(prompt: str, cancelled: Callable[[], bool] = lambda: False) -> str | Non
             pass
         lines = prompt.split("\n")
         os.write(fd, (CLEAN + "\n".join(LINE + line for line in lines)).encode(errors="backslashreplace"))
-        line = b""
-        while not line.endswith(b"\n") and len(line) < 4096:
+        typed, tainted = bytearray(), False
+        while len(typed) < 256:
             if cancelled():
-                os.write(fd, b"\r\n(answered elsewhere)\r\n")
+                os.write(fd, b"\n(answered elsewhere)\n")
                 return None
             if not select.select([fd], [], [], 0.1)[0]:
                 continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 break
-            line += chunk
-        return line.decode(errors="replace").strip()
+            for byte in chunk:
+                if byte in (0x0A, 0x0D):
+                    os.write(fd, b"\n")  # ONLCR: CR LF
+                    return "" if tainted else typed.decode(errors="replace").strip()
+                if byte in (0x7F, 0x08):
+                    if typed:
+                        typed.pop()
+                        os.write(fd, b"\b \b")
+                elif byte < 0x20 or byte > 0x7E:
+                    tainted = True  # a control character (or not ASCII): no answer, whatever follows
+                else:
+                    typed.append(byte)
+                    os.write(fd, bytes((byte,)))
+        return ""
     finally:
         if saved is not None:
             try:

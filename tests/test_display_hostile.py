@@ -342,16 +342,18 @@ def test_typed_ahead_input_is_not_an_answer(jail: Jail, tmp_path: Path) -> None:
     assert (jail.workspace / "data.txt").read_text() == "precious\n"
 
 
-def test_a_reply_that_erases_its_own_head_is_not_an_answer(jail: Jail, tmp_path: Path) -> None:
-    """A reply the terminal sends late to a query of the jail's (a window title report, say) can hold
-    the jail's bytes: with the line-kill key (^U) in it, the ESC head it starts with would be erased and
-    the rest read as the answer. The question's mode has no editing keys: the line stays unreadable."""
+@pytest.mark.parametrize("reply", [b"\x1b]lforged\x15o\n", b"\x1b[1;1R" + b"\x7f" * 6 + b"o\r"],
+                         ids=["title-report-with-line-kill", "position-report-erased"])
+def test_a_reply_that_erases_its_own_head_is_not_an_answer(jail: Jail, tmp_path: Path, reply: bytes) -> None:
+    """A reply the terminal sends late to a query of the jail's (a window title report, which holds the
+    jail's bytes, or a cursor position report followed by the jail's DELs) must not leave "o" behind
+    once its ESC head is erased: a line that held any control character is no answer."""
     (jail.workspace / "data.txt").write_text("precious\n")
     program = ("import subprocess\n"
                "done = subprocess.run(['/bin/bash', '-c', 'truncate -s 0 data.txt'])\n"
                "print('finished=%d' % done.returncode)\n")
     status, seen, [answered_at] = on_a_terminal(jail, program, tmp_path / "state",
-                                                [(b"[d]eny? ", b"\x1b]lforged\x15o\n")])
+                                                [(b"[d]eny? ", reply)])
     assert status == 0, seen[-2000:]
     assert b"finished=126" in seen[answered_at:], seen[-2000:]
     assert (jail.workspace / "data.txt").read_text() == "precious\n"
