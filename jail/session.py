@@ -39,7 +39,8 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
 
     features = {
         "namespaces": ["user", "mount", "pid", "ipc", "uts", "net"],
-        "seccomp": bool(spec.seccomp), "seccomp_instructions": len(spec.seccomp or b"") // 8,
+        "seccomp": profile.seccomp.enabled, "setid_guard": bool(spec.seccomp),
+        "seccomp_instructions": len(spec.seccomp or b"") // 8,
         "landlock": "off" if spec.landlock_mode == "off" else f"{spec.landlock_mode} (ABI {abi_version()})",
         "interposer": interposing, "network": profile.network.mode,
     }
