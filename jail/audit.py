@@ -42,6 +42,12 @@ def state_home() -> str:
     return os.path.join(base, "shelljail", "sessions")
 
 
+def cache_home() -> str:
+    """shelljail's cache (compiled filters, parsed profiles): trusted by later runs, so never in a jail's view."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "shelljail")
+
+
 KEEP_SESSIONS = 500  # older ended sessions are removed when a new one starts
 
 

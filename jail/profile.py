@@ -510,9 +510,10 @@ _CODE = (__file__, os.path.join(os.path.dirname(__file__), "seccomp.py"))
 def _cache_path(path: str, name: str) -> str:
     import zlib
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    from .audit import cache_home
+
     key = f"{os.path.realpath(path)}\0{name}".encode()
-    return os.path.join(base, "shelljail", "profiles", f"{zlib.crc32(key):08x}.marshal")
+    return os.path.join(cache_home(), "profiles", f"{zlib.crc32(key):08x}.marshal")
 
 
 def _stamp(path: str) -> tuple[str, int, int]:

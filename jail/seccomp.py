@@ -247,8 +247,9 @@ _VERSION = 7  # bump when the rules below change, to invalidate cached programs
 
 def _cache_dir() -> tuple[str, str]:
     """(the cache directory the caller names, shelljail's directory beneath it)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return base, "shelljail/seccomp"
+    from .audit import cache_home
+
+    return os.path.dirname(cache_home()), "shelljail/seccomp"
 
 
 def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],

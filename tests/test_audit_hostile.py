@@ -90,6 +90,15 @@ def test_a_state_directory_the_jail_would_see_is_refused(jail: Jail) -> None:
     assert "XDG_STATE_HOME" in result.stderr and not (state / "shelljail" / "sessions").exists()
 
 
+def test_a_cache_directory_the_jail_would_see_is_refused(jail: Jail) -> None:
+    """Compiled filters and parsed profiles in it are loaded by later runs: a jail must not write them."""
+    cache = jail.workspace / ".cache"
+    result = jail.cli("run", "-w", str(jail.workspace), "--interposer", "off", "--", "/bin/true",
+                      env=jail.env(XDG_CACHE_HOME=str(cache)))
+    assert result.returncode == 125 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "XDG_CACHE_HOME" in result.stderr
+
+
 # The log's own rules, on real files: content never makes it raise, cuts are marked, the cap holds.
 
 class Unprintable:
