@@ -14,6 +14,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -213,33 +214,42 @@ def test_the_exported_oci_policy_carries_the_guard_and_reads_back_to_the_same_fi
 
 
 def test_a_jail_cannot_redirect_or_block_the_filter_cache(tmp_path: Path) -> None:
-    """The compiled filters are cached in XDG_CACHE_HOME; when that lies in a workspace, a jail can plant
-    there. A symlinked cache directory is not written through; a FIFO in place of a cached filter is not
+    """The compiled filters are cached in XDG_CACHE_HOME. A run whose jail would see it is refused
+    (tests/test_audit_hostile.py); here a jail plants in a cache that a later run, with another workspace,
+    uses: a symlinked cache directory is not written through, and a FIFO in place of a cached filter is not
     waited on (the filter is compiled again, and the guard still holds)."""
     jail = Jail(tmp_path / "jail")
     canary = tmp_path / "canary"
     canary.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
     env = jail.env(XDG_CACHE_HOME=str(jail.workspace / "cache"))
+
+    def elsewhere(script: str, profile_path: str) -> subprocess.CompletedProcess[str]:  # in `other`, planted cache
+        result = jail.cli("run", "-w", str(other), "--interposer", "off", "-p", profile_path, "--",
+                          "/bin/sh", "-c", guarded(script), env=env, cwd=other, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return result
+
     first = profile(jail.root, "")
+    elsewhere("true", first)  # compiles into the cache
     cached = jail.workspace / "cache" / "shelljail" / "seccomp"
+    assert list(cached.glob("*.bpf"))
     plant = (f"cd {cached} && for f in *.bpf; do rm \"$f\" && mkfifo \"$f\"; done && cd {jail.workspace} && "
              f"mkdir -p elsewhere && mv {cached} elsewhere/ && ln -s {canary} {cached}")
-    result = jail.sh(plant, options=("-p", first), env=env)
+    result = jail.sh(plant, options=("-p", first))
     assert result.returncode == 0, result.stderr
     second = jail.root / "second.toml"
     second.write_text('extends = "base"\n[seccomp]\nerrno_value = "EOWNERDEAD"\n')
-    (jail.workspace / "attacks.py").write_text(ATTACKS)
-    (jail.workspace / "setid.tar").write_bytes(setid_archive())
-    result = jail.sh(f"cd {jail.workspace} && /usr/bin/python3 attacks.py", options=("-p", str(second)), env=env,
-                     timeout=30)
-    assert result.returncode == 0, result.stderr
+    (other / "attacks.py").write_text(ATTACKS)
+    (other / "setid.tar").write_bytes(setid_archive())
+    result = elsewhere(f"cd {other} && /usr/bin/python3 attacks.py", str(second))
     assert json.loads(result.stdout.strip().splitlines()[-1])["chmod 4755"] == "EOWNERDEAD"
     assert list(canary.iterdir()) == []  # nothing written through the jail's symlink
     os.unlink(cached)
     os.rename(jail.workspace / "elsewhere" / "seccomp", cached)  # the FIFOs back in place of the filters
-    result = jail.sh("true", options=("-p", first), env=env, timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert setid_files(jail.workspace) == []
+    elsewhere("true", first)
+    assert setid_files(other) == []
 
 
 def test_doctor_checks_the_guard_for_real() -> None:
