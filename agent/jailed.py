@@ -40,8 +40,8 @@ def run(args: Any) -> int:
     import ollama
 
     from jail import profile, spec
-    from jail.cli import _supervise
-    from jail.errors import JailError
+    from jail.errors import EXIT_SETUP, JailError
+    from jail.run import RunOptions, supervise
 
     loaded = profile.load(args.profile)
     loaded = loaded._replace(limits=loaded.limits._replace(output_bytes=None))  # the channel is not output
@@ -58,7 +58,7 @@ def run(args: Any) -> int:
     started.acquire()
     finished = _thread.allocate_lock()
     finished.acquire()
-    result = {"code": 125}
+    result = {"code": EXIT_SETUP}
 
     def work() -> None:
         """The model loop, in a thread: the supervisor needs the main thread (signals)."""
@@ -86,8 +86,8 @@ def run(args: Any) -> int:
 
     _thread.start_new_thread(work, ())
     try:
-        _supervise(args, loaded, jail_spec, loaded.interposer.enabled, args.timeout + 60,
-                   on_log=lambda log: (logs.append(log), started.release()))
+        supervise(loaded, jail_spec, RunOptions(loaded.interposer.enabled, args.timeout + 60, args.ask,
+                                                on_log=lambda log: (logs.append(log), started.release())))
     except JailError:
         if not logs:
             started.release()

@@ -10,8 +10,6 @@ TYPE_CHECKING = False  # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from typing import Any
 
-EXIT_SETUP = 125
-
 HOOK_EPILOG = """\
 In .claude/settings.json (or ~/.claude/settings.json):
   {"hooks": {"PreToolUse": [{"matcher": "Bash",
@@ -59,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         from .display import shown
 
         print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
+        from .errors import EXIT_SETUP
+
         code = getattr(exc, "code", EXIT_SETUP)
     except KeyboardInterrupt:
         code = 130
@@ -372,56 +372,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run and not interposing:
         print("shelljail: --dry-run needs the interposer (drop --interposer off)", file=sys.stderr)
         return 2
-    return _supervise(args, loaded, jail_spec, interposing, timeout)[0]
+    from .run import RunOptions, supervise
 
-
-def _supervise(args: argparse.Namespace, loaded: Any, jail_spec: Any, interposing: bool, timeout: float | None,
-               recorder: Any = None, on_log: Any = None) -> tuple[int, str]:
-    """Run a built jail with its log, its decision service and approvals; (exit status, log directory)."""
-    from . import session, supervisor
-    from .errors import JailError
-
-    log = session.start(loaded, jail_spec, interposing)
-    if on_log is not None:
-        on_log(log)
-    if loaded.filesystem.workspace == "overlay":
-        from . import overlay
-
-        jail_spec = overlay.attach(jail_spec, log)
-    network_proxy = None
-    if loaded.network.mode == "proxy":
-        from . import proxy
-
-        jail_spec, network_proxy = proxy.attach(jail_spec, loaded.network, log)
-    decision_service = None
-    if interposing:
-        from interposer import service as decisions
-
-        from .approvals import Broker
-        from .trash import for_session
-
-        broker = Broker(log.directory, log, args.ask, loaded.interposer.ask_timeout)
-        trash, jail_spec = for_session(loaded, jail_spec, log)
-        jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
-                                                       broker.ask, getattr(args, "dry_run", False), trash,
-                                                       loaded.network, log)
-    try:
-        code = supervisor.run(jail_spec, timeout, decision_service, log, recorder,
-                              (network_proxy.start,) if network_proxy is not None else ())
-    except JailError as exc:
-        session.end(log, getattr(exc, "code", EXIT_SETUP), str(exc))
-        raise
-    finally:
-        if decision_service is not None:
-            decision_service.close()
-        if network_proxy is not None:
-            network_proxy.close()
-    if loaded.filesystem.workspace == "overlay":
-        from . import overlay
-
-        overlay.summarize(log, jail_spec.view.workspace)
-    session.end(log, code, None)
-    return code, log.directory
+    return supervise(loaded, jail_spec, RunOptions(interposing, timeout, args.ask, args.dry_run))[0]
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -538,8 +491,11 @@ def _jailed(args: argparse.Namespace, learn: bool) -> tuple[int, str, Any]:
     loaded = profile.load(args.profile)
     jail_spec = spec.build(loaded, args.workspace or os.getcwd(), command, os.environ, args.env, learn=learn)
     recorder = Recorder(jail_spec.view.workspace) if learn else None
-    code, directory = _supervise(args, loaded, jail_spec, loaded.interposer.enabled,
-                                 args.timeout or loaded.limits.wall_time, recorder)
+    from .run import RunOptions, supervise
+
+    options = RunOptions(loaded.interposer.enabled, args.timeout or loaded.limits.wall_time, args.ask,
+                         recorder=recorder)
+    code, directory = supervise(loaded, jail_spec, options)
     return code, directory, recorder
 
 
@@ -754,9 +710,10 @@ def _git_in_jail(workspace: str | None, script: str, shape: Any = None) -> int:
         streams.append((target, read_end, write_end, kept, done))
         _thread.start_new_thread(_drain, (read_end, kept, done))
     jail_spec = jail_spec._replace(stdout_fd=streams[0][2], stderr_fd=streams[1][2])
-    options = argparse.Namespace(ask="deny", dry_run=False)
+    from .run import RunOptions, supervise
+
     try:
-        code = _supervise(options, loaded, jail_spec, False, 600)[0]
+        code = supervise(loaded, jail_spec, RunOptions(interposing=False, timeout=600, ask="deny"))[0]
     finally:
         for target, _read_end, write_end, kept, done in streams:
             os.close(write_end)  # the jail is gone: the reader reaches the end

@@ -1,6 +1,12 @@
-"""The one error type a user sees: what failed, and what to do about it."""
+"""The one error type a user sees (what failed, and what to do about it), and every exit status of a run."""
 
 from __future__ import annotations
+
+EXIT_TIMEOUT = 124  # the wall time ran out: everything in the jail was killed
+EXIT_SETUP = 125  # the jail could not be set up (a one-line reason and a hint)
+EXIT_NOT_EXECUTABLE = 126  # not executable, or a command the interposer denied
+EXIT_NOT_FOUND = 127  # command not found
+EXIT_STOPPED = 137  # stopped: shelljail stop, Ctrl-C, or a limit
 
 
 class JailError(Exception):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 
+from .errors import EXIT_SETUP
+
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 
@@ -38,6 +40,6 @@ def wait_for(child: int) -> int:
         try:
             pid, status = os.wait()
         except ChildProcessError:
-            return 125  # the child vanished without a status: should not happen
+            return EXIT_SETUP  # the child vanished without a status: should not happen
         if pid == child:
             return exit_code(status)

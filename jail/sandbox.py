@@ -20,6 +20,7 @@ import sys
 import prctl
 
 from . import capabilities, init, landlock, limits, mounts, namespaces, network, seccomp, seccomp_notify
+from .errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP
 from .spec import JailSpec
 
 TYPE_CHECKING = False  # typing is not imported at run time: start-up time
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 HOSTNAME = "shelljail"
-EXIT_SETUP = 125
-EXIT_NOT_EXECUTABLE = 126
-EXIT_NOT_FOUND = 127
 
 
 def start(spec: JailSpec, error_pipe: int, close_in_child: tuple[int, ...] = (),

@@ -16,14 +16,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import init, sandbox
-from .errors import JailError
+from .errors import EXIT_NOT_FOUND, EXIT_SETUP, EXIT_STOPPED, EXIT_TIMEOUT, JailError
 from .spec import JailSpec
 
 if TYPE_CHECKING:
     from .limits import PidsCgroup
 
-EXIT_TIMEOUT = 124
-EXIT_STOPPED = 137
 # The signals an rlimit sends when it is hit, and the profile key that set it.
 _LIMIT_SIGNALS = {signal.SIGXCPU: "cpu_seconds", signal.SIGXFSZ: "file_size"}
 
@@ -169,8 +167,8 @@ def _start_time(pid: int) -> int | None:
 class RunFailure(JailError):
     def __init__(self, code: int, message: str) -> None:
         hint = {
-            sandbox.EXIT_SETUP: "run `shelljail doctor` to see which kernel feature is missing",
-            sandbox.EXIT_NOT_FOUND: "check the command's name and the profile's PATH",
+            EXIT_SETUP: "run `shelljail doctor` to see which kernel feature is missing",
+            EXIT_NOT_FOUND: "check the command's name and the profile's PATH",
         }.get(code, "")
         super().__init__(message, hint)
         self.code = code
