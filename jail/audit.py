@@ -18,7 +18,7 @@ harder until it fits. A session's log is bounded (limits.audit_bytes, default LO
 past it one `audit-log-full` event is written, `full` is set, nothing more
 is written, and the decision service denies every command from then on (a
 session that cannot be logged fails closed). The same holds when the disk
-refuses a write. `shown_in` refuses a state directory that the jail's view
+refuses a write. `view.shown_in` (through session.start) refuses a state directory that the jail's view
 would show (XDG_STATE_HOME inside the workspace).
 """
 
@@ -40,12 +40,6 @@ STOP_NAME = "stop-request.json"
 def state_home() -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "shelljail", "sessions")
-
-
-def cache_home() -> str:
-    """shelljail's cache (compiled filters, parsed profiles): trusted by later runs, so never in a jail's view."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "shelljail")
 
 
 KEEP_SESSIONS = 500  # older ended sessions are removed when a new one starts
@@ -103,18 +97,6 @@ def remove_tree(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
-
-
-def shown_in(directory: str, mounts: Any) -> str | None:
-    """The source of the jail's mount (a bind, an overlay's lower) that shows `directory` inside, if any."""
-    from .view import Bind, Overlay
-
-    real = os.path.realpath(directory)
-    for mount in mounts:
-        source = mount.source if isinstance(mount, Bind) else mount.lower if isinstance(mount, Overlay) else None
-        if source and (real == source or real.startswith(source.rstrip("/") + "/")):
-            return source
-    return None
 
 
 def write_json(path: str, data: Any, indent: int | None = None) -> None:
@@ -214,7 +196,7 @@ class AuditLog:
         self.directory = directory or os.path.join(state_home(), self.session)
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         # Never through a symlink, never blocking on a FIFO, and only a regular file: the directory is the
-        # supervisor's (shown_in keeps it out of the jail's view), this holds even if it were not.
+        # supervisor's (view.shown_in keeps it out of the jail's view), this holds even if it were not.
         self.fd = os.open(os.path.join(self.directory, LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT
                           | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
         info = os.fstat(self.fd)

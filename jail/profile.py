@@ -510,7 +510,7 @@ _CODE = (__file__, os.path.join(os.path.dirname(__file__), "seccomp.py"))
 def _cache_path(path: str, name: str) -> str:
     import zlib
 
-    from .audit import cache_home
+    from .cachedir import cache_home
 
     key = f"{os.path.realpath(path)}\0{name}".encode()
     return os.path.join(cache_home(), "profiles", f"{zlib.crc32(key):08x}.marshal")

@@ -93,12 +93,12 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
     A cache file holds the policy it was compiled from, then the program: a file
     whose policy differs is never used (crc32 names files; hashlib costs 3 ms to import).
     """
-    policy = (errno_names, kill_names, log_names, errno_value, notify, os.uname().machine, _VERSION)
+    policy = (errno_names, kill_names, log_names, errno_value, notify, os.uname().machine, VERSION)
     key = repr(policy).encode() + b"\n"
-    return _cached(key, lambda: _compile(errno_names, kill_names, log_names, errno_value, notify))
+    return cached(key, lambda: _compile(errno_names, kill_names, log_names, errno_value, notify))
 
 
-def _cached(key: bytes, compile_: Any) -> bytes:
+def cached(key: bytes, compile_: Any) -> bytes:
     """The program stored under `key`, or `compile_()` stored now.
 
     A cache file decides what the next jail may do, so it is read and written as the rest of
@@ -193,8 +193,8 @@ def build_allow(allow_names: tuple[str, ...], errno_value: str, notify: bool) ->
     It stacks on the deny-list filter (the kernel applies the stricter answer), so argument
     rules there (clone with namespace flags, ...) still hold for a syscall allowed here.
     """
-    key = repr(("allow", allow_names, errno_value, notify, os.uname().machine, _VERSION)).encode() + b"\n"
-    return _cached(key, lambda: _compile_list(names_in(allow_names), "notify" if notify else errno_value))
+    key = repr(("allow", allow_names, errno_value, notify, os.uname().machine, VERSION)).encode() + b"\n"
+    return cached(key, lambda: _compile_list(names_in(allow_names), "notify" if notify else errno_value))
 
 
 # In the core, but shown to the supervisor while learning: the files written and the programs run.
@@ -203,14 +203,14 @@ WATCHED = ("openat", "execve", "execveat")
 
 def build_learn() -> bytes:
     """The learning filter: the core passes, every other syscall goes to the supervisor to be recorded."""
-    key = repr(("learn", WATCHED, os.uname().machine, _VERSION)).encode() + b"\n"
-    return _cached(key, lambda: _compile_list((), "notify", skip=WATCHED))
+    key = repr(("learn", WATCHED, os.uname().machine, VERSION)).encode() + b"\n"
+    return cached(key, lambda: _compile_list((), "notify", skip=WATCHED))
 
 
 def names_in(entries: tuple[str, ...], argument_rules: bool = True) -> tuple[str, ...]:
     """The syscall names of profile entries, groups expanded; without `argument_rules`, only the
     syscalls denied whatever their arguments (clone is not, when only its namespace flags are)."""
-    return tuple(dict.fromkeys(e if isinstance(e, str) else e[0] for e in _expand(entries)
+    return tuple(dict.fromkeys(e if isinstance(e, str) else e[0] for e in expand(entries)
                                if argument_rules or isinstance(e, str)))
 
 
@@ -232,22 +232,12 @@ def _compile_list(allowed: tuple[str, ...], default: str, skip: tuple[str, ...] 
         return data.read()
 
 
-def build_oci(path: str, notify: bool = False) -> bytes:
-    """The BPF program for a Docker/OCI seccomp file, cached by the file's content."""
-    from . import seccomp_oci
-
-    with open(path, "rb") as f:
-        content = f.read()
-    key = repr(("oci", zlib.crc32(content), len(content), notify, os.uname().machine, _VERSION)).encode() + b"\n"
-    return _cached(key, lambda: seccomp_oci.compile_policy(seccomp_oci.read(path), notify))
-
-
-_VERSION = 7  # bump when the rules below change, to invalidate cached programs
+VERSION = 7  # bump when the rules below change, to invalidate cached programs
 
 
 def _cache_dir() -> tuple[str, str]:
     """(the cache directory the caller names, shelljail's directory beneath it)."""
-    from .audit import cache_home
+    from .cachedir import cache_home
 
     return os.path.dirname(cache_home()), "shelljail/seccomp"
 
@@ -271,7 +261,7 @@ def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_name
     done: set[str] = set()
     refused: set[str] = set()  # whatever the arguments
     for kind, names in (("kill", kill_names), ("errno", errno_names), ("log", log_names)):
-        for entry in _expand(names):
+        for entry in expand(names):
             syscall = entry if isinstance(entry, str) else entry[0]
             if syscall in done:
                 continue  # the first (most severe) action named wins
@@ -304,7 +294,7 @@ def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_name
 _ALL_GROUP_SYSCALLS = {e if isinstance(e, str) else e[0] for entries in GROUPS.values() for e in entries}
 
 
-def _expand(names: tuple[str, ...]) -> list[str | tuple[str, str]]:
+def expand(names: tuple[str, ...]) -> list[str | tuple[str, str]]:
     out: list[str | tuple[str, str]] = []
     for name in names:
         out += list(GROUPS[name]) if name.startswith("@") else [name]

@@ -103,6 +103,18 @@ def _kernel() -> tuple[int, ...]:
     return _version(os.uname().release)
 
 
+def build(path: str, notify: bool = False) -> bytes:
+    """The BPF program for a Docker/OCI seccomp file, cached by the file's content."""
+    import zlib
+
+    from . import seccomp
+
+    with open(path, "rb") as f:
+        content = f.read()
+    key = repr(("oci", zlib.crc32(content), len(content), notify, os.uname().machine, seccomp.VERSION)).encode()
+    return seccomp.cached(key + b"\n", lambda: compile_policy(read(path), notify))
+
+
 def compile_policy(policy: OciPolicy, notify: bool) -> bytes:
     """The BPF program for an OCI policy; with `notify`, its default errno denials are counted."""
     import pyseccomp as sc
@@ -167,7 +179,7 @@ def export(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names:
     refused: set[str] = set()
     for kind, names in (("kill", kill_names), ("errno", errno_names), ("log", log_names)):
         action = {"kill": "SCMP_ACT_KILL_PROCESS", "errno": "SCMP_ACT_ERRNO", "log": "SCMP_ACT_LOG"}[kind]
-        for entry in seccomp._expand(names):
+        for entry in seccomp.expand(names):
             syscall = entry if isinstance(entry, str) else entry[0]
             if syscall in done:
                 continue

@@ -26,13 +26,16 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
         from .secrets import Redactor
 
         redactor = Redactor(spec.secrets)
-    exposed = audit.shown_in(audit.state_home(), spec.view.mounts)
+    from .cachedir import cache_home
+    from .view import shown_in
+
+    exposed = shown_in(audit.state_home(), spec.view.mounts)
     if exposed is not None:  # the jail could append forged events, or read other sessions' logs
         raise JailError(f"the audit log's directory {audit.state_home()} is inside {exposed}, which the jail sees",
                         "set XDG_STATE_HOME to a directory outside the workspace and the profile's paths")
-    exposed = audit.shown_in(audit.cache_home(), spec.view.mounts)
+    exposed = shown_in(cache_home(), spec.view.mounts)
     if exposed is not None:  # a filter or profile planted there would be loaded by the next run
-        raise JailError(f"shelljail's cache {audit.cache_home()} is inside {exposed}, which the jail sees",
+        raise JailError(f"shelljail's cache {cache_home()} is inside {exposed}, which the jail sees",
                         "set XDG_CACHE_HOME to a directory outside the workspace and the profile's paths")
     try:
         log = audit.AuditLog(redactor=redactor, max_bytes=profile.limits.audit_bytes)

@@ -139,7 +139,9 @@ def _seccomp_program(profile: Profile, notify: bool) -> bytes:
 
     policy = profile.seccomp
     if policy.oci:
-        return seccomp.build_oci(policy.oci, notify)
+        from . import seccomp_oci
+
+        return seccomp_oci.build(policy.oci, notify)
     return seccomp.build(policy.errno, policy.kill, policy.log, policy.errno_value, notify)
 
 

@@ -112,3 +112,13 @@ def _refuse_dangerous_workspace(workspace: str, home: str) -> None:
     if _covered(real_home, [workspace]):
         raise JailError(f"workspace {workspace} contains your home directory and its credentials",
                         "pass a project directory inside it with -w DIR")
+
+
+def shown_in(directory: str, mounts: tuple[Mount, ...]) -> str | None:
+    """The source of the jail's mount (a bind, an overlay's lower) that shows `directory` inside, if any."""
+    real = os.path.realpath(directory)
+    for mount in mounts:
+        source = mount.source if isinstance(mount, Bind) else mount.lower if isinstance(mount, Overlay) else None
+        if source and (real == source or real.startswith(source.rstrip("/") + "/")):
+            return source
+    return None
