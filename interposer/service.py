@@ -54,6 +54,7 @@ from typing import Any
 
 from jail.procfs import parent as _parent
 from jail.procfs import start_time as _start_time
+from jail.rundir import private_directory
 
 from .shellargs import invocation as _invocation
 
@@ -635,47 +636,6 @@ def _denial(reason: str, alternative: str) -> str:
     return line + "\n"
 
 
-def _private_directory() -> str:
-    """A fresh directory for the socket, searchable by the jail (tempfile costs 5 ms to import).
-
-    Directories left by a supervisor that was killed (SIGKILL leaves no time to clean up)
-    are removed here, when their pid is gone.
-    """
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    if not os.access(base, os.W_OK):
-        base = "/tmp"
-    _remove_stale(base)
-    while True:
-        path = os.path.join(base, f"shelljail-{os.getpid()}-{os.urandom(4).hex()}")
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue
-        os.chmod(path, 0o755)
-        return path
-
-
-def _remove_stale(base: str) -> None:
-    try:
-        names = [n for n in os.listdir(base) if n.startswith("shelljail-")]
-    except OSError:
-        return
-    for name in names:
-        pid = name.split("-")[1]
-        if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
-            continue
-        directory = os.path.join(base, name)
-        try:
-            if os.stat(directory).st_uid != os.getuid():
-                continue
-            for entry in (SOCKET_NAME, SHELLS_NAME):
-                if os.path.lexists(os.path.join(directory, entry)):
-                    os.unlink(os.path.join(directory, entry))
-            os.rmdir(directory)
-        except OSError:
-            pass
-
-
 def launcher_path() -> str:
     """The C launcher `make setup` builds, or the Python fallback (also when the supervisor's
     environment has SHELLJAIL_PYTHON_LAUNCHER=1, for tests and comparisons)."""
@@ -694,7 +654,7 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.view import Bind
 
-    directory = _private_directory()
+    directory = private_directory()
     home = jail_spec.view.home
     home_binds = tuple(m.target for m in jail_spec.view.mounts
                        if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import fnmatch
 import os
 from collections.abc import Callable
 from typing import Any
 
+from .hostpatterns import HostPattern
 from .profile import MODEL_MANAGEMENT, Forward
 
 SOCKET_DIRECTORY = "/run/shelljail-net"  # inside the jail
@@ -37,7 +37,6 @@ PROXY_SOCKET = "proxy.sock"
 MAX_HEAD = 64 << 10
 MAX_CONNECTIONS = 1024  # at once, over the proxy and the forwards: each holds a thread of the supervisor
 HEAD_SECONDS = 30.0  # a client that connects and sends no request does not hold a thread of the supervisor
-DEFAULT_PORTS = (80, 443)
 # The model forward (protocol "ollama"): what a request may be, and what passes without a profile's leave.
 MAX_BODY = 64 << 20  # a request's body (a chat with images is a few MB): more is refused, 413
 BODY_SECONDS = 60.0  # for a request's whole body once its head is in
@@ -56,30 +55,12 @@ def forward_socket(port: int) -> str:
     return f"forward-{port}.sock"
 
 
-class Destination:
-    """A host and port matched against the profile's allow and deny patterns."""
-
-    def __init__(self, pattern: str, any_port: bool = False) -> None:
-        """Without a port, an allow pattern means 80 and 443, a deny pattern every port."""
-        host, _, port = pattern.rpartition(":") if pattern.count(":") == 1 else (pattern, "", "")
-        self.pattern = pattern
-        self.host = host.lower()
-        self.ports: tuple[int, ...] | None = (int(port),) if port else None if any_port else DEFAULT_PORTS
-
-    def matches(self, host: str, port: int) -> bool:
-        if self.ports is not None and port not in self.ports:
-            return False
-        if self.host.startswith("*."):
-            return fnmatch.fnmatchcase(host, self.host) or host == self.host[2:]
-        return host == self.host
-
-
 class Proxy:
     """Serves the jail's proxy socket and its forwards from threads of the supervisor."""
 
     def __init__(self, network: Any, directory: str, log: Any) -> None:
-        self.allow = [Destination(p) for p in network.allow]
-        self.deny = [Destination(p, any_port=True) for p in network.deny]
+        self.allow = [HostPattern(p) for p in network.allow]
+        self.deny = [HostPattern(p, any_port=True) for p in network.deny]
         self.hosts = dict(network.hosts)
         self.allow_addresses = tuple(network.allow_addresses)
         self.log = log
@@ -949,10 +930,9 @@ def attach(spec: Any, network: Any, log: Any) -> tuple[Any, Proxy | None]:
     """The spec with the proxy and forwards bridged into the jail, and the proxy serving them."""
     if network.mode != "proxy":
         return spec, None  # "none": nothing but the loopback, forwards included
-    from interposer.service import _private_directory
-
     from .dashboard import registered_port
     from .errors import JailError
+    from .rundir import private_directory
     from .view import Bind
 
     dashboard = registered_port()
@@ -960,7 +940,7 @@ def attach(spec: Any, network: Any, log: Any) -> tuple[Any, Proxy | None]:
         if int(forward.rpartition(":")[2]) == dashboard:
             raise JailError(f"network.forward {forward} is the port of the shelljail dashboard, which a jail must "
                             "never reach", "forward another port, or start the dashboard with another --port")
-    directory = _private_directory()
+    directory = private_directory()
     proxy = Proxy(network, directory, log)
     bridges = [(int(f.rpartition(":")[2]), f"{SOCKET_DIRECTORY}/{forward_socket(int(f.rpartition(':')[2]))}")
                for f in network.forward]

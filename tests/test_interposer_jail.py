@@ -152,13 +152,14 @@ def test_the_launcher_fails_closed_without_the_service(launcher_name: str) -> No
     assert result.stderr.startswith("shelljail: denied: the interposer cannot judge this command")
 
 
-def test_directories_of_killed_supervisors_are_removed(tmp_path: Path) -> None:
-    from interposer import service
+def test_directories_of_killed_supervisors_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jail import rundir
 
     stale = tmp_path / "shelljail-2147483646-0badcafe"  # no such pid
     stale.mkdir()
     (stale / "decide.sock").write_text("")
     alive = tmp_path / f"shelljail-{os.getpid()}-00c0ffee"
     alive.mkdir()
-    service._remove_stale(str(tmp_path))
-    assert not stale.exists() and alive.exists()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    made = rundir.private_directory()
+    assert not stale.exists() and alive.exists() and os.path.dirname(made) == str(tmp_path)
