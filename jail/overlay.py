@@ -732,7 +732,14 @@ def _obstacle(real: int | None, relative: str, replaced: set[str]) -> str | None
                 return None
             if not stat.S_ISDIR(info.st_mode):
                 return f"a {kind(info.st_mode)}"
-            following = open_directory(current, part)
+            try:
+                following = open_directory(current, part)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:  # swapped since the stat (a jail on the same workspace races it)
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
+                    return {errno.ELOOP: "a symlink", errno.EXDEV: "a mount"}.get(exc.errno, "a file")
+                raise
             os.close(current)
             current = following
         return None
