@@ -218,3 +218,50 @@ def test_a_restore_raced_by_a_directory_swapped_for_a_symlink_never_writes_throu
     listing = jail.cli("trash", "list", timeout=DEADLINE)
     assert listing.returncode == 0, listing.stderr
     assert len(restored) == 200 or "d" in listing.stdout, (sorted(restored)[:5], listing.stdout, outcomes)
+
+
+@pytest.mark.parametrize("names", [False, True], ids=["diff", "diff --names"])
+def test_a_review_raced_by_a_directory_swapped_for_a_symlink_never_reads_through_it(jail: Jail, names: bool) -> None:
+    """`shelljail diff` compares the layer's d/f* with the workspace's, while another jail swaps
+    the workspace's `d` with a symlink to a host folder holding the same names: the review never
+    shows the host folder's text, and ends with a diff or one line, never a traceback."""
+    canary, before = _canary(jail.root, jail.user)
+    (jail.workspace / "d").mkdir()
+    for i in range(1, 201):
+        (jail.workspace / "d" / f"f{i}").write_text("workspace\n")
+        (canary / f"f{i}").write_text("HOST SECRET\n")
+    before = _state(canary)
+    planted = jail.sh("i=0; while [ $i -lt 200 ]; do i=$((i + 1)); echo jail > d/f$i; done",
+                      options=("--workspace-mode", "overlay"), timeout=DEADLINE)
+    assert planted.returncode == 0, planted.stderr
+    import json
+    session = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
+    swapper = Swapper(jail, canary)
+    outcomes = [jail.cli("diff", *(["--names"] if names else []), session, timeout=DEADLINE) for _ in range(5)]
+    assert swapper.stop() > 0
+    assert _state(canary) == before
+    assert names or any("-workspace" in done.stdout for done in outcomes)  # the files were compared
+    for done in outcomes:
+        assert "HOST SECRET" not in done.stdout + done.stderr
+        one_line = done.returncode == 0 or len(done.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in done.stderr and one_line, (done.returncode, done.stderr[-2000:])
+
+
+def test_rm_raced_by_a_directory_swapped_for_a_symlink_never_moves_a_host_file(jail: Jail) -> None:
+    """rm -r d/sub through the trash, 200 times, while another jail swaps `d` with a symlink to a
+    host folder holding sub/x: the supervisor moves only what is in the workspace, never the
+    host folder's sub (judged through d as a directory, moved when d is the symlink)."""
+    canary, _ = _canary(jail.root, jail.user)
+    (canary / "sub").mkdir()
+    (canary / "sub" / "x").write_text("the host's\n")
+    before = _state(canary)
+    swapper = Swapper(jail, canary)
+    result = jail.sh("i=0; while [ $i -lt 200 ]; do i=$((i + 1)); mkdir -p d/sub 2>/dev/null && "
+                     "echo jail > d/sub/x 2>/dev/null; rm -rf d/sub 2>>errors; done; echo done",
+                     interposer=True, timeout=300)
+    assert swapper.stop() > 0
+    assert "done" in result.stdout, result.stderr
+    assert _state(canary) == before
+    listing = jail.cli("trash", "list", timeout=DEADLINE)
+    assert listing.returncode == 0 and str(canary) not in listing.stdout
+    assert "Traceback" not in (jail.workspace / "errors").read_text()
