@@ -39,8 +39,8 @@ class ToolChannel:
 def run(args: Any) -> int:
     import ollama
 
-    from jail import profile, spec
     from jail.errors import EXIT_SETUP, JailError
+    from jail.policy import profile, spec
     from jail.run import RunOptions, supervise
 
     loaded = profile.load(args.profile)
@@ -100,7 +100,7 @@ def run(args: Any) -> int:
 
 
 def _has_terminal() -> bool:
-    from jail import terminal
+    from jail.supervisor import terminal
 
     return terminal.available()
 
@@ -115,8 +115,8 @@ def _say(text: str) -> None:
 
 def _confirm(question: str) -> bool:
     """A person's yes, on the terminal (never on the agent's input); the model's plan in it escaped."""
-    from jail import terminal
     from jail.display import shown_diff
+    from jail.supervisor import terminal
 
     answer = terminal.ask(f"\033[1;33mshelljail agent:\033[0m {shown_diff(question)} [y/N] ")
     return (answer or "").lower() in ("y", "yes")

@@ -26,7 +26,7 @@ CORPORA = ROOT.parent / "shared" / "corpora"
 from common import arguments, header, save  # noqa: E402
 
 from interposer.judge import Policy, decide  # noqa: E402
-from jail import environment, profile  # noqa: E402
+from jail.policy import environment, profile  # noqa: E402
 
 SHELLJAIL = str(Path(sys.executable).parent / "shelljail")
 SHELLS = 300

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import arguments, header, save  # noqa: E402
 
-from jail import profile, spec, view  # noqa: E402
+from jail.policy import profile, spec, view  # noqa: E402
 
 SRT = ROOT / "bench" / "cache" / "srt" / "node_modules" / ".bin" / "srt"
 

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from jail import environment, profile, spec
+from jail.policy import environment, profile, spec
 
 from .judge import Decision, Policy, decide
 from .parse import parse

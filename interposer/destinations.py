@@ -130,7 +130,7 @@ def check(found: list[Destination], invocation: Invocation, network: Any) -> tup
             return ("network-direct", f"{invocation.name} connects to {where} by itself; the jail's only way out "
                     "is its HTTP proxy, for the hosts in network.allow",
                     destination.hint or "fetch over https with curl or wget, from a host in network.allow")
-        from jail.hostpatterns import HostPattern as Pattern
+        from jail.policy.hostpatterns import HostPattern as Pattern
 
         denied = next((p for p in network.deny if Pattern(p, any_port=True).matches(host, port)), None)
         if denied is not None:

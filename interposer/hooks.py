@@ -41,7 +41,7 @@ class Refused(Exception):
 
 def claude_code(data: bytes | str, profile_name: str, workspace: str | None) -> dict[str, Any] | None:
     """The hook's answer (None: no opinion); Refused when the input cannot be judged."""
-    from jail import profile
+    from jail.policy import profile
 
     from .check import policy_for
     from .judge import decide

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from jail.profile import Interposer, Rule
+from jail.policy.profile import Interposer, Rule
 
 from .destinations import check, destinations, is_socket_path
 from .effects import ONLY_READING, Effects, Place, Target, classes, credential_beneath, effects, find_roots, flags

@@ -17,7 +17,7 @@
  *            stderr; or 'R' like 'A', then a NUL and the argv to run the shell
  *            with instead (the command rewritten into a safer form).
  *
- * Bound over rm and unlink too (the trash; see jail/trash.py), it is a tool: it
+ * Bound over rm and unlink too (the trash; see jail/recovery/trash.py), it is a tool: it
  * knows by /proc/self/exe, and asks with "t", cwd, the tool's name, argv. The
  * answer: 'X' then stdout, stderr, the exit status (each NUL-terminated: the
  * supervisor did the work), or 'E' then stdout, stderr and the argv to run the

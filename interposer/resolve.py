@@ -32,7 +32,7 @@ _SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi
                            r"|system\s*\(|os\.system|subprocess|popen|exec\s*\(|spawn\s*\(|run-shell-command"
                            r"|syscmd\s*\("  # m4's esyscmd and syscmd
                            r"|/bin/(ba|da|z|k|c|tc)?sh\b")
-FETCHERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "socat"})
+
 # Interpreters and the options after which the next argument is program text.
 INTERPRETERS: dict[str, tuple[str, ...]] = {
     "python": ("-c",), "python2": ("-c",), "python3": ("-c",), "pypy": ("-c",), "pypy3": ("-c",),

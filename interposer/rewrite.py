@@ -17,7 +17,7 @@ rule's own decision holds: a rewrite is never a reason to run something as is.
   `git push --force-with-lease`, which refuses to overwrite work it has not seen.
 - `trash`: `find ... -delete` becomes `find ... -depth ... -exec rm -d -f -- {} +`:
   the same files in the same order (contents before their directory), removed
-  by the jail's rm, which moves workspace files to the trash (jail/trash.py).
+  by the jail's rm, which moves workspace files to the trash (jail/recovery/trash.py).
 """
 
 from __future__ import annotations

@@ -52,9 +52,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jail.procfs import parent as _parent
-from jail.procfs import start_time as _start_time
-from jail.rundir import private_directory
+from jail.supervisor.procfs import parent as _parent
+from jail.supervisor.procfs import start_time as _start_time
+from jail.supervisor.rundir import private_directory
 
 from .shellargs import invocation as _invocation
 
@@ -92,7 +92,7 @@ def real_shells() -> dict[str, str]:
 
 
 def real_tools() -> dict[str, str]:
-    """The deleting tools the trash stands in for (see jail/trash.py), by name."""
+    """The deleting tools the trash stands in for (see jail/recovery/trash.py), by name."""
     found: dict[str, str] = {}
     for name in TOOLS:
         for directory in ("/usr/bin", "/bin"):
@@ -152,7 +152,7 @@ class DecisionService:
         self.on_decision = on_decision
         self.shells = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_shells().items()}
         self.tools = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_tools().items()}
-        self.trash: Any = None  # a jail.trash.Trash when the session keeps one
+        self.trash: Any = None  # a jail.recovery.trash.Trash when the session keeps one
         self.shell_paths = set(real_shells().values())
         # Host pid -> (its start time, whether it runs a judged `-c` line) of each shell this service
         # let run: with the start time a reused pid is not taken for the shell; pruned of the gone.
@@ -652,7 +652,7 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
            log: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
-    from jail.view import Bind
+    from jail.policy.view import Bind
 
     directory = private_directory()
     home = jail_spec.view.home

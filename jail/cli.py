@@ -49,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from .errors import JailError
+    from jail.errors import JailError
 
     try:
         code = args.handler(args)
     except JailError as exc:
-        from .display import shown
+        from jail.display import shown
 
         print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
-        from .errors import EXIT_SETUP
+        from jail.errors import EXIT_SETUP
 
         code = getattr(exc, "code", EXIT_SETUP)
     except KeyboardInterrupt:
@@ -354,7 +354,7 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import profile, spec
+    from jail.policy import profile, spec
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -372,7 +372,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run and not interposing:
         print("shelljail: --dry-run needs the interposer (drop --interposer off)", file=sys.stderr)
         return 2
-    from .run import RunOptions, supervise
+    from jail.run import RunOptions, supervise
 
     return supervise(loaded, jail_spec, RunOptions(interposing, timeout, args.ask, args.dry_run))[0]
 
@@ -397,20 +397,20 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _sessions(args: argparse.Namespace) -> int:
-    from . import session
+    from jail.supervisor import session
 
     return session.list_sessions(args.json)
 
 
 def _log(args: argparse.Namespace) -> int:
-    from . import session
+    from jail.supervisor import session
 
     return session.show_log(args.session, args.json, args.follow)
 
 
 def _approvals(_args: argparse.Namespace) -> int:
-    from . import approvals, audit
-    from .display import shown, shown_diff
+    from jail.display import shown, shown_diff
+    from jail.supervisor import approvals, audit
 
     waiting = approvals.pending(audit.state_home())
     if not waiting:
@@ -427,8 +427,8 @@ def _approvals(_args: argparse.Namespace) -> int:
 def _answer(request_id: str, choice: str) -> int:
     import pwd
 
-    from . import approvals, audit
-    from .display import shown
+    from jail.display import shown
+    from jail.supervisor import approvals, audit
 
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
@@ -452,13 +452,13 @@ def _deny(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from . import dashboard
+    from jail.ui import dashboard
 
     return dashboard.serve(args.port, say=lambda line: print(line, flush=True))
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from . import session
+    from jail.supervisor import session
 
     return session.stop(args.session)
 
@@ -466,7 +466,8 @@ def _stop(args: argparse.Namespace) -> int:
 def _seccomp_export(args: argparse.Namespace) -> int:
     import json
 
-    from . import profile, seccomp_oci
+    from jail.policy import profile
+    from jail.seccomp import oci as seccomp_oci
 
     policy = profile.load(args.profile).seccomp
     if policy.oci:
@@ -484,14 +485,14 @@ def _seccomp_export(args: argparse.Namespace) -> int:
 
 def _jailed(args: argparse.Namespace, learn: bool) -> tuple[int, str, Any]:
     """Run a command for the lab, as `run` would; (exit status, log directory, what a learning run saw)."""
-    from . import profile, spec
-    from .learn import Recorder
+    from jail.lab.learn import Recorder
+    from jail.policy import profile, spec
 
     command = _command(args)
     loaded = profile.load(args.profile)
     jail_spec = spec.build(loaded, args.workspace or os.getcwd(), command, os.environ, args.env, learn=learn)
     recorder = Recorder(jail_spec.view.workspace) if learn else None
-    from .run import RunOptions, supervise
+    from jail.run import RunOptions, supervise
 
     options = RunOptions(loaded.interposer.enabled, args.timeout or loaded.limits.wall_time, args.ask,
                          recorder=recorder)
@@ -504,7 +505,7 @@ def _command(args: argparse.Namespace) -> list[str]:
 
 
 def _learn(args: argparse.Namespace) -> int:
-    from . import lab
+    from jail.lab import reports as lab
 
     if not _command(args):
         print("shelljail: learn needs a command (shelljail learn -o NEW.toml -- CMD [ARG...])", file=sys.stderr)
@@ -518,7 +519,7 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _lab_run(args: argparse.Namespace) -> int:
-    from . import lab
+    from jail.lab import reports as lab
 
     if not _command(args):
         print("shelljail: lab run needs a command (shelljail lab run -p PROFILE -- CMD [ARG...])", file=sys.stderr)
@@ -529,7 +530,7 @@ def _lab_run(args: argparse.Namespace) -> int:
 
 
 def _lab_diff(args: argparse.Namespace) -> int:
-    from . import lab
+    from jail.lab import reports as lab
 
     print(lab.diff(args.first, args.second))
     return 0
@@ -539,8 +540,9 @@ def _trash_list(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from . import audit, trash
-    from .display import shown
+    from jail.display import shown
+    from jail.recovery import trash
+    from jail.supervisor import audit
 
     entries = trash.all_entries()
     if args.session:
@@ -567,8 +569,8 @@ def _trash_list(args: argparse.Namespace) -> int:
 
 
 def _trash_restore(args: argparse.Namespace) -> int:
-    from . import trash
-    from .display import shown
+    from jail.display import shown
+    from jail.recovery import trash
 
     restored, problem = trash.restore(args.reference, os.getcwd())
     if problem:
@@ -593,7 +595,8 @@ def _hook(args: argparse.Namespace) -> int:
 
 def _overlay_session(reference: str | None) -> Any:
     """The overlay session to review or apply; None (and one line said) when there is none to act on."""
-    from . import audit, overlay
+    from jail.recovery import overlay
+    from jail.supervisor import audit
 
     try:
         info = audit.find(reference)
@@ -603,7 +606,7 @@ def _overlay_session(reference: str | None) -> Any:
         if info.get("state") == "running":
             raise LookupError(f"session {target.id} is still running; wait for it, or shelljail stop {target.id}")
     except LookupError as exc:
-        from .display import shown
+        from jail.display import shown
 
         print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
         return None
@@ -611,8 +614,8 @@ def _overlay_session(reference: str | None) -> Any:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from . import overlay
-    from .display import shown, shown_diff
+    from jail.display import shown, shown_diff
+    from jail.recovery import overlay
 
     target = _overlay_session(args.session)
     if target is None:
@@ -636,8 +639,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _commit(args: argparse.Namespace) -> int:
-    from . import overlay
-    from .display import shown
+    from jail.display import shown
+    from jail.recovery import overlay
 
     target = _overlay_session(args.session)
     if target is None:
@@ -662,7 +665,7 @@ def _commit(args: argparse.Namespace) -> int:
 
 
 def _discard(args: argparse.Namespace) -> int:
-    from . import overlay
+    from jail.recovery import overlay
 
     target = _overlay_session(args.session)
     if target is None:
@@ -674,13 +677,13 @@ def _discard(args: argparse.Namespace) -> int:
 
 
 def _snapshots(args: argparse.Namespace) -> int:
-    from .snapshots import LIST_SCRIPT, listing
+    from jail.recovery.snapshots import LIST_SCRIPT, listing
 
     return _git_in_jail(args.workspace, LIST_SCRIPT, listing)
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from .snapshots import rollback_script
+    from jail.recovery.snapshots import rollback_script
 
     return _git_in_jail(args.workspace, rollback_script(args.number))
 
@@ -696,8 +699,8 @@ def _git_in_jail(workspace: str | None, script: str, shape: Any = None) -> int:
     given), never written to the terminal raw."""
     import _thread
 
-    from . import profile, spec
-    from .display import shown_lines
+    from jail.display import shown_lines
+    from jail.policy import profile, spec
 
     loaded = profile.load("coding-agent")
     jail_spec = spec.build(loaded, workspace or os.getcwd(), ["/bin/sh", "-c", script], os.environ)
@@ -710,7 +713,7 @@ def _git_in_jail(workspace: str | None, script: str, shape: Any = None) -> int:
         streams.append((target, read_end, write_end, kept, done))
         _thread.start_new_thread(_drain, (read_end, kept, done))
     jail_spec = jail_spec._replace(stdout_fd=streams[0][2], stderr_fd=streams[1][2])
-    from .run import RunOptions, supervise
+    from jail.run import RunOptions, supervise
 
     try:
         code = supervise(loaded, jail_spec, RunOptions(interposing=False, timeout=600, ask="deny"))[0]
@@ -743,13 +746,13 @@ def _drain(source: int, kept: list[bytes], done: Any) -> None:
 
 
 def _doctor(_args: argparse.Namespace) -> int:
-    from . import doctor
+    from jail.ui import doctor
 
     return doctor.main()
 
 
 def _profile_list(_args: argparse.Namespace) -> int:
-    from . import profile
+    from jail.policy import profile
 
     for name in profile.builtin_names():
         loaded = profile.load(name)
@@ -759,7 +762,7 @@ def _profile_list(_args: argparse.Namespace) -> int:
 
 
 def _profile_show(args: argparse.Namespace) -> int:
-    from . import profile
+    from jail.policy import profile
 
     loaded = profile.load(args.name)
     print(_as_toml(profile.to_dict(loaded)))
@@ -767,8 +770,8 @@ def _profile_show(args: argparse.Namespace) -> int:
 
 
 def _profile_validate(args: argparse.Namespace) -> int:
-    from . import profile
-    from .errors import ProfileError
+    from jail.errors import ProfileError
+    from jail.policy import profile
 
     try:
         loaded = profile.load(args.file)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .errors import EXIT_SETUP, JailError
+from jail.errors import EXIT_SETUP, JailError
 
 
 class RunOptions(NamedTuple):
@@ -25,26 +25,26 @@ class RunOptions(NamedTuple):
 
 def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, str]:
     """Run a built jail with its log, its services and approvals; (exit status, log directory)."""
-    from . import session, supervisor
+    from jail.supervisor import parent as supervisor
+    from jail.supervisor import session
 
     log = session.start(loaded, jail_spec, options.interposing)
     if options.on_log is not None:
         options.on_log(log)
     if loaded.filesystem.workspace == "overlay":
-        from . import overlay
+        from jail.recovery import overlay
 
         jail_spec = overlay.attach(jail_spec, log)
     network_proxy = None
     if loaded.network.mode == "proxy":
-        from . import proxy
+        from jail.supervisor import proxy
 
         jail_spec, network_proxy = proxy.attach(jail_spec, loaded.network, log)
     decision_service = None
     if options.interposing:
         from interposer import service as decisions
-
-        from .approvals import Broker
-        from .trash import for_session
+        from jail.recovery.trash import for_session
+        from jail.supervisor.approvals import Broker
 
         broker = Broker(log.directory, log, options.ask, loaded.interposer.ask_timeout)
         trash, jail_spec = for_session(loaded, jail_spec, log)
@@ -62,7 +62,7 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
         if network_proxy is not None:
             network_proxy.close()
     if loaded.filesystem.workspace == "overlay":
-        from . import overlay
+        from jail.recovery import overlay
 
         overlay.summarize(log, jail_spec.view.workspace)
     session.end(log, code, None)

@@ -23,7 +23,7 @@ def judge_policy(workspace: str = JUDGE_WORKSPACE, home: str = JUDGE_HOME, home_
     """coding-agent's interposer policy for pure judge tests, for user `user` with `home`. home_binds None
     and network None: a hook's view (the real home, no network check); else the jail's."""
     from interposer.judge import Policy
-    from jail import environment, profile
+    from jail.policy import environment, profile
 
     loaded = profile.load("coding-agent")
     env = environment.build(loaded.environment, {}, {"workspace": workspace, "home": home, "user": "user"})

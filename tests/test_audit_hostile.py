@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
-from jail import audit
+from jail.supervisor import audit
 
 
 def _newest_log(jail: Jail) -> tuple[list[dict], bytes, Path]:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interposer.judge import Policy, decide
-from jail import environment, profile
+from jail.policy import environment, profile
 
 SHELLJAIL = [sys.executable, "-m", "jail.cli"]
 

@@ -15,7 +15,7 @@ from conftest import CORPUS_REPORT
 
 from interposer.check import home_binds
 from interposer.judge import Policy, decide
-from jail import environment, profile
+from jail.policy import environment, profile
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 DATA = Path(__file__).resolve().parent / "data"

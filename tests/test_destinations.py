@@ -7,7 +7,7 @@ import pytest
 from conftest import judge_policy
 
 from interposer.judge import Policy, decide
-from jail.profile import Network
+from jail.policy.profile import Network
 
 WORKSPACE = "/home/user/project"
 HOME = "/home/user"

@@ -6,7 +6,7 @@ from conftest import judge_policy
 from interposer.judge import Decision, Policy, decide
 from interposer.parse import parse
 from interposer.resolve import resolve
-from jail import profile
+from jail.policy import profile
 
 WORKSPACE = "/home/user/project"
 HOME = "/home/user"

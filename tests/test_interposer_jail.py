@@ -153,7 +153,7 @@ def test_the_launcher_fails_closed_without_the_service(launcher_name: str) -> No
 
 
 def test_directories_of_killed_supervisors_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jail import rundir
+    from jail.supervisor import rundir
 
     stale = tmp_path / "shelljail-2147483646-0badcafe"  # no such pid
     stale.mkdir()

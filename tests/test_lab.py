@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
-from jail import learn as learning
-from jail import profile as profiles
-from jail import seccomp_notify
+from jail.lab import learn as learning
+from jail.policy import profile as profiles
+from jail.seccomp import notify as seccomp_notify
 
 pytestmark = pytest.mark.skipif(not seccomp_notify.available(),
                                 reason="this kernel has no seccomp user notification (Linux 5.0+)")
@@ -210,7 +210,7 @@ def test_learned_names_cannot_become_lines_of_the_profile(jail: Jail) -> None:
     sessions = jail.home / ".local" / "state" / "shelljail" / "sessions"
     log = (sorted(sessions.iterdir())[-1] / "audit.jsonl").read_text()
     [event] = [e for e in map(json.loads, log.splitlines()) if e["event"] == "seccomp-learned"]
-    from jail.seccomp import CORE
+    from jail.seccomp.groups import CORE
 
     assert set(loaded.seccomp.allow) == set(event["counts"]) - set(CORE)  # read back as learned
     validate = jail.cli("profile", "validate", str(learned))

@@ -383,7 +383,7 @@ def test_bad_forward_settings_are_refused_with_the_file_and_line(jail: Jail, tmp
 def test_the_default_and_a_childs_forward_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """coding-agent's forward is filtered; an address alone is filtered too; a child's table for the same
     address replaces its parent's (and survives the profile cache)."""
-    from jail import profile
+    from jail.policy import profile
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
@@ -417,8 +417,8 @@ def test_a_client_that_stalls_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_pa
     import socket
     import time
 
-    from jail import proxy
-    from jail.profile import Forward
+    from jail.policy.profile import Forward
+    from jail.supervisor import proxy
 
     monkeypatch.setattr(proxy, "HEAD_SECONDS", 0.5)
     monkeypatch.setattr(proxy, "BODY_SECONDS", 0.5)
@@ -465,8 +465,8 @@ def test_nothing_goes_out_once_the_audit_log_is_full(tmp_path: Path, ollama: Oll
     refuse what they could no longer log. In-process, with a real AuditLog filled past its cap."""
     import socket
 
-    from jail import audit, proxy
-    from jail.profile import Forward
+    from jail.policy.profile import Forward
+    from jail.supervisor import audit, proxy
 
     address = f"127.0.0.1:{ollama.port}"
 

@@ -354,7 +354,7 @@ def test_a_client_that_stalls_in_its_request_head_is_dropped(monkeypatch: pytest
     import socket
     import time
 
-    from jail import proxy
+    from jail.supervisor import proxy
 
     monkeypatch.setattr(proxy, "HEAD_SECONDS", 0.5)
     server = proxy.Proxy(_OneName, str(tmp_path), None)
@@ -383,7 +383,7 @@ def test_connections_beyond_the_cap_are_closed_at_once_and_logged(monkeypatch: p
     import socket
     import time
 
-    from jail import proxy
+    from jail.supervisor import proxy
 
     class Log:
         def __init__(self) -> None:

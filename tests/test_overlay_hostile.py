@@ -164,7 +164,7 @@ def test_fifos_and_sockets_in_the_layer_hang_nothing_and_are_not_committed(jail:
     assert f"+(symlink to {canary}/keep)" in shown.stdout
     assert "-theirs\n+mine\n" in shown.stdout
 
-    page = subprocess.run([sys.executable, "-c", "import sys; from jail import dashboard; "
+    page = subprocess.run([sys.executable, "-c", "import sys; from jail.ui import dashboard; "
                            "print(len(dashboard.overlay_of(sys.argv[1])[1]))", session],
                           capture_output=True, text=True, timeout=DEADLINE, env=jail.env())
     assert page.returncode == 0 and int(page.stdout) >= 6, page.stderr  # the dashboard's session page too
@@ -325,7 +325,7 @@ def test_a_commit_that_fails_halfway_says_so_logs_it_and_leaves_no_temporary_fil
 def test_an_export_that_fails_leaves_nothing_half_copied(tmp_path: Path) -> None:
     """overlay.export (run by the jail's pid 1) on a layer nested past its bound: an error, and the
     host's upper directory is left empty rather than holding part of the changes."""
-    from jail import overlay
+    from jail.recovery import overlay
 
     layer, upper = tmp_path / "layer", tmp_path / "upper"
     (layer / "early").mkdir(parents=True)

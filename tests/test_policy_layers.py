@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
-from jail import landlock, profile, seccomp
+from jail.policy import profile
+from jail.sandbox import landlock
+from jail.seccomp import filters as seccomp
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -109,7 +111,7 @@ DOCKER = Path(__file__).resolve().parents[2] / "shared" / "data" / "seccomp" / "
 def test_export_and_import_round_trip_to_the_same_filter() -> None:
     import json
 
-    from jail import seccomp_oci
+    from jail.seccomp import oci as seccomp_oci
 
     policy = profile.load("coding-agent").seccomp
     native = seccomp._compile(policy.errno, policy.kill, policy.log, policy.errno_value)
@@ -119,7 +121,7 @@ def test_export_and_import_round_trip_to_the_same_filter() -> None:
 
 
 def test_dockers_default_profile_is_read_as_docker_reads_it() -> None:
-    from jail import seccomp_oci
+    from jail.seccomp import oci as seccomp_oci
 
     docker = seccomp_oci.read(str(DOCKER))
     assert docker.default_action == "SCMP_ACT_ERRNO" and docker.default_errno == 1

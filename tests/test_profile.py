@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
-from jail import profile, view
 from jail.errors import JailError, ProfileError
+from jail.policy import profile, view
 
 
 def write(path: Path, text: str) -> str:

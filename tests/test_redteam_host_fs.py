@@ -77,7 +77,7 @@ print(oct(os.fstat(fd).st_mode))
     "root-owned 4755 file, e.g. usr/bin/su of a root file system being worked on) rewrites its "
     "content and keeps the bit, a setuid-root program of the jail's on the host. seccomp cannot "
     "tell that mmap from any other; a fix needs the run to find the workspace's setid files first "
-    "(bind them read-only in the jail, or refuse the run naming them): jail/sandbox.py, mounts.py"))
+    "(bind them read-only in the jail, or refuse the run naming them): jail/sandbox/mounts.py"))
 def test_a_setid_file_of_the_workspace_cannot_be_rewritten_through_mmap(any_jail: Jail) -> None:
     """A setuid file of the host's in the workspace (a canary only its owner may run), rewritten
     by the jail through MAP_SHARED: it must not end up both changed and still setid."""

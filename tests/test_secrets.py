@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
-from jail.secrets import Redactor, Secret, parse
+from jail.policy.secrets import Redactor, Secret, parse
 
 SECRET = "tok-7f3a9c2e41d8b6"
 

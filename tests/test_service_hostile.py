@@ -376,7 +376,7 @@ def test_a_long_rewritten_line_runs_whole(jail: Jail, launcher: str) -> None:
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout == tail + "\n"
     (event,) = [e for e in audit_events(jail.home / ".local" / "state") if e["event"] == "decision"]
-    # (The log cuts a field this long, naming its length: jail/audit.py's FIELD_CHARS.)
+    # (The log cuts a field this long, naming its length: jail/supervisor/audit.py's FIELD_CHARS.)
     assert event["decision"] == "rewrite" and event["rewritten"].startswith("find . -depth -name nothing-here")
 
 

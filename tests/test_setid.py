@@ -199,7 +199,8 @@ def test_pip_installs_in_the_jail(jail: Jail, tmp_path: Path) -> None:
 
 def test_the_exported_oci_policy_carries_the_guard_and_reads_back_to_the_same_filter() -> None:
     """containerd or Podman running the exported policy get the guard too; importing it changes nothing."""
-    from jail import seccomp, seccomp_oci
+    from jail.seccomp import filters as seccomp
+    from jail.seccomp import oci as seccomp_oci
 
     log, kill = ("chmod", "openat2", "mkdir", "getppid"), ("fchmod",)
     native = seccomp._compile(("@mount",), kill, log, "EACCES")
@@ -254,7 +255,7 @@ def test_a_jail_cannot_redirect_or_block_the_filter_cache(tmp_path: Path) -> Non
 
 def test_doctor_checks_the_guard_for_real() -> None:
     """doctor loads the default filter in a child and tries chmod u+s on a file of its own."""
-    from jail import doctor
+    from jail.ui import doctor
 
     result = doctor.check_seccomp()
     assert result.ok and "chmod u+s is refused (setid guard)" in result.detail, result

@@ -149,7 +149,7 @@ def test_log_renders_for_a_person_and_as_json(jail: Jail, tmp_path: Path) -> Non
 
 
 def test_old_sessions_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jail import audit
+    from jail.supervisor import audit
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     import os

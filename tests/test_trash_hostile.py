@@ -427,7 +427,7 @@ def test_garbage_records_are_skipped_and_never_restored(jail: Jail, tmp_path: Pa
 
 def test_trash_list_reads_a_bounded_number_of_records(jail: Jail) -> None:
     """At most ENTRIES_LIMIT records per session, the newest: a session with more still lists."""
-    from jail.trash import ENTRIES_LIMIT
+    from jail.recovery.trash import ENTRIES_LIMIT
 
     (jail.workspace / "a").write_text("a\n")
     assert jail.sh("rm a; echo $?", interposer=True, timeout=DEADLINE).stdout.split() == ["0"]

@@ -9,7 +9,7 @@ import pytest
 from conftest import judge_policy
 
 from interposer.judge import Policy, decide
-from jail import profile
+from jail.policy import profile
 
 WORKSPACE = "/home/user/project"
 HOME = "/home/user"

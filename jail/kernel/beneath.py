@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 
-from .libc import fsencode, libc, syscall_number
+from jail.kernel.libc import fsencode, libc, syscall_number
 
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02

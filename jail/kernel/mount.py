@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from .libc import check, fsencode, libc, syscall_number
+from jail.kernel.libc import check, fsencode, libc, syscall_number
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .libc import check, fsencode, libc, syscall_number
+from jail.kernel.libc import check, fsencode, libc, syscall_number
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .libc import check, libc
+from jail.kernel.libc import check, libc
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000

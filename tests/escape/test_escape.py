@@ -172,7 +172,7 @@ def test_a_host_process_cannot_be_signalled(escape: Jail) -> None:
 
 def test_the_jails_init_cannot_be_signalled(escape: Jail) -> None:
     # Landlock (ABI 6+) scopes signals to the command's own domain; pid 1 is outside it.
-    from jail import landlock
+    from jail.sandbox import landlock
 
     if landlock.abi_version() < 6:
         pytest.skip("Landlock ABI 6 (signal scoping) is missing in this kernel")

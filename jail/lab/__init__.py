@@ -1,0 +1,1 @@
+"""The syscall lab: learn what a command needs and write the tightest profile for it."""

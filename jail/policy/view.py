@@ -1,0 +1,124 @@
+"""What the jail sees: a profile and a workspace resolved into mount operations.
+
+Pure and computed outside the jail, before anything starts, so that every
+problem (a missing path, a workspace that would expose the caller's home)
+is refused up front and the resolved view can be shown and logged.
+"""
+
+
+import os
+from typing import NamedTuple
+
+from jail.errors import JailError
+from jail.policy.profile import Profile, expand
+
+# The caller's credentials live here; binding the home itself would expose them.
+_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/sys", "/dev", "/boot", "/var")
+
+
+class Bind(NamedTuple):
+    source: str  # a real path on the host, symlinks resolved
+    target: str  # where it appears in the jail
+    writable: bool
+
+
+class Symlink(NamedTuple):
+    target: str  # the link's own path in the jail
+    points_to: str
+
+
+class Tmpfs(NamedTuple):
+    target: str
+
+
+class Overlay(NamedTuple):
+    """The workspace as an overlay: the real one read-only below, the session's writes above."""
+
+    lower: str
+    upper: str
+    work: str
+    target: str
+    disk: int | None = None  # the layer on a tmpfs of this size, copied to `upper` when the jail ends
+
+
+class Hide(NamedTuple):
+    target: str  # masked with an empty tmpfs (directory) or /dev/null (file)
+
+
+Mount = Bind | Symlink | Tmpfs | Hide | Overlay
+
+
+class View(NamedTuple):
+    workspace: str
+    home: str
+    mounts: tuple[Mount, ...]
+
+
+def _depth(path: str) -> int:
+    return len([part for part in path.split("/") if part])
+
+
+def _covered(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def resolve(profile: Profile, workspace: str, home: str, user: str) -> View:
+    """The ordered mounts that build the jail's root for `workspace`."""
+    if not os.path.isdir(workspace):
+        what = "is not a directory" if os.path.exists(workspace) else "does not exist"
+        raise JailError(f"workspace {workspace} {what}", "create it, or pass -w DIR")
+    workspace = os.path.realpath(workspace)
+    _refuse_dangerous_workspace(workspace, home)
+    values = {"workspace": workspace, "home": home, "user": user}
+    fs = profile.filesystem
+
+    binds: list[tuple[str, bool, bool]] = []  # (path as named, writable, required)
+    binds += [(expand(p, values), False, True) for p in fs.read_only]
+    binds += [(expand(p, values), False, False) for p in fs.read_only_optional]
+    binds += [(expand(p, values), True, True) for p in fs.read_write]
+
+    existing = [(os.path.normpath(p), w) for p, w, required in binds if _exists(p, required)]
+    bound_sources = [os.path.realpath(p) for p, _ in existing] + [workspace]
+    mounts: list[Mount] = [Tmpfs(home)]
+    mounts += [Tmpfs(os.path.normpath(expand(p, values))) for p in fs.tmpfs]
+    for path, writable in existing:
+        real = os.path.realpath(path)
+        if os.path.islink(path) and _covered(real, [s for s in bound_sources if s != real]):
+            mounts.append(Symlink(path, os.readlink(path)))  # e.g. /bin -> usr/bin
+        else:
+            mounts.append(Bind(real, path, writable))
+    mounts.append(Bind(workspace, workspace, fs.workspace == "read-write"))
+
+    # Parents before children, so a later mount never hides an earlier one.
+    mounts.sort(key=lambda m: _depth(m.target))
+    mounts += [Hide(os.path.normpath(expand(p, values))) for p in fs.hidden]
+    return View(workspace=workspace, home=home, mounts=tuple(mounts))
+
+
+def _exists(path: str, required: bool) -> bool:
+    if os.path.exists(path):  # a dangling symlink counts as missing
+        return True
+    if required:
+        raise JailError(f"profile path {path} does not exist", "create it, or move it to read_only_optional")
+    return False
+
+
+def _refuse_dangerous_workspace(workspace: str, home: str) -> None:
+    """A workspace is the one writable place: it must not contain the system or the home."""
+    real_home = os.path.realpath(home)
+    if workspace == "/" or any(_covered(d, [workspace]) for d in _SYSTEM_DIRS):
+        raise JailError(f"workspace {workspace} contains system directories",
+                        "pass a project directory with -w DIR")
+    if _covered(real_home, [workspace]):
+        raise JailError(f"workspace {workspace} contains your home directory and its credentials",
+                        "pass a project directory inside it with -w DIR")
+
+
+def shown_in(directory: str, mounts: tuple[Mount, ...]) -> str | None:
+    """The source of the jail's mount (a bind, an overlay's lower) that shows `directory` inside, if any."""
+    real = os.path.realpath(directory)
+    for mount in mounts:
+        source = mount.source if isinstance(mount, Bind) else mount.lower if isinstance(mount, Overlay) else None
+        if source and (real == source or real.startswith(source.rstrip("/") + "/")):
+            return source
+    return None

@@ -1,0 +1,1 @@
+"""Undoing what a jail did: the trash, overlay workspaces and snapshots. Every input here is jail-made."""
