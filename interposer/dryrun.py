@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .effects import SCRATCH
+from jail.policy.paths import SCRATCH
 
 READ_ONLY = frozenset({
     "ls", "cat", "head", "tail", "less", "more", "grep", "egrep", "fgrep", "rg", "ag", "ack", "wc", "sort", "uniq",

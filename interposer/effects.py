@@ -11,18 +11,17 @@ import os
 import re
 from typing import Any, NamedTuple
 
+from jail.policy.paths import (
+    CREDENTIALS,
+    SCRATCH,
+    STARTUP_FILES,
+    SYSTEM_CREDENTIALS,
+    SYSTEM_STARTUP,
+    is_cache_path,
+)
+
 from .resolve import Invocation
 from .words import Word
-
-# Regenerable caches: deleting them inside the workspace loses nothing a build cannot remake.
-CACHE_DIRS = frozenset({"target", "node_modules", "__pycache__", "build", "dist", ".pytest_cache", ".mypy_cache",
-                        ".ruff_cache", ".tox", ".nox", ".gradle", ".next", ".nuxt", ".parcel-cache", ".cache",
-                        "coverage", "htmlcov", ".eggs", "cmake-build-debug", "cmake-build-release", ".turbo",
-                        ".svelte-kit", ".angular", "out", "_build", ".hypothesis"})
-CACHE_SUFFIXES = (".egg-info", ".pyc", ".pyo")
-# The jail's private scratch space: writing or deleting there harms nothing.
-SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/tty",
-           "/dev/fd", "/proc/self/fd")
 
 
 class Target(NamedTuple):
@@ -51,30 +50,10 @@ NOT_READING = frozenset({"ls", "stat", "test", "[", "[[", "echo", "printf", "du"
                          "basename", "dirname", "namei", "which", "type", "command", "touch", "mkdir", "rmdir",
                          "rm", "unlink", "chmod", "chown", "chgrp", "lsattr", "getfacl", "mountpoint", "cd",
                          "pushd", "popd", "export", "ln"})
-# The system's secrets, absolute (a prefix covers what is under it).
-SYSTEM_CREDENTIALS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
-                      "/etc/sudoers.d", "/etc/security/opasswd", "/etc/krb5.keytab", "/etc/ssl/private",
-                      "/var/lib/sss/secrets")
-# What the system runs or trusts by itself, at boot, on a schedule or at a login: planting a line in one is
-# the classic foothold. Writes there are denied anyway; a program merely handed one of these paths
-# (`iptables-save -f`, `nmap -oG=`, `history -w`, `tar --xform`) is asked about (rule names-startup-file).
-SYSTEM_STARTUP = ("/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly",
-                  "/etc/cron.monthly", "/var/spool/cron", "/etc/anacrontab", "/etc/systemd", "/lib/systemd/system",
-                  "/usr/lib/systemd/system", "/etc/init.d", "/etc/rc.local", "/etc/profile", "/etc/profile.d",
-                  "/etc/bash.bashrc", "/etc/environment", "/etc/ld.so.preload", "/etc/pam.d", "/etc/sudoers",
-                  "/etc/sudoers.d", "/etc/update-motd.d", "/etc/xdg/autostart", "/etc/udev/rules.d",
-                  "/etc/modules-load.d", "/etc/modprobe.d", "/etc/shadow", "/etc/gshadow", "/root/.ssh",
-                  "/root/.bashrc", "/root/.profile", "/etc/at.allow", "/var/spool/at", "/etc/security")
 # Programs that only read or show what they are handed: naming a start-up file to them changes nothing.
 ONLY_READING = CONTENT_READERS - {"tee", "xxd"} | {"grep", "egrep", "fgrep", "rg", "ag", "ack", "cut", "file",
                                                           "find", "locate", "git", "man", "vimdiff"}
 _MENTION_SPLIT = re.compile(r"[\s=@,;:'\"(){}<>|&\\]+")
-# Credential files a profile could expose from the caller's home (relative to it).
-CREDENTIALS = (".ssh", ".aws", ".config/gcloud", ".kube", ".docker/config.json", ".netrc", ".git-credentials",
-               ".gnupg", ".bash_history", ".zsh_history", ".python_history", ".npmrc", ".pypirc",
-               ".config/gh/hosts.yml", ".cargo/credentials.toml", ".cargo/credentials")
-
-
 def _operands(args: tuple[Word, ...], with_value: frozenset[str] = frozenset()) -> list[Word]:
     """Arguments that are not options (everything after `--`)."""
     out: list[Word] = []
@@ -480,31 +459,12 @@ def _private(path: str, place: Place) -> bool:
     return not any(path == b or path.startswith(b + "/") or b.startswith(path + "/") for b in place.home_binds)
 
 
-def is_cache_path(relative: str) -> bool:
-    """Whether a path inside the workspace (relative to it) lies in a regenerable cache."""
-    return any(part in CACHE_DIRS or part.endswith(CACHE_SUFFIXES) for part in relative.split("/"))
-
-
 class Place(NamedTuple):
     workspace: str
     home: str
     # None: the home is the real one (a hook judging outside any jail). A tuple: the jail's home, an empty
     # tmpfs gone after the run, but for these paths bound into it from the real home.
     home_binds: tuple[str, ...] | None = None
-
-
-# In the jail's private home these still count as outside the workspace when written: what a shell
-# runs at its start, what runs on its own, and the files from which a program runs commands when it
-# starts (less's filter, top's and rtorrent's rc files, git's config with its aliases and pager, an
-# editor's or debugger's init). Hardly any coding task writes them; a planted alias is a classic
-# foothold, and hooks judge the same lines against a real home.
-STARTUP_FILES = (".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".bash_aliases", ".profile", ".zshrc",
-                 ".zshenv", ".zprofile", ".zlogin", ".cshrc", ".tcshrc", ".kshrc", ".inputrc", ".config/fish",
-                 ".config/autostart", ".config/systemd", ".local/share/systemd", ".config/environment.d",
-                 ".xinitrc", ".xsession", ".xprofile", ".lessfilter", ".toprc", ".config/procps", ".rtorrent.rc",
-                 ".gitconfig", ".config/git", ".gdbinit", ".config/gdb", ".vimrc", ".exrc", ".config/nvim",
-                 ".emacs", ".emacs.d", ".tmux.conf", ".config/tmux", ".screenrc", ".mailcap", ".psqlrc",
-                 ".sqliterc", ".irbrc", ".pryrc", ".Rprofile")
 
 
 def classes(target: Target, place: Place) -> set[str]:

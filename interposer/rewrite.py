@@ -22,12 +22,9 @@ rule's own decision holds: a rewrite is never a reason to run something as is.
 
 from __future__ import annotations
 
-from .resolve import Invocation
+from jail.recovery.snapshots import snapshot_script
 
-SNAPSHOT_REF = "refs/shelljail/snapshots"
-_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,%^~")
-_IDENTITY = ("GIT_AUTHOR_NAME=shelljail GIT_AUTHOR_EMAIL=shelljail@localhost "
-             "GIT_COMMITTER_NAME=shelljail GIT_COMMITTER_EMAIL=shelljail@localhost")
+from .resolve import Invocation
 
 
 def applicable(kind: str, invocation: Invocation) -> bool:
@@ -81,22 +78,3 @@ def _first_expression(invocation: Invocation) -> int | None:
         if word.value.startswith("-") or word.value in ("(", "!", ","):
             return index
     return None
-
-
-def snapshot_script(command: str) -> str:
-    """POSIX sh, in a subshell: commit the work tree to the next snapshot ref, quietly."""
-    message = _quote(f"shelljail snapshot before: {command}"[:500])
-    return ("( set -e; d=$(git rev-parse --git-dir); i=$(mktemp); "
-            "if [ -f \"$d/index\" ]; then cp \"$d/index\" \"$i\"; else rm -f \"$i\"; fi; "
-            "GIT_INDEX_FILE=$i git add -A; t=$(GIT_INDEX_FILE=$i git write-tree); rm -f \"$i\"; "
-            "p=; if h=$(git rev-parse -q --verify HEAD); then p=\"-p $h\"; "
-            "for s in $(git stash list --format=%H); do p=\"$p -p $s\"; done; fi; "
-            f"c=$({_IDENTITY} git commit-tree $p -m {message} \"$t\"); "
-            f"n=$(( $(git for-each-ref {SNAPSHOT_REF} | wc -l) + 1 )); "
-            f"git update-ref \"{SNAPSHOT_REF}/$n\" \"$c\" ) >/dev/null")
-
-
-def _quote(text: str) -> str:
-    if text and set(text) <= _PLAIN:
-        return text
-    return "'" + text.replace("'", "'\\''") + "'"

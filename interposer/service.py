@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import array
 import collections
 import os
 import struct
@@ -52,6 +51,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jail.kernel.fdpass import send_fds
 from jail.supervisor.procfs import parent as _parent
 from jail.supervisor.procfs import start_time as _start_time
 from jail.supervisor.rundir import private_directory
@@ -601,7 +601,7 @@ def _send_fds(connection: _socket.socket, message: bytes, fds: list[int]) -> Non
     if len(message) >= ANSWER_MAX or words > MAX_ARGS + 2:
         raise ValueError(f"an answer of {len(message)} bytes and {words} words, more than the launcher takes "
                          f"({ANSWER_MAX} bytes, {MAX_ARGS} words)")
-    sent = connection.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    sent = send_fds(connection, message, fds)
     if sent < len(message):
         connection.sendall(message[sent:])
 

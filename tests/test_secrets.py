@@ -68,7 +68,7 @@ def test_secrets_never_reach_the_log_or_relayed_output(jail: Jail, tmp_path: Pat
 
 
 def test_credentials_in_the_callers_home_are_unreadable(jail: Jail, tmp_path: Path) -> None:
-    from interposer.effects import CREDENTIALS
+    from jail.policy.paths import CREDENTIALS
 
     canary = "canary-" + os.urandom(6).hex()
     for credential in CREDENTIALS:

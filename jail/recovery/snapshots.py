@@ -1,7 +1,8 @@
 """Git snapshots: listing them and rolling back to one (`shelljail snapshots`, `rollback N`).
 
-The interposer's `snapshot` rewrite (interposer/rewrite.py) saves the work tree
-to `refs/shelljail/snapshots/N` before a command that discards work. Reading
+The interposer's `snapshot` rewrite (interposer/rewrite.py) writes `snapshot_script`
+into the line before a command that discards work: it saves the work tree to
+`refs/shelljail/snapshots/N`. Reading
 and restoring them runs git in a jail on the workspace, like the agent's own
 git: a repository an agent could change may carry hooks, filters and config
 that run programs, and those must not run on the host.
@@ -9,7 +10,10 @@ that run programs, and those must not run on the host.
 
 from __future__ import annotations
 
-from interposer.rewrite import SNAPSHOT_REF, snapshot_script
+SNAPSHOT_REF = "refs/shelljail/snapshots"
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,%^~")
+_IDENTITY = ("GIT_AUTHOR_NAME=shelljail GIT_AUTHOR_EMAIL=shelljail@localhost "
+             "GIT_COMMITTER_NAME=shelljail GIT_COMMITTER_EMAIL=shelljail@localhost")
 
 LIST_SCRIPT = (f"git rev-parse --git-dir >/dev/null || exit 1; "
                f"n=$(git for-each-ref {SNAPSHOT_REF} | wc -l); "
@@ -49,3 +53,22 @@ def rollback_script(number: int) -> str:
         f"*) git stash store -m 'restored by shelljail rollback {number}' \"$s\";; esac; done",
         f"echo \"rolled back to snapshot {number}; what was here before is snapshot $saved\"",
     ])
+
+
+def snapshot_script(command: str) -> str:
+    """POSIX sh, in a subshell: commit the work tree to the next snapshot ref, quietly."""
+    message = _quote(f"shelljail snapshot before: {command}"[:500])
+    return ("( set -e; d=$(git rev-parse --git-dir); i=$(mktemp); "
+            "if [ -f \"$d/index\" ]; then cp \"$d/index\" \"$i\"; else rm -f \"$i\"; fi; "
+            "GIT_INDEX_FILE=$i git add -A; t=$(GIT_INDEX_FILE=$i git write-tree); rm -f \"$i\"; "
+            "p=; if h=$(git rev-parse -q --verify HEAD); then p=\"-p $h\"; "
+            "for s in $(git stash list --format=%H); do p=\"$p -p $s\"; done; fi; "
+            f"c=$({_IDENTITY} git commit-tree $p -m {message} \"$t\"); "
+            f"n=$(( $(git for-each-ref {SNAPSHOT_REF} | wc -l) + 1 )); "
+            f"git update-ref \"{SNAPSHOT_REF}/$n\" \"$c\" ) >/dev/null")
+
+
+def _quote(text: str) -> str:
+    if text and set(text) <= _PLAIN:
+        return text
+    return "'" + text.replace("'", "'\\''") + "'"

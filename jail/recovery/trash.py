@@ -810,13 +810,9 @@ def for_session(profile: Any, spec: Any, log: Any) -> tuple[Trash | None, Any]:
     (the in-workspace trash directory hidden from the jail)."""
     if not profile.trash.enabled or profile.filesystem.workspace != "read-write":
         return None, spec
-    from jail.errors import JailError
+    from jail.errors import EXIT_SETUP, JailError
+    from jail.policy.paths import is_cache_path
     from jail.policy.view import Bind, Hide, Tmpfs
-
-    def is_cache_path(relative: str) -> bool:  # the interposer's analysis, imported at the first rm
-        from interposer.effects import is_cache_path as classify
-
-        return classify(relative)
 
     workspace = spec.view.workspace
     session = os.path.basename(log.directory)
@@ -834,7 +830,7 @@ def for_session(profile: Any, spec: Any, log: Any) -> tuple[Trash | None, Any]:
             error = JailError(f"cannot keep the trash in {trash}: {exc.strerror} (it must be a directory, and "
                               "a jail may have put a symlink there)",
                               f"move {trash} away and run again, or set trash.enabled = false")
-            sessions_record.end(log, 125, str(error))  # the session says why it never ran
+            sessions_record.end(log, EXIT_SETUP, str(error))  # the session says why it never ran
             raise error from None
         view = view._replace(mounts=view.mounts + (Hide(trash),))
     covered = tuple(m.target for m in view.mounts if isinstance(m, Bind | Hide | Tmpfs)

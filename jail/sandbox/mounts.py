@@ -41,8 +41,7 @@ def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> tup
 
     With a size-capped overlay workspace: (the layer on its tmpfs, the session's upper directory
     on the host), as directory fds that outlive the host's view, for pid 1 to copy at the end."""
-    global _export
-    _export = None
+    export = None
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount reaches the host
     mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
     os.chdir(STAGE)
@@ -65,7 +64,7 @@ def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> tup
         elif isinstance(item, Hide):
             _hide(item.target)
         elif isinstance(item, Overlay):
-            _overlay(item)
+            export = _overlay(item) or export
     _mount_dev()
     for path, content in files.items():
         with open(_target(path, dir_like=False), "w") as out:
@@ -77,15 +76,15 @@ def build_root(view: View, files: dict[str, str], tmpfs_size: int | None) -> tup
     umount2(".", MNT_DETACH)  # ...which is then dropped
     os.chdir("/")
     mount_setattr("/", MOUNT_ATTR_RDONLY, recursive=False)
-    return _export
+    return export
 
 
-_export: tuple[int, int] | None = None
+def _overlay(item: Overlay) -> tuple[int, int] | None:
+    """overlayfs in the user namespace: `userxattr` (KNOWN.md); paths escaped for its option syntax.
 
-
-def _overlay(item: Overlay) -> None:
-    """overlayfs in the user namespace: `userxattr` (KNOWN.md); paths escaped for its option syntax."""
-    global _export
+    With `item.disk`: the layer is on a tmpfs of that size; returns (that layer, the session's upper
+    directory on the host) as directory fds, for pid 1 to copy the layer at the end."""
+    export = None
     upper, work = OLD + item.upper, OLD + item.work
     if item.disk:  # the layer on a tmpfs of that size: a full disk is ENOSPC for the jail, not the host
         os.mkdir("/disk")
@@ -95,7 +94,7 @@ def _overlay(item: Overlay) -> None:
         os.mkdir("/disk/work", 0o700)
         upper, work = "/disk/upper", "/disk/work"
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-        _export = (os.open(upper, flags), os.open(OLD + item.upper, flags))
+        export = (os.open(upper, flags), os.open(OLD + item.upper, flags))
 
     def escaped(path: str) -> str:
         return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
@@ -108,6 +107,7 @@ def _overlay(item: Overlay) -> None:
                         "overlayfs in a user namespace needs Linux 5.11+, and its upper directory "
                         "(under XDG_STATE_HOME) on a filesystem such as ext4, xfs or tmpfs; see shelljail doctor"
                         ) from None
+    return export
 
 
 def _target(path: str, dir_like: bool = True) -> str:

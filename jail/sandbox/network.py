@@ -59,21 +59,21 @@ def bridge(listeners: list[tuple[object, str]]) -> None:
     """Pass each listener, once, to its unix socket's server (the supervisor's proxy or forward).
 
     The supervisor then accepts the jail's connections itself and reads and writes them directly:
-    no process of the jail stands between, and a connection costs no hop through pid 1 (which
-    accepted each one and passed it on until 2026-12: about 0.3 ms more before a first byte). Pid 1
-    keeps no copy; if the supervisor is gone, connecting to the port is refused."""
+    no process of the jail stands between, and a connection costs no hop through pid 1. Pid 1
+    keeps no copy; if the supervisor is gone, connecting to the port is refused (docs/results.md: what this
+    hand-off saves)."""
     if not listeners:
         return
     import _socket
-    import array
+
+    from jail.kernel.fdpass import send_fds
 
     for listener, path in listeners:
         assert isinstance(listener, _socket.socket)
         upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             upstream.connect(path)
-            upstream.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                       array.array("i", [listener.fileno()]).tobytes())])
+            send_fds(upstream, b"L", [listener.fileno()])
         except OSError:
             pass  # the supervisor is gone: nothing will serve the port
         finally:

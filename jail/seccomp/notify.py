@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import array
 import fcntl
 import os
 import select
 import struct
 from typing import Any
+
+from jail.kernel.fdpass import receive_fd, send_fds
 
 IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif), 80 bytes
 IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
@@ -42,25 +43,10 @@ def send_listener(channel: int, listener: int) -> None:
     # filter would hold until the supervisor answers, and it cannot answer before this.
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM, 0, os.dup(channel))
     try:
-        sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [listener]))])
+        send_fds(sock, b"L", [listener])
     finally:
         sock.close()
         os.close(listener)
-
-
-def receive_fd(sock: _socket.socket) -> int | None:
-    """One file descriptor passed over a unix socket (SCM_RIGHTS), which is then closed; None if none came."""
-    try:
-        _message, ancillary, _flags, _address = sock.recvmsg(1, _socket.CMSG_SPACE(4))
-    except OSError:
-        return None
-    finally:
-        sock.close()
-    fds = [fd for level, kind, data in ancillary if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-           for fd in array.array("i", data[:len(data) - len(data) % 4])]
-    for extra in fds[1:]:
-        os.close(extra)
-    return fds[0] if fds else None
 
 
 class DenialCounter:

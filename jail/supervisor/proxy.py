@@ -109,7 +109,7 @@ class Proxy:
         One, and no more: the socket is inside the jail too, and a process there must not hand the
         supervisor listeners (and so threads) without end.
         """
-        from jail.seccomp.notify import receive_fd
+        from jail.kernel.fdpass import receive_fd
 
         fd = _accept_one(bridge)
         if fd is None:
@@ -803,7 +803,7 @@ def _warm_up() -> None:
     import socket  # noqa: F401
     import struct  # noqa: F401
 
-    from jail.seccomp import notify as seccomp_notify  # noqa: F401
+    from jail.kernel import fdpass  # noqa: F401
 
     _patterns()
 
@@ -864,16 +864,7 @@ def _response(status: int, text: str) -> bytes:
 def _splice(source: int, sink: int, counts: list[int], index: int) -> None:
     """Copy until end of file through a pipe with splice(2): the bytes never enter Python; counted.
 
-    Measured against alternatives on this machine kind (bench/proxy.py, 2026-12-01): a BPF sockmap
-    relaying in the kernel (an SK_SKB verdict redirecting each buffer out of the other socket, no
-    wake-up here) reached 0.28-0.47x of a direct download where this reaches 0.6-0.7x, with or
-    without a stream parser; forced 4-8 MB socket buffers, a reader and a writer thread on one pipe,
-    512 KB GSO and GRO on the jail's loopback, cubic or reno instead of the host's bbr on the
-    jail's side: nothing beyond the noise.
-    Moves of 1 MB (or 512 KB) are best: 128 KB gave x0.64, 2 MB x0.57, 4 MB x0.60 where 1 MB gave
-    x0.70 in the same runs. With a server that leaves the CPU to the proxy (sendfile), proxied
-    downloads are as fast as direct ones: what is left is the second TCP connection's work in the
-    kernel, on a machine of 2 cores that the server and curl also want.
+    1 MB moves, and splice rather than a sockmap or bigger buffers: measured, see docs/results.md.
     """
     import fcntl
 

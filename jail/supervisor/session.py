@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from jail.errors import EXIT_SETUP, EXIT_STOPPED, EXIT_TIMEOUT
 from jail.supervisor import audit
 
 _COLOURS = {"deny": "bold red", "ask": "yellow", "allow": "green", "stop": "bold magenta", "limit": "magenta",
@@ -62,8 +63,8 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
 
 def end(log: audit.AuditLog, code: int, reason: str | None) -> None:
     """`reason` is set when shelljail itself ended the run (setup failure, timeout, stop)."""
-    state = {124: "timeout", 137: "stopped"}.get(code, "failed" if reason is not None else "exited")
-    if reason is not None and code == 125:
+    state = {EXIT_TIMEOUT: "timeout", EXIT_STOPPED: "stopped"}.get(code, "failed" if reason is not None else "exited")
+    if reason is not None and code == EXIT_SETUP:
         log.event("exit", status=code, reason=reason)
     log.state(state=state, exit_status=code, ended=time.strftime("%Y-%m-%d %H:%M:%S"),
               decisions=log.counts.get("decision", 0))

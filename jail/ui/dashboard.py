@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from jail.display import shown
+from jail.errors import EXIT_SETUP
 from jail.supervisor import audit
 
 # `registered_port` is imported by every `run` with a proxy: the server's imports (hmac, secrets,
@@ -363,7 +364,7 @@ def serve(port: int, say: Any = print) -> int:
     except OSError as exc:
         say(f"shelljail: cannot listen on 127.0.0.1:{port}: {exc.strerror}; choose another with --port N "
             "(0: any free port)")
-        return 125
+        return EXIT_SETUP
     server.daemon_threads = True
     server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     bound = server.server_address[1]

@@ -313,8 +313,8 @@ def check_credentials() -> Result:
     """Which credential locations exist in the caller's home, and whether the default view hides them."""
     import fnmatch
 
-    from interposer.effects import CREDENTIALS
     from jail.policy import profile, spec, view
+    from jail.policy.paths import CREDENTIALS
 
     user, home = spec.caller_identity(os.environ)
     found = [c for c in CREDENTIALS if os.path.lexists(os.path.join(home, c))]
