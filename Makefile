@@ -14,7 +14,7 @@ AGENTS := .agents
 PI_VERSION := 0.73.1
 MINI_SWE_AGENT_VERSION := 2.4.6
 
-.PHONY: setup apt venv launcher agents test lint bench bench-deps redteam clean
+.PHONY: setup apt venv launcher agents test test-fast lint bench bench-deps redteam clean
 
 setup: apt venv agents
 	@mkdir -p $(PREFIX)/bin
@@ -66,6 +66,10 @@ $(AGENTS)/mini-swe-agent/bin/mini:
 
 test:
 	$(BIN)/python -m pytest -q tests
+
+# The pure tests alone, in seconds: no jail, no shelljail process, no corpora (markers in pyproject.toml).
+test-fast:
+	$(BIN)/python -m pytest -q -m "not jail and not slow" tests
 
 lint:
 	$(BIN)/ruff check .

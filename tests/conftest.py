@@ -185,3 +185,14 @@ def answer_on_a_terminal(argv: list[str], env: dict[str, str], question: bytes, 
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), seen
+
+
+JAIL_FIXTURES = frozenset({"jail", "any_jail", "nobody_jail"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes a jail fixture starts real jails: marked `jail`, so `make test-fast` (-m "not jail")
+    runs the pure tests alone. Tests that start jails otherwise carry the mark themselves."""
+    for item in items:
+        if JAIL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.jail)

@@ -17,6 +17,8 @@ from interposer.check import home_binds
 from interposer.judge import Policy, decide
 from jail.policy import environment, profile
 
+pytestmark = pytest.mark.slow
+
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 DATA = Path(__file__).resolve().parent / "data"
 WORKSPACE = "/home/user/project"

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import SHELLJAIL, Jail, guarded
 
+pytestmark = pytest.mark.jail
+
 # Clear screen, home, CR, hidden text (SGR 8), bell, C1 CSI, a bidi override, a zero-width space.
 HOSTILE = "\x1b[2J\x1b[H\r\x1b[8mhid\x1b[0m\x07\x9b\u202eevil\u200b"
 ESCAPED = ("\\x1b[2J", "\\x1b[H", "\\x0d", "\\x1b[8m", "\\x07", "\\x9b", "\\u202e", "\\u200b")

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
+pytestmark = pytest.mark.jail
+
 LAUNCHERS = {
     "c": Path(__file__).resolve().parents[1] / "interposer" / "shelljail-launcher",
     "python": Path(__file__).resolve().parents[1] / "interposer" / "launcher.py",

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
+pytestmark = pytest.mark.jail
+
 CHUNKS = 3
 MARKER_SECONDS = 20  # how long the server waits for the client to have seen a chunk (a buffered stream starves)
 ALLOWED = {("GET", "/api/tags"), ("POST", "/api/chat"), ("POST", "/v1/chat/completions"), ("GET", "/api/version")}

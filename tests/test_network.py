@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import SHELLJAIL, Jail
 
+pytestmark = pytest.mark.jail
+
 BIG = b"x" * (4 << 20)
 
 

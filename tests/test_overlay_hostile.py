@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import Jail
 
+pytestmark = pytest.mark.jail
+
 DEADLINE = 60  # seconds any host-side command may take; a hang fails the test with TimeoutExpired
 CAP = 16 << 20
 

@@ -10,6 +10,8 @@ from jail.policy import profile
 from jail.sandbox import landlock
 from jail.seccomp import filters as seccomp
 
+pytestmark = pytest.mark.jail
+
 
 @pytest.mark.parametrize("text, problem", [
     ('[seccomp]\nerrno = ["@nonesuch"]\n', "unknown group '@nonesuch'"),

@@ -22,6 +22,8 @@ import pytest
 from conftest import SHELLJAIL, Jail
 from model_server import ModelServer, call, say
 
+pytestmark = pytest.mark.jail
+
 PROJECT = Path(__file__).resolve().parent.parent
 AGENTS = PROJECT / ".agents"
 PI = AGENTS / "pi" / "node_modules" / ".bin" / "pi"

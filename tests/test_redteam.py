@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from redteam_harness import CORPORA, Arena, benign_cases, risky_cases
 
+pytestmark = pytest.mark.jail
+
 
 @pytest.fixture(scope="module")
 def arena(tmp_path_factory: pytest.TempPathFactory) -> Arena:

@@ -18,7 +18,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
 from conftest import Jail, guarded
+
+pytestmark = pytest.mark.jail
 
 FILTERED = "ENOTRECOVERABLE"
 DOCKER = Path(__file__).resolve().parents[2] / "shared" / "data" / "seccomp" / "docker-default.json"

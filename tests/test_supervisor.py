@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Jail, sleepers
 
+pytestmark = pytest.mark.jail
+
 
 @pytest.fixture
 def jail(tmp_path: Path) -> Jail:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.jail
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import NAMESPACES, Jail, accept_in_background  # noqa: E402
 
