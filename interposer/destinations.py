@@ -130,13 +130,14 @@ def check(found: list[Destination], invocation: Invocation, network: Any) -> tup
             return ("network-direct", f"{invocation.name} connects to {where} by itself; the jail's only way out "
                     "is its HTTP proxy, for the hosts in network.allow",
                     destination.hint or "fetch over https with curl or wget, from a host in network.allow")
-        from jail.policy.hostpatterns import HostPattern as Pattern
+        from jail.policy.hostpatterns import compiled
 
-        denied = next((p for p in network.deny if Pattern(p, any_port=True).matches(host, port)), None)
+        allow, deny = compiled(tuple(network.allow), tuple(network.deny))
+        denied = next((p.pattern for p in deny if p.matches(host, port)), None)
         if denied is not None:
             return ("network-deny", f"{where} is refused by network.deny ({denied!r}) of the profile; the jail's "
                     "proxy would refuse it", "do without it, or change network.deny in the profile")
-        if not any(Pattern(p).matches(host, port) for p in network.allow):
+        if not any(p.matches(host, port) for p in allow):
             return ("network-allow", f"{where} is not in the profile's network.allow; the jail's proxy would "
                     "refuse it", f'add "{host}" (or "{host}:{port}") to network.allow in the profile, '
                     "or do without it")

@@ -1,11 +1,22 @@
-"""The network allow-list's host patterns (`pypi.org`, `*.npmjs.org:443`), one reading for the proxy
-that enforces them and the interposer that denies a line before it runs."""
+"""The network allow-list's host patterns (`pypi.org`, `*.npmjs.org:443`), one reading for the profile
+that validates them, the proxy that enforces them and the interposer that denies a line before it runs."""
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 
 DEFAULT_PORTS = (80, 443)
+
+
+def parse(pattern: str) -> tuple[str, int | None]:
+    """(host, port or None), lower-cased; ValueError naming what is wrong (the profile shows it)."""
+    host, _, port = pattern.rpartition(":") if pattern.count(":") == 1 else (pattern, "", "")
+    if not host or "/" in host or " " in host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(f"{pattern!r} is not a destination: write host, *.domain, or either with :port")
+    if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
+        raise ValueError(f"{pattern!r}: a wildcard may only lead, as in *.pythonhosted.org")
+    return host.lower(), int(port) if port else None
 
 
 class HostPattern:
@@ -13,10 +24,9 @@ class HostPattern:
 
     def __init__(self, pattern: str, any_port: bool = False) -> None:
         """Without a port, an allow pattern means 80 and 443, a deny pattern every port."""
-        host, _, port = pattern.rpartition(":") if pattern.count(":") == 1 else (pattern, "", "")
         self.pattern = pattern
-        self.host = host.lower()
-        self.ports: tuple[int, ...] | None = (int(port),) if port else None if any_port else DEFAULT_PORTS
+        self.host, port = parse(pattern)
+        self.ports: tuple[int, ...] | None = (port,) if port else None if any_port else DEFAULT_PORTS
 
     def matches(self, host: str, port: int) -> bool:
         if self.ports is not None and port not in self.ports:
@@ -24,3 +34,9 @@ class HostPattern:
         if self.host.startswith("*."):
             return fnmatch.fnmatchcase(host, self.host) or host == self.host[2:]
         return host == self.host
+
+
+@functools.lru_cache(maxsize=16)
+def compiled(allow: tuple[str, ...], deny: tuple[str, ...]) -> tuple[tuple[HostPattern, ...], tuple[HostPattern, ...]]:
+    """A profile's network.allow and network.deny as patterns, read once per profile (not per judged line)."""
+    return tuple(HostPattern(p) for p in allow), tuple(HostPattern(p, any_port=True) for p in deny)

@@ -195,13 +195,11 @@ def _bool(value: Any) -> bool:
 
 
 def _destinations(value: Any) -> tuple[str, ...]:
+    from jail.policy.hostpatterns import parse
+
     items = _string_list(value)
     for item in items:
-        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-        if not host or "/" in host or " " in host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
-            raise ValueError(f"{item!r} is not a destination: write host, *.domain, or either with :port")
-        if "*" in host and not (host.startswith("*.") and "*" not in host[2:]):
-            raise ValueError(f"{item!r}: a wildcard may only lead, as in *.pythonhosted.org")
+        parse(item)
     return items
 
 

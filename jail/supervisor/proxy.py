@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from jail.policy.hostpatterns import HostPattern
+from jail.policy.hostpatterns import compiled
 from jail.policy.profile import MODEL_MANAGEMENT, Forward
 
 SOCKET_DIRECTORY = "/run/shelljail-net"  # inside the jail
@@ -59,8 +59,7 @@ class Proxy:
     """Serves the jail's proxy socket and its forwards from threads of the supervisor."""
 
     def __init__(self, network: Any, directory: str, log: Any) -> None:
-        self.allow = [HostPattern(p) for p in network.allow]
-        self.deny = [HostPattern(p, any_port=True) for p in network.deny]
+        self.allow, self.deny = compiled(tuple(network.allow), tuple(network.deny))
         self.hosts = dict(network.hosts)
         self.allow_addresses = tuple(network.allow_addresses)
         self.log = log
