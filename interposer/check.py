@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from jail.policy import environment, profile, spec
+from jail.policy import environment, profile, spec, view
 
 from .judge import Decision, Policy, decide
 from .parse import parse
@@ -15,22 +15,15 @@ from .parse import parse
 
 def policy_for(loaded: profile.Profile, workspace: str, jailed: bool = True) -> Policy:
     """The judge's view of a jail on `workspace`: the same environment the jailed agent gets, and its
-    private home with what the profile binds into it, and its network. jailed=False: the real home and
-    the host's network (a hook's view)."""
+    private home with what its view binds into it (raises JailError where the jail would refuse the
+    workspace), and its network. jailed=False: the real home and the host's network (a hook's view)."""
     user, home = spec.caller_identity(os.environ)
     values = {"workspace": workspace, "home": home, "user": user}
     env = environment.build(loaded.environment, {}, values)
     if not jailed:
         return Policy(loaded.interposer, workspace, home, env)
-    return Policy(loaded.interposer, workspace, home, env, home_binds(loaded, values), loaded.network)
-
-
-def home_binds(loaded: profile.Profile, values: dict[str, str]) -> tuple[str, ...]:
-    """The paths under the home that the profile binds from the real one (toolchains, an agent's files)."""
-    fs = loaded.filesystem
-    home = values["home"]
-    bound = (profile.expand(p, values) for p in (*fs.read_only, *fs.read_only_optional, *fs.read_write))
-    return tuple(p for p in bound if p == home or p.startswith(home + "/"))
+    jail_view = view.resolve(loaded, workspace, home, user)
+    return Policy(loaded.interposer, workspace, home, env, view.home_binds(jail_view), loaded.network)
 
 
 def explain(line: str, decision: Decision, policy: Policy, cwd: str) -> str:

@@ -652,13 +652,11 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
            log: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
-    from jail.policy.view import Bind
+    from jail.policy.view import Bind, home_binds
 
     directory = private_directory()
-    home = jail_spec.view.home
-    home_binds = tuple(m.target for m in jail_spec.view.mounts
-                       if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
-    policy = (interposer, jail_spec.view.workspace, home, dict(jail_spec.env), home_binds, network)
+    policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env),
+              home_binds(jail_spec.view), network)
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run, log)
     launcher = launcher_path()
     if not launcher.endswith(".py"):  # the Python fallback runs as python3: any program could be it

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS_REPORT
 
-from interposer.check import home_binds
 from interposer.judge import Policy, decide
 from jail.policy import environment, profile
 
@@ -32,7 +31,15 @@ def policy() -> Policy:
     loaded = profile.load("coding-agent")
     values = {"workspace": WORKSPACE, "home": HOME, "user": "user"}
     env = environment.build(loaded.environment, {}, values)
-    return Policy(loaded.interposer, WORKSPACE, HOME, env, home_binds(loaded, values), loaded.network)  # as in the jail
+    return Policy(loaded.interposer, WORKSPACE, HOME, env, every_home_bind(loaded, values), loaded.network)
+
+
+def every_home_bind(loaded: profile.Profile, values: dict[str, str]) -> tuple[str, ...]:
+    """What a jail binds from the home on a machine where every path the profile names there exists (the
+    corpora's home is made up: the jail binds only paths that exist, jail/policy/view.py:home_binds)."""
+    fs = loaded.filesystem
+    bound = (profile.expand(p, values) for p in (*fs.read_only, *fs.read_only_optional, *fs.read_write))
+    return tuple(p for p in bound if p == HOME or p.startswith(HOME + "/"))
 
 
 def tsv(path: Path) -> list[dict[str, str]]:

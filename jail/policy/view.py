@@ -114,6 +114,15 @@ def _refuse_dangerous_workspace(workspace: str, home: str) -> None:
                         "pass a project directory inside it with -w DIR")
 
 
+def home_binds(view: View) -> tuple[str, ...]:
+    """The paths under the jail's private home that it binds from the real one (toolchains, an agent's
+    files): the interposer judges a write there as a write to the real home. The jail's decision service
+    and `shelljail check` both read them here, from the view, so check says what the jail does."""
+    home = view.home
+    return tuple(m.target for m in view.mounts
+                 if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
+
+
 def shown_in(directory: str, mounts: tuple[Mount, ...]) -> str | None:
     """The source of the jail's mount (a bind, an overlay's lower) that shows `directory` inside, if any."""
     real = os.path.realpath(directory)
