@@ -764,8 +764,7 @@ def _profile_list(_args: argparse.Namespace) -> int:
 def _profile_show(args: argparse.Namespace) -> int:
     from jail.policy import profile
 
-    loaded = profile.load(args.name)
-    print(_as_toml(profile.to_dict(loaded)))
+    sys.stdout.write(profile.to_toml(profile.load(args.name)))
     return 0
 
 
@@ -780,30 +779,6 @@ def _profile_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: ok ({loaded.description or 'no description'})")
     return 0
-
-
-def _as_toml(data: dict) -> str:
-    """A resolved profile as TOML (flat enough that a tiny writer suffices)."""
-    import json
-
-    top = [f"# {data['source']}", f"name = {json.dumps(data['name'])}",
-           f"description = {json.dumps(data['description'])}"]
-    for table in ("filesystem", "environment", "limits", "network"):
-        top.append(f"\n[{table}]")
-        nested = []
-        for key, value in data[table].items():
-            if isinstance(value, dict):
-                nested.append(f"\n[{table}.{key}]")
-                nested += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()]
-            elif value is None:
-                top.append(f"# {key} = (not set)")
-            elif isinstance(value, list):
-                items = "".join(f"\n  {json.dumps(item)}," for item in value)
-                top.append(f"{key} = [{items}\n]" if value else f"{key} = []")
-            else:
-                top.append(f"{key} = {json.dumps(value)}")
-        top += nested
-    return "\n".join(top)
 
 
 if __name__ == "__main__":

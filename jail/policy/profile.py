@@ -749,6 +749,35 @@ def expand(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], text)
 
 
+def to_toml(profile: Profile) -> str:
+    """The resolved profile as TOML a profile file could hold (`profile show`), written by tomli_w; keys
+    left unset (None: no limit, the default) are named in a comment, since TOML has no null."""
+    import tomli_w
+
+    unset: list[str] = []
+
+    def kept(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if item is None:
+                    unset.append(f"{where}{key}")
+                else:
+                    out[key] = kept(item, f"{where}{key}.")
+            return out
+        if isinstance(value, list):
+            return [kept(item, where) for item in value]
+        return value
+
+    data = kept(to_dict(profile), "")
+    name, source = data.pop("name", ""), data.pop("source", "")
+    data["secrets"] = data["secrets"]["values"]  # a profile writes [secrets] NAME = "source"
+    data["interposer"]["rules"] = [{key: value for key, value in rule.items() if value not in ("", [])}
+                                   for rule in data["interposer"]["rules"]]  # a matcher not given
+    header = [f"# {name}, resolved from {source}"] + ([f"# not set: {', '.join(unset)}"] if unset else [])
+    return "\n".join(header) + "\n" + tomli_w.dumps(data)
+
+
 def to_dict(profile: Profile) -> dict[str, Any]:
     """The resolved profile as plain data, for `profile show` and the audit log."""
     def plain(value: Any) -> Any:
