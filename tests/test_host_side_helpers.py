@@ -101,6 +101,26 @@ def test_copy_keeps_holes(root):
     assert (path / "copy").read_bytes()[-3:] == b"end"
 
 
+def test_write_copy_makes_a_new_file_without_setid_bits(root, tmp_path_factory):
+    path, fd = root
+    (path / "setuid").write_bytes(b"program")
+    os.chmod(path / "setuid", 0o6755)
+    os.utime(path / "setuid", ns=(1_000_000_000, 2_000_000_000))
+    canary = tmp_path_factory.mktemp("canary") / "keep"
+    canary.write_text("host")
+    os.symlink(canary, path / "planted")
+    source = beneath.open_regular(fd, "setuid")
+    try:
+        made = beneath.write_copy(source, fd, "copy", os.stat(path / "setuid"))
+        for existing in ("planted", "setuid"):  # a symlink is never written through, a file never replaced
+            with pytest.raises(FileExistsError):
+                beneath.write_copy(source, fd, existing, os.stat(path / "setuid"))
+    finally:
+        os.close(source)
+    assert stat.S_IMODE(made.st_mode) == 0o755 and made.st_mtime_ns == 2_000_000_000
+    assert (path / "copy").read_bytes() == b"program" and canary.read_text() == "host"
+
+
 def test_kind_names_file_types(root):
     path, fd = root
     os.mkfifo(path / "p")

@@ -198,3 +198,17 @@ def copy_sparse(source: int, destination: int) -> int:
         offset = end
     os.ftruncate(destination, size)
     return written
+
+
+def write_copy(source: int, parent: int, name: str, like: os.stat_result) -> os.stat_result:
+    """A new file `name` beneath `parent` (never an existing one, never through a symlink) holding the
+    open regular file `source`, holes kept, with `like`'s permission bits less setuid/setgid and its
+    times; the new file's stat. Made 0600 and opened to this process only until it is complete."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+    try:
+        copy_sparse(source, fd)
+        os.fchmod(fd, safe_mode(like.st_mode))
+        os.utime(fd, ns=(like.st_atime_ns, like.st_mtime_ns))
+        return os.fstat(fd)
+    finally:
+        os.close(fd)

@@ -40,13 +40,13 @@ from jail.errors import JailError
 from jail.kernel.beneath import (
     NotRegular,
     TooLarge,
-    copy_sparse,
     kind,
     make_directories,
     open_directory,
     open_regular,
     read_fd,
     safe_mode,
+    write_copy,
 )
 from jail.policy.view import Bind, Overlay
 
@@ -178,14 +178,7 @@ def _export_file(source: int, destination: int, budget: _Budget, path: str, info
     budget.take(path, info, True)
     src = open_regular(source, name)
     try:
-        dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                      dir_fd=destination)
-        try:
-            copy_sparse(src, dst)
-            os.fchmod(dst, safe_mode(info.st_mode))
-            os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns))
-        finally:
-            os.close(dst)
+        write_copy(src, destination, name, info)
     finally:
         os.close(src)
     if info.st_nlink > 1:
@@ -872,15 +865,7 @@ def _write(src: int, parent: int, temporary: str, path: str, root: int,
                 pass
             finally:
                 os.close(directory)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                 dir_fd=parent)
-    try:
-        copy_sparse(src, fd)
-        os.fchmod(fd, safe_mode(held.st_mode))
-        os.utime(fd, ns=(held.st_atime_ns, held.st_mtime_ns))
-        made_info = os.fstat(fd)
-    finally:
-        os.close(fd)
+    made_info = write_copy(src, parent, temporary, held)
     if held.st_nlink > 1:
         links[key] = (path, (made_info.st_dev, made_info.st_ino))
 
