@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from jail.policy.paths import (
@@ -19,9 +20,15 @@ from jail.policy.paths import (
     SYSTEM_STARTUP,
     is_cache_path,
 )
+from jail.policy.programs import Program
 
+from .programs import options
+from .programs.catalogue import BUILTIN, Act, acts, grammar
+from .programs.options import flags
 from .resolve import Invocation
 from .words import Word
+
+__all__ = ["Effects", "Place", "Target", "classes", "credential_beneath", "effects", "find_roots", "flags"]
 
 
 class Target(NamedTuple):
@@ -38,6 +45,7 @@ class Effects(NamedTuple):
     # `-C 'Include /etc/shadow'`): a program handed a credential's path is taken to read it.
     mentions: tuple[Target, ...] = ()
     sends: tuple[Target, ...] = ()  # local files it sends over the network (`curl -T F`, `-d @F`, `scp F host:`)
+    acts: tuple[Act, ...] = ()  # what its form does by the catalogue: destroys-data, kills, overwrites-config
 
 
 # Programs that read the content of their file operands.
@@ -54,23 +62,9 @@ NOT_READING = frozenset({"ls", "stat", "test", "[", "[[", "echo", "printf", "du"
 ONLY_READING = CONTENT_READERS - {"tee", "xxd"} | {"grep", "egrep", "fgrep", "rg", "ag", "ack", "cut", "file",
                                                           "find", "locate", "git", "man", "vimdiff"}
 _MENTION_SPLIT = re.compile(r"[\s=@,;:'\"(){}<>|&\\]+")
-def _operands(args: tuple[Word, ...], with_value: frozenset[str] = frozenset()) -> list[Word]:
-    """Arguments that are not options (everything after `--`)."""
-    out: list[Word] = []
-    skip = False
-    ended = False
-    for word in args:
-        if skip:
-            skip = False
-            continue
-        value = word.value
-        if ended or not value.startswith("-") or value == "-":
-            out.append(word)
-        elif value == "--":
-            ended = True
-        elif value in with_value:
-            skip = True
-    return out
+def _operands(name: str, args: tuple[Word, ...], catalogue: Mapping[str, Program] = BUILTIN) -> list[Word]:
+    """Arguments that are not options or their values (everything after `--`), by the program's grammar."""
+    return options.operands(args, grammar(name, catalogue))
 
 
 def _target(word: Word, cwd: str, contents: str = "") -> Target:
@@ -86,22 +80,9 @@ def _target(word: Word, cwd: str, contents: str = "") -> Target:
     return Target(os.path.normpath(os.path.join(cwd, value)), word, contents)
 
 
-def flags(args: tuple[Word, ...]) -> set[str]:
-    """Short options split out of bundles (-rf is -r and -f), long options without values;
-    `-9` or `-1` are numbers (kill -9, head -1), not options."""
-    found: set[str] = set()
-    for word in args:
-        value = word.value
-        if value == "--":
-            break
-        if value.startswith("--"):
-            found.add(value.split("=", 1)[0])
-        elif value.startswith("-") and len(value) > 1 and not value[1:].isdigit():
-            found.update(f"-{c}" for c in value[1:])
-    return found
-
-
-def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effects:
+def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
+            catalogue: Mapping[str, Program] = BUILTIN) -> Effects:
+    """What the invocation deletes, writes, reads, names and sends, and the acts of its form."""
     name = invocation.name
     args = invocation.args
     cwd = invocation.cwd
@@ -119,11 +100,11 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
         return out
 
     if name in ("rm", "rmdir", "unlink", "srm"):
-        deletes += targets(_operands(args))
+        deletes += targets(_operands(name, args, catalogue))
         if unknown_extra:
             deletes.append(unknown_extra)
     elif name == "shred":
-        writes += targets(_operands(args, frozenset({"-n", "-s", "--iterations", "--size"})))
+        writes += targets(_operands(name, args, catalogue))
         if "-u" in flags(args) or "--remove" in flags(args):
             deletes += writes
     elif name == "find":
@@ -134,26 +115,24 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
             if word.value in ("-fprint", "-fprint0", "-fprintf", "-fls") and index + 1 < len(args):
                 writes.append(_target(args[index + 1], cwd))
     elif name == "mv":
-        operands = targets(_operands(args, frozenset({"-t", "--target-directory", "-S", "--suffix"})))
+        operands = targets(_operands(name, args, catalogue))
         if len(operands) >= 2:
             deletes += operands[:-1]
             writes.append(operands[-1])
         if unknown_extra:
             deletes.append(unknown_extra)
     elif name in ("cp", "ln", "install", "rsync", "scp"):
-        operands = targets(_operands(args, frozenset({"-t", "--target-directory", "-S", "--suffix", "-m", "-o",
-                                                      "-g", "-e", "--exclude", "--include", "-P", "-i"})))
+        operands = targets(_operands(name, args, catalogue))
         if operands:
             writes.append(operands[-1])
             if name == "rsync" and any(f.startswith("--delete") for f in flags(args)):
                 deletes.append(operands[-1]._replace(contents="some"))
     elif name in ("chmod", "chown", "chgrp", "chattr", "setfacl"):
-        operands = _operands(args, frozenset({"--reference"}))
+        operands = _operands(name, args, catalogue)
         has_reference = any(w.value.startswith("--reference") for w in args)
         writes += targets(operands if has_reference else operands[1:])
     elif name in ("touch", "truncate", "tee", "mkdir", "mkfifo", "mknod", "fallocate", "sponge"):
-        writes += targets(_operands(args, frozenset({"-s", "--size", "-m", "--mode", "-r", "--reference",
-                                                     "-d", "--date", "-t", "-l", "--length", "-o", "--offset"})))
+        writes += targets(_operands(name, args, catalogue))
     elif name == "dd":
         for word in args:
             if word.value.startswith("of=") and word.literal:
@@ -162,22 +141,25 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
                 writes.append(Target(None, word))
     elif name in ("sed", "perl", "ruby") and any(f in ("-i", "--in-place") or f.startswith("--in-place")
                                                    for f in flags(args) | {w.value for w in args}):
-        writes += targets([w for w in _operands(args, frozenset({"-e", "-f", "--expression", "--file"}))][1:]
-                          if not any(w.value in ("-e", "-f", "--expression") for w in args)
-                          else _operands(args, frozenset({"-e", "-f", "--expression", "--file"})))
+        files = _operands(name, _without_bsd_suffix(args), catalogue)
+        script_given = bool(flags(args) & {"-e", "-f", "--expression", "--file"})  # -e X, -pe X, --file=F
+        writes += targets(files if script_given else files[1:])
     elif name == "xxd" and "-r" in flags(args):
-        operands = _operands(args, frozenset({"-c", "-g", "-l", "-o", "-s", "-n", "-C"}))
+        operands = _operands(name, args, catalogue)
         writes += targets(operands[1:2])  # xxd -r IN OUT: OUT is written
     elif name == "git":
-        deletes += _git_deletes(args, cwd)
+        deletes += _git_deletes(args, cwd, catalogue)
         writes += _git_apply_writes(args, cwd)
     elif name in EDITORS:
-        writes += targets(_operands(args, frozenset({"-c", "-S", "-u", "-i", "--cmd", "-l", "--eval", "-f"})))
+        writes += targets(_operands(name, args, catalogue))
     elif name == "sysctl":
         writes += _sysctl_writes(args)
     writes += _output_options(name, args, cwd)
 
-    reads = _reads(name, args, cwd, targets)
+    found_acts = acts(name, args, catalogue)
+    for act in found_acts:
+        writes += targets(list(act.writes))
+    reads = _reads(name, args, cwd, targets, catalogue)
     for redirect in invocation.command.redirects:
         if redirect.writes_file and redirect.target is not None:
             writes.append(_target(redirect.target, cwd))
@@ -186,8 +168,14 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = ()) -> Effe
     if name in _STDIN_FILE_LISTS and invocation.command.piped_text:  # echo /etc/shadow | cpio -o
         reads += [_target(Word(p, True, False, p), cwd) for p in invocation.command.piped_text.split()]
     mentions = [] if name in NOT_READING else _mentions((*args, *invocation.handed))
-    sends = _sends(name, args, invocation, targets)
-    return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends))
+    sends = _sends(name, args, invocation, targets, catalogue)
+    return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends), tuple(found_acts))
+
+
+def _without_bsd_suffix(args: tuple[Word, ...]) -> tuple[Word, ...]:
+    """`sed -i '' EXPR FILE` (BSD and macOS): the empty word after -i is its backup suffix, not the script."""
+    return tuple(w for i, w in enumerate(args)
+                 if not (i and w.literal and w.value == "" and args[i - 1].value == "-i"))
 
 
 def _sysctl_writes(args: tuple[Word, ...]) -> list[Target]:
@@ -213,7 +201,8 @@ _RAW_SENDERS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl"})
 _HTTPIE = frozenset({"http", "https", "xh", "xhs", "httpie"})  # request items: `field@FILE`, `@FILE`
 
 
-def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: Any) -> list[Target]:
+def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: Any,
+           catalogue: Mapping[str, Program]) -> list[Target]:
     """The local files a network client sends: upload options, `scp`/`rsync` to a remote, `nc < FILE`."""
     files: list[Word] = []
     if name in ("curl", "wget") or name in _HTTPIE:
@@ -232,8 +221,7 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
                     if path and path != "-" and "://" not in at:
                         files.append(Word(path, word.literal, False, word.source))
     elif name in ("scp", "rsync", "sftp"):
-        operands = _operands(args, frozenset({"-i", "-P", "-e", "-o", "-F", "-c", "-l", "-S", "--exclude",
-                                              "--include", "-J"}))
+        operands = _operands(name, args, catalogue)
         if len(operands) >= 2 and ":" in operands[-1].value and not operands[-1].value.startswith("/"):
             files += [w for w in operands[:-1] if ":" not in w.value]
     if name in _RAW_SENDERS:
@@ -279,9 +267,10 @@ _TAR_VALUES = frozenset({"-f", "--file", "-C", "--directory", "-T", "--files-fro
                          "-K", "--starting-file", "-V", "--label", "-H", "--format", "-I", "--use-compress-program"})
 
 
-def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any) -> list[Target]:
+def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any,
+           catalogue: Mapping[str, Program]) -> list[Target]:
     """The files a program reads; a directory it reads whole has contents "all" (see credential_beneath)."""
-    read = _files_read(name, args, cwd, targets)
+    read = _files_read(name, args, cwd, targets, catalogue)
     recursive = _RECURSIVE.get(name, ())
     if recursive is None or (recursive and flags(args) & set(recursive)):
         return [t._replace(contents="all") for t in read]
@@ -338,19 +327,20 @@ def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
     return [t._replace(contents="all") for t in found]
 
 
-def _files_read(name: str, args: tuple[Word, ...], cwd: str, targets: Any) -> list[Target]:
+def _files_read(name: str, args: tuple[Word, ...], cwd: str, targets: Any,
+                catalogue: Mapping[str, Program]) -> list[Target]:
     if name in ("tar", "bsdtar"):
         return _tar_inputs(args, cwd)
     if name == "zip":
-        return targets(_operands(args, frozenset({"-b", "-t", "-tt", "-x", "-i", "-n", "-P", "-Z"}))[1:])
+        return targets(_operands(name, args, catalogue)[1:])
     if name in CONTENT_READERS:
-        return targets(_operands(args, frozenset({"-n", "-c", "-w", "--lines", "--bytes"})))
+        return targets(_operands(name, args, catalogue))
     if name in PATTERN_FIRST:
-        operands = _operands(args, frozenset({"-e", "-f", "-m", "-A", "-B", "-C", "--regexp", "--file", "-F", "-v"}))
+        operands = _operands(name, args, catalogue)
         given_pattern = any(w.value in ("-e", "-f", "--regexp", "--file") for w in args)
         return targets(operands if given_pattern else operands[1:])
     if name in ("cp", "scp", "rsync", "install", "mv"):
-        operands = _operands(args, frozenset({"-t", "--target-directory", "-S", "-i", "-P", "-e", "-o"}))
+        operands = _operands(name, args, catalogue)
         keys = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value == "-i"] if name == "scp" else []
         return targets(operands[:-1] + keys)
     if name in ("ssh", "sftp"):
@@ -436,8 +426,8 @@ def _find_roots(args: tuple[Word, ...]) -> list[Word]:
     return roots or [Word(".", True, False, ".")]
 
 
-def _git_deletes(args: tuple[Word, ...], cwd: str) -> list[Target]:
-    operands = [w for w in args if not w.value.startswith("-")]
+def _git_deletes(args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Program]) -> list[Target]:
+    operands = _operands("git", args, catalogue)
     if not operands:
         return []
     sub = operands[0].value

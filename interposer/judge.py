@@ -17,10 +17,11 @@ from jail.policy.profile import Interposer, Rule
 
 from .destinations import check, destinations, is_socket_path
 from .effects import ONLY_READING, Effects, Place, Target, classes, credential_beneath, effects, find_roots, flags
+from .programs.catalogue import grammar, programs
+from .programs.options import operands
 from .resolve import Invocation, Opaque, resolve
 
 SEVERITY = {"allow": 0, "rewrite": 1, "ask": 2, "deny": 3}
-_GIT_VALUE_OPTIONS = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"})
 
 
 class Policy(NamedTuple):
@@ -69,13 +70,14 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     commands = []
     rewrites: list[tuple[str, Invocation]] = []
     roots: tuple[Target, ...] = ()
+    catalogue = programs(policy.interposer.programs)
     for invocation in resolved.invocations:
         if invocation.name == "find":
             roots = find_roots(invocation)
-        found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else ())
+        found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else (), catalogue)
         if policy.network is not None:  # /dev/tcp/HOST/PORT is a connection, judged as one (destinations.py)
             found = found._replace(writes=tuple(t for t in found.writes if not is_socket_path(t.path)))
-        verdict = _judge(invocation, found, place, policy.interposer)
+        verdict = _judge(invocation, found, place, policy.interposer, catalogue)
         if policy.network is not None and verdict.decision != "deny":
             verdict = _reachable(invocation, policy.network) or verdict
         verdicts.append(verdict)
@@ -119,24 +121,29 @@ def _candidates(rules: tuple[Rule, ...], name: str) -> tuple[Rule, ...]:
                  if not rule.command or any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.command))
 
 
-def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer) -> Verdict:
+def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer,
+           catalogue: Mapping[str, Any]) -> Verdict:
     for rule in _candidates(interposer.rules, invocation.name):
-        target = _match(rule, invocation, found, place)
+        target = _match(rule, invocation, found, place, catalogue)
         if target is not False:
+            verb = next((a.verb for a in found.acts if a.kind in rule.acts), "")
             if rule.rewrite:
                 from .rewrite import applicable
 
                 if applicable(rule.rewrite, invocation):
-                    return Verdict("rewrite", f"{_fill(rule.reason, invocation, target, place)}: "
+                    return Verdict("rewrite", f"{_fill(rule.reason, invocation, target, place, verb)}: "
                                    f"rewritten ({rule.rewrite})", rule.id, "", rule.rewrite)
-            return Verdict(rule.decision, _fill(rule.reason, invocation, target, place), rule.id,
-                           _fill(rule.alternative, invocation, target, place))
+            return Verdict(rule.decision, _fill(rule.reason, invocation, target, place, verb), rule.id,
+                           _fill(rule.alternative, invocation, target, place, verb))
     return Verdict(interposer.default, "no rule matches", None)
 
 
-def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> Target | None | bool:
+def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
+           catalogue: Mapping[str, Any]) -> Target | None | bool:
     """False when the rule does not apply; else the target that made it match (or None)."""
-    if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand):
+    if rule.acts and not any(act.kind in rule.acts for act in found.acts):
+        return False
+    if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand, catalogue):
         return False
     if rule.flags and not (flags(invocation.args) & set(rule.flags)):
         return False
@@ -173,38 +180,24 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place) -> 
     return target
 
 
-def _operands(invocation: Invocation) -> list[str]:
-    """The leading operands, skipping options (and git's global options with values)."""
-    out = []
-    skip = False
-    for word in invocation.args:
-        value = word.value
-        if skip:
-            skip = False
-            continue
-        if value.startswith("-"):
-            skip = invocation.name == "git" and value in _GIT_VALUE_OPTIONS
-            continue
-        out.append(value)
-    return out
-
-
-def _subcommand_matches(invocation: Invocation, patterns: tuple[str, ...]) -> bool:
-    operands = _operands(invocation)
+def _subcommand_matches(invocation: Invocation, patterns: tuple[str, ...], catalogue: Mapping[str, Any]) -> bool:
+    """The leading operands (options and their values skipped, by the program's grammar) match a pattern."""
+    words = [w.value for w in operands(invocation.args, grammar(invocation.name, catalogue))]
     for pattern in patterns:
-        words = pattern.split()
-        if len(operands) >= len(words) and all(
-                fnmatch.fnmatchcase(o, w) for o, w in zip(operands, words, strict=False)):
+        parts = pattern.split()
+        if len(words) >= len(parts) and all(
+                fnmatch.fnmatchcase(o, w) for o, w in zip(words, parts, strict=False)):
             return True
     return False
 
 
-def _fill(template: str, invocation: Invocation, target: Target | None, place: Place) -> str:
+def _fill(template: str, invocation: Invocation, target: Target | None, place: Place, verb: str = "") -> str:
     if not template:
         return ""
     path = target.path if target is not None and target.path else (
         target.word.source if target is not None and target.word is not None else "")
-    values = {"path": path, "command": invocation.name, "workspace": place.workspace, "home": place.home}
+    values = {"path": path, "command": invocation.name, "workspace": place.workspace, "home": place.home,
+              "verb": verb or invocation.name}
     try:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):

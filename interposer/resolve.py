@@ -17,6 +17,8 @@ from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
 from .parse import MAX_NESTING, parse, too_deep
+from .programs.options import Grammar, operands, takes_next
+from .programs.options import value as option_value
 from .shellargs import invocation
 from .words import Word
 from .written import shebang, stdin_text, without_shebang, writes
@@ -514,15 +516,7 @@ def _env_split_string(args: list[Word]) -> Word | None:
 
 def _env_directory(options: list[Word]) -> Word | None:
     """The directory `env -C DIR` (--chdir=DIR) runs its command in."""
-    for index, word in enumerate(options):
-        value = word.value
-        if value in ("-C", "--chdir") and index + 1 < len(options):
-            return options[index + 1]
-        if value.startswith("--chdir="):
-            return Word(value.split("=", 1)[1], word.literal, False, word.source)
-        if value.startswith("-C") and not value.startswith("--"):
-            return Word(value[2:], word.literal, False, word.source)
-    return None
+    return option_value(options, ("-C", "--chdir"))
 
 
 def _short(text: str) -> str:
@@ -564,7 +558,7 @@ def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
             index += 1
             continue
         if value.startswith("-") and len(value) > 1:
-            index += 2 if _takes_next(value, spec.with_value) else 1  # -n 5, -n5, --x=5, -fp PID
+            index += 2 if takes_next(value, Grammar(spec.with_value)) else 1  # -n 5, -n5, --x=5, -fp PID
             continue
         if operands:
             operands -= 1
@@ -575,17 +569,6 @@ def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
         operands -= 1
         index += 1
     return args[index:]
-
-
-def _takes_next(option: str, with_value: frozenset[str]) -> bool:
-    """Whether the option's value is the next word: `-u root`, `--user root`, `-Eu root` (getopt reads a
-    bundle up to its first option with a value, whose value is the rest of the word or the next one)."""
-    if option.startswith("--") or len(option) == 2:
-        return option in with_value
-    for position, letter in enumerate(option[1:], 1):
-        if f"-{letter}" in with_value:
-            return position == len(option) - 1
-    return False
 
 
 def _reads_script_from_stdin(name: str, args: list[Word], command: Command) -> bool:
@@ -705,7 +688,8 @@ def _sed(collector: _Collector, command: Command, name: str, args: list[Word], v
     scripts = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value in ("-e", "--expression")]
     scripts += _program_files(collector, command, args)
     if not scripts and not any(w.value in ("-f", "--file") for w in args):
-        scripts = _program_texts(args, {"-l", "--line-length", "-s"})[:1]
+        bsd = [w for i, w in enumerate(args) if not (i and w.literal and w.value == "" and args[i - 1].value == "-i")]
+        scripts = _program_texts(bsd, {"-l", "--line-length"})[:1]  # `sed -i '' EXPR FILE`: '' is a suffix
     for word in scripts:
         if not word.literal or _SED_RISKY.search(word.value):
             collector.invocations.append(Invocation(name, tuple(args), command, via))
@@ -728,17 +712,8 @@ def _program_files(collector: _Collector, command: Command, args: list[Word]) ->
 
 
 def _program_texts(args: list[Word], with_value: set[str]) -> list[Word]:
-    out = []
-    skip = False
-    for word in args:
-        if skip:
-            skip = False
-            continue
-        if word.value.startswith("-") and word.value != "-":
-            skip = word.value in with_value
-            continue
-        out.append(word)
-    return out
+    """The operands: the first is the program text of awk or sed when no option names one."""
+    return operands(args, Grammar(frozenset(with_value)))
 
 
 def _find(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from jail.errors import ProfileError
+from jail.policy import programs
 from jail.seccomp import groups as seccomp_groups
 
 DEFAULT_PROFILE = "coding-agent"
@@ -111,6 +112,7 @@ class Rule(NamedTuple):
     sends: tuple[str, ...] = ()  # path classes of local files it sends over the network (curl -T, scp)
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
+    acts: tuple[str, ...] = ()  # what its form does by the program catalogue: destroys-data, kills, ...
     # A safer form to run instead, where the command can be rewritten (else `decision` holds):
     # "snapshot" (save the work tree to a hidden git ref first), "force-with-lease", "trash" (find -delete
     # through rm, which moves workspace files to the trash).
@@ -124,6 +126,8 @@ class Interposer(NamedTuple):
     judge_child_shells: bool = False  # judge shells started by an allowed shell (make, npm scripts) too
     ask_timeout: float = 120.0  # seconds a question waits for a person before it is a denial
     rules: tuple[Rule, ...] = ()
+    # Program catalogue entries over the built-in ones, by program name (jail/policy/programs.py).
+    programs: Mapping[str, Any] = MappingProxyType({})
 
 
 class Seccomp(NamedTuple):
@@ -339,7 +343,7 @@ PATH_CLASSES = ("outside-workspace", "home", "jail-home", "root", "workspace-roo
 DECISIONS = ("allow", "deny", "ask")
 REWRITES = ("snapshot", "force-with-lease", "trash")
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "sends",
-                  "stdin_from", "via"}
+                  "stdin_from", "via", "acts"}
 # unless_args only narrows a rule: it is not a matcher on its own
 
 
@@ -367,6 +371,10 @@ def _rules(value: Any) -> tuple[Rule, ...]:
                         if name not in PATH_CLASSES:
                             raise ValueError(f"{where}: unknown path class {name!r} "
                                              f"(known: {', '.join(PATH_CLASSES)})")
+                if key == "acts":
+                    for name in items:
+                        if name not in programs.ACTS:
+                            raise ValueError(f"{where}: unknown act {name!r} (known: {', '.join(programs.ACTS)})")
                 fields[key] = tuple(items)
         for required in ("id", "decision", "reason"):
             if required not in fields:
@@ -444,7 +452,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
                           "allow": _syscall_list}),
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
                                 "default": _one_of(*DECISIONS), "judge_child_shells": _bool,
-                                "ask_timeout": _seconds, "rules": _rules}),
+                                "ask_timeout": _seconds, "rules": _rules, "programs": programs.validate}),
 }
 _TOP_LEVEL = {"extends": _string, "description": _string}
 _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")
@@ -501,7 +509,7 @@ def load(name_or_path: str = DEFAULT_PROFILE) -> Profile:
 # with the pure-Python tomllib and importing it cost about 10 ms of every start.
 _CACHE_VERSION = 1
 # The code that validates: a change to it invalidates every cached profile.
-_CODE = (__file__, seccomp_groups.__file__)
+_CODE = (__file__, seccomp_groups.__file__, programs.__file__)
 
 
 def _cache_path(path: str, name: str) -> str:
@@ -695,6 +703,8 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
                     values[key] = checks[key](value)
                 else:
                     free[key] = checks["*"](value)
+            except programs.ProgramError as exc:
+                raise _program_error(data, source, texts, exc) from None
             except ValueError as exc:
                 raise fail(table, key, str(exc)) from None
         if "*" in checks:
@@ -721,6 +731,18 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
             raise fail("environment", "set", f"{key} = {value!r}: {problem}")
 
     return Profile(name=name, source=source, description=data.get("description", ""), **sections)
+
+
+def _program_error(data: dict[str, Any], source: str, texts: dict[str, str],
+                   exc: "programs.ProgramError") -> ProfileError:
+    """A bad [interposer.programs.NAME] entry, with the file that set it and the line of its key."""
+    interposer = data.get("interposer", {})
+    entry = interposer.get("programs", {}).get(exc.program, {})
+    origins = entry.get(_ORIGIN, {}) if isinstance(entry, dict) else {}
+    file = origins.get(exc.key) or interposer.get(_ORIGIN, {}).get("programs", source)
+    table = f"interposer.programs.{exc.program}"
+    return ProfileError(file, f"{table}.{exc.key}" if exc.key else table, str(exc),
+                        _find_line(texts.get(file, ""), table, exc.key))
 
 
 def _placeholder_problem(text: str) -> str | None:

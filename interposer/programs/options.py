@@ -1,0 +1,87 @@
+"""The one option reader: which words of a command are options, their values, and operands.
+
+Every place that needs a program's operands (the files rm deletes, the subcommand of git, the script
+of awk, the directory of `env -C`) reads them here, with the program's grammar from the catalogue: the
+options that take a value, and whether short options bundle (getopt: `-rf` is `-r -f`; in `-Eu root`
+the bundle ends at `-u`, whose value is the rest of the word or the next one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
+
+from ..words import Word
+
+
+class Grammar(NamedTuple):
+    values: Collection[str] = frozenset()  # options that take a value
+    bundles: bool = True
+
+
+PLAIN = Grammar()
+
+
+def takes_next(option: str, grammar: Grammar) -> bool:
+    """Whether the option's value is the next word: `-u root`, `--user root`, `-Eu root`; not `--user=root`,
+    `-uroot`."""
+    if option.startswith("--") or len(option) == 2 or not grammar.bundles:
+        return option in grammar.values
+    for position, letter in enumerate(option[1:], 1):
+        if f"-{letter}" in grammar.values:
+            return position == len(option) - 1
+    return False
+
+
+def is_option(value: str) -> bool:
+    return value.startswith("-") and value != "-"
+
+
+def operands(args: Sequence[Word], grammar: Grammar = PLAIN) -> list[Word]:
+    """The words that are not options or option values (all words after `--`); `-` (standard input) is one."""
+    out: list[Word] = []
+    index = 0
+    while index < len(args):
+        value = args[index].value
+        if value == "--":
+            out += args[index + 1:]
+            break
+        if is_option(value):
+            index += 2 if takes_next(value, grammar) else 1
+            continue
+        out.append(args[index])
+        index += 1
+    return out
+
+
+def value(args: Sequence[Word], names: Collection[str], grammar: Grammar = PLAIN) -> Word | None:
+    """The value first given to one of the options `names` (`-C DIR`, `-CDIR`, `--chdir=DIR`), if any."""
+    for index, word in enumerate(args):
+        text = word.value
+        if text == "--":
+            return None
+        if not is_option(text):
+            continue
+        option, equals, attached = text.partition("=")
+        if option in names and text.startswith("--") and equals:
+            return Word(attached, word.literal, False, word.source)
+        if text in names:
+            return args[index + 1] if index + 1 < len(args) else None
+        if not text.startswith("--") and text[:2] in names and len(text) > 2:
+            return Word(text[2:], word.literal, False, word.source)
+    return None
+
+
+def flags(args: Sequence[Word]) -> set[str]:
+    """Short options split out of bundles (-rf is -r and -f), long options without values;
+    `-9` or `-1` are numbers (kill -9, head -1), not options."""
+    found: set[str] = set()
+    for word in args:
+        text = word.value
+        if text == "--":
+            break
+        if text.startswith("--"):
+            found.add(text.split("=", 1)[0])
+        elif text.startswith("-") and len(text) > 1 and not text[1:].isdigit():
+            found.update(f"-{c}" for c in text[1:])
+    return found

@@ -1,0 +1,149 @@
+"""The program catalogue's schema: what one entry may say about a program, checked as every profile key is.
+
+The interposer's built-in catalogue (interposer/programs/catalogue.toml) and a profile's
+`[interposer.programs.NAME]` tables are read by the same `validate`, so an entry a profile adds or
+overrides is held to the rules of the built-in ones. An entry states a program's option grammar
+(which options take a value, whether short options bundle), how it runs another program (`npx X`,
+`python -m X`, `python manage.py`), and the forms that destroy, overwrite or kill, each with the
+effect the judge's rules match on (`acts`).
+"""
+
+import fnmatch
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+# What a form does, as a rule's `acts` names it.
+ACTS = ("destroys-data",  # drops, resets, flushes or rolls back a database or data store
+        "overwrites-config",  # writes local secrets or configuration over what is there (`vercel env pull`)
+        "kills",  # stops or kills processes or services it does not own alone (`pm2 kill`, `taskkill /F`)
+        "destructive-verb")  # a destructive word on a program without an entry (found, never declared)
+_PROGRAM_KEYS = {"values": "options that take a value (the next word, or `=VALUE`)",
+                 "bundles": "whether short options bundle as getopt reads them (-rf, -fVALUE)",
+                 "runs": "subcommands after which the words are another program's command ('' for the first word)",
+                 "program_option": "the option whose value names the program run (python -m)",
+                 "script": "whether the first operand is a script whose file name names the program",
+                 "forms": "the destructive forms, a list of tables"}
+_FORM_KEYS = {"act": f"one of {', '.join(ACTS)}",
+              "subcommand": "patterns on the leading operands, words separated by spaces (`migrate reset`)",
+              "flags": "any of these options (bundles split)", "args": "any argument matching one of these globs",
+              "unless_flags": "not when one of these options is given (a dry run)",
+              "writes": "files written when no file operand follows the subcommand (`.env.local`)",
+              "verb": "how the reason names the form"}
+
+
+class Form(NamedTuple):
+    """One destructive form of a program: every matcher given must match."""
+
+    act: str
+    subcommand: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    unless_flags: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    verb: str = ""
+
+
+class Program(NamedTuple):
+    """What the catalogue knows of one program."""
+
+    values: frozenset[str] = frozenset()
+    bundles: bool = True
+    runs: tuple[str, ...] = ()
+    program_option: str = ""
+    script: bool = False
+    forms: tuple[Form, ...] = ()
+
+
+class ProgramError(ValueError):
+    """A bad entry: the program and its key, for the profile's file/line error."""
+
+    def __init__(self, program: str, key: str, problem: str) -> None:
+        super().__init__(f"program {program!r}, key {key!r}: {problem}")
+        self.program = program
+        self.key = key
+
+
+def _strings(program: str, key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ProgramError(program, key, f"expected a string or a list of strings, got {type(value).__name__}")
+    return list(value)
+
+
+def _form(program: str, index: int, table: Any) -> dict[str, Any]:
+    where = f"forms[{index}]"
+    if not isinstance(table, Mapping):
+        raise ProgramError(program, "forms", f"{where}: expected a table, got {type(table).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key.startswith("\0"):
+            continue
+        if key not in _FORM_KEYS:
+            raise ProgramError(program, "forms", f"{where}: unknown key {key!r} (known: {', '.join(_FORM_KEYS)})")
+        if key in ("act", "verb"):
+            if not isinstance(value, str):
+                raise ProgramError(program, "forms", f"{where}.{key}: expected a string")
+            if key == "act" and value not in ACTS:
+                raise ProgramError(program, "forms", f"{where}.act: unknown act {value!r} (known: {', '.join(ACTS)})")
+            out[key] = value
+        else:
+            out[key] = _strings(program, "forms", value)
+    if "act" not in out:
+        raise ProgramError(program, "forms", f"{where}: 'act' is required ({_FORM_KEYS['act']})")
+    if not ({"subcommand", "flags", "args"} & set(out)):
+        raise ProgramError(program, "forms", f"{where}: names no subcommand, flags or args, so it would match "
+                                             "every use of the program")
+    return out
+
+
+def validate(value: Any) -> Mapping[str, Any]:
+    """Program name -> its entry as plain, checked data (lists and strings: it caches and prints as TOML)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a table of programs ([interposer.programs.NAME]), got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    for name, table in value.items():
+        if name.startswith("\0"):
+            continue
+        if not name or "/" in name or fnmatch.fnmatchcase(name, "*[[*?]*"):
+            raise ProgramError(name, "", "a program is named by its file name, without a path or a pattern")
+        if not isinstance(table, Mapping):
+            raise ProgramError(name, "", f"expected a table, got {type(table).__name__}")
+        entry: dict[str, Any] = {}
+        for key, item in table.items():
+            if key.startswith("\0"):
+                continue
+            if key not in _PROGRAM_KEYS:
+                raise ProgramError(name, key, f"unknown key (known: {', '.join(_PROGRAM_KEYS)})")
+            if key in ("bundles", "script"):
+                if not isinstance(item, bool):
+                    raise ProgramError(name, key, "expected true or false")
+                entry[key] = item
+            elif key == "program_option":
+                if not isinstance(item, str) or not item.startswith("-"):
+                    raise ProgramError(name, key, "expected an option, such as \"-m\"")
+                entry[key] = item
+            elif key == "forms":
+                if not isinstance(item, list):
+                    raise ProgramError(name, key, "expected a list of tables")
+                entry[key] = [_form(name, index, form) for index, form in enumerate(item, 1)]
+            else:
+                items = _strings(name, key, item)
+                if key == "values" and not all(v.startswith("-") and len(v) > 1 for v in items):
+                    raise ProgramError(name, key, "each value option starts with '-' (\"-n\", \"--size\")")
+                entry[key] = items
+        out[name] = entry
+    return MappingProxyType(out)
+
+
+def build(entries: Mapping[str, Any]) -> dict[str, Program]:
+    """Checked entries as records (the interposer's catalogue reads these)."""
+    programs = {}
+    for name, entry in entries.items():
+        forms = tuple(Form(**{k: tuple(v) if isinstance(v, list) else v for k, v in form.items()})
+                      for form in entry.get("forms", ()))
+        programs[name] = Program(frozenset(entry.get("values", ())), entry.get("bundles", True),
+                                 tuple(entry.get("runs", ())), entry.get("program_option", ""),
+                                 entry.get("script", False), forms)
+    return programs
