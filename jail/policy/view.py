@@ -12,7 +12,7 @@ from typing import NamedTuple
 from jail.errors import JailError
 from jail.policy.profile import Profile, expand
 
-# The caller's credentials live here; binding the home itself would expose them.
+# A workspace may not contain these (the system), nor the home (its credentials): see _refuse_dangerous_workspace.
 _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/proc", "/sys", "/dev", "/boot", "/var")
 
 
