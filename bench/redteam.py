@@ -1,4 +1,4 @@
-"""`make redteam`: every risky case of ../shared/corpora, run as an agent would, in the jail.
+"""`make redteam`: every risky case of tests/data/corpora, run as an agent would, in the jail.
 
 Each case: `bash -c` in `shelljail run` (default profile, `--ask deny`), behind the namespace
 guard, on a fresh workspace of canaries (a git repository), with a home and a directory of

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from conftest import guarded
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPORA = ROOT.parent / "shared" / "corpora"
+CORPORA = ROOT / "tests" / "data" / "corpora"
 SHELLJAIL = [sys.executable, "-m", "jail.cli"]
 WORKSPACE_FILES = {"src/main.py": "print('canary')\n", "README.md": "# canary project\n",
                    "data/records.csv": "id,value\n1,canary\n", ".env": "TOKEN=canary\n"}
@@ -57,7 +57,7 @@ def risky_cases() -> list[Case]:
     for row in _tsv(CORPORA / "dcg_corpus.tsv"):
         if row["input_kind"] == "command" and row["expected"] == "deny":
             cases.append(Case("dcg", row["file"].split("/")[0], json.loads(row["command_json"])))
-    for row in _tsv(CORPORA / "secbash_gtfobins_risky.tsv"):
+    for row in _tsv(CORPORA / "gtfobins" / "secbash_gtfobins_risky.tsv"):
         cases.append(Case("gtfobins", row["category"], json.loads(row["command_json"])))
     for row in _tsv(CORPORA / "redcode_exec_bash.tsv"):
         cases.append(Case("redcode", f"{row['scenario_id']} {row['scenario_label']}", json.loads(row["code_json"])))

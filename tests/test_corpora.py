@@ -1,4 +1,4 @@
-"""The interposer on the public command corpora in ../shared/corpora (see its SOURCE.md).
+"""The interposer on the public command corpora in tests/data/corpora (see its SOURCE.md).
 
 Each test reports its rate (printed at the end of the run) and fails when a
 case the project has committed to is misjudged. Exceptions are listed, with
@@ -18,16 +18,14 @@ from jail.policy import environment, profile
 
 pytestmark = pytest.mark.slow
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 DATA = Path(__file__).resolve().parent / "data"
+CORPORA = DATA / "corpora"
 WORKSPACE = "/home/user/project"
 HOME = "/home/user"
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    if not CORPORA.is_dir():
-        pytest.fail(f"{CORPORA} is missing: the corpora come with the project's shared/ folder")
     loaded = profile.load("coding-agent")
     values = {"workspace": WORKSPACE, "home": HOME, "user": "user"}
     env = environment.build(loaded.environment, {}, values)
@@ -89,7 +87,7 @@ GTFOBINS_FLOORS = {"file-write": 0.94, "shell": 0.97, "reverse-shell": 1.0, "bin
 
 def test_gtfobins_risky_commands(policy: Policy) -> None:
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    for row in tsv(CORPORA / "secbash_gtfobins_risky.tsv"):
+    for row in tsv(CORPORA / "gtfobins" / "secbash_gtfobins_risky.tsv"):
         decision = decide(json.loads(row["command_json"]), WORKSPACE, policy).decision
         stats[row["category"]][decision != "allow"] += 1
     rates = {category: c[True] / (c[True] + c[False]) for category, c in stats.items()}

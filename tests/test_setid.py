@@ -24,7 +24,7 @@ from conftest import Jail, guarded
 pytestmark = pytest.mark.jail
 
 FILTERED = "ENOTRECOVERABLE"
-DOCKER = Path(__file__).resolve().parents[2] / "shared" / "data" / "seccomp" / "docker-default.json"
+DOCKER = Path(__file__).resolve().parent / "data" / "seccomp" / "docker-default.json"  # see its NOTICE.md
 
 # Runs inside the jail; prints one JSON object: attack -> "OK" or the errno name it got.
 ATTACKS = r'''
