@@ -420,10 +420,10 @@ def test_a_client_that_stalls_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_pa
     import time
 
     from jail.policy.profile import Forward
-    from jail.supervisor import proxy
+    from jail.supervisor import modelforward, proxy
 
     monkeypatch.setattr(proxy, "HEAD_SECONDS", 0.5)
-    monkeypatch.setattr(proxy, "BODY_SECONDS", 0.5)
+    monkeypatch.setattr(modelforward, "BODY_SECONDS", 0.5)
     address = f"127.0.0.1:{ollama.port}"
 
     class Net:
@@ -432,7 +432,7 @@ def test_a_client_that_stalls_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     log = _Log()
     server = proxy.Proxy(Net, str(tmp_path), log)
-    rules = proxy.ModelEndpoints(Forward(address))
+    rules = modelforward.ModelEndpoints(Forward(address))
     client, served = socket.socketpair()
     done = threading.Event()
     threading.Thread(target=lambda: (server._guarded(
@@ -468,7 +468,7 @@ def test_nothing_goes_out_once_the_audit_log_is_full(tmp_path: Path, ollama: Oll
     import socket
 
     from jail.policy.profile import Forward
-    from jail.supervisor import audit, proxy
+    from jail.supervisor import audit, modelforward, proxy
 
     address = f"127.0.0.1:{ollama.port}"
 
@@ -480,7 +480,7 @@ def test_nothing_goes_out_once_the_audit_log_is_full(tmp_path: Path, ollama: Oll
     while not log.full:
         log.event("filler", text="x" * 500)
     server = proxy.Proxy(Net, str(tmp_path), log)
-    rules = proxy.ModelEndpoints(Forward(address))
+    rules = modelforward.ModelEndpoints(Forward(address))
     try:
         for handler, request in (
                 (lambda c: server._serve_model(c, "127.0.0.1", ollama.port, rules),
