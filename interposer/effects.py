@@ -25,7 +25,7 @@ from jail.policy.programs import Program
 from .programs import options
 from .programs.catalogue import BUILTIN, Act, acts, grammar
 from .programs.options import flags
-from .resolve import Invocation
+from .resolve import KNOWN_PROGRAMS, Invocation
 from .words import Word
 
 __all__ = ["Effects", "Place", "Target", "classes", "credential_beneath", "effects", "find_roots", "flags"]
@@ -156,7 +156,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
         writes += _sysctl_writes(args)
     writes += _output_options(name, args, cwd)
 
-    found_acts = acts(name, args, catalogue)
+    found_acts = acts(name, args, catalogue, KNOWN_PROGRAMS)
     for act in found_acts:
         writes += targets(list(act.writes))
     reads = _reads(name, args, cwd, targets, catalogue)

@@ -837,3 +837,6 @@ _HANDLERS: dict[str, Handler] = {
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,
     "run-parts": _run_parts,
 }
+# The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
+KNOWN_PROGRAMS = frozenset({*WRAPPERS, *LOOKUP_ONLY, *TEXT_ONLY, *SHELLS, *INTERPRETERS, *SESSION_STARTERS,
+                            *SHELL_SUBCOMMANDS, *COPIERS, *MANIFESTS, *MAKES, *_HANDLERS, *PROCESS_LISTERS})

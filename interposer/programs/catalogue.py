@@ -12,7 +12,7 @@ import fnmatch
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from jail.policy.programs import Program, build, validate
@@ -123,17 +123,22 @@ def _matches(pattern: str, words: list[str]) -> bool:
     return len(words) >= len(parts) and all(fnmatch.fnmatchcase(w, p) for w, p in zip(words, parts, strict=False))
 
 
-def acts(name: str, args: Sequence[Word], catalogue: Mapping[str, Program] = BUILTIN) -> list[Act]:
-    """What the command's form does, by its program's entry; a destructive verb on a program with none."""
+def acts(name: str, args: Sequence[Word], catalogue: Mapping[str, Program] = BUILTIN,
+         known: Collection[str] = ()) -> list[Act]:
+    """What the command's form does, by its program's entry; a destructive verb on a program with none
+    (and not among `known`, the programs the resolver's own tables know: echo, xargs, tmux...). A request
+    for help (`--help`) does nothing."""
     name, args = identify(name, args, catalogue)
+    given = flags(args)
+    if "--help" in given:
+        return []
     entry = catalogue.get(name)
     if entry is None:
-        verb = destructive_verb(args)
+        verb = None if name in known or given & DRY_RUN else destructive_verb(args)
         return [Act("destructive-verb", f"{name} {verb}")] if verb else []
     rules = Grammar(entry.values, entry.bundles)
     words = operands(args, rules)
     lowered = [w.value.lower() for w in words]
-    given = flags(args)
     found = []
     for form in entry.forms:
         matched = next((p for p in form.subcommand if _matches(p, lowered)), None)
@@ -155,6 +160,7 @@ def acts(name: str, args: Sequence[Word], catalogue: Mapping[str, Program] = BUI
     return found
 
 
+DRY_RUN = frozenset({"--dry-run", "--dryrun", "--what-if", "--simulate", "--check"})
 # Words that name destruction, as a subcommand (`db:drop`, `delete-bucket`) or a flag.
 DESTRUCTIVE_WORDS = frozenset({"reset", "drop", "destroy", "delete", "purge", "prune", "wipe", "flush", "flushall",
                                "flushdb", "truncate", "kill", "killall", "nuke", "erase", "obliterate", "dropdb"})
