@@ -373,6 +373,9 @@ _W_MEANS_OUTPUT = frozenset({"tcpdump", "tshark", "dumpcap", "varnishncsa", "ipt
 _PROGRAM_OUTPUT = {"wget": frozenset({"-O", "-P", "--directory-prefix"}), "curl": frozenset({"--output-dir"})}
 
 
+# Programs whose -o is a setting or a flag, not an output file (`ssh -o StrictHostKeyChecking=no`, `mount -o ro`).
+_O_NOT_OUTPUT = frozenset({"ssh", "scp", "sftp", "autossh", "sshfs", "mosh", "mount", "rsync", "install", "cp", "ps",
+                           "pgrep", "pkill", "apt", "apt-get", "ls", "tar", "unzip", "losetup", "xargs", "mktemp"})
 # Programs whose output option is often the last of a bundle (`strace -fo trace.txt`, `tcpdump -nw x.pcap`).
 _BUNDLED_OUTPUT = {"strace": "-o", "ltrace": "-o", "tcpdump": "-w", "tshark": "-w", "dumpcap": "-w"}
 
@@ -384,7 +387,7 @@ def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]
         if name in _BUNDLED_OUTPUT and len(option) > 2 and option[1] != "-" and option[-1] == _BUNDLED_OUTPUT[name][1]:
             option = _BUNDLED_OUTPUT[name]
         if option not in _OUTPUT_OPTIONS and not (option == "-w" and name in _W_MEANS_OUTPUT) \
-                and option not in _PROGRAM_OUTPUT.get(name, ()):
+                and option not in _PROGRAM_OUTPUT.get(name, ()) or option == "-o" and name in _O_NOT_OUTPUT:
             continue
         if equals:
             value = Word(attached, word.literal, False, word.source)
@@ -398,18 +401,23 @@ def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]
     return found
 
 
+# A committed template of a .env (`cp .env.example .env` starts a project): names, no secrets.
+DOTENV_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
+
+
 def _secret_classes(path: str, place: Place) -> set[str]:
     found = set()
     name = os.path.basename(path)
     if any(path == c or path.startswith(c + "/") for c in SYSTEM_CREDENTIALS) or (
             os.path.dirname(path) == "/etc/ssh" and name.startswith("ssh_host_") and not name.endswith(".pub")):
         found.add("credentials")
-    if name == ".env" or name.startswith(".env.") or name.endswith(".env") or name == ".envrc":
+    if (name == ".env" or name.startswith(".env.") or name.endswith(".env") or name == ".envrc") \
+            and not name.endswith(DOTENV_TEMPLATES):
         found.add("dotenv")
     for credential in CREDENTIALS:
         location = os.path.join(place.home, credential)
-        if path == location or path.startswith(location + "/"):
-            found.add("credentials")
+        if (path == location or path.startswith(location + "/")) and not name.endswith(".pub"):
+            found.add("credentials")  # a public key (~/.ssh/id_ed25519.pub) is meant to be shown
     if any(path == s or path.startswith(s + "/") for s in SYSTEM_STARTUP) or any(
             path == os.path.join(place.home, f) or path.startswith(os.path.join(place.home, f) + "/")
             for f in (*STARTUP_FILES, ".ssh/authorized_keys")):

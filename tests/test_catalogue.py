@@ -175,3 +175,32 @@ def test_shelljail_check_prints_the_catalogue_decision(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["decision"] == "deny" and payload["rule"] == "data-store-destroy"
+
+
+# Friction bugs of issue #23: each of these was asked about (or logged a write) before.
+@pytest.mark.parametrize("line", ["git reflog", "git reflog show main", "cp .env.example .env",
+                                  "cat ~/.ssh/id_ed25519.pub", "cp .env.sample .env.local"])
+def test_ordinary_work_is_allowed(workspace: Path, line: str) -> None:
+    assert _judged(line, workspace, True)[0] == "allow", line
+    assert _judged(line, workspace, False)[0] == "allow", line
+
+
+@pytest.mark.parametrize("line", ["git reflog expire --expire=now --all", "cat ~/.ssh/id_ed25519", "cat .env",
+                                  "cp .env /tmp/x.env.example"])
+def test_their_risky_twins_are_still_stopped(workspace: Path, line: str) -> None:
+    assert _judged(line, workspace, False)[0] in STOPPED, line
+
+
+def test_sed_in_place_with_the_bsd_suffix_writes_the_file_not_the_script(workspace: Path) -> None:
+    decision = decide("sed -i '' 's/a/b/' notes.txt", str(workspace),
+                      policy_for(profile.load("coding-agent"), str(workspace), True))
+    assert decision.decision == "allow" and decision.commands[0]["writes"] == [str(workspace / "notes.txt")]
+    risky = decide("sed -i '' 'w /tmp/out' notes.txt", str(workspace),
+                   policy_for(profile.load("coding-agent"), str(workspace), True))
+    assert risky.decision in STOPPED  # the script after '' is read: its `w` writes a file
+
+
+def test_an_ssh_option_is_not_a_file_written(workspace: Path) -> None:
+    decision = decide("ssh -o StrictHostKeyChecking=no -o ConnectTimeout=5 build@host uptime", str(workspace),
+                      policy_for(profile.load("coding-agent"), str(workspace), False))
+    assert decision.commands[0]["writes"] == []
