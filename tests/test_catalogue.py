@@ -204,3 +204,27 @@ def test_an_ssh_option_is_not_a_file_written(workspace: Path) -> None:
     decision = decide("ssh -o StrictHostKeyChecking=no -o ConnectTimeout=5 build@host uptime", str(workspace),
                       policy_for(profile.load("coding-agent"), str(workspace), False))
     assert decision.commands[0]["writes"] == []
+
+
+# The dependency-install policy: the project's manifests and named packages from the default registries,
+# into the workspace (or the jail's home), are ordinary work; what reaches beyond is asked.
+INSTALLS = [
+    ("pip install -r requirements.txt", "pip install --break-system-packages -r requirements.txt"),
+    ("pip install -e .[dev]", "pip install git+https://github.com/a/b.git"),
+    ("python -m pip install requests", "python -m pip install --user requests"),
+    ("python3 -m pip install -U pip", "python3 -m pip install --index-url https://mirror.example/simple x"),
+    ("uv pip install -r requirements.txt", "uv pip install --system requests"),
+    ("uv add httpx", "uv add git+https://github.com/a/b"),
+    ("npm install left-pad", "npm install github:a/b"),
+    ("pnpm add zod", "pnpm add https://example.com/x.tgz"),
+    ("yarn add react", "npm install -g typescript"),
+]
+
+
+@pytest.mark.parametrize("jailed", [True, False], ids=["check", "hook-semantics"])
+@pytest.mark.parametrize("ordinary, beyond", INSTALLS, ids=[c[0] for c in INSTALLS])
+def test_installs_into_the_workspace_run_and_beyond_it_are_asked(workspace: Path, jailed: bool, ordinary: str,
+                                                                 beyond: str) -> None:
+    policy = policy_for(profile.load("coding-agent"), str(workspace), jailed)._replace(network=None)
+    assert decide(ordinary, str(workspace), policy).decision == "allow", ordinary
+    assert decide(beyond, str(workspace), policy).decision in STOPPED, beyond

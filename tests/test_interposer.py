@@ -219,8 +219,8 @@ def test_a_rewrite_that_cannot_be_placed_falls_back_to_the_rule(policy: Policy, 
 
 @pytest.mark.parametrize("line, rule", [
     ("git branch -D feature", "git-branch-force-delete"),
-    ("pip install requests", "python-install"),
-    ("npm install left-pad", "js-add-dependency"),
+    ("pip install git+https://github.com/a/b", "install-beyond"),
+    ("npm install github:a/b", "install-beyond"),
     ("npm install -g typescript", "js-global-install"),
     ("chmod -R 777 .", "recursive-permission-sweep"),
     ("shred secret.txt", "destroy-file-contents"),
@@ -546,7 +546,8 @@ def test_profile_rules_come_first_and_can_allow(tmp_path, policy: Policy) -> Non
     loaded = profile.load(str(path))
     assert loaded.interposer.rules[0].id == "allow-pip"
     custom = policy._replace(interposer=loaded.interposer)
-    assert decide("pip install requests", WORKSPACE, custom).decision == "allow"
+    assert decide("pip install --user requests", WORKSPACE, policy).decision == "ask"
+    assert decide("pip install --user requests", WORKSPACE, custom).decision == "allow"
     assert decide("rm -rf ~", WORKSPACE, custom).decision == "deny"
 
 
