@@ -13,25 +13,28 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from .programs.catalogue import grammar
 from .resolve import Invocation
 from .words import Word
 
 # A proxy of the client's own choosing, which it connects to by itself rather than through the jail's.
 _OWN_PROXY = frozenset({"-x", "--proxy", "--preproxy", "--https-proxy", "--all-proxy"})
 # Clients whose URL operands they fetch (through the proxy: they read HTTPS_PROXY and friends).
+# HTTPie and its kin: request items name files to send (`field@FILE`, `@FILE`, effects.py).
+HTTPIE = frozenset({"http", "https", "xh", "xhs", "httpie"})
 URL_CLIENTS = frozenset({"curl", "wget", "aria2c", "lwp-download", "lwp-request", "lwp-mirror", "GET", "HEAD", "POST",
-                         "http", "https", "xh", "xhs", "httpie", "pip", "pip3", "uv", "pipx", "npm", "pnpm", "yarn"})
+                         *HTTPIE, "pip", "pip3", "uv", "pipx", "npm", "pnpm", "yarn"})
 # Options of those clients whose value is not a destination (a proxy, a referer, a header, a form).
 _NOT_DESTINATION = frozenset({"-e", "--referer", "-H", "--header", "-d", "--data",
                               "--data-binary", "--data-raw", "--data-urlencode", "-F", "--form", "-u", "--user",
                               "-A", "--user-agent", "-b", "--cookie", "--proxy-user", "--noproxy"})
 _GIT_REMOTE = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
-_RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl", "rlogin", "rsh"})
+# Clients of raw connections: what they read from standard input (`nc host 80 < FILE`) is sent.
+RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl", "rlogin", "rsh"})
 _REMOTE_SHELL_PORTS = {"rlogin": 513, "rsh": 514}
 # ssh and the programs that reach a remote over it (or over rsync's own port), with their options that
 # take a value, so an option's value is not taken for the host.
-_SSH_VALUES = frozenset({"-B", "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o",
-                         "-p", "-Q", "-R", "-S", "-W", "-w"})
+_SSH_VALUES = frozenset(grammar("ssh").values)  # the catalogue's
 _SSH_CLIENTS = {"ssh": _SSH_VALUES, "slogin": _SSH_VALUES, "autossh": _SSH_VALUES | {"-M"},
                 "mosh": frozenset({"-p", "--port", "--ssh", "--server", "--predict", "--family"}),
                 "scp": frozenset({"-c", "-D", "-F", "-i", "-J", "-l", "-o", "-P", "-S", "-X"}),
@@ -95,7 +98,7 @@ def destinations(invocation: Invocation) -> list[Destination]:
             for word in operands[1:]:
                 if word.literal:
                     found += _git_remote(word.value)
-    elif name in _RAW_CLIENTS:
+    elif name in RAW_CLIENTS:
         found += _raw(name, [w.value for w in args if w.literal])
     elif name in _SSH_CLIENTS:
         found += _over_ssh(name, args)

@@ -22,6 +22,7 @@ from jail.policy.paths import (
 )
 from jail.policy.programs import Program
 
+from .destinations import HTTPIE, RAW_CLIENTS
 from .programs import options
 from .programs.catalogue import BUILTIN, Act, acts, grammar
 from .programs.options import flags
@@ -197,15 +198,13 @@ _STDIN_FILE_LISTS = frozenset({"cpio", "afio"})
 # Options of HTTP clients whose value is a file to send: `@FILE` (curl -d/-F, httpie) or the value itself.
 _SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-urlencode", "-F", "--form", "--json"})
 _SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
-_RAW_SENDERS = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl"})
-_HTTPIE = frozenset({"http", "https", "xh", "xhs", "httpie"})  # request items: `field@FILE`, `@FILE`
 
 
 def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: Any,
            catalogue: Mapping[str, Program]) -> list[Target]:
     """The local files a network client sends: upload options, `scp`/`rsync` to a remote, `nc < FILE`."""
     files: list[Word] = []
-    if name in ("curl", "wget") or name in _HTTPIE:
+    if name in ("curl", "wget") or name in HTTPIE:
         for index, word in enumerate(args):
             option, equals, attached = word.value.partition("=")
             value = attached if equals else (args[index + 1].value if index + 1 < len(args) else "")
@@ -213,7 +212,7 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
                 option, value = word.value[:2], word.value[2:]  # curl -d@FILE, -Tfile
             if option in _SEND_FILE:
                 files.append(Word(value, word.literal, False, word.source))
-            elif option in _SEND_AT or (name in _HTTPIE and not word.value.startswith("-")):
+            elif option in _SEND_AT or (name in HTTPIE and not word.value.startswith("-")):
                 # curl -d @F, -F k=@F, -F k=<F, --data-urlencode k@F; httpie's k@F and k=@F items
                 at = (word.value if option not in _SEND_AT else value).replace("=<", "=@")
                 if "@" in at and not at.startswith("-"):
@@ -224,7 +223,7 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
         operands = _operands(name, args, catalogue)
         if len(operands) >= 2 and ":" in operands[-1].value and not operands[-1].value.startswith("/"):
             files += [w for w in operands[:-1] if ":" not in w.value]
-    if name in _RAW_SENDERS:
+    if name in RAW_CLIENTS:
         files += [r.target for r in invocation.command.redirects if r.op in ("<", "<>") and r.target is not None]
     return targets([w for w in files if w.value and w.value != "-"])
 
