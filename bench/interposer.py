@@ -3,7 +3,9 @@
 (1) decisions per second on the benign corpora, one thread, warm;
 (2) milliseconds added per `sh -c true` started by a program (each one judged) and
     by a shell (a child shell, passed after an ancestry check), interposer on vs off;
-(3) configure-style workloads, time on / time off: a real autoconf `configure`
+(3) scale: one line of N commands (an `&&` chain, and a script of N lines), N = 10 ... 10,000:
+    seconds per line and microseconds per command (linear when the latter stays flat);
+(4) configure-style workloads, time on / time off: a real autoconf `configure`
     (pycrypto 2.6.1's, from PyPI; `make bench-deps` fetches it), and a worst
     case made of nothing but short shells (100 `sh -c` and a 100-recipe make).
 Each figure is the median of N runs, interleaved on/off; ratios are within one run.
@@ -51,6 +53,28 @@ def throughput(runs: int) -> dict[str, float]:
     return out
 
 
+def scale(runs: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Decision time for one line of N commands: the walk must grow linearly, not recurse (#23)."""
+    loaded = profile.load("coding-agent")
+    env = environment.build(loaded.environment, {}, {"workspace": "/w/p", "home": "/home/u", "user": "u"})
+    policy = Policy(loaded.interposer, "/w/p", "/home/u", env)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for form, separator in (("chain", " && "), ("script", "\n")):
+        out[form] = {}
+        for size in (10, 100, 1_000, 10_000):
+            line = separator.join(f"echo {i} > out{i % 7}.txt" if form == "script"
+                                  else f"echo {i}" for i in range(size))
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                decision = decide(line, "/w/p", policy)
+                samples.append(time.perf_counter() - started)
+            seconds = statistics.median(samples)
+            out[form][str(size)] = {"seconds": round(seconds, 4), "us_per_command": round(seconds / size * 1e6, 1),
+                                    "decision": decision.decision}
+    return out
+
+
 def timed(workspace: str, interposer: str, command: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run([SHELLJAIL, "run", "-w", workspace, "--interposer", interposer, "--", *command],
@@ -82,6 +106,7 @@ def main() -> int:
     results: dict = header("interposer", args.runs)
 
     results["decisions_per_second"] = throughput(args.runs)
+    results["scale"] = scale(args.runs)
 
     workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
     loops = {
@@ -120,6 +145,10 @@ def main() -> int:
     print(f"interposer, median of {args.runs} runs")
     for name, rate in results["decisions_per_second"].items():
         print(f"  analysis throughput, {name:30} {rate:8d} commands/s")
+    for form, sizes in results["scale"].items():
+        for size, figures in sizes.items():
+            print(f"  one {form} of {int(size):6d} commands: {figures['seconds']:8.4f} s, "
+                  f"{figures['us_per_command']:7.1f} us per command ({figures['decision']})")
     for name, figures in added.items():
         print(f"  added per sh -c true, {name:34} {figures['ms_added_per_shell']:6.2f} ms")
     for name, c in results["configure_like"].items():

@@ -7,6 +7,7 @@ a deletion in the home directory, outside the workspace.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -413,15 +414,22 @@ def _secret_classes(path: str, place: Place) -> set[str]:
     if (name == ".env" or name.startswith(".env.") or name.endswith(".env") or name == ".envrc") \
             and not name.endswith(DOTENV_TEMPLATES):
         found.add("dotenv")
-    for credential in CREDENTIALS:
-        location = os.path.join(place.home, credential)
-        if (path == location or path.startswith(location + "/")) and not name.endswith(".pub"):
+    credentials, startup = _home_locations(place.home)
+    if path.startswith(os.path.join(place.home, "")):  # "/root/", or "/" for a home at the root
+        if not name.endswith(".pub") and any(path == c or path.startswith(c + "/") for c in credentials):
             found.add("credentials")  # a public key (~/.ssh/id_ed25519.pub) is meant to be shown
-    if any(path == s or path.startswith(s + "/") for s in SYSTEM_STARTUP) or any(
-            path == os.path.join(place.home, f) or path.startswith(os.path.join(place.home, f) + "/")
-            for f in (*STARTUP_FILES, ".ssh/authorized_keys")):
+        if any(path == s or path.startswith(s + "/") for s in startup):
+            found.add("startup")
+    if any(path == s or path.startswith(s + "/") for s in SYSTEM_STARTUP):
         found.add("startup")
     return found
+
+
+@functools.lru_cache(maxsize=8)
+def _home_locations(home: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The credential and start-up paths under one home, joined once per home rather than per path judged."""
+    return (tuple(os.path.join(home, c) for c in CREDENTIALS),
+            tuple(os.path.join(home, f) for f in (*STARTUP_FILES, ".ssh/authorized_keys")))
 
 
 def _find_roots(args: tuple[Word, ...]) -> list[Word]:

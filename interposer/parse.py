@@ -83,6 +83,8 @@ class _Walker:
                     self._assign(child, state)
             self._substitutions(node, state)
             return []
+        if kind == "list":
+            return self._list(node, state, piped_from)
         if kind == "subshell":
             return self._children(node, state.copy(), piped_from)
         if kind == "ERROR":
@@ -115,6 +117,14 @@ class _Walker:
         produced: list[int] = []
         for child in node.named_children:
             produced += self.walk(child, state, piped_from)
+        return produced
+
+    def _list(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
+        """`a && b || c; ...`: tree-sitter nests a list in its first item, one level per operator, so a
+        generated chain of thousands is walked item by item here, not by recursion."""
+        produced: list[int] = []
+        for item in list_items(node):
+            produced += self.walk(item, state, piped_from)
         return produced
 
     def _pipeline(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
@@ -285,11 +295,28 @@ class _Walker:
         return []
 
 
+def list_items(node: Node) -> list[Node]:
+    """The items of a `list` node in order, its nested lists (one per `&&`, `||`) opened with a stack."""
+    items: list[Node] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type == "list":
+            stack.extend(reversed(current.named_children))
+        else:
+            items.append(current)
+    return items
+
+
 def _spawns(node: Node) -> bool:
-    """A pipeline or a background job somewhere inside `node`."""
-    if node.type == "pipeline" or (not node.is_named and node.type == "&"):
-        return True
-    return any(_spawns(child) for child in node.children)
+    """A pipeline or a background job somewhere inside `node` (an explicit stack: a body may be long)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type == "pipeline" or (not current.is_named and current.type == "&"):
+            return True
+        stack.extend(current.children)
+    return False
 
 
 def _change_directory(state: _State, args: list[Word]) -> None:
@@ -317,19 +344,35 @@ def _snippet(node: Node) -> str:
 
 
 def _deeper_than(root: Node, limit: int) -> bool:
-    """Whether the tree has more than `limit` levels, measured without recursion (a cursor walk)."""
+    """Whether the tree has more than `limit` levels, measured without recursion (a cursor walk).
+
+    A list inside a list is not a level: that is how tree-sitter reads `a && b && c`, and the walk opens
+    it without recursion (list_items), so a chain of any length is one level.
+    """
     cursor = root.walk()
+    path = [(root.type, 1)]  # the node types on the cursor's path, and whether each added a level
     depth = 1
     while True:
         if cursor.goto_first_child():
-            depth += 1
+            kind = cursor.node.type
+            step = 0 if kind == "list" == path[-1][0] else 1
+            path.append((kind, step))
+            depth += step
             if depth > limit:
                 return True
             continue
-        while not cursor.goto_next_sibling():
+        while True:
+            depth -= path.pop()[1]
+            if cursor.goto_next_sibling():
+                kind = cursor.node.type
+                step = 0 if kind == "list" == path[-1][0] else 1
+                path.append((kind, step))
+                depth += step
+                if depth > limit:
+                    return True
+                break
             if not cursor.goto_parent():
                 return False
-            depth -= 1
 
 
 def too_deep(reasons: Iterable[str]) -> bool:

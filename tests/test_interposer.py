@@ -567,3 +567,21 @@ def test_bad_rules_are_refused(tmp_path, text: str, problem: str) -> None:
     path.write_text(text)
     with pytest.raises(profile.ProfileError, match=problem):
         profile.load(str(path))
+
+
+# -- scale: long lines are work, not attacks (#23) -------------------------------------
+
+@pytest.mark.parametrize("separator", [" && ", " || ", "; ", "\n", " | "])
+def test_a_generated_line_of_ten_thousand_commands_is_read_to_the_end(policy: Policy, separator: str) -> None:
+    """tree-sitter nests `a && b && c` one level per operator: the walk must not recurse once per item
+    (a 1,500-item chain was asked as "nests more than 100 levels"), and must still read the last item."""
+    items = [f"echo {i}" for i in range(10_000)]
+    assert judge(policy, separator.join(items)).decision == "allow"
+    last = judge(policy, separator.join([*items[:-1], "rm -rf ~"]))
+    assert last.decision == "deny" and "home" in last.reason
+
+
+def test_real_nesting_still_has_a_bound_named_in_the_answer(policy: Policy) -> None:
+    for line in ("if true; then " * 150 + "rm -rf ~" + "; fi" * 150, "echo $(" * 150 + "rm -rf ~" + ")" * 150):
+        decision = judge(policy, line)
+        assert decision.decision in ("ask", "deny") and "100 levels" in decision.reason
