@@ -282,11 +282,7 @@ def credential_beneath(targets: tuple[Target, ...], place: Place) -> Target | No
 
     The home's credentials count where they are there to read: in the real home (a hook), or bound into
     the jail's home by the profile; `tar czf home.tgz ~` in a jail whose home has none is a backup."""
-    home = [os.path.join(place.home, c) for c in CREDENTIALS]
-    if place.home_binds is not None:
-        home = [c for c in home if any(c == b or c.startswith(b + "/") or b.startswith(c + "/")
-                                       for b in place.home_binds)]
-    inside = (*SYSTEM_CREDENTIALS, *home)
+    inside = _credentials_present(place)
     for target in targets:
         if target.contents == "all" and target.path is not None:
             prefix = target.path.rstrip("/") + "/"
@@ -426,6 +422,16 @@ def _secret_classes(path: str, place: Place) -> set[str]:
 
 
 @functools.lru_cache(maxsize=8)
+def _credentials_present(place: Place) -> tuple[str, ...]:
+    """The system's credentials and the home's that are there to read (credential_beneath), once per place."""
+    home = _home_locations(place.home)[0]
+    if place.home_binds is not None:
+        home = tuple(c for c in home if any(c == b or c.startswith(b + "/") or b.startswith(c + "/")
+                                            for b in place.home_binds))
+    return (*SYSTEM_CREDENTIALS, *home)
+
+
+@functools.lru_cache(maxsize=8)
 def _home_locations(home: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The credential and start-up paths under one home, joined once per home rather than per path judged."""
     return (tuple(os.path.join(home, c) for c in CREDENTIALS),
@@ -472,15 +478,27 @@ class Place(NamedTuple):
     home_binds: tuple[str, ...] | None = None
 
 
-def classes(target: Target, place: Place) -> set[str]:
+def classes(target: Target, place: Place) -> frozenset[str]:
     """The path classes a rule can name: where a target is, relative to the workspace and home."""
     if target.path is None:
-        return {"unknown", "any"}
-    path = target.path
+        return _UNKNOWN
+    return _path_classes(target.path, target.contents, place)
+
+
+_UNKNOWN = frozenset({"unknown", "any"})
+
+
+@functools.lru_cache(maxsize=8192)
+def _path_classes(path: str, contents: str, place: Place) -> frozenset[str]:
+    """classes() of one path, cached: every rule asks it of every target, a line at a time."""
+    return frozenset(_classes_of(path, contents, place))
+
+
+def _classes_of(path: str, contents: str, place: Place) -> set[str]:
     workspace = place.workspace
     found = {"any"} | _secret_classes(path, place)
     if path == workspace:
-        found.add("inside-workspace" if target.contents == "some" else "workspace-root")
+        found.add("inside-workspace" if contents == "some" else "workspace-root")
         return found
     if path.startswith(workspace + "/"):
         found.add("inside-workspace")
