@@ -39,6 +39,8 @@ _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n
 _ANSI_RE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.|.)", re.S)
 _DQ_ESCAPABLE = '$`"\\\n'
 _GLOB_CHARS = "*?["
+# What makes an unquoted word more than its text: a backslash, a brace, a leading tilde.
+_SPECIAL_IN_WORD = re.compile(r"[\\{}]|^~")
 
 
 def decode_ansi_c(body: str) -> str:
@@ -60,6 +62,8 @@ def decode_ansi_c(body: str) -> str:
 
 def _unquoted_word(text: str) -> list[_Piece]:
     """Backslash removal in an unquoted word; an escaped character counts as quoted."""
+    if "\\" not in text:
+        return [_Piece(text, quoted=False)]
     pieces: list[_Piece] = []
     run = []
     index = 0
@@ -104,8 +108,11 @@ class Expander:
 
     def words(self, node: Node) -> list[Word]:
         """The arguments one word node becomes (more than one after brace expansion)."""
-        pieces = self._pieces(node, quoted=False)
         source = node.text.decode(errors="replace")
+        if node.type == "word" and not _SPECIAL_IN_WORD.search(source):
+            # most words are plain (`-la`, `src/main.rs`): nothing to remove, expand or look up
+            return [Word(source, True, any(c in source for c in _GLOB_CHARS), source)]
+        pieces = self._pieces(node, quoted=False)
         results = []
         for variant in _brace_expand(pieces):
             variant = self._tilde(variant)
@@ -192,6 +199,8 @@ class Expander:
 
 def _brace_expand(pieces: list[_Piece]) -> list[list[_Piece]]:
     """Bash brace expansion over unquoted text: a{b,c}d, {1..3}, {a..e}."""
+    if not any("{" in piece.text and not piece.quoted for piece in pieces):
+        return [pieces]
     chars: list[tuple[str, bool, bool]] = []  # (char, quoted, known)
     for piece in pieces:
         chars += [(c, piece.quoted, piece.known) for c in piece.text]
