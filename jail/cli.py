@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         from jail.display import shown
 
         print(f"shelljail: {shown(str(exc))}", file=sys.stderr)
-        from jail.errors import EXIT_SETUP
-
-        code = getattr(exc, "code", EXIT_SETUP)
+        code = exc.code
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:  # `shelljail log | head`: the reader has what it wanted

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from jail.errors import JailError
+from jail.errors import EXIT_REFUSED, JailError
 from jail.kernel.beneath import (
     NotRegular,
     TooLarge,
@@ -766,7 +766,7 @@ def commit(chosen: list[Change], target: Session) -> list[str]:
                        stopped=f"{change.kind} {change.path}: {exc.strerror or exc}")
                 raise JailError(f"commit stopped at {change.path}: {exc.strerror or exc}",
                                 f"{len(done)} of {len(chosen)} change(s) applied, the rest still in the session; "
-                                f"shelljail diff {target.id}") from None
+                                f"shelljail diff {target.id}", EXIT_REFUSED) from None
             done.append(change)
             if what:
                 skipped.append(f"{change.path} ({what}, not copied: special files never leave an overlay)")

@@ -171,8 +171,7 @@ class RunFailure(JailError):
             EXIT_SETUP: "run `shelljail doctor` to see which kernel feature is missing",
             EXIT_NOT_FOUND: "check the command's name and the profile's PATH",
         }.get(code, "")
-        super().__init__(message, hint)
-        self.code = code
+        super().__init__(message, hint, code)
 
 
 def _wait_readable(fd: int, deadline: float | None) -> bool:
