@@ -14,12 +14,32 @@ AGENTS := .agents
 PI_VERSION := 0.73.1
 MINI_SWE_AGENT_VERSION := 2.4.6
 
-.PHONY: setup apt venv launcher agents test test-fast lint bench bench-deps redteam clean
+.PHONY: setup link unlink apt venv launcher agents test test-fast lint bench bench-deps redteam clean
 
-setup: apt venv agents
-	@mkdir -p $(PREFIX)/bin
-	@ln -sf $(CURDIR)/$(BIN)/shelljail $(PREFIX)/bin/shelljail
-	@echo "shelljail is ready: $(PREFIX)/bin/shelljail (try: shelljail doctor)"
+setup: apt venv agents link
+
+# `shelljail` on PATH, linked to this clone's venv. A link to another clone that still works is left alone
+# (LINK=force takes it over); a link that no longer works, or a takeover, is said with where it pointed.
+link:
+	@link=$(PREFIX)/bin/shelljail; target=$(CURDIR)/$(BIN)/shelljail; mkdir -p $(PREFIX)/bin; \
+	current=$$(readlink "$$link" || true); if [ -e "$$link" ]; then state=; else state=", which no longer exists"; fi; \
+	if [ -e "$$link" ] && [ ! -L "$$link" ]; then \
+	  echo "$$link is a file, not a link to a clone: left alone (remove it to link $$target there)"; \
+	elif [ -n "$$current" ] && [ "$$current" != "$$target" ] && [ -e "$$link" ] && [ "$(LINK)" != force ]; then \
+	  echo "$$link runs another clone's shelljail ($$current): left alone; this clone's is $$target" \
+	       "(make setup LINK=force links it here)"; \
+	else \
+	  ln -sfn "$$target" "$$link"; \
+	  if [ -n "$$current" ] && [ "$$current" != "$$target" ]; then \
+	    echo "$$link pointed to $$current$$state: now to $$target"; \
+	  fi; \
+	  echo "shelljail is ready: $$link (try: shelljail doctor)"; \
+	fi
+
+# The link make setup made, if it is this clone's.
+unlink:
+	@if [ "$$(readlink $(PREFIX)/bin/shelljail)" = "$(CURDIR)/$(BIN)/shelljail" ]; then \
+	  rm -f $(PREFIX)/bin/shelljail && echo "removed $(PREFIX)/bin/shelljail (it ran this clone's venv)"; fi
 
 # Build dependencies of python-prctl, and chromium for the dashboard tests; installed only when missing.
 apt:
@@ -105,6 +125,6 @@ bench-deps:
 	@mkdir -p bench/cache && test -f bench/cache/pycrypto-2.6.1.tar.gz || \
 	  $(BIN)/pip download -q --no-deps --no-binary :all: -d bench/cache pycrypto==2.6.1
 
-clean:
+clean: unlink
 	rm -rf $(VENV) $(AGENTS) .pytest_cache .ruff_cache interposer/shelljail-launcher
 	find . -name __pycache__ -prune -exec rm -rf {} +
