@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 SHELLJAIL = [sys.executable, "-m", "jail.cli"]
+PROJECT = Path(__file__).resolve().parent.parent
 JUDGE_WORKSPACE, JUDGE_HOME = "/home/user/project", "/home/user"
 NOBODY = 65534
 NAMESPACES = ("user", "mnt", "pid")
@@ -44,11 +45,14 @@ def guarded(script: str) -> str:
 
 
 class Jail:
-    """Runs commands through `shelljail run` with a fake caller home and workspace."""
+    """Runs commands through `shelljail run` with a fake caller home and workspace. `install`: the copy of
+    the project an ordinary user runs (see readable_install), None for root, who runs the checkout."""
 
-    def __init__(self, root: Path, user: int | None = None) -> None:
+    def __init__(self, root: Path, user: int | None = None, install: Path | None = None) -> None:
         self.root = root
         self.user = user
+        self.project = install or PROJECT
+        self.command = [str(install / VENV_PYTHON), "-m", "jail.cli"] if install else SHELLJAIL
         self.home = root / "home"
         self.workspace = root / "workspace"
         for path in (self.home, self.workspace):
@@ -59,14 +63,14 @@ class Jail:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home), "LANG": "C.UTF-8"}
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = str(self.project)
         env.update(extra)
         return env
 
     def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*SHELLJAIL, *args], capture_output=True, text=True, timeout=timeout,
+            [*self.command, *args], capture_output=True, text=True, timeout=timeout,
             env=env or self.env(), cwd=cwd or self.workspace, stdin=subprocess.DEVNULL,
             user=self.user, group=self.user, extra_groups=[] if self.user is not None else None,
         )
@@ -94,26 +98,65 @@ def any_jail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Jail]:
     if request.param == "root":
         yield Jail(tmp_path)
     else:
-        yield from _nobody_jail()
+        yield from _nobody_jail(request.getfixturevalue("readable_install"))
 
 
 @pytest.fixture
-def nobody_jail() -> Iterator[Jail]:
-    yield from _nobody_jail()
+def nobody_jail(readable_install: Path) -> Iterator[Jail]:
+    yield from _nobody_jail(readable_install)
 
 
-def _nobody_jail() -> Iterator[Jail]:
+def _nobody_jail(install: Path) -> Iterator[Jail]:
     """A jail run by an ordinary user (nobody), in a directory it owns."""
     root = Path(tempfile.mkdtemp(prefix="shelljail-nobody-"))
     os.chmod(root, 0o755)
-    project = Path(__file__).resolve().parent.parent
-    for parent in (project, *project.parents):
-        if not os.stat(parent).st_mode & 0o001:
-            pytest.fail(f"{parent} is not searchable by other users; the ordinary-user tests need it")
     try:
-        yield Jail(root, user=NOBODY)
+        yield Jail(root, user=NOBODY, install=install)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# What an ordinary user's shelljail is made of: the packages, the profiles and the venv (sys.prefix).
+INSTALLED = ("jail", "interposer", "agent", "profiles")
+# Not needed to run shelljail (test and packaging tools, the checkout's own editable-install path).
+NOT_INSTALLED = shutil.ignore_patterns("playwright", "pip", "setuptools", "_editable_impl_*.pth")
+VENV_PYTHON = Path("venv/bin/python")
+
+
+@pytest.fixture(scope="session")
+def readable_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The project's code and venv where any user can read them, as an installed shelljail is: the
+    ordinary-user tests run it from here, so that a checkout in a private folder (mode 700, as `~/src`
+    under root's home is) passes them too. Files are hard links where other users can already read them,
+    copies made readable where not."""
+    if sys.prefix == sys.base_prefix:
+        pytest.fail("the tests run in the project's venv (make setup; make test): the ordinary-user tests "
+                    "copy it where nobody can read it")
+    install = Path(tempfile.mkdtemp(prefix="shelljail-install-"))
+    try:
+        for name in INSTALLED:
+            shutil.copytree(PROJECT / name, install / name, symlinks=True, copy_function=_readable_copy)
+        shutil.copytree(sys.prefix, install / "venv", symlinks=True, copy_function=_readable_copy,
+                        ignore=NOT_INSTALLED)
+        for directory, _, _ in os.walk(install):
+            os.chmod(directory, 0o755)
+        yield install
+    finally:
+        shutil.rmtree(install, ignore_errors=True)
+
+
+def _readable_copy(source: str, target: str) -> None:
+    """A hard link if every user may read `source` (fast, and the same inode, as the launcher check
+    wants nothing else), else a copy readable by all, executable by all if it was by its owner."""
+    mode = os.lstat(source).st_mode
+    if mode & 0o004 and (not mode & 0o100 or mode & 0o001):
+        try:
+            os.link(source, target, follow_symlinks=False)
+            return
+        except OSError:  # another filesystem: copy
+            pass
+    shutil.copy2(source, target)
+    os.chmod(target, 0o755 if mode & 0o100 else 0o644)
 
 
 # Rates measured by the corpus tests, printed at the end of the run.

@@ -116,12 +116,12 @@ class Swapper:
     as it can until the host makes `stop`: every path through `d` is a symlink half the time."""
 
     def __init__(self, jail: Jail, target: Path) -> None:
-        from conftest import SHELLJAIL, guarded
+        from conftest import guarded
 
         (jail.workspace / "swapper.py").write_text(SWAPPER)
         self.jail = jail
         self.process = subprocess.Popen(
-            [*SHELLJAIL, "run", "-w", str(jail.workspace), "--interposer", "off", "--", "/bin/sh", "-c",
+            [*jail.command, "run", "-w", str(jail.workspace), "--interposer", "off", "--", "/bin/sh", "-c",
              guarded(f"cd {jail.workspace} && exec /usr/bin/python3 swapper.py {target}")],
             env=jail.env(), cwd=jail.workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, user=jail.user, group=jail.user,
