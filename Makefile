@@ -60,11 +60,11 @@ venv:
 # The shell entry inside the jail: a static C program (interposer/launcher.py is the fallback).
 launcher: interposer/shelljail-launcher
 # No compiler: the Python fallback. A compiler that fails is an error (never a stale binary).
-interposer/shelljail-launcher: interposer/launcher.c
+# The flags are in interposer/launcher.cflags, which the wheel's build (hatch_build.py) reads too.
+interposer/shelljail-launcher: interposer/launcher.c interposer/launcher.cflags
 	@if command -v $(CC) >/dev/null 2>&1; then \
 	  echo "$(CC) ... -o $@ $<"; \
-	  $(CC) -O2 -static -no-pie -nostdlib -nostartfiles -ffreestanding -fno-builtin -fno-stack-protector \
-	    -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -s -Wall -Wextra -Werror -o $@ $<; \
+	  $(CC) $$(cat interposer/launcher.cflags) -o $@ $<; \
 	else rm -f $@; echo "no C compiler: the jail uses the slower Python launcher"; fi
 
 # pi (npm) and mini-swe-agent (PyPI, with litellm and mcp, which its tool calls need). A registry that

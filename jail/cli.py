@@ -687,9 +687,10 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _doctor(_args: argparse.Namespace) -> int:
+    from interposer.service import launcher_path
     from jail.ui import doctor
 
-    return doctor.main()
+    return doctor.main(launcher_path())
 
 
 def _profile_list(_args: argparse.Namespace) -> int:

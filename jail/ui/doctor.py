@@ -338,13 +338,27 @@ def check_credentials() -> Result:
     return Result("credentials", True, f"hidden under the default profile: {listed}{socket}")
 
 
+def check_launcher(path: str) -> Result:
+    """Which shell launcher the jail's /bin/sh and /bin/bash lead to (the run finds it: interposer/service.py).
+    The Python fallback works; it costs a Python start-up on every shell the jail starts."""
+    if not path.endswith(".py"):
+        return Result("shell launcher", True, f"compiled: {path}")
+    forced = os.environ.get("SHELLJAIL_PYTHON_LAUNCHER") == "1"
+    return Result("shell launcher", False,
+                  f"the Python fallback {path}" + (" (SHELLJAIL_PYTHON_LAUNCHER=1)" if forced else
+                                                   ": no compiled launcher was built"),
+                  "" if forced else "install a C compiler (apt install gcc libc6-dev), then make launcher in a "
+                  "checkout or reinstall the wheel")
+
+
 CHECKS = (check_user_namespaces, check_mount_setattr, check_network_namespace, check_seccomp,
           check_landlock, check_landlock_log, check_overlayfs, check_cgroups, check_process_limit, check_credentials,
           check_jail)
 
 
-def main() -> int:
-    results = [run_check() for run_check in CHECKS]
+def main(launcher: str) -> int:
+    """`launcher`: the path of the launcher the run would bind (the CLI asks the interposer for it)."""
+    results = [run_check() for run_check in CHECKS] + [check_launcher(launcher)]
     width = max(len(r.feature) for r in results)
     colour = sys.stdout.isatty()
     for r in results:
