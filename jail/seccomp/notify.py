@@ -5,7 +5,10 @@ the jailed command, loading it, gets a listener fd and passes it out over a
 socket pair before it execs. A thread here answers each notification with
 the profile's errno (so the jailed program sees exactly what ERRNO would
 give it), counts it per syscall, and logs the first of each. Allowed
-syscalls never reach this path: they cost nothing more.
+syscalls never reach this path: they cost nothing more. The first attempt
+to create or enter namespaces is logged once more, as one `nested-sandbox`
+event a person can act on: an agent's own sandbox (bubblewrap, unshare)
+fails there, and a list of syscall names does not say so.
 
 Raw ioctls, not pyseccomp: its notification API lacks the listener fd.
 """
@@ -21,6 +24,11 @@ import struct
 from typing import Any
 
 from jail.kernel.fdpass import receive_fd, send_fds
+from jail.seccomp.groups import NAMESPACE_FLAGS
+
+# What `shelljail log` says, once per session, when a program in the jail tried to make namespaces.
+NESTED_SANDBOX = "a program tried to create namespaces: nested sandboxes are not available inside the jail"
+_NAMESPACE_MASK = sum(NAMESPACE_FLAGS)
 
 IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif), 80 bytes
 IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp), 24 bytes
@@ -59,6 +67,7 @@ class DenialCounter:
         self.errno_value = errno_value
         self.log = log
         self.counts: dict[str, int] = {}
+        self.nested_sandbox = False  # whether the nested-sandbox event was logged (once per session)
         self._lock = _thread.allocate_lock()
 
     def start(self) -> None:
@@ -87,7 +96,7 @@ class DenialCounter:
                 except OSError:
                     continue  # the process died before we could receive
                 notif_id, pid, _flags, nr, arch, _ip, *args = _NOTIF.unpack(buffer)
-                name = self._count(nr, arch, pid)  # before the answer: the call waits, so nothing is lost
+                name = self._count(nr, arch, pid, args[0])  # before the answer: the call waits, so nothing is lost
                 if self.observe is not None:
                     self.observe(pid, name, args)  # while the call waits: its memory still holds the arguments
                     answer = _RESPONSE.pack(notif_id, 0, 0, FLAG_CONTINUE)
@@ -100,14 +109,26 @@ class DenialCounter:
         finally:
             os.close(listener)
 
-    def _count(self, nr: int, arch: int, pid: int) -> str:
+    def _count(self, nr: int, arch: int, pid: int, first_argument: int) -> str:
         name = _name(nr, arch)
+        nested = _makes_namespaces(name, first_argument)
         with self._lock:
             first = name not in self.counts
             self.counts[name] = self.counts.get(name, 0) + 1
-        if first and self.log is not None and self.observe is None:
-            self.log.event("seccomp-denial", syscall=name, pid=pid, program=_program(pid))
+            first_nested = nested and not self.nested_sandbox
+            self.nested_sandbox = self.nested_sandbox or nested
+        if self.log is not None and self.observe is None and (first or first_nested):
+            program = _program(pid)
+            if first:
+                self.log.event("seccomp-denial", syscall=name, pid=pid, program=program)
+            if first_nested:
+                self.log.event("nested-sandbox", syscall=name, pid=pid, program=program, message=NESTED_SANDBOX)
         return name
+
+
+def _makes_namespaces(name: str, first_argument: int) -> bool:
+    """unshare and setns always; clone when its flags ask for a namespace (a plain fork is no sandbox)."""
+    return name in ("unshare", "setns") or (name == "clone" and bool(first_argument & _NAMESPACE_MASK))
 
 
 def _program(pid: int) -> str:

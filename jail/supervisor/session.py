@@ -149,6 +149,9 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
         if decision != "allow" or event.get("rule") not in (None, "child-shell"):
             line.append(f"  ({shown(str(event.get('rule')))}: {shown(str(event.get('reason', '')))})",
                         style=f"{colour} dim".strip())
+    elif kind == "nested-sandbox":  # one line a person acts on, however many calls were denied
+        line.append(f"{shown(str(event.get('message', '')))} (first {shown(str(event.get('syscall')))} by "
+                    f"{shown(str(event.get('program')))}; see docs/agents.md)", style="bold yellow")
     else:
         details = {k: v for k, v in event.items() if k not in ("ts", "session", "event", "mounts")}
         line.append(f"{shown(kind)} " + shown(json.dumps(details, ensure_ascii=False, default=str)[:300]),
