@@ -8,6 +8,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 HOOK_EPILOG = """\
@@ -135,6 +136,16 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="the workspace read-only, and only shell commands that only read run; the others "
                           "are judged, logged and reported as what they would have done (exit 126)")
+    run.add_argument("--read-only", action="append", default=[], metavar="PATH", type=_run_flag("--read-only"),
+                     help="also show PATH to the command, read-only, at the same place: an install folder, a "
+                          "model's files (as filesystem.read_only; repeatable)")
+    run.add_argument("--allow", action="append", default=[], metavar="HOST[:PORT]", type=_run_flag("--allow"),
+                     help="also let the proxy reach HOST (*.domain matches its subdomains; without :PORT, 80 and "
+                          "443), such as an API host (as network.allow; repeatable; needs network.mode proxy)")
+    run.add_argument("--forward", action="append", default=[], metavar="127.0.0.1:PORT", type=_run_flag("--forward"),
+                     help="also forward this port of the host's loopback to the same address in the jail, as "
+                          "HTTP with the model forward's filter: a model server on another port (as "
+                          "network.forward; repeatable; needs network.mode proxy)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     run.set_defaults(handler=_run)
 
@@ -351,6 +362,18 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _run_flag(flag: str) -> Callable[[str], str]:
+    """A run flag's value, checked by the validator of the profile key it mirrors (profile.run_flag)."""
+    def checked(value: str) -> str:
+        from jail.policy import profile
+
+        try:
+            return profile.run_flag(flag, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{value!r}: {exc} (as {profile.RUN_FLAGS[flag]} in a profile)") from None
+    return checked
+
+
 def _run(args: argparse.Namespace) -> int:
     from jail.policy import profile, spec
 
@@ -359,12 +382,22 @@ def _run(args: argparse.Namespace) -> int:
         print("shelljail: run needs a command (shelljail run -- CMD [ARG...])", file=sys.stderr)
         return 2
     loaded = profile.load(args.profile)
+    flags = [(flag, value) for flag, values in (("--read-only", args.read_only), ("--allow", args.allow),
+                                                ("--forward", args.forward)) for value in values]
+    network_flag = next((flag for flag, _ in flags if flag != "--read-only"), None)
+    if network_flag and loaded.network.mode != "proxy":
+        print(f"shelljail: run {network_flag} needs network.mode = \"proxy\", and profile {loaded.name} has "
+              f"\"{loaded.network.mode}\" (use -p coding-agent, or a profile with [network] mode = \"proxy\")",
+              file=sys.stderr)
+        return 2
+    loaded = profile.with_run_flags(loaded, tuple(args.read_only), tuple(args.allow), tuple(args.forward))
     if args.workspace_mode:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace=args.workspace_mode))
     if args.dry_run:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace="read-only"))
     workspace = args.workspace or os.getcwd()
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env, secret_specs=args.secret)
+    jail_spec = jail_spec._replace(run_flags=tuple(f"{flag} {value}" for flag, value in flags))
     timeout = args.timeout or loaded.limits.wall_time
     interposing = loaded.interposer.enabled if args.interposer is None else args.interposer == "on"
     if args.dry_run and not interposing:

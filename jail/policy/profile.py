@@ -766,6 +766,44 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
+# `shelljail run`'s one-off flags and the profile keys they add to, each checked by that key's validator.
+RUN_FLAGS = {"--read-only": "filesystem.read_only", "--allow": "network.allow", "--forward": "network.forward"}
+
+
+def run_flag(flag: str, value: str) -> str:
+    """One value of a `run` flag in the form its profile key holds (a path made absolute), checked as
+    the profile checks that key: ValueError names the problem."""
+    if flag == "--read-only":
+        path = os.path.abspath(value)
+        problem = _path_problem(path)
+        if problem:
+            raise ValueError(problem)
+        if not os.path.exists(path):
+            raise ValueError(f"{path} does not exist")
+        return path
+    if flag == "--allow":
+        return _destinations([value])[0]
+    if flag == "--forward":
+        return _forward(value).address
+    raise ValueError(f"no run flag {flag} (known: {', '.join(RUN_FLAGS)})")
+
+
+def with_run_flags(profile: Profile, read_only: tuple[str, ...] = (), allow: tuple[str, ...] = (),
+                   forward: tuple[str, ...] = ()) -> Profile:
+    """The profile with `run --read-only`, `--allow` and `--forward` values (checked by run_flag) added
+    after its own, as a profile extending it would add them: a forward of the same port replaces the
+    profile's (the Ollama filter with no management, as a "127.0.0.1:PORT" entry is)."""
+    filesystem = profile.filesystem._replace(read_only=tuple(dict.fromkeys((*profile.filesystem.read_only,
+                                                                              *read_only))))
+    settings = {f.address: f for f in profile.network.forward_settings}
+    for address in forward:
+        settings.pop(address, None)
+        settings[address] = _forward(address)
+    network = profile.network._replace(allow=tuple(dict.fromkeys((*profile.network.allow, *allow))),
+                                       forward=tuple(settings), forward_settings=tuple(settings.values()))
+    return profile._replace(filesystem=filesystem, network=network)
+
+
 def expand(text: str, values: Mapping[str, str]) -> str:
     """Replace {workspace}, {home} and {user} in a profile value."""
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], text)

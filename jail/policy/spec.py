@@ -40,6 +40,7 @@ class JailSpec(NamedTuple):
     stderr_fd: int | None = None
     executable_fds: tuple[int, ...] = ()  # files outside the view Landlock lets it execute (the real shells)
     secrets: tuple = ()  # the run's secrets (jail.policy.secrets.Secret): delivered, and masked in the log and output
+    run_flags: tuple[str, ...] = ()  # what `run --read-only/--allow/--forward` added to the profile, for the log
 
 
 def caller_identity(caller_env: Mapping[str, str]) -> tuple[str, str]:

@@ -57,7 +57,7 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
               started=time.strftime("%Y-%m-%d %H:%M:%S"))
     log.event("session-start", profile=profile.name, workspace=spec.view.workspace, argv=list(spec.argv),
               cwd=spec.cwd, mounts=[_mount(m) for m in spec.view.mounts], limits=profile.limits._asdict(),
-              features=features)
+              features=features, run_flags=list(spec.run_flags))
     return log
 
 
