@@ -153,6 +153,7 @@ class DecisionService:
         self.shells = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_shells().items()}
         self.tools = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_tools().items()}
         self.trash: Any = None  # a jail.recovery.trash.Trash when the session keeps one
+        self.timeline: Any = None  # a jail.recovery.timeline.Timeline: a checkpoint before each command line
         self.shell_paths = set(real_shells().values())
         # Host pid -> (its start time, whether it runs a judged `-c` line) of each shell this service
         # let run: with the start time a reused pid is not taken for the shell; pruned of the gone.
@@ -325,6 +326,8 @@ class DecisionService:
         cwd = os.fsdecode(fields[1])
         argv = [os.fsdecode(f) for f in fields[2:]]
         verdict, event = self.judge(argv, cwd, pid, peer)
+        if verdict is None and self.timeline is not None and self._top_level(event, pid):
+            verdict = self._checkpoint(event)
         if self.on_decision:
             self.on_decision(event)
         # An allowed line gets the real shell's fd, to run argv (or the rewritten argv) with. A process
@@ -353,6 +356,22 @@ class DecisionService:
                 _send_fds(connection, b"A " + names, [shell, *(self.shells[n] for n in self.kit)])
         else:
             connection.sendall(b"D" + verdict.encode())
+
+    def _top_level(self, event: dict[str, Any], pid: int) -> bool:
+        """A line the agent itself runs, not a child shell of what it runs (a build's, a script's)."""
+        if event.get("rule") == "child-shell" or self._allowed(pid) is not None:
+            return False  # a child shell, or an allowed shell that exec'd the line's last command in place
+        return not (self.judge_child_shells and self._started_by_allowed_shell(pid))
+
+    def _checkpoint(self, event: dict[str, Any]) -> str | None:
+        """The timeline's point before the line runs; a denial if it cannot be taken (fail closed)."""
+        try:
+            self.timeline.checkpoint(str(event.get("command") or ""))
+            return None
+        except Exception as exc:  # noqa: BLE001 - no line runs that its undo point could not be taken for
+            event.update(decision="deny", rule="timeline", reason=f"the timeline's checkpoint failed: {exc}")
+            return _denial(f"the workspace timeline could not record a checkpoint before this command ({exc})",
+                           "tell the person running shelljail; timeline.enabled = false turns undo off")
 
     def _tool(self, connection: _socket.socket, cwd: str, tool: str, argv: list[str], pid: int) -> None:
         """rm or unlink in the jail: the trash moves what it can; the real tool gets the rest.
@@ -649,7 +668,7 @@ def launcher_path() -> str:
 def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any]], None] | None = None,
            ask: Callable[[str, str, str | None, str], tuple[bool, str]] | None = None,
            dry_run: bool = False, trash: Any = None, network: Any = None,
-           log: Any = None) -> tuple[Any, DecisionService]:
+           log: Any = None, timeline: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
     from jail.policy.view import Bind, home_binds
@@ -664,6 +683,7 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
         service.launcher = (st.st_dev, st.st_ino)
     extra = [Bind(directory, JAIL_DIRECTORY, False)]
     extra += [Bind(launcher, target, False) for target in launcher_targets()]
+    service.timeline = timeline
     if trash is not None:
         service.trash = trash
         extra += [Bind(launcher, target, False) for target in sorted(set(real_tools().values()))]

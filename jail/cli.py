@@ -264,6 +264,39 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
     discard.add_argument("session", help="a session id or prefix")
     discard.set_defaults(handler=_discard)
 
+    timeline = commands.add_parser(
+        "timeline", help="a session's commands in order, with what each changed in the workspace",
+        description="Before each command line the agent runs, the supervisor records a checkpoint of the "
+                    "workspace (caches left out; see [timeline] in docs/profiles.md). This lists the commands: "
+                    "the number is the checkpoint before the command, then the files it added (+), changed (~) "
+                    "and deleted (-), and the bytes written. The changes between two commands are the command's "
+                    "and anything else the agent wrote meanwhile. Then: shelljail undo [--to N].")
+    timeline.add_argument("session", nargs="?", help="a session id or prefix (default: the newest)")
+    timeline.add_argument("--files", action="store_true", help="name the files each command added, changed, deleted")
+    timeline.add_argument("--json", action="store_true", help="one JSON object: every command and its changes")
+    timeline.set_defaults(handler=_timeline)
+    undo = commands.add_parser(
+        "undo", help="put the workspace back as it was before the last command (or before command N)",
+        description="Restores every file, directory and symlink of the workspace to the checkpoint before the "
+                    "session's last command (--to N: before command N of shelljail timeline). What is there now "
+                    "is recorded first as a checkpoint of its own, so an undo can be undone (shelljail undo "
+                    "again). A file that changed since the session's last checkpoint, by anything but the "
+                    "session, is not overwritten: undo refuses, changing nothing, unless --force. "
+                    "The session must have ended.")
+    undo.add_argument("session", nargs="?", help="a session id or prefix (default: the newest)")
+    undo.add_argument("--to", type=int, metavar="N", help="the checkpoint before command N (shelljail timeline)")
+    undo.add_argument("--force", action="store_true", help="overwrite files changed since the session too")
+    undo.set_defaults(handler=_undo)
+    restore = commands.add_parser(
+        "restore", help="put PATHs of a workspace back as they were at checkpoint N",
+        description="Like undo --to N, for the PATHs named only (a directory: what is under it). PATHs are "
+                    "relative to the current directory and must be inside the session's workspace.")
+    restore.add_argument("--at", type=int, required=True, metavar="N", help="the checkpoint (shelljail timeline)")
+    restore.add_argument("paths", nargs="+", metavar="PATH")
+    restore.add_argument("-s", "--session", default=None, help="a session id or prefix (default: the newest)")
+    restore.add_argument("--force", action="store_true", help="overwrite files changed since the session too")
+    restore.set_defaults(handler=_restore)
+
     snapshots = commands.add_parser(
         "snapshots", help="the git snapshots saved before commands that discard work",
         description="Before git reset --hard, git clean -f, git checkout -- ., git restore ., git stash drop/clear, "
@@ -717,6 +750,24 @@ def _rollback(args: argparse.Namespace) -> int:
     from jail.recovery import gitjail, snapshots
 
     return gitjail.run(args.workspace, snapshots.rollback_script(args.number))
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    from jail.recovery import timeline_commands
+
+    return timeline_commands.show(args.session, args.json, args.files)
+
+
+def _undo(args: argparse.Namespace) -> int:
+    from jail.recovery import timeline_commands
+
+    return timeline_commands.undo(args.session, args.to, args.force)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from jail.recovery import timeline_commands
+
+    return timeline_commands.undo(args.session, args.at, args.force, tuple(args.paths))
 
 
 def _doctor(_args: argparse.Namespace) -> int:

@@ -40,19 +40,24 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
         from jail.supervisor import proxy
 
         jail_spec, network_proxy = proxy.attach(jail_spec, loaded.network, log)
-    decision_service = None
+    decision_service = timeline = None
     if options.interposing:
         from interposer import service as decisions
+        from jail.recovery import timeline as timelines
         from jail.recovery.trash import for_session
         from jail.supervisor.approvals import Broker
 
         broker = Broker(log.directory, log, options.ask, loaded.interposer.ask_timeout)
         trash, jail_spec = for_session(loaded, jail_spec, log)
+        timeline = None if options.dry_run else timelines.for_session(loaded, jail_spec, log)
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
-                                                       broker.ask, options.dry_run, trash, loaded.network, log)
+                                                       broker.ask, options.dry_run, trash, loaded.network, log,
+                                                       timeline)
+    # Threads start after the jail's processes are forked (a fork copies no thread, and no lock one holds).
+    after_fork = tuple(start for start in (network_proxy and network_proxy.start, timeline and timeline.start)
+                       if start)
     try:
-        code = supervisor.run(jail_spec, options.timeout, decision_service, log, options.recorder,
-                              (network_proxy.start,) if network_proxy is not None else ())
+        code = supervisor.run(jail_spec, options.timeout, decision_service, log, options.recorder, after_fork)
     except JailError as exc:
         session.end(log, getattr(exc, "code", EXIT_SETUP), str(exc))
         raise
@@ -61,6 +66,8 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
             decision_service.close()
         if network_proxy is not None:
             network_proxy.close()
+        if timeline is not None:
+            timeline.finish()
     if loaded.filesystem.workspace == "overlay":
         from jail.recovery import overlay
 

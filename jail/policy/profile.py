@@ -149,6 +149,14 @@ class Trash(NamedTuple):
     max_bytes: int | None = 2 << 30  # the session's trash holds at most this much; then rm is refused
 
 
+class Timeline(NamedTuple):
+    # A checkpoint of the workspace before every command line the agent runs: shelljail timeline, undo
+    # (needs the interposer and a read-write workspace; jail/recovery/timeline.py).
+    enabled: bool = True
+    max_bytes: int = 1 << 30  # compressed contents kept per session; then no more checkpoints (logged)
+    max_file_bytes: int = 64 << 20  # a larger file is recorded, not kept: undo names it
+
+
 class Secrets(NamedTuple):
     # NAME = "env" | "file:PATH" | "cmd:COMMAND", each optionally ending in ":file"
     values: Mapping[str, str] = MappingProxyType({})
@@ -167,6 +175,7 @@ class Profile(NamedTuple):
     landlock: Landlock = Landlock()
     secrets: Secrets = Secrets()
     trash: Trash = Trash()
+    timeline: Timeline = Timeline()
 
 
 # ---------------------------------------------------------------- validation
@@ -447,6 +456,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
     "secrets": (Secrets, {"*": _secret_source}),
     "trash": (Trash, {"enabled": _bool, "max_bytes": parse_size}),
+    "timeline": (Timeline, {"enabled": _bool, "max_bytes": parse_size, "max_file_bytes": parse_size}),
     "seccomp": (Seccomp, {"enabled": _bool, "errno": _syscall_list, "kill": _syscall_list,
                           "log": _syscall_list, "errno_value": _errno_name, "oci": _string,
                           "allow": _syscall_list}),

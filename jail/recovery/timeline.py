@@ -1,0 +1,610 @@
+"""The workspace timeline: a checkpoint before every command the agent runs, and undo to any of them.
+
+The trash covers rm, snapshots cover git's discarding commands; this covers the rest (`: > f`, `sed -i`,
+`mv src /tmp/`, a script's own deletions) with one mechanism. The decision service calls `checkpoint`
+before it lets a top-level command line run; the point records what changed in the workspace since
+the point before it.
+
+Why a store of our own and not a shadow git repository: git on the host would read the workspace's
+configuration, attributes and hooks unless each is switched off, and `git add` follows no rules of ours
+about FIFOs, sizes and symlinks. The store is simple: under the session's directory (outside every
+jail's view), file contents by SHA-256, zlib-compressed, appended to pack files (a small file costs its
+bytes, not a disk block); `points.jsonl`, one JSON line per point, holding only the entries that changed
+since the point before (the first point: all of them) and where the contents it stored are. A line is
+appended whole after its contents are written, so a supervisor killed mid-session leaves every point
+it finished.
+
+What is incremental: a file whose (inode, size, mtime, ctime, mode) is the one recorded is not read
+again. Caches (jail/policy/paths.py is_cache_path) and mounts inside the workspace are left out; files
+over `max_file_bytes` are recorded but not kept (undo says so); FIFOs, sockets and devices are recorded
+as what they are and never opened. Restoring works beneath the workspace's directory fd, one name at a
+time, never through a symlink, and never sets a setuid or setgid bit.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from jail.kernel.beneath import (
+    RESOLVE_NO_XDEV,
+    STRICT,
+    NotRegular,
+    kind,
+    open_directory,
+    open_regular,
+    openat2,
+    safe_mode,
+)
+
+POINTS_NAME = "points.jsonl"
+PACKS_NAME = "packs"
+DEPTH_LIMIT = 256  # directory levels walked
+ENTRIES_LIMIT = 200_000  # files recorded per walk (each costs memory in the supervisor)
+POINTS_LIMIT = 100_000  # points read back
+LINE_LIMIT = 256 << 20  # bytes of one point's line read back
+_WORKSPACE = STRICT | RESOLVE_NO_XDEV  # never a symlink, never into another mount
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+WORKSPACE_TRASH = ".shelljail-trash"
+
+# An entry: the state of one path. type: file | dir | symlink | other; `keep` the content's digest
+# (None: not kept, too large or unreadable); `target` a symlink's; `what` an other's kind.
+Entry = dict[str, Any]
+
+
+class TimelineError(Exception):
+    """A timeline that cannot be read or restored; the message says why and what to do."""
+
+
+def timeline_directory(session_directory: str) -> str:
+    return os.path.join(session_directory, "timeline")
+
+
+class Walk:
+    """One walk of the workspace: every entry by relative path, files read only when their identity
+    changed since `known` (path -> entry of the walk before)."""
+
+    def __init__(self, root: int, store: Store | None, known: dict[str, Entry], skip: Callable[[str], bool],
+                 max_file_bytes: int) -> None:
+        self.root, self.store, self.known, self.skip = root, store, known, skip
+        self.max_file_bytes = max_file_bytes
+        self.entries: dict[str, Entry] = {}
+
+    def run(self) -> dict[str, Entry]:
+        self._directory(os.dup(self.root), "", 0)
+        return self.entries
+
+    def _directory(self, fd: int, prefix: str, depth: int) -> None:
+        try:
+            if depth > DEPTH_LIMIT:
+                raise TimelineError(f"more than {DEPTH_LIMIT} directory levels under {prefix or '.'}")
+            with os.scandir(fd) as listing:
+                names = sorted(entry.name for entry in listing)
+            for name in names:
+                relative = prefix + name
+                if self.skip(relative):
+                    continue
+                if len(self.entries) >= ENTRIES_LIMIT:
+                    raise TimelineError(f"more than {ENTRIES_LIMIT} files in the workspace")
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:  # gone since the listing
+                    continue
+                self.entries[relative] = self._entry(fd, name, relative, st)
+                if stat.S_ISDIR(st.st_mode):
+                    try:
+                        child = openat2(fd, name, _DIRECTORY, _WORKSPACE)
+                    except OSError as exc:
+                        if exc.errno in (errno.EXDEV, errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                            continue  # a mount inside the workspace, or swapped since the stat
+                        raise
+                    self._directory(child, relative + "/", depth + 1)
+        finally:
+            os.close(fd)
+
+    def _entry(self, parent: int, name: str, relative: str, st: os.stat_result) -> Entry:
+        ident = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode]
+        before = self.known.get(relative)
+        if before is not None and before.get("id") == ident:
+            return before
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            return {"type": "dir", "mode": mode, "id": ident}
+        if stat.S_ISLNK(st.st_mode):
+            return {"type": "symlink", "target": os.readlink(name, dir_fd=parent), "id": ident}
+        if not stat.S_ISREG(st.st_mode):
+            return {"type": "other", "what": kind(st.st_mode), "id": ident}
+        entry = {"type": "file", "mode": mode, "size": st.st_size, "mtime": st.st_mtime_ns, "keep": None,
+                 "id": ident}
+        if self.store is not None and st.st_size <= self.max_file_bytes:
+            try:
+                fd = open_regular(parent, name, _WORKSPACE)
+            except (NotRegular, OSError):
+                return entry  # swapped or gone since the stat: recorded, not kept
+            try:
+                entry["keep"] = self.store.put(fd, self.max_file_bytes)
+            finally:
+                os.close(fd)
+        return entry
+
+
+class Store:
+    """Contents by digest, compressed, appended to pack files (one per writer: a small file costs its
+    bytes, not a disk block); where each content is, as the points recorded it. Bounded in bytes."""
+
+    def __init__(self, directory: str, max_bytes: int, known: dict[str, list[Any]] | None = None) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.where: dict[str, list[Any]] = dict(known or {})  # digest -> [pack, offset, length]
+        self.new: dict[str, list[Any]] = {}  # stored since the last `taken`
+        os.makedirs(os.path.join(directory, PACKS_NAME), mode=0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(directory, PACKS_NAME), _DIRECTORY | os.O_NOFOLLOW)
+        names = os.listdir(self.fd)
+        self.bytes = sum(os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_size for name in names)
+        self.pack = f"{len(names) + 1}-{os.getpid()}"
+        self.out: int | None = None
+        self.offset = 0
+        self.full = False  # a content was not kept for the cap
+
+    def put(self, source: int, limit: int) -> str | None:
+        """The digest of the open file's content, stored; None if it grew past `limit` as it was read or
+        the store is full."""
+        data = read_up_to(source, limit)
+        if data is None:
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self.where:
+            return digest
+        packed = zlib.compress(data, 1)
+        if self.bytes + len(packed) > self.max_bytes:
+            self.full = True
+            return None
+        if self.out is None:
+            self.out = os.open(self.pack, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                               dir_fd=self.fd)
+        view = memoryview(packed)
+        while view:
+            view = view[os.pwrite(self.out, view, self.offset + len(packed) - len(view)):]
+        self.where[digest] = self.new[digest] = [self.pack, self.offset, len(packed)]
+        self.offset += len(packed)
+        self.bytes += len(packed)
+        return digest
+
+    def taken(self) -> dict[str, list[Any]]:
+        """The contents stored since the last call, for the point that names them."""
+        new, self.new = self.new, {}
+        return new
+
+    def get(self, digest: str, size: int) -> bytes:
+        """A content stored here, checked against its digest."""
+        place = self.where.get(digest)
+        if not (isinstance(place, list) and len(place) == 3 and isinstance(place[0], str) and "/" not in place[0]
+                and all(isinstance(n, int) and n >= 0 for n in place[1:])):
+            raise TimelineError(f"the timeline does not say where the content {str(digest)[:12]} is")
+        pack, offset, length = place
+        if length > size + (size >> 6) + (1 << 16):  # zlib's worst case is far below
+            raise TimelineError(f"the stored content {digest[:12]} is larger than its file")
+        fd = os.open(pack, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=self.fd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise TimelineError(f"the pack {pack} is not a regular file")
+            packed = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        try:
+            data = zlib.decompressobj().decompress(packed, size + 1)
+        except zlib.error:
+            data = b""
+        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+            raise TimelineError(f"the stored content {digest[:12]} is damaged")
+        return data
+
+    def close(self) -> None:
+        if self.out is not None:
+            os.close(self.out)
+            self.out = None
+        os.close(self.fd)
+
+
+def read_up_to(fd: int, limit: int) -> bytes | None:
+    """An open file's content, or None past `limit` bytes (it grew since its stat)."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
+
+
+def skipper(covered: tuple[str, ...], is_cache: Callable[[str], bool]) -> Callable[[str], bool]:
+    """What a walk leaves out: caches, the workspace trash, what other mounts cover (relative paths)."""
+    covered_set = frozenset(covered)
+
+    def skip(relative: str) -> bool:
+        return relative == WORKSPACE_TRASH or relative in covered_set or is_cache(relative)
+
+    return skip
+
+
+class Timeline:
+    """One session's timeline, written by the supervisor (the decision service's threads)."""
+
+    def __init__(self, directory: str, workspace: str, covered: tuple[str, ...], max_bytes: int,
+                 max_file_bytes: int, log: Any = None) -> None:
+        from jail.policy.paths import is_cache_path
+
+        self.directory, self.workspace, self.covered, self.log = directory, workspace, covered, log
+        self.skip = skipper(covered, is_cache_path)
+        self.max_bytes, self.max_file_bytes = max_bytes, max_file_bytes
+        self.lock = threading.Lock()
+        self.state: dict[str, Entry] = {}
+        self.points = 0
+        self.off: str | None = None  # why no more points are taken
+        self.store: Store | None = None
+        self.baseline: threading.Thread | None = None
+
+    def start(self) -> None:
+        """The first point, in a thread: the jail starts meanwhile (the first command waits for it)."""
+        self.baseline = threading.Thread(target=self._first, daemon=True, name="timeline")
+        self.baseline.start()
+
+    def _first(self) -> None:
+        with self.lock:
+            self._point(None, "start")
+
+    def checkpoint(self, command: str) -> None:
+        """A point before `command` runs. Raises only when the workspace cannot be read at all."""
+        if self.baseline is not None:
+            self.baseline.join()
+        with self.lock:
+            self._point(command, "command")
+
+    def finish(self) -> None:
+        """The point after the last command: what it changed."""
+        if self.baseline is None:
+            return  # the jail never started
+        self.baseline.join()
+        with self.lock:
+            self._point(None, "end")
+        if self.store is not None:
+            self.store.close()
+
+    def _point(self, command: str | None, what: str) -> None:
+        if self.off is not None:
+            return
+        try:
+            if self.store is None:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                self.store = Store(self.directory, self.max_bytes)
+            root = os.open(self.workspace, _DIRECTORY)
+            try:
+                entries = Walk(root, self.store, self.state, self.skip, self.max_file_bytes).run()
+            finally:
+                os.close(root)
+        except (OSError, TimelineError) as exc:
+            self._turn_off(f"the workspace could not be read: {exc}")
+            return
+        changes: dict[str, Entry | None] = {p: e for p, e in entries.items() if self.state.get(p) is not e}
+        changes.update({p: None for p in self.state if p not in entries})
+        self.points += 1
+        extra = {"skip": list(self.covered)} if what == "start" else {}
+        append_point(self.directory, {"point": self.points, "what": what, "time": time.time(), "command": command,
+                                      "changes": changes, "stored": self.store.taken(), **extra})
+        self.state = entries
+        if self.store.full:
+            self._turn_off(f"the timeline holds {self.store.bytes} bytes, near its cap (timeline.max_bytes = "
+                           f"{self.max_bytes}): what changed after the point before was not all kept, and later "
+                           "points are not taken")
+
+    def _turn_off(self, reason: str) -> None:
+        self.off = reason
+        if self.log is not None:
+            self.log.event("timeline-off", reason=reason)
+
+
+def for_session(profile: Any, spec: Any, log: Any) -> Timeline | None:
+    """The session's timeline (None when off, without the interposer, or the workspace is not read-write)."""
+    if not profile.timeline.enabled or profile.filesystem.workspace != "read-write":
+        return None
+    from jail.policy.view import Bind, Hide, Tmpfs
+
+    workspace = spec.view.workspace.rstrip("/")
+    covered = tuple(m.target[len(workspace) + 1:] for m in spec.view.mounts if isinstance(m, Bind | Hide | Tmpfs)
+                    and m.target.startswith(workspace + "/"))
+    return Timeline(timeline_directory(log.directory), workspace, covered, profile.timeline.max_bytes,
+                    profile.timeline.max_file_bytes, log)
+
+
+def append_point(directory: str, record: dict[str, Any]) -> None:
+    """One point, as one whole line (O_APPEND, one write): a reader sees it all or not at all."""
+    line = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
+    fd = os.open(os.path.join(directory, POINTS_NAME),
+                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ reading a timeline back
+
+def read_points(directory: str) -> list[dict[str, Any]]:
+    """Every whole point of a timeline, in order (a cut last line, from a killed supervisor, left out)."""
+    try:
+        fd = os.open(os.path.join(directory, POINTS_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise TimelineError("this session has no timeline (timeline.enabled off, the interposer off, "
+                            "or an overlay or read-only workspace)") from None
+    points = []
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise TimelineError("the timeline's points file is not a regular file")
+        for line in f:
+            if len(points) >= POINTS_LIMIT or len(line) > LINE_LIMIT:
+                raise TimelineError(f"the timeline has more than {POINTS_LIMIT} points or a point over "
+                                    f"{LINE_LIMIT} bytes")
+            if not line.endswith(b"\n"):
+                break
+            try:
+                point = json.loads(line)
+            except ValueError:
+                break
+            if not isinstance(point, dict) or not isinstance(point.get("changes"), dict):
+                break
+            points.append(point)
+    return points
+
+
+def _valid_path(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and "\0" not in path and all(p not in ("", ".", "..") for p in parts)
+
+
+def summary(changes: dict[str, Entry | None], before: dict[str, Entry]) -> dict[str, Any]:
+    """Files added, changed and deleted by a point's changes, and the bytes written."""
+    added = sorted(p for p, e in changes.items() if e is not None and p not in before)
+    changed = sorted(p for p, e in changes.items() if e is not None and p in before and not _same(before[p], e))
+    deleted = sorted(p for p, e in changes.items() if e is None and p in before)
+    written = sum(e.get("size", 0) for p, e in changes.items() if e is not None and p in added + changed)
+    return {"added": added, "changed": changed, "deleted": deleted, "bytes": written}
+
+
+def _same(a: Entry, b: Entry) -> bool:
+    """The same content and metadata, whatever the inode and times (what undo would put back)."""
+    keys = ("type", "mode", "size", "keep", "target", "what")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def commands(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The commands in order: each with the point before it (what undo --to restores) and what changed
+    between it and the next point (None when no later point was recorded)."""
+    rows = []
+    states = _states(points)
+    for index, point in enumerate(points):
+        if point.get("what") not in ("command", "undo"):
+            continue
+        change = summary(points[index + 1]["changes"], states[index]) if index + 1 < len(points) else None
+        rows.append({"point": point.get("point", index + 1), "time": point.get("time"),
+                     "command": point.get("command"), "what": point.get("what"), "changes": change})
+    return rows
+
+
+def _states(points: list[dict[str, Any]]) -> list[dict[str, Entry]]:
+    """The state at every point, built incrementally (copies of dicts of shared entries)."""
+    states, state = [], {}
+    for point in points:
+        state = dict(state)
+        for path, entry in point["changes"].items():
+            if entry is None:
+                state.pop(path, None)
+            elif _valid_path(path) and isinstance(entry, dict):
+                state[path] = entry
+        states.append(state)
+    return states
+
+
+# ------------------------------------------------------------------ restoring
+
+class Restore:
+    """Put paths of the workspace back as a point recorded them."""
+
+    def __init__(self, workspace: str, store: Store) -> None:
+        self.workspace, self.store = workspace, store
+        self.done: list[str] = []
+        self.not_restored: list[tuple[str, str]] = []
+
+    def apply(self, target: dict[str, Entry], present: dict[str, Entry], paths: set[str]) -> None:
+        root = os.open(self.workspace, _DIRECTORY)
+        try:
+            # Deepest first: what the target has not is removed before its directory is.
+            for path in sorted((p for p in paths if p in present and p not in target), key=_depth, reverse=True):
+                self._remove(root, path, present[path])
+            for path in sorted((p for p in paths if p in target), key=_depth):
+                if path in present and _same(present[path], target[path]):
+                    continue
+                self._put(root, path, target[path], present.get(path))
+        finally:
+            os.close(root)
+
+    def _parent(self, root: int, path: str) -> tuple[int, str]:
+        parent, _, name = path.rpartition("/")
+        return open_directory(root, parent, _WORKSPACE), name
+
+    def _remove(self, root: int, path: str, entry: Entry) -> None:
+        try:
+            fd, name = self._parent(root, path)
+        except OSError as exc:
+            self.not_restored.append((path, f"its directory cannot be opened ({exc.strerror})"))
+            return
+        try:
+            if entry["type"] == "dir":
+                os.rmdir(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
+            self.done.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # a directory holding what the timeline leaves out (a cache)
+            self.not_restored.append((path, f"not removed ({exc.strerror})"))
+        finally:
+            os.close(fd)
+
+    def _put(self, root: int, path: str, entry: Entry, present: Entry | None) -> None:
+        try:
+            fd, name = self._parent(root, path)
+        except OSError as exc:
+            self.not_restored.append((path, f"its directory cannot be opened ({exc.strerror})"))
+            return
+        try:
+            self._put_in(fd, name, path, entry, present)
+        except (OSError, TimelineError) as exc:
+            self.not_restored.append((path, str(exc)))
+        finally:
+            os.close(fd)
+
+    def _put_in(self, fd: int, name: str, path: str, entry: Entry, present: Entry | None) -> None:
+        if entry["type"] == "dir":
+            if present is not None and present["type"] != "dir":
+                os.unlink(name, dir_fd=fd)
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
+            child = openat2(fd, name, _DIRECTORY, _WORKSPACE)
+            try:
+                os.fchmod(child, safe_mode(entry["mode"]))
+            finally:
+                os.close(child)
+        elif entry["type"] == "other":
+            self.not_restored.append((path, f"a {entry.get('what', 'special file')} is not recreated"))
+            return
+        elif entry["type"] == "file" and entry.get("keep") is None:
+            self.not_restored.append((path, f"its content was not kept ({entry.get('size', 0)} bytes, over "
+                                            "timeline.max_file_bytes, or the store was full)"))
+            return
+        else:
+            if present is not None and present["type"] == "dir":
+                _remove_tree(fd, name, 0)
+            temporary = f".shelljail-restore.{os.getpid()}.{name}"[:255]
+            if entry["type"] == "symlink":
+                os.symlink(str(entry["target"]), temporary, dir_fd=fd)
+            else:
+                data = self.store.get(str(entry["keep"]), int(entry["size"]))
+                out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              0o600, dir_fd=fd)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(out, view):]
+                    os.fchmod(out, safe_mode(entry["mode"]))
+                    os.utime(out, ns=(int(entry["mtime"]), int(entry["mtime"])))
+                finally:
+                    os.close(out)
+            try:
+                os.rename(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError:
+                os.unlink(temporary, dir_fd=fd)
+                raise
+        self.done.append(path)
+
+
+def _depth(path: str) -> int:
+    return path.count("/")
+
+
+def _remove_tree(parent: int, name: str, depth: int) -> None:
+    """rm -r of a directory beneath `parent`, never through a symlink."""
+    if depth > DEPTH_LIMIT:
+        raise TimelineError(f"more than {DEPTH_LIMIT} directory levels")
+    fd = openat2(parent, name, _DIRECTORY, _WORKSPACE)
+    try:
+        for child in os.listdir(fd):
+            st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                _remove_tree(fd, child, depth + 1)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)
+
+
+def _under(path: str, chosen: tuple[str, ...]) -> bool:
+    return any(path == c or path.startswith(c + "/") for c in chosen)
+
+
+def _differs(a: dict[str, Entry], b: dict[str, Entry], path: str) -> bool:
+    return (path in a) != (path in b) or (path in a and not _same(a[path], b[path]))
+
+
+def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[str, ...], force: bool,
+         command: str) -> dict[str, Any]:
+    """Put the workspace (or `paths` in it, relative) back as it was at point `to` (default: before the
+    last command). What is there now is recorded first as a point of its own, so an undo can be undone.
+    A path that changed since the session's last point (by something outside the session) is refused
+    unless `force`, with nothing changed."""
+    from jail.policy.paths import is_cache_path
+
+    directory = timeline_directory(session_directory)
+    points = read_points(directory)
+    rows = [i + 1 for i, p in enumerate(points) if p.get("what") in ("command", "undo")]
+    if not rows:
+        raise TimelineError("the timeline has no command to undo yet")
+    number = rows[-1] if to is None else to
+    if not 1 <= number <= len(points):
+        raise TimelineError(f"no point {number}: the timeline has points 1 to {len(points)} (shelljail timeline)")
+    states = _states(points)
+    target, recorded = states[number - 1], states[-1]
+    covered = tuple(str(c) for c in points[0].get("skip", ()) if isinstance(c, str))
+    skip = skipper(covered, is_cache_path)
+    known = {d: w for p in points if isinstance(p.get("stored"), dict) for d, w in p["stored"].items()}
+    store = Store(directory, 1 << 62, known)  # what undo records of the present is kept whatever the session's cap
+    try:
+        root = os.open(workspace, _DIRECTORY)
+        try:
+            present = Walk(root, store, recorded, skip, 1 << 62).run()
+        finally:
+            os.close(root)
+        chosen = tuple(p.strip("/") for p in paths)
+        touched = {p for p in set(target) | set(present) if (not chosen or _under(p, chosen))
+                   and _differs(target, present, p)}
+        outside = sorted(p for p in touched if _differs(recorded, present, p))
+        if outside and not force:
+            ended = points[-1].get("what") in ("end", "restored")
+            why = ("changed since the session's last point" if ended else
+                   "changed since the last point (the session ended without a final one, so the last command's "
+                   "own changes cannot be told from changes made outside it)")
+            raise TimelineError(f"{len(outside)} path(s) {why}: {', '.join(outside[:5])}"
+                                f"{' ...' if len(outside) > 5 else ''}; nothing was changed (--force overwrites)")
+        changes: dict[str, Entry | None] = {p: e for p, e in present.items() if recorded.get(p) is not e}
+        changes.update({p: None for p in recorded if p not in present})
+        saved = len(points) + 1
+        append_point(directory, {"point": saved, "what": "undo", "time": time.time(), "command": command,
+                                 "changes": changes, "stored": store.taken()})
+        restore = Restore(workspace, store)
+        restore.apply(target, present, touched)
+        root = os.open(workspace, _DIRECTORY)
+        try:
+            after = Walk(root, store, present, skip, 1 << 62).run()
+        finally:
+            os.close(root)
+        changes = {p: e for p, e in after.items() if present.get(p) is not e}
+        changes.update({p: None for p in present if p not in after})
+        append_point(directory, {"point": saved + 1, "what": "restored", "time": time.time(), "command": None,
+                                 "changes": changes, "stored": store.taken()})
+    finally:
+        store.close()
+    # `saved`: the point that holds what was there before; `not_restored`: (path, why) pairs.
+    return {"point": number, "saved": saved, "done": sorted(restore.done), "not_restored": restore.not_restored}

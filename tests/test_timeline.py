@@ -1,0 +1,249 @@
+"""The workspace timeline (#24), in real jails: each way a command loses work, then `shelljail undo`
+puts the workspace back byte for byte; undo of undo; restore --at of one path; files changed outside
+the session are not overwritten without --force; a supervisor killed mid-session leaves a timeline that
+restores; an ordinary user's session; hostile trees (setuid bits, sockets, a directory swapped for a
+symlink out) are never followed or restored as they were made.
+
+Each session runs a small driver (python3 -c) that starts one `bash -c LINE` per command, as an agent
+does: each line is a top-level command, so each gets its checkpoint. Every line is guarded (it refuses
+to run outside the jail's namespaces); the host side touches only the test's own folders.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Jail, guarded, host_namespaces
+
+DRIVER = """\
+import os, subprocess, sys
+if any(os.readlink(f"/proc/self/ns/{name}") == ident for name, ident in %r.items()):
+    sys.exit("REFUSED: not jailed")
+for item in sys.argv[1:]:
+    if item.startswith("py:"):  # the agent's own program at work (an edit tool, a cleanup), no shell
+        exec(item[3:])
+        continue
+    done = subprocess.run(["/bin/bash", "-c", item])
+    print("status", done.returncode, flush=True)
+"""
+
+
+def driver() -> str:
+    return DRIVER % (host_namespaces(),)
+
+
+def session(jail: Jail, *items: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    """One session running each item in order: a shell line as a top-level command, or (py:CODE) the
+    agent's own Python, which changes the workspace with no shell."""
+    return jail.run("/usr/bin/python3", "-c", driver(), *(i if i.startswith("py:") else guarded(i) for i in items),
+                    interposer=True, **kwargs)
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """The test's workspace as (type, mode, content or target) per path: symlinks never followed."""
+    found = {}
+    for directory, names, files in os.walk(root):
+        for name in names + files:
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, root)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[relative] = ("symlink", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                found[relative] = ("dir", stat.S_IMODE(st.st_mode))
+            elif stat.S_ISREG(st.st_mode):
+                found[relative] = ("file", stat.S_IMODE(st.st_mode), Path(path).read_bytes())
+            else:
+                found[relative] = ("other",)
+    return found
+
+
+def plant(workspace: Path) -> None:
+    (workspace / "src").mkdir()
+    (workspace / "src" / "main.rs").write_text("fn main() { println!(\"hi\"); }\n")
+    (workspace / "src" / "lib.rs").write_bytes(bytes(range(256)) * 40)
+    (workspace / "run.sh").write_text("#!/bin/sh\necho run\n")
+    (workspace / "run.sh").chmod(0o750)
+    (workspace / "link").symlink_to("src/main.rs")
+    (workspace / "empty").mkdir(mode=0o711)
+    (workspace / "empty").chmod(0o711)
+
+
+LOSSES = {
+    "truncate": ": > src/main.rs",
+    "cp-dev-null": "cp /dev/null src/lib.rs",
+    "dd": "dd if=/dev/zero of=src/main.rs bs=10 count=1 status=none",
+    "sed-i": "sed -i 's/.*//' src/main.rs",
+    "move-to-tmp": "mv src /tmp/",
+    "tar-over": "mkdir -p /tmp/t/src && echo tarred > /tmp/t/src/main.rs && tar -C /tmp/t -cf /tmp/t.tar src && "
+                "tar -xf /tmp/t.tar",
+    "ln-sf-over": "ln -sf /etc/hostname run.sh",
+    "python-rmtree": ("ls", "py:import shutil; shutil.rmtree('src')"),
+    "script": "printf 'rm -rf src empty\\nchmod 600 run.sh\\necho new > added.txt\\n' > clean.sh && sh clean.sh",
+    "formatter": ("true", "py:import pathlib; [p.write_bytes(p.read_bytes().upper()) "
+                          "for p in pathlib.Path('.').rglob('*.rs')]"),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_each_loss_is_undone_byte_for_byte(jail: Jail, loss: str) -> None:
+    plant(jail.workspace)
+    before = tree(jail.workspace)
+    items = LOSSES[loss]
+    result = session(jail, *(items if isinstance(items, tuple) else (items,)))
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert "status 0" in result.stdout, (result.stdout, result.stderr)
+    assert tree(jail.workspace) != before, "the command changed nothing: the test shows nothing"
+
+    undone = jail.cli("undo")
+    assert undone.returncode == 0, (undone.stdout, undone.stderr)
+    assert tree(jail.workspace) == before
+
+
+def test_undo_of_undo_and_to_a_named_point(jail: Jail) -> None:
+    plant(jail.workspace)
+    first = tree(jail.workspace)
+    result = session(jail, "echo one > a.txt", "echo two >> a.txt && rm link", "rm -rf src")
+    assert result.stdout.count("status 0") == 3, (result.stdout, result.stderr)
+    after = tree(jail.workspace)
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    assert [r["command"].rsplit("\n", 1)[-1] for r in rows] == ["echo one > a.txt", "echo two >> a.txt && rm link",
+                                                                 "rm -rf src"]
+    assert rows[0]["changes"]["added"] == ["a.txt"]
+    assert rows[1]["changes"]["changed"] == ["a.txt"] and rows[1]["changes"]["deleted"] == ["link"]
+    assert set(rows[2]["changes"]["deleted"]) == {"src", "src/main.rs", "src/lib.rs"}
+
+    assert jail.cli("undo", "--to", str(rows[0]["point"])).returncode == 0
+    assert tree(jail.workspace) == first  # before the first command: a.txt gone again, src and link back
+    undone = jail.cli("undo")  # the undo itself is the last command now
+    assert undone.returncode == 0, undone.stderr
+    assert tree(jail.workspace) == after
+
+
+def test_restore_at_puts_back_one_path_only(jail: Jail) -> None:
+    plant(jail.workspace)
+    original = (jail.workspace / "src" / "main.rs").read_bytes()
+    result = session(jail, "echo broken > src/main.rs && echo also > src/lib.rs")
+    assert "status 0" in result.stdout, result.stderr
+    point = json.loads(jail.cli("timeline", "--json").stdout)["commands"][0]["point"]
+    restored = jail.cli("restore", "--at", str(point), "src/main.rs")
+    assert restored.returncode == 0, restored.stderr
+    assert (jail.workspace / "src" / "main.rs").read_bytes() == original
+    assert (jail.workspace / "src" / "lib.rs").read_text() == "also\n"
+    outside = jail.cli("restore", "--at", str(point), str(jail.root))
+    assert outside.returncode == 1 and "is not inside the session's workspace" in outside.stderr
+
+
+def test_a_file_changed_after_the_session_is_not_overwritten_without_force(jail: Jail) -> None:
+    plant(jail.workspace)
+    result = session(jail, "echo agent > src/main.rs")
+    assert "status 0" in result.stdout, result.stderr
+    (jail.workspace / "src" / "main.rs").write_text("the person's own edit\n")  # after the session
+    refused = jail.cli("undo")
+    assert refused.returncode == 1
+    assert "changed since the session's last point: src/main.rs" in refused.stderr
+    assert "nothing was changed (--force overwrites)" in refused.stderr
+    assert (jail.workspace / "src" / "main.rs").read_text() == "the person's own edit\n"
+    forced = jail.cli("undo", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (jail.workspace / "src" / "main.rs").read_text().startswith("fn main()")
+
+
+def test_a_killed_supervisor_leaves_a_timeline_that_restores(jail: Jail) -> None:
+    plant(jail.workspace)
+    before = tree(jail.workspace)
+    lines = [guarded(line) for line in ("rm -rf src", "echo x > added", "touch ready && sleep 3607")]
+    process = subprocess.Popen([*jail.command, "run", "-w", str(jail.workspace), "--interposer", "on", "--ask",
+                                "deny", "--", "/usr/bin/python3", "-c", driver(), *lines], env=jail.env(),
+                               cwd=jail.workspace, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (jail.workspace / "ready").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # the supervisor: no final point, no session end
+    process.communicate(timeout=60)
+    _wait_for_jail_gone()
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    assert len(rows) == 3 and rows[2]["changes"] is None
+    undone = jail.cli("undo", "--to", str(rows[0]["point"]))
+    # The last command's own changes (ready) cannot be told from a change made outside the session.
+    assert undone.returncode == 1 and "the session ended without a final one" in undone.stderr
+    forced = jail.cli("undo", "--to", str(rows[0]["point"]), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert tree(jail.workspace) == before
+
+
+def _wait_for_jail_gone() -> None:
+    from conftest import sleepers
+
+    deadline = time.monotonic() + 30
+    while sleepers("3607") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sleepers("3607") == []
+
+
+def test_an_ordinary_users_session_is_undone(nobody_jail: Jail) -> None:
+    jail = nobody_jail
+    (jail.workspace / "notes.txt").write_text("keep me\n")
+    os.chown(jail.workspace / "notes.txt", jail.user, jail.user)
+    result = session(jail, ": > notes.txt")
+    assert "status 0" in result.stdout, (result.stdout, result.stderr)
+    assert (jail.workspace / "notes.txt").read_text() == ""
+    undone = jail.cli("undo")
+    assert undone.returncode == 0, undone.stderr
+    assert (jail.workspace / "notes.txt").read_text() == "keep me\n"
+    assert (jail.workspace / "notes.txt").stat().st_uid == jail.user
+
+
+def test_a_setuid_bit_is_never_restored(jail: Jail) -> None:
+    # Host side, in the test's own workspace: a setuid file there before the session (root's jail
+    # could never make one: the setid guard denies it).
+    program = jail.workspace / "program"
+    program.write_bytes(b"\x7fELF not really\n")
+    program.chmod(0o4755)
+    result = session(jail, "rm -f program")
+    assert "status 0" in result.stdout, result.stderr
+    assert jail.cli("undo").returncode == 0
+    assert program.read_bytes() == b"\x7fELF not really\n"
+    assert stat.S_IMODE(program.stat().st_mode) == 0o755
+
+
+def test_a_directory_swapped_for_a_symlink_out_is_never_written_through(jail: Jail) -> None:
+    plant(jail.workspace)
+    canary = jail.root / "canary"
+    canary.mkdir()
+    (canary / "main.rs").write_text("the canary's own\n")
+    result = session(jail, f"rm -rf src && ln -s {canary} src")
+    assert "status 0" in result.stdout, result.stderr
+    assert jail.cli("undo").returncode == 0
+    assert (jail.workspace / "src").is_dir() and not (jail.workspace / "src").is_symlink()
+    assert (jail.workspace / "src" / "main.rs").read_text().startswith("fn main()")
+    assert sorted(os.listdir(canary)) == ["main.rs"] and (canary / "main.rs").read_text() == "the canary's own\n"
+
+
+def test_sockets_and_symlinks_out_are_recorded_never_opened(jail: Jail) -> None:
+    plant(jail.workspace)
+    result = session(jail, "true", "py:import socket; socket.socket(socket.AF_UNIX).bind('sock')",
+                     "ln -s /etc/shadow secret && echo after > after.txt", "rm -f sock secret after.txt")
+    assert result.stdout.count("status 0") == 3, (result.stdout, result.stderr)
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    assert rows[0]["changes"]["added"] == ["sock"] and set(rows[1]["changes"]["added"]) == {"secret", "after.txt"}
+    undone = jail.cli("undo")  # before the rm
+    assert undone.returncode == 1  # the socket is named, not recreated
+    assert "not restored: sock: a socket is not recreated" in undone.stderr
+    assert os.readlink(jail.workspace / "secret") == "/etc/shadow"
+    assert (jail.workspace / "after.txt").read_text() == "after\n"
+
+
+def test_caches_are_left_out(jail: Jail) -> None:
+    plant(jail.workspace)
+    result = session(jail, "mkdir -p target/debug && head -c 100000 /dev/urandom > target/debug/big && echo a > a")
+    assert "status 0" in result.stdout, result.stderr
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    assert rows[0]["changes"]["added"] == ["a"]
