@@ -9,7 +9,9 @@ deny an obvious `rm -rf ~` inside a broken line, and must not allow it.
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,6 +30,22 @@ _SKIP = ("comment", "heredoc_body", "heredoc_start", "heredoc_end", "file_descri
 # the corpora has 14 levels, a `$(` nested 32 deep about 100; deeper lines are opaque, not walked.
 MAX_NESTING = 100
 _TOO_DEEP = f"the line nests more than {MAX_NESTING} levels deep"
+# The words that stand for all of a function's arguments: "$@" is each of them, "$*" all of them in one.
+_ALL_ARGUMENTS = {'"$@"': "each", '"${@}"': "each", "$@": "split", "${@}": "split", "$*": "split",
+                  "${*}": "split", '"$*"': "joined", '"${*}"': "joined"}
+# A command named by a function's argument ("$@", "$1"...): in the body as written, its name is unknown.
+_POSITIONAL_HEAD = re.compile(r'"?\$(?:[@*1-9]|\{(?:[@*]|[1-9][0-9]*)\})"?')
+# The characters a function name that can be counted is made of (see _Walker.covered).
+_NAME_CHARS = re.compile(r"[\w.:+@%-]+")
+
+
+class _Calls:
+    """What the walks of one line know of its functions, shared with the walks of its substitutions."""
+
+    def __init__(self) -> None:
+        self.walked: collections.Counter[str] = collections.Counter()  # commands walked as a call of NAME
+        self.skipped: set[str] = set()  # functions a call of which was not walked (recursion, depth)
+        self.sites: dict[str, set[int]] = collections.defaultdict(set)  # where the calls and definitions are
 
 
 def _tree_sitter() -> Any:
@@ -59,6 +77,12 @@ class _Walker:
         self.context = context
         self.functions: dict[str, Node] = {} if functions is None else functions  # defined so far: name -> body
         self.calling: tuple[str, ...] = ()  # the functions being walked for a call, innermost last
+        self.arguments: tuple[Word, ...] | None = None  # the call's arguments, while a body is walked for one
+        self.defining: str | None = None  # the function whose body is walked as written (arguments unknown)
+        self.calls = _Calls()
+        # Commands of a body as written named by an argument (`"$@"`), by function: dropped when every
+        # mention of the function is a call that was walked with its arguments (see covered()).
+        self.named_by_argument: list[tuple[str, int]] = []
 
     # -- structure ---------------------------------------------------------
 
@@ -96,7 +120,16 @@ class _Walker:
             name_node = node.child_by_field_name("name")
             name = name_node.text.decode(errors="replace") if name_node is not None else ""
             first = len(self.commands)
-            produced = self._children(body, state.copy(), ())  # as written: its arguments unknown
+            self.calls.sites[name].add(node.start_byte)
+            written = state.copy()
+            for key in [k for k in written.env if k.isdigit() or k in ("#", "@", "*")]:
+                del written.env[key]  # as written: its arguments unknown (not the caller's)
+            saved = self.arguments, self.defining
+            self.arguments, self.defining = None, name
+            try:
+                produced = self._children(body, written, ())
+            finally:
+                self.arguments, self.defining = saved
             self.functions[name] = body
             calls_itself = any(c.argv and c.argv[0].value == name for c in self.commands[first:])
             if calls_itself and _spawns(body):
@@ -190,11 +223,11 @@ class _Walker:
                 redirects.append(self._redirect(child, state))
             elif child.type == "command_name":
                 self._substitutions(child, state)
-                argv += expander.words(child.named_children[0]) if child.named_children else []
+                argv += self._words(child.named_children[0], expander) if child.named_children else []
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
             elif child.is_named and child.type not in _SKIP:
                 self._substitutions(child, state)
-                argv += expander.words(child)
+                argv += self._words(child, expander)
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
         top = not self.context
         command = Command(tuple(argv), tuple(assignments), tuple(redirects), state.cwd, piped_from,
@@ -205,17 +238,43 @@ class _Walker:
         if argv and argv[0].value == "cd" and argv[0].literal:
             _change_directory(state, argv[1:])
         elif argv and argv[0].literal and argv[0].value in self.functions:
-            self._call(argv[0].value, argv[1:], state)
+            if self._call(argv[0].value, argv[1:], state):
+                self.calls.walked[argv[0].value] += 1
+                self.calls.sites[argv[0].value].add(node.start_byte)
+            else:
+                self.calls.skipped.add(argv[0].value)
+        elif self.defining is not None and argv and not argv[0].literal and _POSITIONAL_HEAD.fullmatch(
+                argv[0].source):
+            self.named_by_argument.append((self.defining, index))
         return index
 
-    def _call(self, name: str, args: list[Word], state: _State) -> None:
+    def _words(self, node: Node, expander: Expander) -> list[Word]:
+        """A word's arguments; in a body walked for a call, "$@" and "$*" are that call's arguments."""
+        form = _ALL_ARGUMENTS.get(node.text.decode(errors="replace")) if self.arguments is not None else None
+        if form is None or self.arguments is None:
+            return expander.words(node)
+        source = node.text.decode(errors="replace")
+        if form == "joined":
+            return [Word(" ".join(w.value for w in self.arguments), all(w.literal for w in self.arguments),
+                         False, source)]
+        if form == "each":
+            return list(self.arguments)
+        words: list[Word] = []  # unquoted: each argument split at blanks, as with the default IFS
+        for word in self.arguments:
+            if not word.literal:
+                words.append(word)
+            else:
+                words += [Word(part, True, word.glob, word.source) for part in word.value.split()]
+        return words
+
+    def _call(self, name: str, args: list[Word], state: _State) -> bool:
         """A function is a wrapper: its body is walked again with this call's arguments as $1, $2...
 
         The definition's own walk saw unknown arguments; this one sees `f ~` as `rm -rf ~`. A function
         runs in the calling shell: its `cd` moves the caller, and what it assigns is unknown after it.
         """
         if name in self.calling or len(self.calling) >= _CALL_DEPTH:
-            return  # recursion: the definition's walk (and the fork-bomb check) covered it
+            return False  # recursion: the definition's walk (and the fork-bomb check) covered it
         inner = state.copy()
         for key in [k for k in inner.env if k.isdigit() or k in ("#", "@", "*")]:
             del inner.env[key]
@@ -223,17 +282,18 @@ class _Walker:
             if word.literal:
                 inner.env[str(number)] = word.value
         inner.env["#"] = str(len(args))
-        saved = self.context, self.calling
-        self.context, self.calling = (*self.context, f"{name}()"), (*self.calling, name)
+        saved = self.context, self.calling, self.arguments
+        self.context, self.calling, self.arguments = (*self.context, f"{name}()"), (*self.calling, name), tuple(args)
         try:
             self._children(self.functions[name], inner, ())
         finally:
-            self.context, self.calling = saved
+            self.context, self.calling, self.arguments = saved
         if self.functions[name].type != "subshell":  # f() ( ... ) runs in a subshell of its own
             state.cwd = inner.cwd
         for key in list(state.env):
             if inner.env.get(key) != state.env[key]:
                 del state.env[key]  # changed by the function, or by its `local`: not known here any more
+        return True
 
     def _assignment(self, node: Node, expander: Expander) -> tuple[str, Word]:
         name_node = node.child_by_field_name("name")
@@ -287,12 +347,41 @@ class _Walker:
     def _substitution(self, node: Node, state: _State) -> list[int]:
         label = "<(...)" if node.type == "process_substitution" else "$(...)"
         inner = _Walker((*self.context, label), self.functions)
-        inner.calling = self.calling
+        inner.calling, inner.arguments, inner.defining, inner.calls = (self.calling, self.arguments, self.defining,
+                                                                       self.calls)
         inner._children(node, state.copy(), ())
+        self.named_by_argument += [(name, index + len(self.commands)) for name, index in inner.named_by_argument]
         self.commands += inner.commands
         self.opaque += inner.opaque
         self.hazards += inner.hazards
         return []
+
+
+    def called_commands(self, text: str) -> list[Command]:
+        """The commands, less those a function's body names by its arguments (`f() { "$@"; }`) when the
+        function is called on the line and every mention of it is such a call, walked with its arguments:
+        then `"$@"` was judged at each call as what it is there (`f git status` runs git status).
+
+        A mention elsewhere (`eval "f rm -rf ~"`, `trap f EXIT`, `export -f f`) is a call whose arguments
+        this walk did not see: the body as written stays, and its command named by an argument is opaque.
+        Mentions are counted both in the line's text and in the words its commands expand to.
+        """
+        if not self.named_by_argument:
+            return self.commands
+        names = {name for name, _index in self.named_by_argument}
+        in_text = collections.Counter(t for t in _NAME_CHARS.findall(text) if t in names)
+        in_words: collections.Counter[str] = collections.Counter()
+        for command in self.commands:
+            values = [w.value for w in command.argv] + [w.value for _name, w in command.assignments]
+            values += [r.target.value for r in command.redirects if r.target is not None]
+            values += [r.body for r in command.redirects if r.body]
+            for value in values:
+                in_words.update(t for t in _NAME_CHARS.findall(value) if t in names)
+        covered = {name for name in names
+                   if _NAME_CHARS.fullmatch(name) and name not in self.calls.skipped and self.calls.walked[name]
+                   and in_words[name] == self.calls.walked[name] and in_text[name] == len(self.calls.sites[name])}
+        dropped = {index for name, index in self.named_by_argument if name in covered}
+        return [c for i, c in enumerate(self.commands) if i not in dropped]
 
 
 def list_items(node: Node) -> list[Node]:
@@ -392,7 +481,8 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     walker = _Walker(context)
     walker.walk(tree.root_node, _State(cwd, dict(env)))
     if not tree.root_node.has_error:
-        return Parsed(tuple(walker.commands), tuple(walker.opaque), "tree-sitter", hazards=tuple(walker.hazards))
+        return Parsed(tuple(walker.called_commands(line)), tuple(walker.opaque), "tree-sitter",
+                      hazards=tuple(walker.hazards))
     from .bashlex_fallback import parse_with_bashlex
 
     second = parse_with_bashlex(line, cwd, env, context)
