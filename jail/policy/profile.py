@@ -43,6 +43,9 @@ class Filesystem(NamedTuple):
     tmpfs: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
     workspace: str = "read-write"
+    # Bind, read-only, where the programs on the caller's PATH and in the home's toolchain binds really
+    # are (a link's target, its venv or prefix), and add those PATH folders to the jail's PATH (pathtargets.py).
+    path_targets: bool = False
 
 
 class Environment(NamedTuple):
@@ -436,6 +439,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "tmpfs": _string_list,
         "hidden": _string_list,
         "workspace": _one_of("read-write", "read-only", "overlay"),
+        "path_targets": _bool,
     }),
     "environment": (Environment, {"keep": _string_list, "set": _string_table}),
     "limits": (Limits, {

@@ -66,7 +66,7 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
         raise JailError("limits.disk bounds what an overlay workspace's session writes, and this workspace is "
                         f"{profile.filesystem.workspace}", "run with --workspace-mode overlay, or drop limits.disk")
     user, home = caller_identity(caller_env)
-    view = resolve(profile, workspace, home, user)
+    view = resolve(profile, workspace, home, user, caller_env.get("PATH", ""))
     values = {"workspace": view.workspace, "home": home, "user": user}
     cwd = os.path.realpath(cwd or os.getcwd())
     inside = cwd == view.workspace or cwd.startswith(view.workspace + "/")
@@ -74,6 +74,9 @@ def build(profile: Profile, workspace: str, argv: Iterable[str], caller_env: Map
     notify = profile.seccomp.enabled and _notify_available()
     second = _second_program(profile, notify, learn)
     env = environment.build(profile.environment, caller_env, values, extra_env)
+    if view.programs.path:  # the caller's PATH folders the jail sees, after the profile's own
+        own = env.get("PATH", "").split(":")
+        env["PATH"] = ":".join([*own, *(d for d in view.programs.path if d not in own)]).strip(":")
     files = generated_files(user, uid, gid, home)
     secrets = _secrets(profile, secret_specs, caller_env)
     if secrets:

@@ -10,6 +10,7 @@ import os
 from typing import NamedTuple
 
 from jail.errors import JailError
+from jail.policy.pathtargets import Found, find
 from jail.policy.profile import Profile, expand
 
 # A workspace may not contain these (the system), nor the home (its credentials): see _refuse_dangerous_workspace.
@@ -52,6 +53,9 @@ class View(NamedTuple):
     workspace: str
     home: str
     mounts: tuple[Mount, ...]
+    # With filesystem.path_targets: what was bound for the caller's programs and why, what was refused,
+    # and the caller's PATH folders the jail sees (appended to its PATH).
+    programs: Found = Found()
 
 
 def _depth(path: str) -> int:
@@ -62,8 +66,9 @@ def _covered(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def resolve(profile: Profile, workspace: str, home: str, user: str) -> View:
-    """The ordered mounts that build the jail's root for `workspace`."""
+def resolve(profile: Profile, workspace: str, home: str, user: str, caller_path: str | None = None) -> View:
+    """The ordered mounts that build the jail's root for `workspace`. `caller_path`: the PATH the run
+    is started with (None: this process's, as for `shelljail check` and doctor, run by the same caller)."""
     if not os.path.isdir(workspace):
         what = "is not a directory" if os.path.exists(workspace) else "does not exist"
         raise JailError(f"workspace {workspace} {what}", "create it, or pass -w DIR")
@@ -88,11 +93,19 @@ def resolve(profile: Profile, workspace: str, home: str, user: str) -> View:
         else:
             mounts.append(Bind(real, path, writable))
     mounts.append(Bind(workspace, workspace, fs.workspace == "read-write"))
+    hidden = [os.path.normpath(expand(p, values)) for p in fs.hidden]
+    programs = Found()
+    if fs.path_targets:
+        toolchains = [m.target for m in mounts if isinstance(m, Bind) and m.target.startswith(home + "/")]
+        visible = [m.source for m in mounts if isinstance(m, Bind)]
+        programs = find(os.environ.get("PATH", "") if caller_path is None else caller_path, toolchains, home,
+                        workspace, visible, hidden)
+        mounts += [Bind(added.source, added.path, False) for added in programs.added]
 
     # Parents before children, so a later mount never hides an earlier one.
     mounts.sort(key=lambda m: _depth(m.target))
-    mounts += [Hide(os.path.normpath(expand(p, values))) for p in fs.hidden]
-    return View(workspace=workspace, home=home, mounts=tuple(mounts))
+    mounts += [Hide(path) for path in hidden]
+    return View(workspace=workspace, home=home, mounts=tuple(mounts), programs=programs)
 
 
 def _exists(path: str, required: bool) -> bool:

@@ -57,7 +57,7 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
               started=time.strftime("%Y-%m-%d %H:%M:%S"))
     log.event("session-start", profile=profile.name, workspace=spec.view.workspace, argv=list(spec.argv),
               cwd=spec.cwd, mounts=[_mount(m) for m in spec.view.mounts], limits=profile.limits._asdict(),
-              features=features, run_flags=list(spec.run_flags))
+              features=features, run_flags=list(spec.run_flags), programs=_programs(spec.view.programs))
     return log
 
 
@@ -69,6 +69,12 @@ def end(log: audit.AuditLog, code: int, reason: str | None) -> None:
     log.state(state=state, exit_status=code, ended=time.strftime("%Y-%m-%d %H:%M:%S"),
               decisions=log.counts.get("decision", 0))
     log.close()
+
+
+def _programs(found: Any) -> dict[str, Any]:
+    """filesystem.path_targets: what the view bound for the caller's programs and why, what it refused."""
+    return {"added": [{"path": a.path, "why": a.why} for a in found.added],
+            "refused": [{"path": r.path, "why": r.why} for r in found.refused], "path": list(found.path)}
 
 
 def _mount(mount: Any) -> dict[str, Any]:
