@@ -11,6 +11,7 @@ to run outside the jail's namespaces); the host side touches only the test's own
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -247,3 +248,56 @@ def test_caches_are_left_out(jail: Jail) -> None:
     assert "status 0" in result.stdout, result.stderr
     rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
     assert rows[0]["changes"]["added"] == ["a"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int) -> None:
+    """Pure (a folder of the test's own): after each burst of random changes, the checkpoint's state
+    (most of them from the directories inotify named) equals a fresh walk of everything."""
+    import random
+
+    from jail.recovery.timeline import Timeline, Walk
+
+    rng = random.Random(seed)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    timeline = Timeline(str(tmp_path / "timeline"), str(workspace), (), 1 << 30, 1 << 20)
+    timeline.start()
+    for step in range(40):
+        for _ in range(rng.randint(1, 6)):
+            dirs = [workspace, *(p for p in workspace.rglob("*") if p.is_dir() and not p.is_symlink())]
+            files = [p for p in workspace.rglob("*") if p.is_file() and not p.is_symlink()]
+            where = rng.choice(dirs)
+            action = rng.choice(["write", "write", "append", "delete", "mkdir", "rmtree", "rename-dir", "symlink",
+                                 "chmod", "rename-file"])
+            if action == "write":
+                (where / f"f{rng.randint(0, 9)}").write_bytes(rng.randbytes(rng.randint(0, 300)))
+            elif action == "append" and files:
+                with open(rng.choice(files), "ab") as f:
+                    f.write(b"x")
+            elif action == "delete" and files:
+                rng.choice(files).unlink()
+            elif action == "mkdir":
+                (where / f"d{rng.randint(0, 4)}").mkdir(exist_ok=True)
+            elif action == "rmtree" and where != workspace:
+                shutil.rmtree(where)
+            elif action == "rename-dir" and where != workspace:
+                target = workspace / f"moved{step}"
+                if not target.exists():
+                    where.rename(target)
+            elif action == "symlink":
+                link = where / f"l{rng.randint(0, 3)}"
+                if not link.exists() and not link.is_symlink():
+                    link.symlink_to("elsewhere")
+            elif action == "chmod" and files:
+                rng.choice(files).chmod(rng.choice([0o600, 0o644, 0o755]))
+            elif action == "rename-file" and files:
+                rng.choice(files).rename(where / f"r{step}")
+        timeline.checkpoint(f"step {step}")
+        root = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fresh = Walk(root, None, {}, timeline.skip, 1 << 20).run()
+        finally:
+            os.close(root)
+        assert {p: e["id"] for p, e in timeline.state.items()} == {p: e["id"] for p, e in fresh.items()}, step
+    timeline.finish()

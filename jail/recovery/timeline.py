@@ -34,6 +34,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from inotify_simple import INotify, flags
+
 from jail.kernel.beneath import (
     RESOLVE_NO_XDEV,
     STRICT,
@@ -51,6 +53,7 @@ DEPTH_LIMIT = 256  # directory levels walked
 ENTRIES_LIMIT = 200_000  # files recorded per walk (each costs memory in the supervisor)
 POINTS_LIMIT = 100_000  # points read back
 LINE_LIMIT = 256 << 20  # bytes of one point's line read back
+FULL_EVERY = 16  # every so many points walk everything, whatever inotify said
 _WORKSPACE = STRICT | RESOLVE_NO_XDEV  # never a symlink, never into another mount
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 WORKSPACE_TRASH = ".shelljail-trash"
@@ -69,25 +72,54 @@ def timeline_directory(session_directory: str) -> str:
 
 
 class Walk:
-    """One walk of the workspace: every entry by relative path, files read only when their identity
-    changed since `known` (path -> entry of the walk before)."""
+    """Walks of the workspace: every entry by relative path, files read only when their identity changed
+    since `known` (path -> entry of the walk before). `run` walks everything; `rescan` only the
+    directories a Watcher saw change (and what is new under them), keeping the rest as it was."""
 
     def __init__(self, root: int, store: Store | None, known: dict[str, Entry], skip: Callable[[str], bool],
-                 max_file_bytes: int) -> None:
+                 max_file_bytes: int, watcher: Watcher | None = None) -> None:
         self.root, self.store, self.known, self.skip = root, store, known, skip
-        self.max_file_bytes = max_file_bytes
+        self.max_file_bytes, self.watcher = max_file_bytes, watcher
         self.entries: dict[str, Entry] = {}
+        self.children: dict[str, set[str]] = {}  # a directory's prefix ("" or "a/b/") -> the names recorded in it
 
     def run(self) -> dict[str, Entry]:
-        self._directory(os.dup(self.root), "", 0)
+        self._directory(os.dup(self.root), "", 0, True)
         return self.entries
 
-    def _directory(self, fd: int, prefix: str, depth: int) -> None:
+    def rescan(self, dirty: set[str], children: dict[str, set[str]]) -> dict[str, Entry]:
+        """The entries with only the `dirty` directories listed again; `children` the index of the walk
+        before. A directory that is gone or no longer a directory makes it raise Stale (walk everything)."""
+        self.entries = dict(self.known)
+        self.children = {prefix: set(names) for prefix, names in children.items()}
+        for prefix in sorted(dirty, key=len):  # parents first: a new directory's walk covers its children
+            if prefix not in self.children:
+                if prefix.rstrip("/") in self.entries or not prefix:
+                    raise Stale(prefix)
+                continue  # under a directory this rescan already walked whole
+            try:
+                fd = open_directory(self.root, prefix, _WORKSPACE)
+            except OSError:
+                raise Stale(prefix) from None
+            if prefix:  # the directory's own entry (its mode, its times) is in its parent's listing
+                self.entries[prefix[:-1]] = self._entry(fd, "", prefix[:-1], os.fstat(fd))
+            self._directory(fd, prefix, prefix.count("/"), False)
+        return self.entries
+
+    def _directory(self, fd: int, prefix: str, depth: int, recurse: bool) -> None:
+        """List the directory open as `fd`. Subdirectories: walked whole if `recurse` or if new (not a
+        directory in `known`), else kept as recorded (their own events bring them here)."""
         try:
             if depth > DEPTH_LIMIT:
                 raise TimelineError(f"more than {DEPTH_LIMIT} directory levels under {prefix or '.'}")
+            if self.watcher is not None:
+                self.watcher.add(fd, prefix)  # before the listing: a change after it is an event
             with os.scandir(fd) as listing:
-                names = sorted(entry.name for entry in listing)
+                names = [entry.name for entry in listing]
+            before = self.children.get(prefix, set())
+            for gone in before.difference(names):
+                self._forget(prefix + gone)
+            present = set()
             for name in names:
                 relative = prefix + name
                 if self.skip(relative):
@@ -97,18 +129,32 @@ class Walk:
                 try:
                     st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 except FileNotFoundError:  # gone since the listing
+                    self._forget(relative)
                     continue
+                was = self.entries.get(relative)
+                if was is not None and was["type"] == "dir" and not stat.S_ISDIR(st.st_mode):
+                    self._forget(relative)
                 self.entries[relative] = self._entry(fd, name, relative, st)
-                if stat.S_ISDIR(st.st_mode):
+                present.add(name)
+                if stat.S_ISDIR(st.st_mode) and (recurse or was is None or was["type"] != "dir" or
+                                                 relative + "/" not in self.children):
                     try:
                         child = openat2(fd, name, _DIRECTORY, _WORKSPACE)
                     except OSError as exc:
                         if exc.errno in (errno.EXDEV, errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
                             continue  # a mount inside the workspace, or swapped since the stat
                         raise
-                    self._directory(child, relative + "/", depth + 1)
+                    self._directory(child, relative + "/", depth + 1, True)
+            self.children[prefix] = present
         finally:
             os.close(fd)
+
+    def _forget(self, relative: str) -> None:
+        """A path gone from its directory, and, if it was one, everything recorded under it."""
+        entry = self.entries.pop(relative, None)
+        if entry is not None and entry["type"] == "dir":
+            for name in self.children.pop(relative + "/", set()):
+                self._forget(relative + "/" + name)
 
     def _entry(self, parent: int, name: str, relative: str, st: os.stat_result) -> Entry:
         ident = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode]
@@ -134,6 +180,52 @@ class Walk:
             finally:
                 os.close(fd)
         return entry
+
+
+class Stale(Exception):
+    """A rescan that cannot be trusted (a directory moved or gone): walk everything instead."""
+
+
+class Watcher:
+    """Which directories changed since the last look, from inotify: a checkpoint then lists those
+    only. What inotify cannot say (a directory moved or deleted, an overflowed queue, a watch the
+    kernel refused) makes `changed` return None: walk everything. inotify does not see writes
+    through a shared mmap or through a hard link from outside the workspace, so every FULL_EVERY-th
+    point, the last and undo's walk everything anyway."""
+
+    MASK = (flags.MODIFY | flags.ATTRIB | flags.CLOSE_WRITE | flags.CREATE | flags.DELETE | flags.MOVED_FROM |
+            flags.MOVED_TO | flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR | flags.EXCL_UNLINK)
+    # Not DONT_FOLLOW: /proc/self/fd/N is a link to follow, to the very directory the walk holds open.
+    DISTRUST = flags.Q_OVERFLOW | flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED | flags.UNMOUNT
+
+    def __init__(self) -> None:
+        self.inotify = INotify(nonblocking=True)  # close-on-exec: no jail process gets it
+        self.prefixes: dict[int, str] = {}
+        self.refused: str | None = None
+
+    def add(self, fd: int, prefix: str) -> None:
+        try:  # the directory fd's own /proc link: the directory the walk opened, never a path re-resolved
+            self.prefixes[self.inotify.add_watch(f"/proc/self/fd/{fd}", self.MASK)] = prefix
+        except OSError as exc:
+            self.refused = f"inotify refused a watch ({exc.strerror}; see fs.inotify.max_user_watches)"
+
+    def changed(self) -> set[str] | None:
+        events = self.inotify.read(timeout=0)
+        dirty = set()
+        for event in events:
+            prefix = self.prefixes.get(event.wd)
+            if prefix is None or event.mask & self.DISTRUST:
+                return None
+            dirty.add(prefix)
+        return None if self.refused else dirty
+
+    def reset(self) -> None:
+        """Before a full walk: every watch goes, the walk adds them again with their present paths."""
+        self.inotify.close()
+        self.__init__()
+
+    def close(self) -> None:
+        self.inotify.close()
 
 
 class Store:
@@ -252,6 +344,8 @@ class Timeline:
         self.off: str | None = None  # why no more points are taken
         self.store: Store | None = None
         self.baseline: threading.Thread | None = None
+        self.watcher: Watcher | None = None
+        self.children: dict[str, set[str]] = {}  # the last walk's index of directories
 
     def start(self) -> None:
         """The first point, in a thread: the jail starts meanwhile (the first command waits for it)."""
@@ -276,8 +370,10 @@ class Timeline:
         self.baseline.join()
         with self.lock:
             self._point(None, "end")
-        if self.store is not None:
-            self.store.close()
+            if self.store is not None:
+                self.store.close()
+            if self.watcher is not None:
+                self.watcher.close()
 
     def _point(self, command: str | None, what: str) -> None:
         if self.off is not None:
@@ -286,9 +382,10 @@ class Timeline:
             if self.store is None:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
                 self.store = Store(self.directory, self.max_bytes)
+                self.watcher = Watcher()
             root = os.open(self.workspace, _DIRECTORY)
             try:
-                entries = Walk(root, self.store, self.state, self.skip, self.max_file_bytes).run()
+                entries = self._walk(root, what)
             finally:
                 os.close(root)
         except (OSError, TimelineError) as exc:
@@ -305,6 +402,23 @@ class Timeline:
             self._turn_off(f"the timeline holds {self.store.bytes} bytes, near its cap (timeline.max_bytes = "
                            f"{self.max_bytes}): what changed after the point before was not all kept, and later "
                            "points are not taken")
+
+    def _walk(self, root: int, what: str) -> dict[str, Entry]:
+        """The workspace now: only the directories inotify saw change, unless a full walk is due."""
+        assert self.watcher is not None
+        walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes, self.watcher)
+        dirty = self.watcher.changed()
+        if dirty is not None and what == "command" and self.points % FULL_EVERY:
+            try:
+                entries = walk.rescan(dirty, self.children)
+                self.children = walk.children
+                return entries
+            except Stale:
+                walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes, self.watcher)
+        self.watcher.reset()
+        entries = walk.run()
+        self.children = walk.children
+        return entries
 
     def _turn_off(self, reason: str) -> None:
         self.off = reason
