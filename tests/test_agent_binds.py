@@ -148,3 +148,12 @@ def test_without_path_targets_nothing_is_added(installed: Jail) -> None:
     assert not loaded.filesystem.path_targets and profile.load("coding-agent").filesystem.path_targets
     resolved = view.resolve(loaded, str(installed.workspace), str(installed.home), "user", f"{installed.home}/.bun/bin")
     assert resolved.programs == pathtargets.Found()
+
+
+def test_doctor_says_what_is_added_and_refused(installed: Jail) -> None:
+    jail = installed
+    result = jail.cli("doctor", env={**_env(jail), "COLUMNS": "400"})
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("programs in the home")]
+    assert "~/.local/share/tool (~/.local/bin/tool runs it)" in line
+    assert "~/.bun (~/.bun/bin is on your PATH)" in line
+    assert "Not bound, so not runnable in the jail: ~/.ssh/steal (~/.ssh is a credential location)" in line

@@ -338,6 +338,34 @@ def check_credentials() -> Result:
     return Result("credentials", True, f"hidden under the default profile: {listed}{socket}")
 
 
+def check_path_targets() -> Result:
+    """What the default profile binds, read-only, for the programs on your PATH installed in your home
+    (filesystem.path_targets), and which it refuses: a program linked into ~/.ssh is not run."""
+    from jail.display import shown
+    from jail.policy import profile, spec, view
+
+    user, home = spec.caller_identity(os.environ)
+    loaded = profile.load(profile.DEFAULT_PROFILE)
+    if not loaded.filesystem.path_targets:
+        return Result("programs in the home", True, f"not looked for ({loaded.name} has path_targets = false)")
+    workspace = "/tmp" if os.path.realpath(os.getcwd()) in (home, "/") else os.getcwd()
+    try:
+        found = view.resolve(loaded, workspace, home, user).programs
+    except Exception as exc:  # noqa: BLE001 - the jail check reports setup problems
+        return Result("programs in the home", False, f"cannot resolve the default view: {exc}")
+
+    def named(path: str) -> str:
+        return shown("~" + path[len(home):] if path.startswith(home + "/") else path)
+
+    added = "; ".join(f"{named(a.path)} ({shown(a.why)})" for a in found.added) or "nothing needed"
+    if not found.refused:
+        return Result("programs in the home", True, f"bound read-only: {added}")
+    refused = "; ".join(f"{named(r.path)} ({shown(r.why)})" for r in found.refused)
+    return Result("programs in the home", False, f"bound read-only: {added}. Not bound, so not runnable in the "
+                  f"jail: {refused}", "move the program out of that folder, or bind a folder of its own with "
+                  "run --read-only PATH")
+
+
 def check_launcher(path: str) -> Result:
     """Which shell launcher the jail's /bin/sh and /bin/bash lead to (the run finds it: interposer/service.py).
     The Python fallback works; it costs a Python start-up on every shell the jail starts."""
@@ -353,7 +381,7 @@ def check_launcher(path: str) -> Result:
 
 CHECKS = (check_user_namespaces, check_mount_setattr, check_network_namespace, check_seccomp,
           check_landlock, check_landlock_log, check_overlayfs, check_cgroups, check_process_limit, check_credentials,
-          check_jail)
+          check_path_targets, check_jail)
 
 
 def main(launcher: str) -> int:
