@@ -68,6 +68,16 @@ class _Finder:
         self.added: dict[str, str] = {}  # real folder -> why
         self.refused: dict[str, str] = {}
         self.scripts = 0
+        self.scanned: set[str] = set()
+        self._remember()
+
+    def _remember(self) -> None:
+        """What is seen, as prefixes: _sees runs for every program found."""
+        shown = [*self.visible, *self.added]
+        self._shown = frozenset(shown)
+        self._prefixes = tuple(root.rstrip("/") + "/" for root in shown)
+        self._hidden = frozenset(self.hidden)
+        self._hidden_prefixes = tuple(root.rstrip("/") + "/" for root in self.hidden)
 
     def run(self, caller_path: str, toolchains: Sequence[str]) -> Found:
         entries = [d for d in dict.fromkeys(caller_path.split(":")) if d.startswith("/")][:MAX_PATH_DIRS]
@@ -92,7 +102,8 @@ class _Finder:
                      tuple(Refused(p, why) for p, why in self.refused.items()), tuple(dict.fromkeys(path)))
 
     def _sees(self, real: str) -> bool:
-        return _covered(real, [*self.visible, *self.added]) and not _covered(real, self.hidden)
+        return ((real in self._shown or real.startswith(self._prefixes))
+                and not (real in self._hidden or real.startswith(self._hidden_prefixes)))
 
     def _in_home(self, real: str) -> bool:
         return real.startswith(self.real_home + "/")
@@ -105,25 +116,43 @@ class _Finder:
         return "~" + path[len(self.home):] if path.startswith(self.home + "/") else path
 
     def _scan(self, directory: str) -> None:
+        """The programs of `directory` that lie in the home. Outside the home only its links are read, and
+        only those whose text leads into the home are resolved: /usr/bin holds thousands of names."""
+        real_directory = os.path.realpath(directory)
+        if real_directory in self.scanned:
+            return
+        self.scanned.add(real_directory)
+        inside = self._in_home(real_directory)
+        homes = (self.home + "/", self.real_home + "/")
         try:
             with os.scandir(directory) as found:
-                names = [entry.name for _, entry in zip(range(MAX_ENTRIES), found, strict=False)]
+                entries = [(entry.path, entry.is_symlink()) for _, entry in zip(range(MAX_ENTRIES), found,
+                                                                                   strict=False)]
         except OSError:
             return
-        for name in names:
-            link = os.path.join(directory, name)
-            real = os.path.realpath(link)
-            if self._in_home(real) and os.path.isfile(real) and os.access(real, os.X_OK):
+        for link, is_link in entries:
+            if is_link:
+                try:
+                    text = os.readlink(link)
+                except OSError:
+                    continue
+                if not inside and not os.path.normpath(os.path.join(directory, text)).startswith(homes):
+                    continue
+                real = os.path.realpath(link)
+            elif inside:
+                real = real_directory + link[len(directory):]
+            else:
+                continue
+            if self._in_home(real) and not self._sees(real) and os.path.isfile(real) and os.access(real, os.X_OK):
                 self._program(real, f"{self._named(link)} runs it", depth=0)
 
     def _program(self, real: str, why: str, depth: int) -> None:
-        """Make the program at `real` (a file under the home) visible, then its interpreter."""
+        """Make the program at `real` (a file under the home, not seen yet) visible, then its interpreter."""
+        if real in self.refused or self._sees(real):
+            return
+        self._bind(self._roots(real, is_dir=False), real, why)
         if real in self.refused:
             return
-        if not self._sees(real):
-            self._bind(self._roots(real, is_dir=False), real, why)
-            if real in self.refused:
-                return
         interpreter = self._interpreter(real) if depth < 2 else None
         if interpreter:
             target = os.path.realpath(interpreter)
@@ -140,6 +169,7 @@ class _Finder:
                 for inner in [r for r in self.added if _covered(r, [root])]:
                     del self.added[inner]  # one bind holds them
                 self.added[root] = why
+                self._remember()
                 return
         self.refused[real] = problem
 
