@@ -102,6 +102,7 @@ bench:
 	$(BIN)/python bench/interposer.py
 	$(BIN)/python bench/seccomp.py
 	$(BIN)/python bench/trash.py
+	$(BIN)/python bench/timeline.py
 	$(BIN)/python bench/overlay.py
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/forward.py
