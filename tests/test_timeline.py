@@ -256,7 +256,7 @@ def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int
     (most of them from the directories inotify named) equals a fresh walk of everything."""
     import random
 
-    from jail.recovery.timeline import Timeline, Walk
+    from jail.recovery.timeline import Timeline, Walk, read_points, states_of
 
     rng = random.Random(seed)
     workspace = tmp_path / "ws"
@@ -300,4 +300,6 @@ def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int
         finally:
             os.close(root)
         assert {p: e["id"] for p, e in timeline.state.items()} == {p: e["id"] for p, e in fresh.items()}, step
+        recorded = states_of(read_points(str(tmp_path / "timeline")))[-1]  # what undo would rebuild
+        assert {p: e["id"] for p, e in recorded.items()} == {p: e["id"] for p, e in fresh.items()}, step
     timeline.finish()

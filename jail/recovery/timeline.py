@@ -82,6 +82,7 @@ class Walk:
         self.max_file_bytes, self.watcher = max_file_bytes, watcher
         self.entries: dict[str, Entry] = {}
         self.children: dict[str, set[str]] = {}  # a directory's prefix ("" or "a/b/") -> the names recorded in it
+        self.touched: set[str] = set()  # paths a rescan set or dropped: the only ones that can have changed
 
     def run(self) -> dict[str, Entry]:
         self._directory(os.dup(self.root), "", 0, True)
@@ -91,7 +92,7 @@ class Walk:
         """The entries with only the `dirty` directories listed again; `children` the index of the walk
         before. A directory that is gone or no longer a directory makes it raise Stale (walk everything)."""
         self.entries = dict(self.known)
-        self.children = {prefix: set(names) for prefix, names in children.items()}
+        self.children = dict(children)  # its sets are replaced, never changed in place: shared safely
         for prefix in sorted(dirty, key=len):  # parents first: a new directory's walk covers its children
             if prefix not in self.children:
                 if prefix.rstrip("/") in self.entries or not prefix:
@@ -103,6 +104,7 @@ class Walk:
                 raise Stale(prefix) from None
             if prefix:  # the directory's own entry (its mode, its times) is in its parent's listing
                 self.entries[prefix[:-1]] = self._entry(fd, "", prefix[:-1], os.fstat(fd))
+                self.touched.add(prefix[:-1])
             self._directory(fd, prefix, prefix.count("/"), False)
         return self.entries
 
@@ -135,6 +137,7 @@ class Walk:
                 if was is not None and was["type"] == "dir" and not stat.S_ISDIR(st.st_mode):
                     self._forget(relative)
                 self.entries[relative] = self._entry(fd, name, relative, st)
+                self.touched.add(relative)
                 present.add(name)
                 if stat.S_ISDIR(st.st_mode) and (recurse or was is None or was["type"] != "dir" or
                                                  relative + "/" not in self.children):
@@ -152,6 +155,7 @@ class Walk:
     def _forget(self, relative: str) -> None:
         """A path gone from its directory, and, if it was one, everything recorded under it."""
         entry = self.entries.pop(relative, None)
+        self.touched.add(relative)
         if entry is not None and entry["type"] == "dir":
             for name in self.children.pop(relative + "/", set()):
                 self._forget(relative + "/" + name)
@@ -385,14 +389,17 @@ class Timeline:
                 self.watcher = Watcher()
             root = os.open(self.workspace, _DIRECTORY)
             try:
-                entries = self._walk(root, what)
+                entries, touched = self._walk(root, what)
             finally:
                 os.close(root)
         except (OSError, TimelineError) as exc:
             self._turn_off(f"the workspace could not be read: {exc}")
             return
-        changes: dict[str, Entry | None] = {p: e for p, e in entries.items() if self.state.get(p) is not e}
-        changes.update({p: None for p in self.state if p not in entries})
+        if touched is None:
+            changes: dict[str, Entry | None] = {p: e for p, e in entries.items() if self.state.get(p) is not e}
+            changes.update({p: None for p in self.state if p not in entries})
+        else:  # a rescan: only what it touched can differ
+            changes = {p: entries.get(p) for p in touched if entries.get(p) is not self.state.get(p)}
         self.points += 1
         extra = {"skip": list(self.covered)} if what == "start" else {}
         append_point(self.directory, {"point": self.points, "what": what, "time": time.time(), "command": command,
@@ -403,8 +410,9 @@ class Timeline:
                            f"{self.max_bytes}): what changed after the point before was not all kept, and later "
                            "points are not taken")
 
-    def _walk(self, root: int, what: str) -> dict[str, Entry]:
-        """The workspace now: only the directories inotify saw change, unless a full walk is due."""
+    def _walk(self, root: int, what: str) -> tuple[dict[str, Entry], set[str] | None]:
+        """The workspace now: only the directories inotify saw change, unless a full walk is due; and the
+        paths the rescan touched (None after a full walk)."""
         assert self.watcher is not None
         walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes, self.watcher)
         dirty = self.watcher.changed()
@@ -412,13 +420,13 @@ class Timeline:
             try:
                 entries = walk.rescan(dirty, self.children)
                 self.children = walk.children
-                return entries
+                return entries, walk.touched
             except Stale:
                 walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes, self.watcher)
         self.watcher.reset()
         entries = walk.run()
         self.children = walk.children
-        return entries
+        return entries, None
 
     def _turn_off(self, reason: str) -> None:
         self.off = reason
@@ -505,7 +513,7 @@ def commands(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The commands in order: each with the point before it (what undo --to restores) and what changed
     between it and the next point (None when no later point was recorded)."""
     rows = []
-    states = _states(points)
+    states = states_of(points)
     for index, point in enumerate(points):
         if point.get("what") not in ("command", "undo"):
             continue
@@ -515,7 +523,7 @@ def commands(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _states(points: list[dict[str, Any]]) -> list[dict[str, Entry]]:
+def states_of(points: list[dict[str, Any]]) -> list[dict[str, Entry]]:
     """The state at every point, built incrementally (copies of dicts of shared entries)."""
     states, state = [], {}
     for point in points:
@@ -679,7 +687,7 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
     number = rows[-1] if to is None else to
     if not 1 <= number <= len(points):
         raise TimelineError(f"no point {number}: the timeline has points 1 to {len(points)} (shelljail timeline)")
-    states = _states(points)
+    states = states_of(points)
     target, recorded = states[number - 1], states[-1]
     covered = tuple(str(c) for c in points[0].get("skip", ()) if isinstance(c, str))
     skip = skipper(covered, is_cache_path)
