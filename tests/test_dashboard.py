@@ -336,3 +336,20 @@ def test_an_overlays_file_names_and_diffs_are_shown_escaped(jail: Jail, dashboar
     diff = page.locator("pre.diff").inner_text()
     assert "+line\\u202e\\x1b[2J" in diff, diff
     _no_raw(page.locator("body").inner_text())
+
+
+def test_a_command_of_the_timeline_is_shown_with_its_diff_and_undone_from_the_page(jail: Jail, dashboard: Dashboard,
+                                                                                     page) -> None:  # noqa: ANN001
+    (jail.workspace / "notes.txt").write_text("old line\n")
+    run = _start(jail, f"echo 'new line{HOSTILE}' > notes.txt", "--ask", "deny")
+    assert run.wait(timeout=60) == 0, run.stderr.read() if run.stderr else ""
+    session = _session(jail)["session"]
+    page.goto(f"{dashboard.base}/session/{session}")
+    timeline = page.locator("ol.timeline")
+    timeline.locator("summary").first.click()
+    text = timeline.inner_text()
+    assert "M notes.txt" in text and "-old line" in text and "+new line" in text, text
+    _no_raw(page.content())
+    page.get_by_role("button", name="Undo to before this").first.click()
+    page.locator("#status", has_text="undone: restored 1 path").wait_for(timeout=10000)
+    assert (jail.workspace / "notes.txt").read_text() == "old line\n"

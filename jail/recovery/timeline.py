@@ -730,3 +730,53 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
         store.close()
     # `saved`: the point that holds what was there before; `not_restored`: (path, why) pairs.
     return {"point": number, "saved": saved, "done": sorted(restore.done), "not_restored": restore.not_restored}
+
+
+DIFF_FILES = 20  # files shown with a diff per command
+DIFF_BYTES = 256 << 10  # a larger file, or one that is not text, is named, not diffed
+
+
+def command_diffs(session_directory: str, point: int) -> list[tuple[str, str]]:
+    """What the command at `point` changed, file by file: (a line "A|M|D path", its unified diff or "").
+    Contents come from the store (checked against their digests), never from the workspace."""
+    import difflib
+
+    directory = timeline_directory(session_directory)
+    points = read_points(directory)
+    if not 1 <= point < len(points):
+        return []
+    states = states_of(points)
+    before, change = states[point - 1], summary(points[point]["changes"], states[point - 1])
+    after = states[point]
+    known = {d: w for p in points if isinstance(p.get("stored"), dict) for d, w in p["stored"].items()}
+    store = Store(directory, 1 << 62, known)
+    shown_files: list[tuple[str, str]] = []
+    try:
+        for mark, key in (("A", "added"), ("M", "changed"), ("D", "deleted")):
+            for path in change[key]:
+                if len(shown_files) >= DIFF_FILES:
+                    return shown_files
+                old, new = _text_of(store, before.get(path)), _text_of(store, after.get(path))
+                text = ""
+                if old is not None and new is not None:
+                    text = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                        f"a/{path}", f"b/{path}"))
+                shown_files.append((f"{mark} {path}", text))
+    finally:
+        store.close()
+    return shown_files
+
+
+def _text_of(store: Store, entry: Entry | None) -> str | None:
+    """A file's recorded content as text: "" for none (absent), None when it cannot be shown."""
+    if entry is None:
+        return ""
+    if entry.get("type") != "file" or entry.get("keep") is None or int(entry.get("size", 0)) > DIFF_BYTES:
+        return None
+    try:
+        data = store.get(str(entry["keep"]), int(entry["size"]))
+    except (OSError, TimelineError):
+        return None
+    if b"\0" in data:
+        return None
+    return data.decode("utf-8", "replace")

@@ -122,6 +122,21 @@ def overlay_of(session: str) -> tuple[Any, list[tuple[str, str]]] | None:
     return target, [(f"{c.kind} {c.path}", overlay.unified(c, target.workspace)) for c in changes]
 
 
+def timeline_of(session: str) -> list[dict[str, Any]] | None:
+    """A session's commands with what each changed and its diffs (None: the session has no timeline)."""
+    from jail.recovery import timeline
+
+    try:
+        audit.find(session)
+        directory = os.path.join(audit.state_home(), session)
+        rows = timeline.commands(timeline.read_points(timeline.timeline_directory(directory)))
+        for row in rows:
+            row["diffs"] = timeline.command_diffs(directory, row["point"]) if row["changes"] else []
+    except (LookupError, OSError, timeline.TimelineError):
+        return None
+    return rows
+
+
 # ---- what the buttons do -----------------------------------------------------------------------
 
 
@@ -179,9 +194,29 @@ def act(path: str, form: dict[str, str]) -> tuple[int, str]:
                            via="the dashboard")
             return 200, f"committed {len(chosen)} change(s) to {shown(target.workspace)}" + (
                 f"; {len(skipped)} special file(s) (FIFO, socket, device) not copied" if skipped else "")
+        if parts[:1] == ["undo"] and len(parts) == 3 and parts[2].isdigit():
+            return _undo(parts[1], int(parts[2]))
     except LookupError as exc:
         return 404, shown(str(exc))
     return 404, f"no action {shown(path)}"
+
+
+def _undo(session: str, point: int) -> tuple[int, str]:
+    """The workspace back to before command `point`, as `shelljail undo --to` does (never --force)."""
+    from jail.recovery import timeline
+
+    info = audit.find(session)
+    if info.get("state") == "running":
+        return 409, f"session {shown(session)} is still running; stop it or wait for it first"
+    try:
+        outcome = timeline.undo(os.path.join(audit.state_home(), str(info["session"])), str(info.get("workspace")),
+                                point, (), False, f"shelljail undo --to {point} (the dashboard)")
+    except (OSError, timeline.TimelineError) as exc:
+        return 409, f"undo refused: {shown(str(exc))}"
+    missed = f"; not restored: {shown(', '.join(p for p, _ in outcome['not_restored'][:3]))}" \
+        if outcome["not_restored"] else ""
+    return 200, (f"undone: restored {len(outcome['done'])} path(s) to point {point}; what was there before is "
+                 f"point {outcome['saved']}{missed}")
 
 
 def visible(value: Any) -> Any:
@@ -284,7 +319,8 @@ def serve(port: int, say: Any = print) -> int:
                 row = next((r for r in session_rows(counter) if r.get("session") == parts[1]), None)
                 if row is None:
                     return self._send(404, "text/plain; charset=utf-8", b"no such session\n")
-                return self._html(page.session_page(row, _pending(parts[1]), overlay_of(parts[1])))
+                return self._html(page.session_page(row, _pending(parts[1]), overlay_of(parts[1]),
+                                                     timeline_of(parts[1])))
             if len(parts) == 2 and parts[0] == "events":
                 return self._events(parts[1])
             return self._send(404, "text/plain; charset=utf-8", b"not found\n")

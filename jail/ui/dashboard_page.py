@@ -120,7 +120,32 @@ def index(rows: list[dict[str, Any]], requests: list[dict[str, Any]]) -> str:
     return _page("shelljail dashboard", body)
 
 
-def session_page(row: dict[str, Any], requests: list[dict[str, Any]], overlay: Any) -> str:
+def _diff(text: str) -> str:
+    return f"<pre class=\"diff\">{_lines(text)}</pre>" if text else ""
+
+
+def timeline_section(session: str, state: str, rows: list[dict[str, Any]] | None) -> str:
+    """The session's commands, what each changed (with its diffs), and an undo button for each once it ended."""
+    if not rows:
+        return ""
+    items = []
+    for row in rows:
+        change = row.get("changes")
+        what = ("running" if state == "running" else "not recorded") if change is None else (
+            f"+{len(change['added'])} ~{len(change['changed'])} -{len(change['deleted'])}")
+        button = "" if state == "running" else (
+            f"<button class=\"deny\" data-action=\"/undo/{_e(session)}/{_e(row['point'])}\" "
+            f"data-confirm=\"Put the workspace back as it was before command {_e(row['point'])}? What is there now "
+            f"is kept as a point of its own.\">Undo to before this</button>")
+        diffs = "".join(f"<li><code>{_e(line)}</code>{_diff(text)}</li>" for line, text in row.get("diffs") or [])
+        items.append(f"<li><details><summary><code>{_e(row['point'])}</code> <code>{_e(row.get('command'))}</code> "
+                     f"{_e(what)}</summary><ul class=\"changes\">{diffs}</ul></details>{button}</li>")
+    return (f"<section aria-labelledby=\"h-timeline\"><h2 id=\"h-timeline\">Timeline</h2>"
+            f"<ol class=\"timeline\">{''.join(items)}</ol></section>")
+
+
+def session_page(row: dict[str, Any], requests: list[dict[str, Any]], overlay: Any,
+                 timeline: list[dict[str, Any]] | None = None) -> str:
     session = str(row.get("session"))
     state = str(row.get("state", "?"))
     facts = [("profile", row.get("profile", "")), ("workspace", row.get("workspace", "")),
@@ -142,7 +167,7 @@ def session_page(row: dict[str, Any], requests: list[dict[str, Any]], overlay: A
             f"{_stop_button(session) if state == 'running' else ''}<dl class=\"facts\">{details}</dl>"
             f"<section aria-labelledby=\"h-approvals\"><h2 id=\"h-approvals\">Waiting for you</h2>"
             f"<div id=\"approvals\" data-part=\"/part/approvals?session={_e(session)}\">"
-            f"{approvals_list(requests)}</div></section>{review}"
+            f"{approvals_list(requests)}</div></section>{review}{timeline_section(session, state, timeline)}"
             f"<section aria-labelledby=\"h-live\"><h2 id=\"h-live\">Live</h2><div class=\"scroll\">"
             f"<table class=\"live\" id=\"live\" data-session=\"{_e(session)}\"><thead><tr><th scope=\"col\">time"
             f"</th><th scope=\"col\">event</th><th scope=\"col\">what</th><th scope=\"col\">why</th></tr></thead>"
