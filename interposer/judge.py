@@ -89,7 +89,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     for hazard in resolved.hazards:
         verdicts.append(Verdict("deny", hazard.reason, "hazard", "start a bounded number of processes"))
     for opaque in resolved.opaque:
-        verdicts.append(_opaque(opaque, policy.interposer))
+        verdicts.append(_opaque(opaque, policy.interposer, policy.home_binds is not None))
     if not verdicts:
         verdicts.append(Verdict("allow", "nothing runs", None))
     worst = max(verdicts, key=lambda v: SEVERITY[v.decision])  # max keeps the first of equals
@@ -109,7 +109,11 @@ def _reachable(invocation: Invocation, network: Any) -> Verdict | None:
     return Verdict("deny", unreachable[1], unreachable[0], unreachable[2]) if unreachable else None
 
 
-def _opaque(opaque: Opaque, interposer: Interposer) -> Verdict:
+def _opaque(opaque: Opaque, interposer: Interposer, jailed: bool) -> Verdict:
+    """The profile's `opaque` decision; but in a jail, what it confines anyway (resolve.Opaque.confined) runs:
+    `python -c` as `python file.py` does, `pkill` among the jail's own processes. The hook keeps asking."""
+    if opaque.confined and jailed:
+        return Verdict("allow", f"{opaque.reason}; the jail confines it as it confines a program file", None)
     return Verdict(interposer.opaque, f"{opaque.reason}, so shelljail cannot check it", "opaque",
                    "write the command out literally, without eval, variables as command names or piped scripts")
 
@@ -141,6 +145,8 @@ def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Int
 def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
            catalogue: Mapping[str, Any]) -> Target | None | bool:
     """False when the rule does not apply; else the target that made it match (or None)."""
+    if rule.where and ("jail" if place.home_binds is not None else "host") not in rule.where:
+        return False
     if rule.acts and not any(act.kind in rule.acts for act in found.acts):
         return False
     if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand, catalogue):

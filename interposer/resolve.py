@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from . import jscode, pycode
 from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
@@ -51,6 +52,10 @@ INTERPRETERS: dict[str, tuple[str, ...]] = {
     "dosbox": ("-c",),  # DOS commands: `mount c /` hands it the host's files
 }
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
+PYTHONS = frozenset({"python", "python3", "pypy3"})  # and python3.11...: their -c is read (pycode.py)
+NODES = frozenset({"node", "nodejs"})
+# Variables whose program is one a jail confines as it confines `python file.py` (modules from a directory).
+CONFINED_VARIABLES = frozenset({"PYTHONPATH"})
 # Programs given code with an option that do something useful without it (no prompt waits for a person).
 NOT_REPLS = AWKS | {"make", "vim", "nvim", "vi", "emacs", "sqlite3", "gdb", "gnuplot", "octave", "octave-cli",
                     "bpftrace", "osascript", "deno", "bun"}
@@ -158,6 +163,9 @@ class Invocation(NamedTuple):
 class Opaque(NamedTuple):
     reason: str
     text: str
+    # What a jail confines as it confines `python file.py` (python -c, node -e, PYTHONPATH=, pkill's pick of
+    # the jail's own processes): judged without a question in jail semantics, asked in the hook's (judge.py).
+    confined: bool = False
 
 
 class Resolved(NamedTuple):
@@ -197,7 +205,7 @@ def _kill_from_listing(collector: _Collector) -> None:
     for kill in (i for i in collector.invocations if i.name == "kill"):
         if kill.extra_args or any(not w.literal and not w.value.startswith("-") for w in kill.args):
             collector.opaque.append(Opaque("kill signals processes picked by name from a list of processes, as "
-                                           "pkill does", kill.command.text))
+                                           "pkill does", kill.command.text, confined=True))
             return
 
 
@@ -278,9 +286,11 @@ class _Collector:
         self._option_commands(command, name, args, via, depth)
         for variable, value in command.assignments:
             if variable in COMMAND_VARIABLES or variable.startswith("GIT_CONFIG_") or _SPAWNS_SHELL.search(value.value):
+                confined = variable in CONFINED_VARIABLES and not _SPAWNS_SHELL.search(value.value)
                 self.opaque.append(Opaque(f"{variable}= makes {name} run a program of its choosing",
-                                          command.text))
-                break
+                                          command.text, confined))
+                if not confined:
+                    break
         if name in SESSION_STARTERS:
             self.opaque.append(Opaque(f"{name} starts a shell or session whose commands shelljail would not see",
                                       command.text))
@@ -653,18 +663,78 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
         collector.invocations.append(Invocation(name, tuple(args), command, via))
         collector.opaque.append(Opaque(f"{name}'s .shell or .system runs a command line", command.text))
         return True
-    code_flags = INTERPRETERS.get(name, ())
     base = name.rstrip("0123456789.")
-    code_flags = code_flags or INTERPRETERS.get(base, ())
-    for word in args:
+    if name in PYTHONS or base in PYTHONS:
+        return _python(collector, command, name, args, via, depth)
+    code_flags = INTERPRETERS.get(name, ()) or INTERPRETERS.get(base, ())
+    for index, word in enumerate(args):
         value = word.value
         option = value.split("=", 1)[0]
         if option in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--"):
+            if name in NODES or base in NODES:  # `node -e CODE`, `node -pe CODE`: read for what escapes a jail
+                code = args[index + 1] if option == value and index + 1 < len(args) else word
+                confined = code.literal and jscode.confined(code.value)
+                collector.opaque.append(Opaque(f"{name} {option[:2]} runs program text that only its interpreter "
+                                               "understands", command.text, confined))
+                return False  # judged on as a program too: its variables (NODE_OPTIONS=), its arguments
             collector.invocations.append(Invocation(name, tuple(args), command, via))
             collector.opaque.append(Opaque(f"{name} {value[:2] if len(value) > 2 else value} runs program text "
                                            "that only its interpreter understands", command.text))
             return True
     return False
+
+
+def _python(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+            depth: int) -> bool:
+    """`python3 -c CODE`: read with `ast` (pycode.py), judged as the commands it amounts to, or opaque with
+    the reason; then judged on as a program (False), so that its variables and arguments are judged too."""
+    code = _python_code(args)
+    if code is None:
+        return False
+    label = f"{name} -c"
+    if not code.literal:
+        collector.opaque.append(Opaque(f"{label} runs a program only known when it runs", command.text))
+        return False
+    reading = pycode.read(code.value, collector.env.get("HOME"))
+    if reading.unread is not None:
+        collector.opaque.append(Opaque(f"{label}: {reading.unread}", command.text, reading.confined))
+        return False
+    # Its commands are the program's, not words of the line: no rewrite may edit the line for them.
+    inner = command._replace(assignments=(), span=None, word_spans=())
+    for step in reading.steps:
+        if step.line is not None:
+            collector.line(step.line, command.cwd, (*via, label), depth + 1, (label,))
+        else:
+            words = [Word(v, True, False, v) if v is not None else Word("${?}", False, False, "a path it computes")
+                     for v in step.argv]
+            collector.command(inner, words, (*via, label), depth + 1)
+    return False
+
+
+def _python_code(args: list[Word]) -> Word | None:
+    """The program text of `python -c CODE` (-cCODE, -Ic CODE: short options bundle), None if it runs none."""
+    index = 0
+    while index < len(args):
+        word = args[index]
+        value = word.value
+        if value in ("--", "-") or not value.startswith("-"):
+            return None  # a script (or standard input) runs, and the rest are its arguments
+        index += 1
+        if value.startswith("--"):
+            index += value == "--check-hash-based-pycs"
+            continue
+        for position, letter in enumerate(value[1:], 1):
+            rest = value[position + 1:]
+            if letter == "c":
+                if rest:
+                    return Word(rest, word.literal, False, word.source)
+                return args[index] if index < len(args) else None
+            if letter == "m":
+                return None  # a module runs (the catalogue's runner reads `python -m`)
+            if letter in "WX":
+                index += not rest  # its value is the rest of the word, or the next one
+                break
+    return None
 
 
 _AWK_RISKY = re.compile(r"system\s*\(|getline|\|\s*&|print[f]?\b[^;}]*(>>?|\|)\s*[\"$a-zA-Z(]|fflush\s*\(\s*\"")

