@@ -96,7 +96,7 @@ lint:
 
 # Compiled first: with PYTHONDONTWRITEBYTECODE set, a source edited since make setup would be compiled at
 # every start and counted in it.
-bench:
+bench: bench-deps
 	$(BIN)/python -m compileall -q jail interposer agent >/dev/null
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/interposer.py

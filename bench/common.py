@@ -12,10 +12,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def arguments(description: str | None, name: str, runs: int) -> argparse.Namespace:
+def arguments(description: str | None, name: str, runs: int, peers: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("-n", "--runs", type=int, default=runs, help=f"repetitions (default: {runs})")
     parser.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / f"{name}.json"))
+    if peers:
+        parser.add_argument("--without-peers", action="store_true",
+                            help="measure even when a peer (bwrap, firejail, sandbox-runtime) is missing; the "
+                                 "results then say which were left out")
     return parser.parse_args()
 
 

@@ -53,7 +53,7 @@ def time_once(argv: list[str], cwd: str) -> float:
 
 
 def main() -> int:
-    args = arguments(__doc__, "startup", 20)
+    args = arguments(__doc__, "startup", 20, peers=True)
 
     workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
     shelljail = str(Path(sys.executable).parent / "shelljail")
@@ -87,6 +87,11 @@ def main() -> int:
                             f'{{"denyRead": [], "allowWrite": ["{workspace}"], "denyWrite": []}}}}')
         contenders["sandbox-runtime (srt)"] = [str(SRT), "-s", str(settings), "/bin/true"]
 
+    if skipped and not args.without_peers:  # a ratio against nothing is no result: say so, loudly
+        shutil.rmtree(workspace, ignore_errors=True)
+        print(f"bench/startup.py: a peer to compare with is missing: {'; '.join(skipped)}. Install them "
+              "(make bench-deps), or pass --without-peers to measure shelljail alone", file=sys.stderr)
+        return 1
     for argv in contenders.values():  # warm-up: page cache, .pyc files
         for _ in range(3):
             time_once(argv, workspace)
