@@ -412,7 +412,13 @@ class DecisionService:
             decision = decide(judged, cwd, self.policy)
             event["command"] = value
         elif mode == "file":
-            text, problem, kind = self._read_script(peer, cwd, value or "")
+            if self._system_script(peer, cwd, value or ""):  # judged as the program it is (systemscript.py)
+                from .systemscript import program_line
+
+                text, problem, kind = program_line(argv), "", None
+                event["system_script"] = True
+            else:
+                text, problem, kind = self._read_script(peer, cwd, value or "")
             event["command"] = value
             if text is not None:
                 judged = text
@@ -526,6 +532,17 @@ class DecisionService:
                     pass
             current = _parent(current)
         return False
+
+    def _system_script(self, peer: _Peer | None, cwd: str, path: str) -> bool:
+        """Whether the script is a file of the jail's read-only system mounts, as the jail sees it."""
+        from .systemscript import on_system_mount
+
+        if peer is None or not path:
+            return False
+        try:
+            return on_system_mount(peer.root(), path if path.startswith("/") else os.path.join(cwd, path))
+        except OSError:
+            return False  # not there, not regular, not readable: judged by its body, which says why
 
     def _read_script(self, peer: _Peer | None, cwd: str, path: str) -> tuple[str | None, str, str | None]:
         """(the script's text, "", None) as the jail sees it; else (None, why, the file's kind if it is

@@ -6,10 +6,14 @@ sees (marked `jail`)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
-from conftest import JUDGE_HOME, JUDGE_WORKSPACE, judge_policy
+from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, judge_policy
 
 from interposer.judge import Decision, decide
+from jail.errors import EXIT_NOT_EXECUTABLE
 
 STOPPED = ("deny", "ask")
 SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}  # home_binds: the jail binds something of the home; the hook none
@@ -156,3 +160,43 @@ def test_a_rule_where_is_checked(tmp_path) -> None:  # noqa: ANN001 - pytest's t
     with pytest.raises(ProfileError) as raised:
         profile.load(str(path))
     assert "jail or host" in str(raised.value)
+
+
+# -- 1. a script on the jail's read-only system mounts is judged as the program it is ------------------------
+
+LSB_RELEASE = Path("/usr/bin/lsb_release")
+
+
+def _system_script(path: Path) -> None:
+    if not path.is_file() or not path.read_bytes().startswith(b"#!/bin/sh"):
+        pytest.skip(f"this machine has no {path} shell script to run in the jail")
+
+
+@pytest.mark.jail
+def test_a_system_script_is_judged_by_its_name_and_arguments(jail: Jail) -> None:
+    _system_script(LSB_RELEASE)
+    assert b"eval" in LSB_RELEASE.read_bytes()  # what made its body opaque
+    result = jail.run("lsb_release", "-a", interposer=True)
+    assert result.returncode == 0 and "Distributor ID" in result.stdout, result.stderr
+    (jail.workspace / "lsb").symlink_to(LSB_RELEASE)  # the system's file, reached by another name
+    result = jail.run("bash", "-c", "./lsb -i", interposer=True)
+    assert result.returncode == 0 and "Distributor ID" in result.stdout, result.stderr
+
+
+@pytest.mark.jail
+@pytest.mark.parametrize("mode", ["read-write", "read-only"])
+def test_the_same_script_elsewhere_is_judged_by_its_body(jail: Jail, mode: str) -> None:
+    _system_script(LSB_RELEASE)
+    copy = jail.workspace / "lsb"
+    shutil.copy(LSB_RELEASE, copy)  # a read-only workspace is read-only, but not the system's
+    result = jail.run("./lsb", "-a", options=("--workspace-mode", mode), interposer=True)
+    assert result.returncode == EXIT_NOT_EXECUTABLE and "eval" in result.stderr, (result.returncode, result.stderr)
+
+
+@pytest.mark.jail
+def test_a_system_script_with_a_refused_form_is_refused(jail: Jail) -> None:
+    gcore = Path("/usr/bin/gcore")
+    if not gcore.is_file() or not gcore.read_bytes().startswith(b"#!"):
+        pytest.skip("this machine has no /usr/bin/gcore script (gdb)")
+    result = jail.run("gcore", "1", interposer=True)  # judged as `/usr/bin/gcore 1`: rule dump-process-memory
+    assert result.returncode == EXIT_NOT_EXECUTABLE and "memory" in result.stderr, result.stderr
