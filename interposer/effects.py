@@ -476,6 +476,8 @@ class Place(NamedTuple):
     # None: the home is the real one (a hook judging outside any jail). A tuple: the jail's home, an empty
     # tmpfs gone after the run, but for these paths bound into it from the real home.
     home_binds: tuple[str, ...] | None = None
+    # A jail whose workspace has the timeline on: what a command changes inside it, undo puts back.
+    timeline: bool = False
 
 
 def classes(target: Target, place: Place) -> frozenset[str]:

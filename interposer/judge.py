@@ -33,6 +33,7 @@ class Policy(NamedTuple):
     env: Mapping[str, str]  # the known environment: HOME, USER, OLDPWD...
     home_binds: tuple[str, ...] | None = None  # see effects.Place: None when judging against the real home
     network: Any = None  # the jail's profile.Network: destinations it cannot reach are denied; None: not checked
+    timeline: bool = False  # a checkpoint precedes each line (jail/recovery/timeline.py): rules `where = "timeline"`
 
 
 class Verdict(NamedTuple):
@@ -65,7 +66,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     cwd = os.path.normpath(cwd)
     env = {**policy.env, "PWD": cwd}
     resolved = resolve(line, cwd, env)
-    place = Place(policy.workspace, policy.home, policy.home_binds)
+    place = Place(policy.workspace, policy.home, policy.home_binds, policy.timeline)
     verdicts: list[Verdict] = []
     commands = []
     rewrites: list[tuple[str, Invocation]] = []
@@ -145,7 +146,7 @@ def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Int
 def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
            catalogue: Mapping[str, Any]) -> Target | None | bool:
     """False when the rule does not apply; else the target that made it match (or None)."""
-    if rule.where and ("jail" if place.home_binds is not None else "host") not in rule.where:
+    if rule.where and not _here(place) & set(rule.where):
         return False
     if rule.acts and not any(act.kind in rule.acts for act in found.acts):
         return False
@@ -184,6 +185,11 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
             return False
         target = target or hit
     return target
+
+
+def _here(place: Place) -> set[str]:
+    """Where a line is judged, as a rule's `where` names it."""
+    return {"jail" if place.home_binds is not None else "host"} | ({"timeline"} if place.timeline else set())
 
 
 def _subcommand_matches(invocation: Invocation, patterns: tuple[str, ...], catalogue: Mapping[str, Any]) -> bool:

@@ -303,3 +303,36 @@ def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int
         recorded = states_of(read_points(str(tmp_path / "timeline")))[-1]  # what undo would rebuild
         assert {p: e["id"] for p, e in recorded.items()} == {p: e["id"] for p, e in fresh.items()}, step
     timeline.finish()
+
+
+@pytest.mark.parametrize("line, with_timeline, without", [
+    ("truncate -s 0 src/main.rs", "allow", "ask"),
+    ("shred src/main.rs", "allow", "ask"),
+    ("chmod -R 700 .", "allow", "ask"),
+    ("chown -R 1000 .", "ask", "ask"),  # owners are not what undo puts back
+    ("truncate -s 0 src/main.rs /home/user/.bashrc", "deny", "deny"),  # outside: denied either way
+    ("truncate -s 0 $FILE", "ask", "ask"),  # where it writes is only known when it runs
+])
+def test_with_the_timeline_undoable_changes_inside_the_workspace_need_no_person(line: str, with_timeline: str,
+                                                                              without: str) -> None:
+    from conftest import judge_policy
+
+    from interposer.judge import decide
+
+    policy = judge_policy(home_binds=())
+    assert decide(line, "/home/user/project", policy._replace(timeline=True)).decision == with_timeline
+    assert decide(line, "/home/user/project", policy).decision == without
+
+
+def test_a_truncation_runs_unasked_with_the_timeline_and_is_undone(jail: Jail) -> None:
+    plant(jail.workspace)
+    before = tree(jail.workspace)
+    off = jail.root / "no-timeline.toml"
+    off.write_text('extends = "coding-agent"\n[timeline]\nenabled = false\n')
+    asked = session(jail, "truncate -s 0 src/main.rs", options=("-p", str(off)))
+    assert "status 126" in asked.stdout and "destroys file contents" in asked.stderr, asked.stderr
+    result = session(jail, "truncate -s 0 src/main.rs")
+    assert "status 0" in result.stdout, result.stderr
+    assert (jail.workspace / "src" / "main.rs").read_bytes() == b""
+    assert jail.cli("undo").returncode == 0
+    assert tree(jail.workspace) == before

@@ -357,7 +357,7 @@ PATH_CLASSES = ("outside-workspace", "home", "jail-home", "root", "workspace-roo
                 "cache", "scratch", "unknown", "any", "dotenv", "credentials", "startup")
 DECISIONS = ("allow", "deny", "ask")
 REWRITES = ("snapshot", "force-with-lease", "trash")
-WHERES = ("jail", "host")  # a rule's `where`
+WHERES = ("jail", "host", "timeline")  # a rule's `where` ("timeline": a jail whose workspace has one)
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "sends",
                   "stdin_from", "via", "acts"}
 # unless_args only narrows a rule: it is not a matcher on its own
