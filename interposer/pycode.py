@@ -51,7 +51,7 @@ PURE_NAMES = frozenset({
     "shutil.which", "shutil.disk_usage", "shutil.get_terminal_size",
     "subprocess.PIPE", "subprocess.DEVNULL", "subprocess.STDOUT", "subprocess.CalledProcessError",
     "subprocess.TimeoutExpired", "subprocess.CompletedProcess",
-    "io.StringIO", "io.BytesIO", "tempfile.gettempdir",
+    "io.StringIO", "io.BytesIO", "tempfile.gettempdir", "os.putenv", "os.unsetenv",
 })
 # Calls that run a command line or a program.
 SUBPROCESS = frozenset({"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
@@ -119,8 +119,8 @@ class Step(NamedTuple):
 
 
 class Reading(NamedTuple):
-    steps: tuple[Step, ...]
-    unread: str | None = None  # why the program is not judged by its calls (None: it is)
+    steps: tuple[Step, ...]  # what it does, as far as read (all of it when `unread` is None)
+    unread: str | None = None  # why the program is not judged by its calls alone (None: it is)
     # The unread part is what a jail confines as it confines `python file.py`: no program started, no network,
     # no code built at run time, no path only known when it runs deleted or written (`rm -rf "$X"` is asked).
     confined: bool = False
@@ -150,9 +150,10 @@ def read(source: str, home: str | None) -> Reading:
         steps = tuple(reader.steps())
     except _Unread as unread:
         return Reading((), unread.reason, unread.confined)
-    if reader.confined_reason is not None:  # read to the end: nothing unread it does not confine
-        return Reading((), reader.confined_reason, True)
-    return Reading(steps)
+    if reader.environment_changed and reader.starts_programs:
+        return Reading(steps, "the program changes the environment of the programs it starts", False)
+    # Read to the end: what it does is judged, and what is unread is something a jail confines.
+    return Reading(steps, reader.confined_reason, reader.confined_reason is not None)
 
 
 class _Reader:
@@ -174,6 +175,8 @@ class _Reader:
         self.values: dict[str, list[ast.AST]] = {}  # a name's assigned expressions
         self.rebound: set[str] = set()  # names bound otherwise (loops, with, function arguments...)
         self.confined_reason: str | None = None  # the first thing unread that a jail confines
+        self.environment_changed = False  # os.environ written (LD_PRELOAD= for the programs it starts)
+        self.starts_programs = False
         for node in self.nodes:
             self._noting(self._bindings, node)
 
@@ -352,6 +355,8 @@ class _Reader:
         dunder = node.id.startswith("__") and node.id.endswith("__") and node.id not in DUNDER_READ
         if node.id in DYNAMIC or dunder:
             raise _Unread(f"the program uses {node.id}, which builds or reaches code at run time", False)
+        if node.id == "open" and node.id not in self.names and not self._called(node):
+            raise _Unread("the program hands open on as a value", False)
         qualified = self.names.get(node.id)
         if qualified is None or node.id in self.values or node.id in self.rebound:
             return
@@ -370,6 +375,8 @@ class _Reader:
         if isinstance(self.parents.get(id(node)), ast.Attribute):
             return  # the outermost attribute of a chain is the one judged
         qualified = self._qualified(node)
+        if qualified is not None and qualified.startswith("os.environ") and not self._reads_environment(node):
+            self.environment_changed = True
         if qualified is None:
             if node.attr in UNKNOWN_RECEIVER and not self._called(node):
                 raise _Unread(f"the program hands .{node.attr} on as a value", False)
@@ -380,7 +387,20 @@ class _Reader:
             return
         if qualified in CALLS or qualified in SUBPROCESS or qualified in SHELL_CALLS:
             raise _Unread(f"the program hands {qualified} on as a value", False)
-        raise _Unread(f"the program calls {qualified}, which shelljail does not read", not _escapes(qualified))
+        known_in_part = _module_of(qualified) in PARTLY_KNOWN  # os.chdir, pathlib.Path.write_text(p, ...)
+        raise _Unread(f"the program calls {qualified}, which shelljail does not read",
+                      not known_in_part and not _escapes(qualified))
+
+    def _reads_environment(self, node: ast.Attribute) -> bool:
+        """`os.environ[K]`, `os.environ.get(K)`, `K in os.environ`: read, not written nor handed on."""
+        if node.attr != "environ":
+            return node.attr in ("get", "keys", "items", "values", "copy") and self._called(node)
+        parent = self.parents.get(id(node))
+        if isinstance(parent, ast.Subscript):
+            return isinstance(parent.ctx, ast.Load)
+        if isinstance(parent, ast.Compare):
+            return True
+        return isinstance(parent, ast.Attribute) and parent.attr in ("get", "keys", "items", "values", "copy")
 
     def _call(self, node: ast.Call) -> Iterator[Step]:
         func = node.func
@@ -394,6 +414,10 @@ class _Reader:
                              node.args[1] if len(node.args) > 1 else _keyword(node, "mode"))
             return
         qualified = self._qualified(func)
+        if qualified in ("os.putenv", "os.unsetenv"):
+            self.environment_changed = True
+        if qualified in SUBPROCESS or qualified in SHELL_CALLS:
+            self.starts_programs = True
         if qualified in SUBPROCESS:
             yield self._subprocess(node, qualified)
         elif qualified in SHELL_CALLS:

