@@ -6,6 +6,7 @@ sees (marked `jail`)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -206,3 +207,23 @@ def test_a_system_script_with_a_refused_form_is_refused(jail: Jail) -> None:
         pytest.skip("this machine has no /usr/bin/gcore script (gdb)")
     result = jail.run("gcore", "1", interposer=True)  # judged as `/usr/bin/gcore 1`: rule dump-process-memory
     assert result.returncode == EXIT_NOT_EXECUTABLE and "memory" in result.stderr, result.stderr
+
+
+# -- through the real Claude Code hook (host semantics) --------------------------------------------------------
+
+@pytest.mark.parametrize("line, stopped", [
+    ('f() { "$@"; }; f git status', False), ('f() { "$@"; }; f rm -rf ~', True),
+    ("""python3 -c "import json; print(json.dumps({'a': 1}))\"""", False),
+    ("""python3 -c "import shutil, os; shutil.rmtree(os.path.expanduser('~'))\"""", True),
+    ('pkill -f "next dev"', True), ("PYTHONPATH=src python -m pytest -q", True),
+])
+def test_the_claude_code_hook_agrees(tmp_path: Path, line: str, stopped: bool) -> None:
+    from interposer import hooks
+
+    event = json.dumps({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+                        "tool_input": {"command": line}, "cwd": str(tmp_path)})
+    answer = hooks.claude_code(event, "coding-agent", str(tmp_path))
+    if stopped:
+        assert answer is not None and answer["hookSpecificOutput"]["permissionDecision"] in STOPPED, line
+    else:
+        assert answer is None, (line, answer)
