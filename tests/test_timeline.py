@@ -336,3 +336,26 @@ def test_a_truncation_runs_unasked_with_the_timeline_and_is_undone(jail: Jail) -
     assert (jail.workspace / "src" / "main.rs").read_bytes() == b""
     assert jail.cli("undo").returncode == 0
     assert tree(jail.workspace) == before
+
+
+def test_past_its_cap_the_oldest_points_are_merged_and_the_newest_still_undo(jail: Jail) -> None:
+    capped = jail.root / "capped.toml"
+    capped.write_text('extends = "coding-agent"\n[timeline]\nmax_bytes = "300K"\n')
+    lines = [f"head -c 60000 /dev/urandom > big && echo {n} > version" for n in range(12)]
+    result = session(jail, *lines, options=("-p", str(capped)))
+    assert result.stdout.count("status 0") == 12, (result.stdout, result.stderr)
+    final = (jail.workspace / "big").read_bytes()
+    session_id = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
+    events = [json.loads(line) for line in jail.cli("log", session_id, "--json").stdout.splitlines()]
+    merges = [e for e in events if e["event"] == "timeline-merged"]
+    assert merges and not any(e["event"] == "timeline-off" for e in events), [e["event"] for e in events]
+    store = jail.home / ".local" / "state" / "shelljail" / "sessions" / session_id / "timeline" / "packs"
+    assert sum(p.stat().st_size for p in store.iterdir()) <= 300 * 1024
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    assert 1 < len(rows) < 12 and rows[-1]["command"].endswith(lines[-1])  # the oldest merged away
+    undone = jail.cli("undo", "--to", str(rows[0]["point"]))  # the oldest point left
+    assert undone.returncode == 0, undone.stderr
+    kept = 12 - len(rows)
+    assert (jail.workspace / "version").read_text() == f"{kept - 1}\n"
+    assert jail.cli("undo").returncode == 0  # and back
+    assert (jail.workspace / "big").read_bytes() == final

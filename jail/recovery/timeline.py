@@ -54,6 +54,8 @@ ENTRIES_LIMIT = 200_000  # files recorded per walk (each costs memory in the sup
 POINTS_LIMIT = 100_000  # points read back
 LINE_LIMIT = 256 << 20  # bytes of one point's line read back
 FULL_EVERY = 16  # every so many points walk everything, whatever inotify said
+MERGE_AT = 0.9  # of timeline.max_bytes: before a point, the oldest points are merged away ...
+MERGE_TO = 0.5  # ... until what the rest needs is at most this share
 _WORKSPACE = STRICT | RESOLVE_NO_XDEV  # never a symlink, never into another mount
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 WORKSPACE_TRASH = ".shelljail-trash"
@@ -387,6 +389,8 @@ class Timeline:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
                 self.store = Store(self.directory, self.max_bytes)
                 self.watcher = Watcher()
+            if self.store.bytes > self.max_bytes * MERGE_AT:
+                self._make_room()
             root = os.open(self.workspace, _DIRECTORY)
             try:
                 entries, touched = self._walk(root, what)
@@ -428,6 +432,20 @@ class Timeline:
         self.children = walk.children
         return entries, None
 
+    def _make_room(self) -> None:
+        """Merge the oldest points away (their states are lost, the newer ones kept) and rewrite the store
+        with only what the rest needs; the log says how many and how much."""
+        assert self.store is not None
+        before = self.store.bytes
+        self.store.close()
+        try:
+            merged = merge_oldest(self.directory, self.max_bytes * MERGE_TO)
+        finally:
+            self.store = Store(self.directory, self.max_bytes, places(read_points(self.directory)))
+        if merged and self.log is not None:
+            self.log.event("timeline-merged", points=merged, freed=before - self.store.bytes,
+                           reason=f"the timeline reached {MERGE_AT:.0%} of timeline.max_bytes ({self.max_bytes})")
+
     def _turn_off(self, reason: str) -> None:
         self.off = reason
         if self.log is not None:
@@ -445,6 +463,67 @@ def for_session(profile: Any, spec: Any, log: Any) -> Timeline | None:
                     and m.target.startswith(workspace + "/"))
     return Timeline(timeline_directory(log.directory), workspace, covered, profile.timeline.max_bytes,
                     profile.timeline.max_file_bytes, log)
+
+
+def merge_oldest(directory: str, target: float) -> list[int]:
+    """Drop the oldest points until the contents the others need take at most `target` bytes (the last
+    point always stays): the first kept point then holds its whole state. The live contents are copied
+    into one new pack, points.jsonl is replaced whole (rename), then the old packs go. Returns the
+    numbers of the points merged away."""
+    points = read_points(directory)
+    where, states = places(points), states_of(points)
+
+    def needed(first: int) -> set[str]:
+        keeps = {e["keep"] for e in states[first].values() if e.get("keep")}
+        for point in points[first + 1:]:
+            keeps.update(e["keep"] for e in point["changes"].values() if isinstance(e, dict) and e.get("keep"))
+        return keeps
+
+    first = 0
+    while first < len(points) - 1 and sum(where[d][2] for d in needed(first) if d in where) > target:
+        first += 1
+    if first == 0:
+        return []
+    live = sorted(d for d in needed(first) if d in where)
+    packs = os.open(os.path.join(directory, PACKS_NAME), _DIRECTORY | os.O_NOFOLLOW)
+    try:
+        old = set(os.listdir(packs))
+        name = f"m{time.time_ns()}-{os.getpid()}"
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=packs)
+        moved: dict[str, list[Any]] = {}
+        offset = 0
+        try:
+            for digest in live:
+                pack, at, length = where[digest]
+                source = os.open(pack, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=packs)
+                try:
+                    data = os.pread(source, length, at)
+                finally:
+                    os.close(source)
+                view = memoryview(data)
+                while view:
+                    view = view[os.pwrite(out, view, offset + len(data) - len(view)):]
+                moved[digest] = [name, offset, len(data)]
+                offset += len(data)
+            os.fsync(out)
+        finally:
+            os.close(out)
+        dropped = [number_of(p, i) for i, p in enumerate(points[:first])]
+        kept = [{**points[first], "changes": dict(states[first]), "stored": moved, "merged": dropped,
+                 "skip": points[0].get("skip", [])}]
+        kept += [{**point, "stored": {}} for point in points[first + 1:]]
+        temporary = os.path.join(directory, f".{POINTS_NAME}.{os.getpid()}")
+        with open(temporary, "wb") as f:
+            for point in kept:
+                f.write(json.dumps(point, ensure_ascii=True, separators=(",", ":")).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, os.path.join(directory, POINTS_NAME))
+        for stale in old:
+            os.unlink(stale, dir_fd=packs)
+    finally:
+        os.close(packs)
+    return dropped
 
 
 def append_point(directory: str, record: dict[str, Any]) -> None:
@@ -518,9 +597,28 @@ def commands(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if point.get("what") not in ("command", "undo"):
             continue
         change = summary(points[index + 1]["changes"], states[index]) if index + 1 < len(points) else None
-        rows.append({"point": point.get("point", index + 1), "time": point.get("time"),
+        rows.append({"point": number_of(point, index), "time": point.get("time"),
                      "command": point.get("command"), "what": point.get("what"), "changes": change})
     return rows
+
+
+def number_of(point: dict[str, Any], index: int) -> int:
+    """A point's number: kept when older points are merged away (then numbers start above 1)."""
+    number = point.get("point")
+    return number if isinstance(number, int) and not isinstance(number, bool) else index + 1
+
+
+def index_of(points: list[dict[str, Any]], number: int) -> int:
+    for index, point in enumerate(points):
+        if number_of(point, index) == number:
+            return index
+    first, last = number_of(points[0], 0), number_of(points[-1], len(points) - 1)
+    raise TimelineError(f"no point {number}: the timeline has points {first} to {last} (shelljail timeline)")
+
+
+def places(points: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Where each stored content is, as the points recorded it."""
+    return {d: w for p in points if isinstance(p.get("stored"), dict) for d, w in p["stored"].items()}
 
 
 def states_of(points: list[dict[str, Any]]) -> list[dict[str, Entry]]:
@@ -681,18 +779,15 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
 
     directory = timeline_directory(session_directory)
     points = read_points(directory)
-    rows = [i + 1 for i, p in enumerate(points) if p.get("what") in ("command", "undo")]
+    rows = [number_of(p, i) for i, p in enumerate(points) if p.get("what") in ("command", "undo")]
     if not rows:
         raise TimelineError("the timeline has no command to undo yet")
     number = rows[-1] if to is None else to
-    if not 1 <= number <= len(points):
-        raise TimelineError(f"no point {number}: the timeline has points 1 to {len(points)} (shelljail timeline)")
     states = states_of(points)
-    target, recorded = states[number - 1], states[-1]
+    target, recorded = states[index_of(points, number)], states[-1]
     covered = tuple(str(c) for c in points[0].get("skip", ()) if isinstance(c, str))
     skip = skipper(covered, is_cache_path)
-    known = {d: w for p in points if isinstance(p.get("stored"), dict) for d, w in p["stored"].items()}
-    store = Store(directory, 1 << 62, known)  # what undo records of the present is kept whatever the session's cap
+    store = Store(directory, 1 << 62, places(points))  # the present undo records: kept whatever the cap
     try:
         root = os.open(workspace, _DIRECTORY)
         try:
@@ -712,7 +807,7 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
                                 f"{' ...' if len(outside) > 5 else ''}; nothing was changed (--force overwrites)")
         changes: dict[str, Entry | None] = {p: e for p, e in present.items() if recorded.get(p) is not e}
         changes.update({p: None for p in recorded if p not in present})
-        saved = len(points) + 1
+        saved = number_of(points[-1], len(points) - 1) + 1
         append_point(directory, {"point": saved, "what": "undo", "time": time.time(), "command": command,
                                  "changes": changes, "stored": store.taken()})
         restore = Restore(workspace, store)
@@ -743,13 +838,16 @@ def command_diffs(session_directory: str, point: int) -> list[tuple[str, str]]:
 
     directory = timeline_directory(session_directory)
     points = read_points(directory)
-    if not 1 <= point < len(points):
+    try:
+        index = index_of(points, point)
+    except TimelineError:
+        return []
+    if index + 1 >= len(points):
         return []
     states = states_of(points)
-    before, change = states[point - 1], summary(points[point]["changes"], states[point - 1])
-    after = states[point]
-    known = {d: w for p in points if isinstance(p.get("stored"), dict) for d, w in p["stored"].items()}
-    store = Store(directory, 1 << 62, known)
+    before, change = states[index], summary(points[index + 1]["changes"], states[index])
+    after = states[index + 1]
+    store = Store(directory, 1 << 62, places(points))
     shown_files: list[tuple[str, str]] = []
     try:
         for mark, key in (("A", "added"), ("M", "changed"), ("D", "deleted")):
