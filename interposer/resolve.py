@@ -51,6 +51,9 @@ INTERPRETERS: dict[str, tuple[str, ...]] = {
     "emacs": ("--eval", "-eval"), "sqlite3": ("-cmd",), "tclsh8.6": (), "lua5.4": ("-e",), "php8.2": ("-r",),
     "dosbox": ("-c",),  # DOS commands: `mount c /` hands it the host's files
 }
+# Interpreters whose one-letter switches bundle (`perl -ne CODE`, `ruby -we CODE`): the letters that give
+# program text, and those whose value is the rest of the bundle (`-i.bak`, `-rjson`), after which none does.
+BUNDLED_CODE = {"perl": ("eE", "0CdDFiImMx"), "ruby": ("e", "0CEFIKrTWx")}
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 PYTHONS = frozenset({"python", "python3", "pypy3"})  # and python3.11...: their -c is read (pycode.py)
 NODES = frozenset({"node", "nodejs"})
@@ -670,7 +673,8 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
     for index, word in enumerate(args):
         value = word.value
         option = value.split("=", 1)[0]
-        if option in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--"):
+        if option in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--") or \
+                _bundled_code(BUNDLED_CODE.get(name) or BUNDLED_CODE.get(base), value):
             if name in NODES or base in NODES:  # `node -e CODE`, `node -pe CODE`: read for what escapes a jail
                 code = args[index + 1] if option == value and index + 1 < len(args) else word
                 confined = code.literal and jscode.confined(code.value)
@@ -681,6 +685,19 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
             collector.opaque.append(Opaque(f"{name} {value[:2] if len(value) > 2 else value} runs program text "
                                            "that only its interpreter understands", command.text))
             return True
+    return False
+
+
+def _bundled_code(letters: tuple[str, str] | None, value: str) -> bool:
+    """A bundle of one-letter switches with a program-text letter in it: `-ne`, `-lane`, `-wpe`."""
+    if letters is None or not value.startswith("-") or value.startswith("--") or len(value) < 3:
+        return False
+    code, takes_value = letters
+    for letter in value[1:]:
+        if letter in code:
+            return True
+        if letter in takes_value:
+            return False
     return False
 
 
