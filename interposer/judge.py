@@ -33,7 +33,9 @@ class Policy(NamedTuple):
     env: Mapping[str, str]  # the known environment: HOME, USER, OLDPWD...
     home_binds: tuple[str, ...] | None = None  # see effects.Place: None when judging against the real home
     network: Any = None  # the jail's profile.Network: destinations it cannot reach are denied; None: not checked
-    timeline: bool = False  # a checkpoint precedes each line (jail/recovery/timeline.py): rules `where = "timeline"`
+    # A checkpoint precedes each line (jail/recovery/timeline.py) and the jail writes nothing lasting outside
+    # the workspace (view.lasting_writable): rules `where = ["timeline"]` apply.
+    timeline: bool = False
 
 
 class Verdict(NamedTuple):

@@ -312,6 +312,7 @@ def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int
     ("chown -R 1000 .", "ask", "ask"),  # owners are not what undo puts back
     ("truncate -s 0 src/main.rs /home/user/.bashrc", "deny", "deny"),  # outside: denied either way
     ("truncate -s 0 $FILE", "ask", "ask"),  # where it writes is only known when it runs
+    ("rm -rf \"$BUILD\"/*", "allow", "ask"),  # only the workspace lasts: an unknown delete is undoable
 ])
 def test_with_the_timeline_undoable_changes_inside_the_workspace_need_no_person(line: str, with_timeline: str,
                                                                               without: str) -> None:
@@ -359,3 +360,24 @@ def test_past_its_cap_the_oldest_points_are_merged_and_the_newest_still_undo(jai
     assert (jail.workspace / "version").read_text() == f"{kept - 1}\n"
     assert jail.cli("undo").returncode == 0  # and back
     assert (jail.workspace / "big").read_bytes() == final
+
+
+def test_an_unknown_delete_is_asked_where_the_jail_writes_something_lasting_outside(jail: Jail) -> None:
+    plant(jail.workspace)
+    kept = jail.root / "kept"
+    kept.mkdir()
+    (kept / "data").write_text("the person's\n")
+    writable = jail.root / "writable.toml"
+    writable.write_text(f'extends = "coding-agent"\n[filesystem]\nread_write = ["{kept}"]\n')
+    (jail.workspace / "where").write_text(str(kept))
+    asked = session(jail, 'rm -rf "$(cat where)"/*', options=("-p", str(writable)))
+    assert "status 126" in asked.stdout and "only known when it runs" in asked.stderr, asked.stderr
+    assert (kept / "data").exists()
+    check = jail.cli("check", "-p", str(writable), "--json", 'rm -rf "$D"/*')
+    assert json.loads(check.stdout)["decision"] == "ask"
+    (jail.workspace / "where").write_text("src")
+    result = session(jail, 'rm -rf "$(cat where)"/*')  # the default jail: only the workspace lasts
+    assert "status 0" in result.stdout, result.stderr
+    assert not (jail.workspace / "src" / "main.rs").exists()
+    assert jail.cli("undo").returncode == 0
+    assert (jail.workspace / "src" / "main.rs").read_text().startswith("fn main()")

@@ -136,6 +136,13 @@ def home_binds(view: View) -> tuple[str, ...]:
                  if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
 
 
+def lasting_writable(view: View) -> tuple[str, ...]:
+    """What the jail can write that outlives it, besides the workspace: read-write binds (a tmpfs, the
+    jail's home and /tmp among them, goes with it). None: what a line changes and keeps is in the
+    workspace, where the timeline can undo it (the interposer's `where = ["timeline"]` rules)."""
+    return tuple(m.target for m in view.mounts if isinstance(m, Bind) and m.writable and m.target != view.workspace)
+
+
 def shown_in(directory: str, mounts: tuple[Mount, ...]) -> str | None:
     """The source of the jail's mount (a bind, an overlay's lower) that shows `directory` inside, if any."""
     real = os.path.realpath(directory)
