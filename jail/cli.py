@@ -111,8 +111,13 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
         description="Run CMD in new user, mount, pid, ipc, uts and network namespaces, with a fresh "
                     "root that shows only what the profile names, the workspace the only writable place.",
     )
-    run.add_argument("-p", "--profile", default="coding-agent",
-                     help="a built-in profile name or a TOML file (default: coding-agent)")
+    run.add_argument("-p", "--profile", default=None,
+                     help="a built-in profile name or a TOML file (default: the agent's own by the command's "
+                          "name, claude -> claude-code, codex, gemini, opencode, aider; else coding-agent)")
+    run.add_argument("--agent-config", choices=("copy", "read-only", "none"), default=None,
+                     help="how an agent profile gives the agent its configuration (~/.claude, ~/.codex...): "
+                          "copy, a per-workspace copy it may write; read-only, the real one; none (default: the "
+                          "profile's agent.config)")
     run.add_argument("-w", "--workspace", default=None,
                      help="the directory the command may change (default: the current directory)")
     run.add_argument("--timeout", type=_seconds, default=None, metavar="S",
@@ -154,7 +159,9 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
         description="Parse COMMAND as the jailed agent's shell would get it and print the interposer's decision: "
                     "allow, deny or ask, the rule that decided, and why. `run` decides the same way.",
     )
-    check.add_argument("-p", "--profile", default="coding-agent", help="profile (default: coding-agent)")
+    check.add_argument("-p", "--profile", default=None,
+                       help="profile (default: the agent's own when the line starts with claude, codex, gemini, "
+                            "opencode or aider, as run picks it; else coding-agent)")
     check.add_argument("-C", "--directory", default=".", metavar="DIR",
                        help="the directory the command runs in (default: the current directory)")
     check.add_argument("-w", "--workspace", default=None, help="the workspace (default: DIR)")
@@ -414,7 +421,7 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         print("shelljail: run needs a command (shelljail run -- CMD [ARG...])", file=sys.stderr)
         return 2
-    loaded = profile.load(args.profile)
+    loaded = agent_profile(args.profile, command[0], args.agent_config)
     flags = [(flag, value) for flag, values in (("--read-only", args.read_only), ("--allow", args.allow),
                                                 ("--forward", args.forward)) for value in values]
     network_flag = next((flag for flag, _ in flags if flag != "--read-only"), None)
@@ -429,6 +436,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace="read-only"))
     workspace = args.workspace or os.getcwd()
+    if loaded.agent.config == "copy" and os.path.isdir(workspace):
+        from jail.supervisor import agentcopy
+
+        agentcopy.prepare(loaded, workspace, spec.caller_identity(os.environ)[1])
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env, secret_specs=args.secret)
     jail_spec = jail_spec._replace(run_flags=tuple(f"{flag} {value}" for flag, value in flags))
     timeout = args.timeout or loaded.limits.wall_time
@@ -439,6 +450,29 @@ def _run(args: argparse.Namespace) -> int:
     from jail.run import RunOptions, supervise
 
     return supervise(loaded, jail_spec, RunOptions(interposing, timeout, args.ask, args.dry_run))[0]
+
+
+def agent_profile(name: str | None, program: str, config: str | None = None) -> Any:
+    """The profile -p names, else the built-in agent profile for the program's name (said in one line), else
+    the default; with `--agent-config` applied."""
+    from jail.policy import agentconfig, profile
+
+    return agentconfig.with_mode(profile.load(_profile_name(name, program)), config)
+
+
+def _profile_name(name: str | None, program: str) -> str:
+    from jail.policy import agentconfig, profile
+
+    if name is not None:
+        return name
+    picked = agentconfig.pick(program)
+    if picked is None:
+        return profile.DEFAULT_PROFILE
+    from jail.display import shown
+
+    print(f"shelljail: using profile {picked} for {shown(os.path.basename(program))} (choose another with -p)",
+          file=sys.stderr)
+    return picked
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -457,7 +491,9 @@ def _check(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"shelljail: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
-    return check.run(args.profile, args.directory, args.workspace, args.json, lines, one_line=args.file is None)
+    first = (args.command or "").split(None, 1)[:1]
+    name = _profile_name(args.profile, first[0] if first else "")
+    return check.run(name, args.directory, args.workspace, args.json, lines, one_line=args.file is None)
 
 
 def _sessions(args: argparse.Namespace) -> int:

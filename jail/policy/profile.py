@@ -163,6 +163,23 @@ class Timeline(NamedTuple):
     max_file_bytes: int = 64 << 20  # a larger file is recorded, not kept: undo names it
 
 
+AGENT_CONFIG = ("copy", "read-only", "none")
+SEED_FORMATS = (".json", ".toml")
+
+
+class Agent(NamedTuple):
+    """An agent's profile: which programs pick it, and how the jail gets the agent's own configuration
+    (jail/policy/agentconfig.py). Never the real one read-write: a copy per workspace, or read-only."""
+
+    programs: tuple[str, ...] = ()  # `run -- NAME ...` with no -p picks this profile (a built-in's)
+    config: str = "none"  # "copy": a per-workspace copy it may write; "read-only": the real one; "none"
+    config_paths: tuple[str, ...] = ()  # under {home}; a trailing "/" is a directory the copy starts empty
+    # Files written into the copy when absent (JSON or TOML by the name's end, from these tables):
+    # what makes the agent's headless mode work without a person (an auth type, a trusted folder).
+    seed: Mapping[str, Any] = MappingProxyType({})
+    secrets: tuple[str, ...] = ()  # the key variables it reads: named in the hint when set but not passed
+
+
 class Secrets(NamedTuple):
     # NAME = "env" | "file:PATH" | "cmd:COMMAND", each optionally ending in ":file"
     values: Mapping[str, str] = MappingProxyType({})
@@ -182,6 +199,7 @@ class Profile(NamedTuple):
     secrets: Secrets = Secrets()
     trash: Trash = Trash()
     timeline: Timeline = Timeline()
+    agent: Agent = Agent()
 
 
 # ---------------------------------------------------------------- validation
@@ -437,6 +455,70 @@ def _secret_source(value: Any) -> str:
     return source
 
 
+_PROGRAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _program_names(value: Any) -> tuple[str, ...]:
+    names = _string_list(value)
+    for name in names:
+        if not _PROGRAM_RE.match(name):
+            raise ValueError(f"{name!r} is not a program name (the command's basename, such as \"claude\")")
+    return names
+
+
+def _variables(value: Any) -> tuple[str, ...]:
+    names = _string_list(value)
+    for name in names:
+        if not _VARIABLE_RE.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+    return names
+
+
+def _home_paths(value: Any) -> tuple[str, ...]:
+    paths = _string_list(value)
+    for path in paths:
+        problem = _home_path_problem(path)
+        if problem:
+            raise ValueError(f"{path!r}: {problem}")
+    return paths
+
+
+def _home_path_problem(path: str) -> str | None:
+    problem = _placeholder_problem(path)
+    if problem:
+        return problem
+    parts = path.rstrip("/").split("/")
+    if parts[0] != "{home}" or len(parts) < 2 or any(p in ("", ".", "..") or "{" in p for p in parts[1:]):
+        return "expected a path inside the home, as \"{home}/.claude/\" (no '..', no other placeholder)"
+    from jail.policy import paths
+
+    relative = "/".join(parts[1:])
+    for credential in paths.CREDENTIALS:
+        if relative == credential or relative.startswith(credential + "/") or credential.startswith(relative + "/"):
+            return f"~/{credential} holds credentials: an agent's key comes with run --secret"
+    return None
+
+
+def _seeds(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError(f"expected a table of file paths to tables (the file's contents), got {_kind(value)}")
+    for path in value:
+        problem = _home_path_problem(path)
+        if problem or path.endswith("/") or not path.endswith(SEED_FORMATS):
+            raise ValueError(f"seed {path!r}: {problem or 'a file path ending in ' + ' or '.join(SEED_FORMATS)}")
+    return MappingProxyType({path: _without_origin(table) for path, table in value.items()})
+
+
+def _without_origin(value: Any) -> Any:
+    """A seed's table as written: the merge's bookkeeping of where each key came from left out."""
+    if isinstance(value, dict):
+        return {key: _without_origin(item) for key, item in value.items() if key != _ORIGIN}
+    if isinstance(value, list):
+        return [_without_origin(item) for item in value]
+    return value
+
+
 _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "filesystem": (Filesystem, {
         "read_only": _string_list,
@@ -473,6 +555,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "interposer": (Interposer, {"enabled": _bool, "opaque": _one_of("ask", "deny"),
                                 "default": _one_of(*DECISIONS), "judge_child_shells": _bool,
                                 "ask_timeout": _seconds, "rules": _rules, "programs": programs.validate}),
+    "agent": (Agent, {"programs": _program_names, "config": _one_of(*AGENT_CONFIG), "config_paths": _home_paths,
+                      "seed": _seeds, "secrets": _variables}),
 }
 _TOP_LEVEL = {"extends": _string, "description": _string}
 _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")
@@ -527,7 +611,7 @@ def load(name_or_path: str = DEFAULT_PROFILE) -> Profile:
 # A validated profile is cached (marshal) with the size and mtime of every file it was
 # read from; any change to one of them means reading and validating again. Parsing TOML
 # with the pure-Python tomllib and importing it cost about 10 ms of every start.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: [agent]
 # The code that validates: a change to it invalidates every cached profile.
 _CODE = (__file__, seccomp_groups.__file__, programs.__file__)
 
@@ -745,6 +829,16 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
         sections["seccomp"] = sections["seccomp"]._replace(oci=os.path.join(os.path.dirname(origin), oci))
     if sections["seccomp"].oci and not os.path.isfile(sections["seccomp"].oci):
         raise fail("seccomp", "oci", f"no such file: {sections['seccomp'].oci}")
+    agent = sections["agent"]
+    for path in agent.seed:
+        if not any(path.startswith(directory) for directory in agent.config_paths if directory.endswith("/")):
+            raise fail("agent", "seed", f"{path!r} is not inside a directory of agent.config_paths (one ending "
+                                        "in \"/\"): a seed is written into the agent's copy")
+    for index, path in enumerate(agent.config_paths):
+        inside = [other for other in agent.config_paths[:index] + agent.config_paths[index + 1:]
+                  if path.startswith(other.rstrip("/") + "/")]
+        if inside:
+            raise fail("agent", "config_paths", f"{path!r} is inside {inside[0]!r}: name each place once")
     for key, value in sections["environment"].set.items():
         problem = _placeholder_problem(value)
         if problem:

@@ -10,6 +10,7 @@ import os
 from typing import NamedTuple
 
 from jail.errors import JailError
+from jail.policy import agentconfig
 from jail.policy.pathtargets import Found, find
 from jail.policy.profile import Profile, expand
 
@@ -101,6 +102,9 @@ def resolve(profile: Profile, workspace: str, home: str, user: str, caller_path:
         programs = find(os.environ.get("PATH", "") if caller_path is None else caller_path, toolchains, home,
                         workspace, visible, hidden)
         mounts += [Bind(added.source, added.path, False) for added in programs.added]
+    # The agent's own configuration ([agent]): the real one read-only, or its per-workspace copy (agentconfig.py).
+    mounts += [Bind(source, target, writable)
+               for source, target, writable in agentconfig.binds(profile, workspace, home)]
 
     # Parents before children, so a later mount never hides an earlier one.
     mounts.sort(key=lambda m: _depth(m.target))
