@@ -23,9 +23,10 @@ def policy_for(loaded: profile.Profile, workspace: str, jailed: bool = True) -> 
     if not jailed:
         return Policy(loaded.interposer, workspace, home, env)
     jail_view = view.resolve(loaded, workspace, home, user)
-    timeline = (loaded.timeline.enabled and loaded.filesystem.workspace == "read-write"  # as the run decides
-                and not view.lasting_writable(jail_view))
-    return Policy(loaded.interposer, workspace, home, env, view.home_binds(jail_view), loaded.network, timeline)
+    lasting = view.lasting_writable(jail_view)
+    timeline = loaded.timeline.enabled and loaded.filesystem.workspace == "read-write" and not lasting  # as run
+    return Policy(loaded.interposer, workspace, home, env, view.home_binds(jail_view), loaded.network, timeline,
+                  lasting)
 
 
 def explain(line: str, decision: Decision, policy: Policy, cwd: str) -> str:

@@ -478,6 +478,9 @@ class Place(NamedTuple):
     home_binds: tuple[str, ...] | None = None
     # A jail whose workspace has the timeline on: what a command changes inside it, undo puts back.
     timeline: bool = False
+    # Read-write binds of the jail besides the workspace (view.lasting_writable): never scratch, even
+    # under /tmp, since what is written there outlives the jail.
+    lasting: tuple[str, ...] = ()
 
 
 def classes(target: Target, place: Place) -> frozenset[str]:
@@ -514,7 +517,8 @@ def _classes_of(path: str, contents: str, place: Place) -> set[str]:
         found |= {"jail-home"} if _private(path, place) else {"home", "outside-workspace"}
         return found
     found.add("outside-workspace")
-    if any(path == s or path.startswith(s + "/") for s in SCRATCH):
+    if any(path == s or path.startswith(s + "/") for s in SCRATCH) and not any(
+            path == b or path.startswith(b + "/") for b in place.lasting):
         return {"any", "scratch"}
     if path == "/":
         found.add("root")

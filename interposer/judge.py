@@ -36,6 +36,7 @@ class Policy(NamedTuple):
     # A checkpoint precedes each line (jail/recovery/timeline.py) and the jail writes nothing lasting outside
     # the workspace (view.lasting_writable): rules `where = ["timeline"]` apply.
     timeline: bool = False
+    lasting: tuple[str, ...] = ()  # the jail's read-write binds besides the workspace (effects.Place)
 
 
 class Verdict(NamedTuple):
@@ -68,7 +69,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     cwd = os.path.normpath(cwd)
     env = {**policy.env, "PWD": cwd}
     resolved = resolve(line, cwd, env)
-    place = Place(policy.workspace, policy.home, policy.home_binds, policy.timeline)
+    place = Place(policy.workspace, policy.home, policy.home_binds, policy.timeline, policy.lasting)
     verdicts: list[Verdict] = []
     commands = []
     rewrites: list[tuple[str, Invocation]] = []

@@ -692,7 +692,8 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
 
     directory = private_directory()
     policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env),
-              home_binds(jail_spec.view), network, timeline is not None and not lasting_writable(jail_spec.view))
+              home_binds(jail_spec.view), network, timeline is not None and not lasting_writable(jail_spec.view),
+              lasting_writable(jail_spec.view))
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run, log)
     launcher = launcher_path()
     if not launcher.endswith(".py"):  # the Python fallback runs as python3: any program could be it

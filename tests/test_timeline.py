@@ -381,3 +381,17 @@ def test_an_unknown_delete_is_asked_where_the_jail_writes_something_lasting_outs
     assert not (jail.workspace / "src" / "main.rs").exists()
     assert jail.cli("undo").returncode == 0
     assert (jail.workspace / "src" / "main.rs").read_text().startswith("fn main()")
+
+
+def test_a_read_write_folder_under_tmp_is_not_the_jails_scratch(jail: Jail) -> None:
+    """A profile's read_write folder under /tmp outlives the jail: deleting in it is outside the workspace."""
+    kept = jail.root / "kept"  # the test's tmp_path is under /tmp
+    kept.mkdir()
+    (kept / "data").write_text("the person's\n")
+    writable = jail.root / "writable.toml"
+    writable.write_text(f'extends = "coding-agent"\n[filesystem]\nread_write = ["{kept}"]\n')
+    denied = session(jail, f"rm -rf {kept}/data", options=("-p", str(writable)))
+    assert "status 126" in denied.stdout and "outside the workspace" in denied.stderr, denied.stderr
+    assert (kept / "data").exists()
+    check = json.loads(jail.cli("check", "-p", str(writable), "--json", "rm -rf /tmp/scratch").stdout)
+    assert check["decision"] == "allow"  # the jail's own /tmp is still scratch
