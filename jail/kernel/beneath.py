@@ -157,6 +157,13 @@ def read_fd(fd: int, limit: int, name: str = "") -> bytes:
     return data
 
 
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    """All of `data` to `fd` (at `offset` with pwrite), however short each write the kernel does is."""
+    view, done = memoryview(data), 0
+    while done < len(data):
+        done += os.write(fd, view[done:]) if offset is None else os.pwrite(fd, view[done:], offset + done)
+
+
 def read_regular(dirfd: int, relative: str, limit: int, resolve: int = STRICT) -> bytes:
     """The bytes of a regular file beneath `dirfd`, at most `limit` (NotRegular, TooLarge, OSError)."""
     fd = open_regular(dirfd, relative, resolve)

@@ -52,6 +52,7 @@ from jail.kernel.beneath import (
     read_regular,
     rename_noreplace,
     safe_mode,
+    write_all,
 )
 from jail.supervisor.audit import sessions, state_home
 
@@ -342,9 +343,7 @@ class Trash:
         fd = openat2(records, temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                      STRICT, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(temporary, final, src_dir_fd=records, dst_dir_fd=records)
