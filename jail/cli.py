@@ -436,6 +436,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace="read-only"))
     workspace = args.workspace or os.getcwd()
+    from jail.policy.agentconfig import unpassed_keys
+
+    for name in unpassed_keys(loaded, os.environ, args.secret):
+        print(f"shelljail: {name} is set in your environment and the jail does not inherit it: give it with "
+              f"--secret {name}", file=sys.stderr)
     if loaded.agent.config == "copy" and os.path.isdir(workspace):
         from jail.supervisor import agentcopy
 

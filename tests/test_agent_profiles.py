@@ -212,6 +212,9 @@ def test_the_key_is_never_inherited_only_passed_with_secret(jail: Jail) -> None:
     env = jail.env(ANTHROPIC_API_KEY="sk-ant-from-the-environment")
     inherited = jail.cli("run", "-w", str(jail.workspace), "--interposer", "off", "--", agent, env=env)
     assert inherited.returncode == 0 and "key=unset" in inherited.stdout, inherited.stdout + inherited.stderr
+    assert ("shelljail: ANTHROPIC_API_KEY is set in your environment and the jail does not inherit it: give it "
+            "with --secret ANTHROPIC_API_KEY") in inherited.stderr.splitlines()
     passed = jail.cli("run", "-w", str(jail.workspace), "--interposer", "off", "--secret", "ANTHROPIC_API_KEY",
                       "--", agent, env=env)
     assert passed.returncode == 0 and "key=[secret:ANTHROPIC_API_KEY]" in passed.stdout, passed.stdout
+    assert "does not inherit" not in passed.stderr

@@ -10,6 +10,7 @@ real configuration is never writable from a jail. Pure: which mounts, where the 
 
 import hashlib
 import os
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from jail.policy.profile import AGENT_CONFIG, Profile, builtin_names, expand, load
@@ -64,6 +65,15 @@ def with_mode(profile: Profile, mode: str | None) -> Profile:
     if mode not in AGENT_CONFIG:
         raise ValueError(f"expected one of {', '.join(AGENT_CONFIG)}, got {mode!r}")
     return profile._replace(agent=profile.agent._replace(config=mode))
+
+
+def unpassed_keys(profile: Profile, caller_env: Mapping[str, str], specs: list[str]) -> list[str]:
+    """The agent's key variables set in the caller's environment when none is given with --secret: the jail
+    never inherits them, so the agent would start without its key."""
+    given = {spec.partition("=")[0].removesuffix(":file") for spec in specs}
+    if given & set(profile.agent.secrets):
+        return []
+    return [name for name in profile.agent.secrets if caller_env.get(name)]
 
 
 def pick(program: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from typing import Any
 
@@ -95,7 +96,13 @@ def _copy_entry(store: int, home: str, entry: agentconfig.ConfigBind, hidden: se
             os.symlink(os.readlink(real), incoming, dir_fd=parent)
         else:
             return
-        beneath.rename_noreplace(parent, incoming, parent, name)
+        try:
+            beneath.rename_noreplace(parent, incoming, parent, name)
+        except FileExistsError:  # another run of this workspace made it first: theirs is the copy
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(incoming, dir_fd=parent)
+            else:
+                os.unlink(incoming, dir_fd=parent)
     finally:
         os.close(parent)
 
