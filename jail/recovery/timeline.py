@@ -363,11 +363,15 @@ class Timeline:
             self._point(None, "start")
 
     def checkpoint(self, command: str) -> None:
-        """A point before `command` runs. Raises only when the workspace cannot be read at all."""
+        """A point before `command` runs. Raises TimelineError when no point was taken (the timeline is
+        off): the decision service then denies the line, since rules let some lines run unasked only
+        because they can be undone, and the jail can turn the timeline off (a tree too deep, too many files)."""
         if self.baseline is not None:
             self.baseline.join()
         with self.lock:
             self._point(command, "command")
+            if self.off is not None:
+                raise TimelineError(f"the timeline is off: {self.off}")
 
     def finish(self) -> None:
         """The point after the last command: what it changed."""
@@ -578,7 +582,8 @@ def summary(changes: dict[str, Entry | None], before: dict[str, Entry]) -> dict[
     added = sorted(p for p, e in changes.items() if e is not None and p not in before)
     changed = sorted(p for p, e in changes.items() if e is not None and p in before and not _same(before[p], e))
     deleted = sorted(p for p, e in changes.items() if e is None and p in before)
-    written = sum(e.get("size", 0) for p, e in changes.items() if e is not None and p in added + changed)
+    new = set(added).union(changed)  # a set: a command may change 200,000 files
+    written = sum(e.get("size", 0) for p, e in changes.items() if e is not None and p in new)
     return {"added": added, "changed": changed, "deleted": deleted, "bytes": written}
 
 

@@ -1,0 +1,37 @@
+"""The workspace timeline (#24) against a hostile jail: a program inside controls every file of the
+workspace and may race; host-side timeline code (the supervisor's checkpoint, a later `shelljail undo`,
+`shelljail timeline`, the dashboard) must neither be turned against the person nor let a change slip past.
+
+Jail-side steps run through tests/test_timeline.py's driver (each line guarded: it refuses to run
+outside the jail's namespaces); the host side touches only the test's own folders.
+"""
+
+import json
+
+from conftest import Jail
+from test_timeline import plant, session
+
+
+def test_a_timeline_the_jail_turned_off_lets_no_unasked_destruction_run(jail: Jail) -> None:
+    # 300 nested directories: past the walk's depth limit, the checkpoint fails. A line allowed
+    # unasked only because the timeline would undo it (truncate) must then not run undoably-unrecorded.
+    plant(jail.workspace)
+    original = (jail.workspace / "src" / "main.rs").read_bytes()
+    result = session(jail, "mkdir -p \"$(printf 'd/%.0s' $(seq 300))\"", "truncate -s 0 src/main.rs")
+    assert "REFUSED" not in result.stdout + result.stderr, result.stderr
+    assert "status 0\nstatus 126" in result.stdout and "the timeline is off" in result.stderr, result.stderr
+    jail.cli("undo", "--force")
+    assert (jail.workspace / "src" / "main.rs").read_bytes() == original, (result.stdout, result.stderr)
+
+
+def test_a_command_that_adds_many_files_does_not_hang_the_timeline(jail: Jail) -> None:
+    # One command adding 150,000 files (the walk's limit is 200,000): `shelljail timeline` reads the
+    # point back and counts each command's bytes. That count was quadratic in the files a command
+    # changed (about 4 minutes here): the dashboard, which reads it on every refresh, hung as long.
+    many = 150_000
+    result = session(jail, f"mkdir junk && cd junk && seq {many} | xargs touch")
+    assert "status 0" in result.stdout, (result.stdout, result.stderr)
+    shown = jail.cli("timeline", "--json", timeout=120)  # a hang fails here, by the timeout
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)["commands"]
+    assert len(rows[0]["changes"]["added"]) == many + 1
