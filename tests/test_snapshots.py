@@ -100,3 +100,16 @@ def test_force_push_with_lease_refuses_to_overwrite_unseen_work(jail: Jail, tmp_
     assert result.stdout.strip() == "status=1", result.stderr
     assert "stale info" in result.stderr or "rejected" in result.stderr
     assert git(remote, "log", "--format=%s", "-1", "main").strip() == "theirs"  # nothing overwritten
+
+
+def test_a_path_scoped_checkout_is_snapshotted_and_a_dry_run_clean_deletes_nothing(jail: Jail) -> None:
+    repo = _repository(jail)
+    result = _shell(jail, "git clean -xdn && git checkout -- f1 && cat f1")
+    assert result.returncode == 0, result.stderr
+    assert "Would remove notes.txt" in result.stdout and result.stdout.split()[-1] == "v1"
+    assert (repo / "notes.txt").read_text() == "untracked work\n"  # the dry run deleted nothing
+    listing = jail.cli("snapshots", "-w", str(repo))
+    assert listing.stdout.count("\n") == 1 and "before: git checkout -- f1" in listing.stdout, listing.stdout
+    back = jail.cli("rollback", "1", "-w", str(repo))
+    assert back.returncode == 0, back.stderr
+    assert (repo / "f1").read_text() == "uncommitted work\n"

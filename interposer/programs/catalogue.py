@@ -129,14 +129,14 @@ def acts(name: str, args: Sequence[Word], catalogue: Mapping[str, Program] = BUI
     (and not among `known`, the programs the resolver's own tables know: echo, xargs, tmux...). A request
     for help (`--help`) does nothing."""
     name, args = identify(name, args, catalogue)
-    given = flags(args)
+    entry = catalogue.get(name)
+    rules = Grammar() if entry is None else Grammar(entry.values, entry.bundles)
+    given = flags(args, rules)
     if "--help" in given:
         return []
-    entry = catalogue.get(name)
     if entry is None:
         verb = None if name in known or given & DRY_RUN else destructive_verb(args)
         return [Act("destructive-verb", f"{name} {verb}")] if verb else []
-    rules = Grammar(entry.values, entry.bundles)
     words = operands(args, rules)
     lowered = [w.value.lower() for w in words]
     found = []

@@ -72,16 +72,26 @@ def value(args: Sequence[Word], names: Collection[str], grammar: Grammar = PLAIN
     return None
 
 
-def flags(args: Sequence[Word]) -> set[str]:
+def flags(args: Sequence[Word], grammar: Grammar | None = None) -> set[str]:
     """Short options split out of bundles (-rf is -r and -f), long options without values;
-    `-9` or `-1` are numbers (kill -9, head -1), not options."""
+    `-9` or `-1` are numbers (kill -9, head -1), not options. With a grammar, option values are
+    skipped: in `git clean -fenode` the bundle ends at `-e`, whose value is `node`, not `-n`."""
     found: set[str] = set()
-    for word in args:
-        text = word.value
+    index = 0
+    while index < len(args):
+        text = args[index].value
+        index += 1
         if text == "--":
             break
         if text.startswith("--"):
             found.add(text.split("=", 1)[0])
+            if grammar is not None and takes_next(text, grammar):
+                index += 1
         elif text.startswith("-") and len(text) > 1 and not text[1:].isdigit():
-            found.update(f"-{c}" for c in text[1:])
+            for letter in text[1:]:
+                found.add(f"-{letter}")
+                if grammar is not None and grammar.bundles and f"-{letter}" in grammar.values:
+                    break  # the rest of the word, or the next one, is its value
+            if grammar is not None and takes_next(text, grammar):
+                index += 1
     return found

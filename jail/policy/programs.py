@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 ACTS = ("destroys-data",  # drops, resets, flushes or rolls back a database or data store
         "overwrites-config",  # writes local secrets or configuration over what is there (`vercel env pull`)
         "kills",  # stops or kills processes or services it does not own alone (`pm2 kill`, `taskkill /F`)
+        "discards-work",  # discards uncommitted work a snapshot can keep (`git clean -f`, `git checkout -- P`)
         "installs-beyond",  # installs from beyond the allowed registries, or outside the workspace and its venvs
         "destructive-verb")  # a destructive word on a program without an entry (found, never declared)
 _PROGRAM_KEYS = {"values": "options that take a value (the next word, or `=VALUE`)",

@@ -1,0 +1,78 @@
+"""Families 4, 5 and 6 of issue #23 and the hook's parity: each destructive form stopped (or rewritten into its
+recoverable form) with its benign twin allowed, judged as `shelljail check` judges (jail semantics) and as the
+Claude Code hook judges (host semantics: the real home, the real root; the real hook function). Pure: strings
+judged, nothing run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from interposer import hooks
+from interposer.check import policy_for
+from interposer.judge import Decision, decide
+from jail.policy import profile
+
+STOPPED = ("deny", "ask")
+
+# Family 6, git: (discarding form, its rule, a benign twin). Path-scoped discards are rewritten snapshot-first
+# as their whole-tree forms are; a dry run deletes nothing and is allowed.
+FAMILY_6 = [
+    ("git checkout -- src/a.py", "git-discard-changes", "git checkout -b topic"),
+    ("git checkout HEAD -- src/a.py", "git-discard-changes", "git checkout main"),
+    ("git checkout main -- src/a.py", "git-discard-changes", "git log -- src/a.py"),
+    ("git checkout src/a.py", "git-discard-changes", "git diff src/a.py"),
+    ("git checkout -f main", "git-discard-changes", "git switch main"),
+    ("git checkout --theirs src/a.py", "git-discard-changes", "git status --short"),
+    ("git restore --source HEAD~1 src/a.py", "git-discard-changes", "git restore --staged src/a.py"),
+    ("git restore --source=HEAD~1 .", "git-discard-changes", "git show HEAD~1:src/a.py"),
+    ("git restore --staged --worktree src/a.py", "git-discard-changes", "git restore -S src/a.py"),
+    ("git switch -f main", "git-discard-changes", "git switch -c topic"),
+    ("git switch --discard-changes main", "git-discard-changes", "git switch -"),
+    ("git clean -fdx", "git-clean", "git clean -n"),
+    ("git clean -fenode", "git-clean", "git clean -xdfn"),  # -e's value is node, not -n
+    ("git clean -f -- -n", "git-clean", "git clean --dry-run -fd"),  # after --, -n is a path
+    ("git clean -fd", "git-clean", "git clean -nfenode"),
+]
+
+
+def _decide(line: str, workspace: Path, jailed: bool) -> Decision:
+    return decide(line, str(workspace), policy_for(profile.load("coding-agent"), str(workspace), jailed))
+
+
+def _hook(line: str, workspace: Path) -> dict | None:
+    event = json.dumps({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+                        "tool_input": {"command": line}, "cwd": str(workspace)})
+    return hooks.claude_code(event, "coding-agent", str(workspace))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.mark.parametrize("jailed", [True, False], ids=["check", "hook-semantics"])
+@pytest.mark.parametrize("line, rule, benign", FAMILY_6, ids=[c[0] for c in FAMILY_6])
+def test_git_discards_are_snapshotted_first_and_dry_runs_allowed(workspace: Path, jailed: bool, line: str,
+                                                                 rule: str, benign: str) -> None:
+    decision = _decide(line, workspace, jailed)
+    assert (decision.decision, decision.rule) == ("rewrite", rule), (line, decision.decision, decision.reason)
+    assert decision.rewritten and "refs/shelljail/snapshots" in decision.rewritten and \
+        decision.rewritten.endswith(f"&& {line}; }}")
+    assert _decide(benign, workspace, jailed).decision == "allow", benign
+
+
+@pytest.mark.parametrize("line, rule, benign", FAMILY_6, ids=[c[0] for c in FAMILY_6])
+def test_the_hook_answers_git_discards_with_the_snapshot_first_command(workspace: Path, line: str, rule: str,
+                                                                       benign: str) -> None:
+    answer = _hook(line, workspace)
+    assert answer is not None
+    output = answer["hookSpecificOutput"]
+    assert output["permissionDecision"] == "allow" and output["updatedInput"]["command"].endswith(f"&& {line}; }}")
+    assert _hook(benign, workspace) is None, benign
+
+
+def test_git_against_another_repository_cannot_be_snapshotted_so_it_is_asked(workspace: Path) -> None:
+    assert _decide("git -C ../other checkout -- a.py", workspace, False).decision == "ask"
