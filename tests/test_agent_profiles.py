@@ -161,6 +161,10 @@ def test_copy_config_persists_across_runs_and_the_real_one_is_unchanged(jail: Ja
     assert (real / "settings.json").read_text() == '{"theme": "dark"}\n' and not (real / "new").exists()
     store, = (jail.home / ".local/state/shelljail/agents").iterdir()
     assert store.name.startswith("claude-")
+    session = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
+    start = next(e for e in map(json.loads, jail.cli("log", session, "--json").stdout.splitlines())
+                 if e["event"] == "session-start")
+    assert start["agent_config"] == {"mode": "copy", "paths": ["{home}/.claude/"], "copy": str(store / "home")}
     copied = store / "home/.claude"
     assert not (copied / ".credentials.json").exists() and not (copied / "pipe").exists()
     assert not os.stat(copied / "helper").st_mode & (stat.S_ISUID | stat.S_ISGID)

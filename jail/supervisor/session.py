@@ -57,7 +57,8 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
               started=time.strftime("%Y-%m-%d %H:%M:%S"))
     log.event("session-start", profile=profile.name, workspace=spec.view.workspace, argv=list(spec.argv),
               cwd=spec.cwd, mounts=[_mount(m) for m in spec.view.mounts], limits=profile.limits._asdict(),
-              features=features, run_flags=list(spec.run_flags), programs=_programs(spec.view.programs))
+              features=features, run_flags=list(spec.run_flags), programs=_programs(spec.view.programs),
+              agent_config=_agent_config(profile, spec.view.workspace))
     return log
 
 
@@ -75,6 +76,15 @@ def _programs(found: Any) -> dict[str, Any]:
     """filesystem.path_targets: what the view bound for the caller's programs and why, what it refused."""
     return {"added": [{"path": a.path, "why": a.why} for a in found.added],
             "refused": [{"path": r.path, "why": r.why} for r in found.refused], "path": list(found.path)}
+
+
+def _agent_config(profile: Any, workspace: str) -> dict[str, Any]:
+    """[agent]: how the agent's configuration was given (copy, read-only, none), which places, the copy's home."""
+    from jail.policy import agentconfig
+
+    agent = profile.agent
+    copy = agentconfig.store(profile, workspace) if agent.config == "copy" and agent.config_paths else None
+    return {"mode": agent.config, "paths": list(agent.config_paths), "copy": copy}
 
 
 def _mount(mount: Any) -> dict[str, Any]:
