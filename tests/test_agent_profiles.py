@@ -129,12 +129,14 @@ def test_read_only_config_is_read_and_a_write_fails(jail: Jail) -> None:
     real = jail.home / ".claude"
     real.mkdir()
     (real / "settings.json").write_text('{"theme": "dark"}\n')
-    agent = _agent(jail, "claude", 'cat ~/.claude/settings.json\n'
+    (real / ".credentials.json").write_text('{"token": "login"}\n')
+    agent = _agent(jail, "claude", 'cat ~/.claude/settings.json ~/.claude/.credentials.json\n'
                                    'if echo x >> ~/.claude/settings.json; then echo WROTE; else echo REFUSED; fi\n'
                                    'touch ~/.claude/new 2>/dev/null || echo NOT-CREATED\n')
     result = jail.run(agent, options=("--agent-config", "read-only"))
     assert result.returncode == 0, result.stderr
     assert '{"theme": "dark"}' in result.stdout and "REFUSED" in result.stdout and "NOT-CREATED" in result.stdout
+    assert "login" not in result.stdout  # hidden: the login file is /dev/null in the jail
     assert (real / "settings.json").read_text() == '{"theme": "dark"}\n' and not (real / "new").exists()
 
 
@@ -222,3 +224,21 @@ def test_the_key_is_never_inherited_only_passed_with_secret(jail: Jail) -> None:
                       "--", agent, env=env)
     assert passed.returncode == 0 and "key=[secret:ANTHROPIC_API_KEY]" in passed.stdout, passed.stdout
     assert "does not inherit" not in passed.stderr
+
+
+def test_an_ordinary_users_copy_persists_in_its_own_state_dir(nobody_jail: Jail) -> None:
+    jail = nobody_jail
+    real = jail.home / ".gemini"
+    real.mkdir()
+    (real / "settings.json").write_text('{"mine": true}\n')
+    os.chown(real, jail.user, jail.user)
+    write = _agent(jail, "gemini", "echo kept > ~/.gemini/note && cat ~/.gemini/settings.json")
+    os.chown(jail.workspace / "gemini", jail.user, jail.user)
+    first = jail.run(write)
+    assert first.returncode == 0 and json.loads(first.stdout) == {"mine": True}, first.stdout + first.stderr
+    read = _agent(jail, "gemini", "cat ~/.gemini/note")
+    again = jail.run(read)
+    assert again.returncode == 0 and again.stdout == "kept\n", again.stdout + again.stderr
+    assert not (real / "note").exists()
+    store, = (jail.home / ".local/state/shelljail/agents").iterdir()
+    assert os.stat(store / "home/.gemini").st_uid == jail.user
