@@ -20,6 +20,8 @@ from .makefile import shell_commands
 from .parse import MAX_NESTING, parse, too_deep
 from .programs.options import Grammar, operands, takes_next
 from .programs.options import value as option_value
+from .remote import PROGRAMS as REMOTE_PROGRAMS
+from .remote import Remote, remote, unset_expansion
 from .shellargs import invocation
 from .words import Word
 from .written import shebang, stdin_text, without_shebang, writes
@@ -283,6 +285,9 @@ class _Collector:
             if inner:
                 self.command(command, inner, (*via, name), depth, extra_args)
                 return
+        elsewhere = remote(name, args, self.env.get("HOME", "/")) if name in REMOTE_PROGRAMS else None
+        if elsewhere is not None:  # ssh HOST CMD, docker exec C CMD: CMD is judged; the program itself below
+            self._remote(command, elsewhere, via, depth)
         handler = _HANDLERS.get(name)
         if handler is not None and handler(self, command, name, args, via, depth):
             return
@@ -325,7 +330,7 @@ class _Collector:
                 and _interactive(name, args, command):
             self.opaque.append(Opaque(f"{name} starts an interactive interpreter", command.text))
         elif name not in INTERPRETERS and name not in TEXT_ONLY:
-            for word in args:
+            for word in args[:len(args) - (elsewhere.words if elsewhere is not None else 0)]:
                 if _SPAWNS_SHELL.search(word.value):
                     self.opaque.append(Opaque(f"an argument of {name} ({_short(word.source)}) hands it a command "
                                               "to run", command.text))
@@ -334,6 +339,32 @@ class _Collector:
                 self._handed_shell(command, name, handed)
         if name in INTERPRETERS and (handed or fed):  # `python3 x.py` after `echo ... > x.py`, python3 - <<EOF
             self._handed_shell(command, name, handed)
+
+    def _remote(self, command: Command, elsewhere: Remote, via: tuple[str, ...], depth: int) -> None:
+        """What runs on another host or in a container, judged as a line of its own, after the local shell's
+        expansion (remote.py): with a variable the line does not know, also as if it were unset."""
+        step, context = (*via, elsewhere.how), (elsewhere.how,)
+        if elsewhere.line is not None:
+            if not elsewhere.line.literal:
+                self.opaque.append(Opaque(f"{elsewhere.how} runs a command line with text only known when it runs "
+                                          f"({_short(elsewhere.line.source)})", command.text))
+                unset = unset_expansion(elsewhere.line)
+                if unset is not None:
+                    self.line(unset, elsewhere.cwd, step, depth + 1, context)
+            self.line(elsewhere.line.value, elsewhere.cwd, step, depth + 1, context)
+        elif elsewhere.argv:
+            inner = command._replace(argv=elsewhere.argv, redirects=(), cwd=elsewhere.cwd, piped_from=(),
+                                     piped_text=None, context=(*command.context, elsewhere.how), span=None,
+                                     word_spans=())
+            self.command(inner, list(elsewhere.argv), step, depth + 1)
+        elif elsewhere.session:
+            fed = stdin_text(command)
+            if fed is not None:
+                self.line(fed, elsewhere.cwd, step, depth + 1, context)
+            elif not any(r.op == "<" and r.target is not None and r.target.value == "/dev/null"
+                         for r in command.redirects):
+                self.opaque.append(Opaque(f"{elsewhere.how} starts a remote shell whose commands shelljail would "
+                                          "not see", command.text))
 
     def _option_commands(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
                          depth: int) -> None:

@@ -37,6 +37,31 @@ FAMILY_6 = [
     ("git clean -fd", "git-clean", "git clean -nfenode"),
 ]
 
+# Family 5, remote execution: (form, the rule that stops it, its benign twin). The remote command is judged as
+# a line, after the local shell's expansion: in `ssh h "rm -rf $X/*"` an unset $X makes `rm -rf /*`.
+FAMILY_5 = [
+    ('ssh h "rm -rf $X/*"', "delete-outside-workspace", "ssh h ls"),
+    ("ssh h 'rm -rf /'", "delete-outside-workspace", "ssh h 'ls /'"),
+    ("ssh -p 2222 deploy@h -- rm -rf /srv/app", "delete-outside-workspace", "ssh -p 2222 deploy@h -- ls /srv/app"),
+    ("ssh h -v rm -rf ~", "delete-home", "ssh h -v uptime"),
+    ('ssh h "bash -c \'rm -rf /var/lib/db\'"', "delete-outside-workspace", "ssh h \"bash -c 'df -h'\""),
+    ("echo 'rm -rf ~' | ssh h", "delete-home", "echo uptime | ssh h"),
+    ("ssh -o ProxyCommand='rm -rf ~' h ls", "delete-home", "ssh -N -L 8080:localhost:80 h"),
+    ("docker exec web rm -rf /data", "delete-outside-workspace", "docker exec -it web ls /data"),
+    ("docker exec -w /app web sh -c 'rm -rf /'", "delete-outside-workspace", "docker exec -w /app web sh -c 'ls'"),
+    ("docker compose exec db psql -c 'DROP TABLE users'", "database-drop", "docker compose exec db psql -c 'select 1'"),
+    ("podman container exec c rm -rf /etc", "delete-outside-workspace", "podman container exec c cat /etc/os-release"),
+    ("kubectl exec pod -- rm -rf /data", "delete-outside-workspace", "kubectl exec -it pod -c app -- ls /data"),
+    ("kubectl -n prod exec deploy/web -- sh -c 'rm -rf /srv/*'", "delete-outside-workspace",
+     "kubectl -n prod exec deploy/web -- sh -c 'ls /srv'"),
+    ('gcloud compute ssh vm --zone z --command "rm -rf ~"', "delete-home", "gcloud compute ssh vm --command=uptime"),
+    ("gcloud compute ssh vm -- rm -rf /opt", "delete-outside-workspace", "gcloud compute ssh vm -- -v ls /opt"),
+]
+# What cannot be read is asked, never allowed: a remote line holding a variable the line does not set, an
+# interactive remote shell, a script fed from a file.
+REMOTE_UNREAD = ['ssh h "ls $DIR"', "ssh h", "ssh h < deploy.sh", "kubectl exec -it pod -- bash",
+                 "docker exec -i c sh < x.sh"]
+
 
 def _decide(line: str, workspace: Path, jailed: bool) -> Decision:
     return decide(line, str(workspace), policy_for(profile.load("coding-agent"), str(workspace), jailed))
@@ -76,3 +101,31 @@ def test_the_hook_answers_git_discards_with_the_snapshot_first_command(workspace
 
 def test_git_against_another_repository_cannot_be_snapshotted_so_it_is_asked(workspace: Path) -> None:
     assert _decide("git -C ../other checkout -- a.py", workspace, False).decision == "ask"
+
+
+@pytest.mark.parametrize("jailed", [True, False], ids=["check", "hook-semantics"])
+@pytest.mark.parametrize("line, rule, benign", FAMILY_5, ids=[c[0] for c in FAMILY_5])
+def test_a_remote_command_is_judged_as_a_line(workspace: Path, jailed: bool, line: str, rule: str,
+                                              benign: str) -> None:
+    decision = _decide(line, workspace, jailed)
+    assert (decision.decision, decision.rule) == ("deny", rule), (line, decision.decision, decision.reason)
+    twin = _decide(benign, workspace, jailed)
+    # In the jail ssh itself cannot connect (its only way out is the HTTP proxy): the twin is refused for that
+    # alone, never for what it runs.
+    assert twin.decision == "allow" or (jailed and (twin.rule or "").startswith("network-")), \
+        (benign, twin.decision, twin.rule, twin.reason)
+
+
+@pytest.mark.parametrize("line, rule, benign", FAMILY_5, ids=[c[0] for c in FAMILY_5])
+def test_the_hook_denies_the_remote_form_and_passes_its_twin(workspace: Path, line: str, rule: str,
+                                                             benign: str) -> None:
+    answer = _hook(line, workspace)
+    assert answer is not None and answer["hookSpecificOutput"]["permissionDecision"] == "deny", line
+    assert _hook(benign, workspace) is None, benign
+
+
+@pytest.mark.parametrize("jailed", [True, False], ids=["check", "hook-semantics"])
+@pytest.mark.parametrize("line", REMOTE_UNREAD)
+def test_a_remote_command_not_read_is_asked(workspace: Path, jailed: bool, line: str) -> None:
+    decision = _decide(line, workspace, jailed)
+    assert decision.decision in STOPPED and decision.opaque, (line, decision.decision, decision.reason)
