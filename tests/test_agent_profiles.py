@@ -187,12 +187,12 @@ def test_none_shows_no_configuration(jail: Jail) -> None:
 
 
 def test_seeds_make_the_headless_mode_work_and_the_users_file_wins(jail: Jail) -> None:
-    agent = _agent(jail, "gemini", "cat ~/.gemini/settings.json; echo; cat ~/.gemini/trustedFolders.json")
+    agent = _agent(jail, "gemini", 'cat ~/.gemini/settings.json; echo "trust=$GEMINI_CLI_TRUST_WORKSPACE"')
     result = jail.run(agent)
     assert result.returncode == 0, result.stderr
-    settings, trusted = result.stdout.split("\n\n", 1)
+    settings, trust = result.stdout.rsplit("\n", 2)[:2]
     assert json.loads(settings)["security"]["auth"]["selectedType"] == "gemini-api-key"
-    assert json.loads(trusted) == {str(jail.workspace): "TRUST_FOLDER"}
+    assert trust == "trust=true"
     (jail.home / ".codex").mkdir()
     (jail.home / ".codex" / "config.toml").write_text('model = "mine"\n')
     codex = _agent(jail, "codex", "cat ~/.codex/config.toml")
@@ -201,15 +201,15 @@ def test_seeds_make_the_headless_mode_work_and_the_users_file_wins(jail: Jail) -
 
 
 def test_a_seed_path_the_jail_made_a_link_is_not_written_through(jail: Jail, tmp_path: Path) -> None:
-    canary, absent = tmp_path / "canary.json", tmp_path / "absent.json"
+    canary, absent = tmp_path / "canary.json", tmp_path / "absent.toml"
     canary.write_text("mine\n")
-    plant = _agent(jail, "gemini", f"rm -f ~/.gemini/settings.json ~/.gemini/trustedFolders.json\n"
-                                   f"ln -s {canary} ~/.gemini/settings.json\n"
-                                   f"ln -s {absent} ~/.gemini/trustedFolders.json")
-    assert jail.run(plant).returncode == 0
-    look = _agent(jail, "gemini", "ls -l ~/.gemini/settings.json ~/.gemini/trustedFolders.json")
-    result = jail.run(look)
-    assert result.returncode == 0 and result.stdout.count("->") == 2, result.stdout + result.stderr
+    planted = (("gemini", "~/.gemini/settings.json", canary), ("codex", "~/.codex/config.toml", absent))
+    for name, seed, target in planted:
+        plant = _agent(jail, name, f"rm -f {seed} && ln -s {target} {seed}")  # to a file; dangling
+        assert jail.run(plant).returncode == 0
+        look = _agent(jail, name, f"ls -l {seed}")
+        result = jail.run(look)  # the next run's seeding finds the link and leaves it
+        assert result.returncode == 0 and "->" in result.stdout, result.stdout + result.stderr
     assert canary.read_text() == "mine\n" and not absent.exists()
 
 
