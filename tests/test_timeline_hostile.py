@@ -7,6 +7,7 @@ outside the jail's namespaces); the host side touches only the test's own folder
 """
 
 import json
+import subprocess
 
 from conftest import Jail
 from test_timeline import plant, session
@@ -35,3 +36,24 @@ def test_a_command_that_adds_many_files_does_not_hang_the_timeline(jail: Jail) -
     assert shown.returncode == 0, shown.stderr
     rows = json.loads(shown.stdout)["commands"]
     assert len(rows[0]["changes"]["added"]) == many + 1
+
+
+def test_reading_a_long_timeline_of_a_large_workspace_stays_in_bounded_memory(jail: Jail) -> None:
+    # 80,000 files and 300 commands: a plain session of an agent in a big repository. Reading the
+    # timeline back rebuilt the workspace's state at every point, each a dict of every file (about
+    # 2 MB each here, 600 MB in all, and more for each command): `shelljail timeline`, undo and the
+    # dashboard ran out of memory. Under a 512 MiB address space it must still answer.
+    import resource
+
+    files, commands = 80_000, 300
+    result = session(jail, f"mkdir many && cd many && seq {files} | xargs touch", *["true"] * commands)
+    assert result.stdout.count("status 0") == commands + 1, (result.stdout[-500:], result.stderr[-2000:])
+
+    def small() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 29, 1 << 29))
+
+    shown = subprocess.run([*jail.command, "timeline", "--json"], capture_output=True, text=True, timeout=300,
+                           env=jail.env(), cwd=jail.workspace, stdin=subprocess.DEVNULL, preexec_fn=small)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    rows = json.loads(shown.stdout)["commands"]
+    assert len(rows) == commands + 1 and len(rows[0]["changes"]["added"]) == files + 1

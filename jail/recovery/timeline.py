@@ -596,12 +596,13 @@ def _same(a: Entry, b: Entry) -> bool:
 def commands(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The commands in order: each with the point before it (what undo --to restores) and what changed
     between it and the next point (None when no later point was recorded)."""
-    rows = []
-    states = states_of(points)
+    rows: list[dict[str, Any]] = []
+    state: dict[str, Entry] = {}  # one state, brought forward point by point (one per point: P x files)
     for index, point in enumerate(points):
+        apply_point(state, point)
         if point.get("what") not in ("command", "undo"):
             continue
-        change = summary(points[index + 1]["changes"], states[index]) if index + 1 < len(points) else None
+        change = summary(points[index + 1]["changes"], state) if index + 1 < len(points) else None
         rows.append({"point": number_of(point, index), "time": point.get("time"),
                      "command": point.get("command"), "what": point.get("what"), "changes": change})
     return rows
@@ -627,17 +628,31 @@ def places(points: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def states_of(points: list[dict[str, Any]]) -> list[dict[str, Entry]]:
-    """The state at every point, built incrementally (copies of dicts of shared entries)."""
+    """The state at every point, built incrementally (copies of dicts of shared entries): memory grows
+    as points x files, so readers that need one state use state_at."""
     states, state = [], {}
     for point in points:
         state = dict(state)
-        for path, entry in point["changes"].items():
-            if entry is None:
-                state.pop(path, None)
-            elif _valid_path(path) and isinstance(entry, dict):
-                state[path] = entry
+        apply_point(state, point)
         states.append(state)
     return states
+
+
+def state_at(points: list[dict[str, Any]], index: int) -> dict[str, Entry]:
+    """The state at one point (negative: from the end), in one dict."""
+    state: dict[str, Entry] = {}
+    for point in points[:index % len(points) + 1]:
+        apply_point(state, point)
+    return state
+
+
+def apply_point(state: dict[str, Entry], point: dict[str, Any]) -> None:
+    """`state` brought forward by one point's changes, in place."""
+    for path, entry in point["changes"].items():
+        if entry is None:
+            state.pop(path, None)
+        elif _valid_path(path) and isinstance(entry, dict):
+            state[path] = entry
 
 
 # ------------------------------------------------------------------ restoring
@@ -788,8 +803,7 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
     if not rows:
         raise TimelineError("the timeline has no command to undo yet")
     number = rows[-1] if to is None else to
-    states = states_of(points)
-    target, recorded = states[index_of(points, number)], states[-1]
+    target, recorded = state_at(points, index_of(points, number)), state_at(points, -1)
     covered = tuple(str(c) for c in points[0].get("skip", ()) if isinstance(c, str))
     skip = skipper(covered, is_cache_path)
     store = Store(directory, 1 << 62, places(points))  # the present undo records: kept whatever the cap
@@ -849,9 +863,10 @@ def command_diffs(session_directory: str, point: int) -> list[tuple[str, str]]:
         return []
     if index + 1 >= len(points):
         return []
-    states = states_of(points)
-    before, change = states[index], summary(points[index + 1]["changes"], states[index])
-    after = states[index + 1]
+    before = state_at(points, index)
+    change = summary(points[index + 1]["changes"], before)
+    after = dict(before)
+    apply_point(after, points[index + 1])
     store = Store(directory, 1 << 62, places(points))
     shown_files: list[tuple[str, str]] = []
     try:
