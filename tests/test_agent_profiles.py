@@ -193,6 +193,9 @@ def test_seeds_make_the_headless_mode_work_and_the_users_file_wins(jail: Jail) -
     settings, trust = result.stdout.rsplit("\n", 2)[:2]
     assert json.loads(settings)["security"]["auth"]["selectedType"] == "gemini-api-key"
     assert trust == "trust=true"
+    opencode = jail.run(_agent(jail, "opencode", "cat ~/.config/opencode/opencode.json"))
+    assert opencode.returncode == 0, opencode.stderr
+    assert json.loads(opencode.stdout)["permission"] == {"external_directory": "allow"}
     (jail.home / ".codex").mkdir()
     (jail.home / ".codex" / "config.toml").write_text('model = "mine"\n')
     codex = _agent(jail, "codex", "cat ~/.codex/config.toml")
