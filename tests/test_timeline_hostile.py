@@ -57,3 +57,16 @@ def test_reading_a_long_timeline_of_a_large_workspace_stays_in_bounded_memory(ja
     assert shown.returncode == 0, shown.stderr[-2000:]
     rows = json.loads(shown.stdout)["commands"]
     assert len(rows) == commands + 1 and len(rows[0]["changes"]["added"]) == files + 1
+
+
+def test_a_long_multibyte_name_is_restored(jail: Jail) -> None:
+    # A 250-byte name of two-byte characters: the restore's temporary name was the name with a prefix,
+    # cut at 255 characters, not bytes, so it was too long for the kernel and the file not restored.
+    name = "é" * 125
+    (jail.workspace / name).write_text("keep me\n")
+    result = session(jail, "rm -f ./é*")
+    assert "status 0" in result.stdout, (result.stdout, result.stderr)
+    assert not (jail.workspace / name).exists()
+    undone = jail.cli("undo")
+    assert undone.returncode == 0, undone.stderr
+    assert (jail.workspace / name).read_text() == "keep me\n"

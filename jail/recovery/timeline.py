@@ -737,7 +737,7 @@ class Restore:
         else:
             if present is not None and present["type"] == "dir":
                 _remove_tree(fd, name, 0)
-            temporary = f".shelljail-restore.{os.getpid()}.{name}"[:255]
+            temporary = f".shelljail-restore.{os.getpid()}.{os.urandom(8).hex()}"  # not the name: 255 bytes at most
             if entry["type"] == "symlink":
                 os.symlink(str(entry["target"]), temporary, dir_fd=fd)
             else:
