@@ -7,6 +7,7 @@ outside the jail's namespaces); the host side touches only the test's own folder
 """
 
 import json
+import stat
 import subprocess
 
 from conftest import Jail
@@ -70,3 +71,21 @@ def test_a_long_multibyte_name_is_restored(jail: Jail) -> None:
     undone = jail.cli("undo")
     assert undone.returncode == 0, undone.stderr
     assert (jail.workspace / name).read_text() == "keep me\n"
+
+
+def test_a_read_only_directory_is_restored_with_its_files_for_an_ordinary_user(nobody_jail: Jail) -> None:
+    # A directory recorded read-only (0555) got its mode back before its files were written into it:
+    # for an ordinary user (no CAP_DAC_OVERRIDE) every file under it was then not restored.
+    jail = nobody_jail
+    result = session(jail, "mkdir -p ro/sub && echo built > ro/sub/out.js && chmod -R a-w ro",
+                     "chmod -R u+w ro && rm -rf ro")
+    assert result.stdout.count("status 0") == 2, (result.stdout, result.stderr)
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    undone = jail.cli("undo", "--to", str(rows[1]["point"]))
+    assert undone.returncode == 0, undone.stderr
+    assert (jail.workspace / "ro" / "sub" / "out.js").exists(), ([r["changes"] for r in rows], undone.stdout)
+    assert (jail.workspace / "ro" / "sub" / "out.js").read_text() == "built\n"
+    assert stat.S_IMODE((jail.workspace / "ro" / "sub").stat().st_mode) == 0o555
+    assert stat.S_IMODE((jail.workspace / "ro").stat().st_mode) == 0o555
+    for directory in (jail.workspace / "ro", jail.workspace / "ro" / "sub"):  # for the fixture's cleanup
+        directory.chmod(0o755)

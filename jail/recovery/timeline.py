@@ -664,6 +664,7 @@ class Restore:
         self.workspace, self.store = workspace, store
         self.done: list[str] = []
         self.not_restored: list[tuple[str, str]] = []
+        self.modes: list[tuple[str, int]] = []  # directories put back, given their modes last (see apply)
 
     def apply(self, target: dict[str, Entry], present: dict[str, Entry], paths: set[str]) -> None:
         root = os.open(self.workspace, _DIRECTORY)
@@ -675,6 +676,18 @@ class Restore:
                 if path in present and _same(present[path], target[path]):
                     continue
                 self._put(root, path, target[path], present.get(path))
+            # A read-only directory's mode, set before its files were written in, would refuse them to
+            # an ordinary user: the directories stay writable by their owner until here, deepest first.
+            for path, mode in sorted(self.modes, key=lambda m: _depth(m[0]), reverse=True):
+                try:
+                    fd = open_directory(root, path, _WORKSPACE)
+                except OSError as exc:
+                    self.not_restored.append((path, f"its mode was not set ({exc.strerror})"))
+                    continue
+                try:
+                    os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
         finally:
             os.close(root)
 
@@ -724,9 +737,10 @@ class Restore:
                 pass
             child = openat2(fd, name, _DIRECTORY, _WORKSPACE)
             try:
-                os.fchmod(child, safe_mode(entry["mode"]))
+                os.fchmod(child, safe_mode(entry["mode"]) | stat.S_IRWXU)
             finally:
                 os.close(child)
+            self.modes.append((path, safe_mode(entry["mode"])))
         elif entry["type"] == "other":
             self.not_restored.append((path, f"a {entry.get('what', 'special file')} is not recreated"))
             return
