@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from . import jscode, pycode
+from . import jscode, pycode, windows
 from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
@@ -288,7 +288,7 @@ class _Collector:
         elsewhere = remote(name, args, self.env.get("HOME", "/")) if name in REMOTE_PROGRAMS else None
         if elsewhere is not None:  # ssh HOST CMD, docker exec C CMD: CMD is judged; the program itself below
             self._remote(command, elsewhere, via, depth)
-        handler = _HANDLERS.get(name)
+        handler = _HANDLERS.get(name) or _HANDLERS.get(name.lower())  # CMD.EXE, PowerShell.exe
         if handler is not None and handler(self, command, name, args, via, depth):
             return
         self._option_commands(command, name, args, via, depth)
@@ -688,6 +688,20 @@ def _source(collector: _Collector, command: Command, name: str, args: list[Word]
     return False
 
 
+def _windows_shell(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+                   depth: int) -> bool:
+    """powershell -Command TEXT, cmd /c TEXT: the Windows command read into a bash line (windows.py); what it
+    could not read is opaque, never allowed unread."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    read = windows.powershell if name.lower() in windows.POWERSHELLS else windows.cmd
+    reading = read(args, stdin_text(command))
+    for reason in reading.unread:
+        collector.opaque.append(Opaque(reason, command.text))
+    if reading.line:
+        collector.line(reading.line, command.cwd, (*via, reading.how), depth + 1, (reading.how,))
+    return True
+
+
 _SQLITE_SHELL = re.compile(r"\s*\.(shell|system)\b")
 
 
@@ -953,7 +967,7 @@ _HANDLERS: dict[str, Handler] = {
     **{name: _interpreter for name in INTERPRETERS},
     **{name: _awk for name in AWKS}, "sed": _sed,
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,
-    "run-parts": _run_parts,
+    "run-parts": _run_parts, **{name: _windows_shell for name in windows.POWERSHELLS | windows.CMDS},
 }
 # The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
 KNOWN_PROGRAMS = frozenset({*WRAPPERS, *LOOKUP_ONLY, *TEXT_ONLY, *SHELLS, *INTERPRETERS, *SESSION_STARTERS,
