@@ -245,3 +245,10 @@ def test_an_ordinary_users_copy_persists_in_its_own_state_dir(nobody_jail: Jail)
     assert not (real / "note").exists()
     store, = (jail.home / ".local/state/shelljail/agents").iterdir()
     assert os.stat(store / "home/.gemini").st_uid == jail.user
+
+
+@pytest.mark.parametrize("name, endpoint", [("claude-code", "POST /v1/messages"), ("codex", "POST /v1/responses")])
+def test_the_ollama_forward_also_passes_the_agents_api_and_never_management(name: str, endpoint: str) -> None:
+    forward, = profile.load(name).network.forward_settings
+    assert forward.address == "127.0.0.1:11434" and forward.protocol == "ollama"
+    assert endpoint in forward.allow_paths and forward.allow_management == ()
