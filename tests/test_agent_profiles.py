@@ -252,3 +252,18 @@ def test_the_ollama_forward_also_passes_the_agents_api_and_never_management(name
     forward, = profile.load(name).network.forward_settings
     assert forward.address == "127.0.0.1:11434" and forward.protocol == "ollama"
     assert endpoint in forward.allow_paths and forward.allow_management == ()
+
+
+def test_a_linked_dotfile_is_copied_not_bound_through_its_link(jail: Jail, tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "aider.conf.yml").write_text("model: mine\n")
+    (jail.home / ".aider.conf.yml").symlink_to(dotfiles / "aider.conf.yml")
+    write = _agent(jail, "aider", "cat ~/.aider.conf.yml && echo 'model: jail' > ~/.aider.conf.yml")
+    first = jail.run(write)
+    assert first.returncode == 0 and first.stdout == "model: mine\n", first.stdout + first.stderr
+    again = jail.run(_agent(jail, "aider", "cat ~/.aider.conf.yml"))
+    assert again.returncode == 0 and again.stdout == "model: jail\n", again.stdout + again.stderr
+    assert (dotfiles / "aider.conf.yml").read_text() == "model: mine\n"
+    copied, = (jail.home / ".local/state/shelljail/agents").glob("aider-*/home/.aider.conf.yml")
+    assert not copied.is_symlink()

@@ -53,6 +53,8 @@ def binds(profile: Profile, workspace: str, home: str) -> list[tuple[str, str, b
                 out.append((os.path.realpath(real), target, False))
             continue
         copied = os.path.join(copy, entry.relative)
+        if os.path.islink(copied):
+            continue  # the copy is never a link (a bind would follow it): not made by shelljail, not shown
         if entry.directory or os.path.lexists(copied) or os.path.isfile(real):
             out.append((copied, target, True))
     return out

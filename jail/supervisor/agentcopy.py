@@ -75,8 +75,8 @@ def _copy_entry(store: int, home: str, entry: agentconfig.ConfigBind, hidden: se
         except FileNotFoundError:
             pass
         real = os.path.join(home, entry.relative)
-        try:
-            info = os.lstat(real)
+        try:  # your own link (a dotfiles manager's) is followed: the copy is of what it names, never a link,
+            info = os.stat(real)  # which the bind would follow to the real file, writable
         except FileNotFoundError:
             if entry.directory:
                 os.mkdir(name, 0o700, dir_fd=parent)
@@ -84,16 +84,15 @@ def _copy_entry(store: int, home: str, entry: agentconfig.ConfigBind, hidden: se
         incoming = f".incoming-{os.getpid()}-{name}"
         budget = _Budget(f"~/{entry.relative}")
         if stat.S_ISDIR(info.st_mode):
-            source = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            source = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 _copy_directory(source, parent, incoming, info, real, hidden, budget)
             finally:
                 os.close(source)
         elif stat.S_ISREG(info.st_mode) and real not in hidden:
-            _copy_file(os.open(os.path.dirname(real), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
-                       os.path.basename(real), parent, incoming, budget)
-        elif stat.S_ISLNK(info.st_mode):
-            os.symlink(os.readlink(real), incoming, dir_fd=parent)
+            resolved = os.path.realpath(real)
+            _copy_file(os.open(os.path.dirname(resolved), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
+                       os.path.basename(resolved), parent, incoming, budget)
         else:
             return
         try:
