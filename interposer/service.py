@@ -325,9 +325,20 @@ class DecisionService:
             raise ValueError("unknown request")
         cwd = os.fsdecode(fields[1])
         argv = [os.fsdecode(f) for f in fields[2:]]
+        timeline = self.timeline if self.timeline is not None and self.timeline.off is None else None
+        if timeline is None and self.timeline is not None:  # stopped before this line: judged without it
+            self._without_timeline()
         verdict, event = self.judge(argv, cwd, pid, peer)
-        if verdict is None and self.timeline is not None and self._top_level(event, pid):
+        if verdict is None and timeline is not None and self._top_level(event, pid):
             verdict = self._checkpoint(event)
+            if verdict is not None and timeline.off is not None:
+                # The timeline stopped (its cap, a tree too deep, the jail's doing or not): from now on lines
+                # are judged without the rules that undo made safe, this one first; the rest still run.
+                self._without_timeline()
+                verdict, event = self.judge(argv, cwd, pid, peer)
+                event["timeline"] = f"off: {timeline.off}"
+                if verdict is not None:
+                    verdict = f"{verdict.rstrip()} (the timeline is off: {timeline.off})\n"
         if self.on_decision:
             self.on_decision(event)
         # An allowed line gets the real shell's fd, to run argv (or the rewritten argv) with. A process
@@ -363,8 +374,15 @@ class DecisionService:
             return False  # a child shell, or an allowed shell that exec'd the line's last command in place
         return not (self.judge_child_shells and self._started_by_allowed_shell(pid))
 
+    def _without_timeline(self) -> None:
+        from .judge import Policy
+
+        policy = self.policy if isinstance(self.policy, Policy) else Policy(*self.policy)
+        self.policy = policy._replace(timeline=False)
+
     def _checkpoint(self, event: dict[str, Any]) -> str | None:
-        """The timeline's point before the line runs; a denial if it cannot be taken (fail closed)."""
+        """The timeline's point before the line runs; a denial if it cannot be taken (fail closed; once the
+        timeline is off, _answer judges the line again without the rules that needed it)."""
         try:
             self.timeline.checkpoint(str(event.get("command") or ""))
             return None

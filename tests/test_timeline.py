@@ -395,3 +395,15 @@ def test_a_read_write_folder_under_tmp_is_not_the_jails_scratch(jail: Jail) -> N
     assert (kept / "data").exists()
     check = json.loads(jail.cli("check", "-p", str(writable), "--json", "rm -rf /tmp/scratch").stdout)
     assert check["decision"] == "allow"  # the jail's own /tmp is still scratch
+
+
+def test_once_the_timeline_stopped_lines_that_need_no_undo_still_run(jail: Jail) -> None:
+    """A tree past the walk's depth stops the timeline: truncate is then asked (denied here, --ask deny)
+    like without a timeline, and an ordinary write runs as before."""
+    plant(jail.workspace)
+    result = session(jail, "mkdir -p \"$(printf 'd/%.0s' $(seq 300))\"", "truncate -s 0 src/main.rs",
+                     "echo still > works.txt")
+    assert result.stdout.split() == ["status", "0", "status", "126", "status", "0"], (result.stdout, result.stderr)
+    assert "destroys file contents" in result.stderr and "the timeline is off" in result.stderr
+    assert (jail.workspace / "works.txt").read_text() == "still\n"
+    assert (jail.workspace / "src" / "main.rs").read_text().startswith("fn main()")
