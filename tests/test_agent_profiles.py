@@ -66,6 +66,7 @@ def _write(path: Path, text: str) -> Path:
      "not inside a directory of agent.config_paths"),
     ('config_paths = ["{home}/.a/"]\n[agent.seed."{home}/.a/s.yml"]\nx = 1', "agent.seed", "ending in .json or .toml"),
     ('colour = "blue"', "agent.colour", "unknown key"),
+    ('copy_skip = ["{home}/.elsewhere/"]', "agent.copy_skip", "not inside a directory of agent.config_paths"),
 ])
 def test_bad_agent_keys_are_refused_with_file_and_line(tmp_path: Path, body: str, key: str, problem: str) -> None:
     path = _write(tmp_path / "bad.toml", f'extends = "claude-code"\n\n[agent]\n{body}\n')
@@ -73,7 +74,7 @@ def test_bad_agent_keys_are_refused_with_file_and_line(tmp_path: Path, body: str
         profile.load(str(path))
     text = str(caught.value)
     assert str(path) in text and key in text and problem in text, text
-    assert caught.value.line == 4 or key == "agent.seed", text
+    assert caught.value.line == 4 or key in ("agent.seed", "agent.copy_skip"), text
 
 
 def test_profile_show_writes_the_agent_table(tmp_path: Path, jail: Jail) -> None:
@@ -146,6 +147,9 @@ def test_copy_config_persists_across_runs_and_the_real_one_is_unchanged(jail: Ja
     (real / "settings.json").write_text('{"theme": "dark"}\n')
     (real / ".credentials.json").write_text('{"token": "login"}\n')
     os.mkfifo(real / "pipe")  # never opened by the copy
+    (real / "projects" / "-other-project").mkdir(parents=True)  # agent.copy_skip: not copied
+    (real / "projects" / "-other-project" / "session.jsonl").write_text("another project's transcript\n")
+    (real / "history.jsonl").write_text("a prompt of another project\n")
     helper = real / "helper"
     helper.write_text("#!/bin/sh\n")
     helper.chmod(0o4755)
@@ -169,6 +173,7 @@ def test_copy_config_persists_across_runs_and_the_real_one_is_unchanged(jail: Ja
     assert start["agent_config"] == {"mode": "copy", "paths": ["{home}/.claude/"], "copy": str(store / "home")}
     copied = store / "home/.claude"
     assert not (copied / ".credentials.json").exists() and not (copied / "pipe").exists()
+    assert not (copied / "projects" / "-other-project").exists() and not (copied / "history.jsonl").exists()
     assert not os.stat(copied / "helper").st_mode & (stat.S_ISUID | stat.S_ISGID)
     other = jail.root / "other"
     other.mkdir()

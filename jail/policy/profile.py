@@ -178,6 +178,8 @@ class Agent(NamedTuple):
     # what makes the agent's headless mode work without a person (an auth type, a trusted folder).
     seed: Mapping[str, Any] = MappingProxyType({})
     secrets: tuple[str, ...] = ()  # the key variables it reads: named in the hint when set but not passed
+    # Left out of the first copy (other projects' transcripts, prompt history, logs): private and large.
+    copy_skip: tuple[str, ...] = ()
 
 
 class Secrets(NamedTuple):
@@ -556,7 +558,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
                                 "default": _one_of(*DECISIONS), "judge_child_shells": _bool,
                                 "ask_timeout": _seconds, "rules": _rules, "programs": programs.validate}),
     "agent": (Agent, {"programs": _program_names, "config": _one_of(*AGENT_CONFIG), "config_paths": _home_paths,
-                      "seed": _seeds, "secrets": _variables}),
+                      "seed": _seeds, "secrets": _variables, "copy_skip": _home_paths}),
 }
 _TOP_LEVEL = {"extends": _string, "description": _string}
 _PATH_LISTS = ("read_only", "read_only_optional", "read_write", "tmpfs", "hidden")
@@ -834,6 +836,11 @@ def _validate(data: dict[str, Any], name: str, source: str, texts: dict[str, str
         if not any(path.startswith(directory) for directory in agent.config_paths if directory.endswith("/")):
             raise fail("agent", "seed", f"{path!r} is not inside a directory of agent.config_paths (one ending "
                                         "in \"/\"): a seed is written into the agent's copy")
+    for path in agent.copy_skip:
+        if not any(path.startswith(directory) and path != directory
+                   for directory in agent.config_paths if directory.endswith("/")):
+            raise fail("agent", "copy_skip", f"{path!r} is not inside a directory of agent.config_paths (one "
+                                             "ending in \"/\")")
     for index, path in enumerate(agent.config_paths):
         inside = [other for other in agent.config_paths[:index] + agent.config_paths[index + 1:]
                   if path.startswith(other.rstrip("/") + "/")]

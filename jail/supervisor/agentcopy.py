@@ -2,7 +2,8 @@
 
 On first use each place of agent.config_paths is copied from the real home into the store
 (agentconfig.store): directories, regular files and symlinks as links, never a FIFO, socket or
-device opened, never a setuid bit, nothing the profile hides (its credential files), bounded in
+device opened, never a setuid bit, nothing the profile hides (its credential files) or skips
+(agent.copy_skip: other projects' transcripts, prompt history), bounded in
 bytes and entries. After that the store is the jail's: it is never read back into the real home,
 and host-side code touches it only beneath a directory fd, without following a symlink, to add a
 seed file that is missing (its contents written by json or tomli_w, never through a link).
@@ -44,7 +45,8 @@ def prepare(profile: Profile, workspace: str, home: str) -> str | None:
         return None
     root = agentconfig.store(profile, workspace)
     values = {"home": home, "workspace": os.path.realpath(workspace), "user": os.path.basename(home)}
-    hidden = {os.path.normpath(expand(path, values)) for path in profile.filesystem.hidden}
+    hidden = {os.path.normpath(expand(path, values)) for path in (*profile.filesystem.hidden,
+                                                                  *profile.agent.copy_skip)}
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
         store = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
