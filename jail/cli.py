@@ -218,6 +218,15 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
                     "inside a removed tree (its last removal). Refused if something is at that path now.")
     trash_restore.add_argument("reference", metavar="ID|PATH")
     trash_restore.set_defaults(handler=_trash_restore)
+    trash_put = trash_commands.add_parser(
+        "put", help="move workspace files or trees to the trash, on the host (what the hook writes for rm)",
+        description="Without a jail (the Claude Code hook), `rm -rf src` in the workspace becomes `shelljail trash "
+                    "put -w WORKSPACE -f -- src`: src is moved, under the same rules as the jail's trash (no "
+                    "symlink or mount on the way, never the workspace itself), and `trash restore` puts it back.")
+    trash_put.add_argument("-w", "--workspace", default=None, help="the workspace (default: the current directory)")
+    trash_put.add_argument("-f", "--force", action="store_true", help="a path that does not exist is no error")
+    trash_put.add_argument("paths", nargs="+", metavar="PATH")
+    trash_put.set_defaults(handler=_trash_put)
 
     agent = commands.add_parser(
         "agent", help="the reference agent: a local model (Ollama) whose tools run in the jail",
@@ -682,6 +691,20 @@ def _trash_restore(args: argparse.Namespace) -> int:
         print(f"shelljail: {shown(problem)}", file=sys.stderr)
         return 1
     print(f"restored {shown(restored)}")
+    return 0
+
+
+def _trash_put(args: argparse.Namespace) -> int:
+    from jail.display import shown
+    from jail.errors import EXIT_REFUSED
+    from jail.recovery import trash
+
+    moved, problem = trash.put(args.workspace or os.getcwd(), args.paths, os.getcwd(), args.force)
+    for path in moved:
+        print(f"moved to the trash: {shown(path)} (shelljail trash restore {shown(path)})")
+    if problem:
+        print(f"shelljail: {shown(problem)}", file=sys.stderr)
+        return EXIT_REFUSED
     return 0
 
 

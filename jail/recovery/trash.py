@@ -768,6 +768,71 @@ def _remove_tree(parent: int, name: str, depth: int) -> None:
     os.rmdir(name, dir_fd=parent)
 
 
+# ---- the host side: `shelljail trash put`, for the hook (no jail, no decision service) -------------
+
+HOOK_STATE = "hook"  # the state of a session that only holds what `trash put` moved, on the host
+
+
+def put(workspace: str, paths: list[str], cwd: str, force: bool = False) -> tuple[list[str], str]:
+    """Move `paths` (files or whole trees, inside `workspace`) to the trash, restorable with `trash restore`;
+    (what was moved, "" or why the rest was not). The same rules as the jail's trash: beneath the workspace
+    fd, no symlink or mount on the way, never the workspace itself or the trash, nothing renamed over a name.
+
+    Every path is checked first: one outside the workspace refuses the whole command, nothing moved. The
+    entries belong to one session per workspace (state "hook"), made at the first put."""
+    from jail.display import shown
+
+    root = os.path.realpath(workspace)
+    if not os.path.isdir(root) or root == "/":
+        return [], f"the workspace {shown(workspace)} is not a directory shelljail can keep a trash in"
+    if not paths:
+        return [], "name the paths to move to the trash"
+    outside = [p for p in paths if _outside(root, os.path.join(cwd, p)) or p.rstrip("/") in (".", "..")
+               or p.rstrip("/").endswith(("/.", "/.."))]
+    if outside:
+        return [], (f"{shown(outside[0])} is not inside the workspace {shown(root)} (or is the workspace or its "
+                    "trash); nothing was moved")
+    log, in_workspace = _hook_session(root)
+    try:
+        trash = Trash(log.session, root, in_workspace, 0, lambda _relative: False, (), log)
+        outcome = trash.handle("rm", ["rm", "-r" + ("f" if force else ""), "--", *paths], cwd)
+    finally:
+        log.close()
+    moved = [os.path.join(root, p) for e in trash.entries for p in e["paths"]]
+    if outcome.real:
+        left = [a for a in outcome.argv[1:] if a != "--" and not a.startswith("-")] or paths
+        return moved, (f"{shown(left[0])} has a symlink or a mount on the way; it was not moved (delete it "
+                       "yourself if you mean to)")
+    return moved, outcome.stderr.strip()
+
+
+def _outside(root: str, path: str) -> bool:
+    """Not strictly inside `root` (lexically, as the trash's own check reads it), or in its trash."""
+    path = os.path.normpath(path)
+    if not path.startswith(root.rstrip("/") + "/"):
+        return True
+    return path[len(root.rstrip("/")) + 1:].split("/")[0] == WORKSPACE_TRASH
+
+
+def _hook_session(workspace: str) -> tuple[Any, bool]:
+    """The host session holding `trash put`'s entries for this workspace (made once), and whether its
+    files live in the workspace (the state directory on another filesystem: a move must be a rename)."""
+    from jail.supervisor.audit import AuditLog
+
+    found = next((s for s in sessions() if s.get("state") == HOOK_STATE and s.get("workspace") == workspace
+                  and _is_name(str(s.get("session", "")))), None)
+    log = AuditLog(session=found["session"]) if found else AuditLog()
+    if found is None:
+        log.state(state=HOOK_STATE, workspace=workspace, profile=None, argv=["shelljail", "trash", "put"],
+                  started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    base = trash_base()
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    in_workspace = os.stat(base).st_dev != os.stat(workspace).st_dev
+    if in_workspace:
+        _make_workspace_trash(workspace)
+    return log, in_workspace
+
+
 # ---- helpers ------------------------------------------------------------------------------------
 
 def _rm_arguments(args: list[str]) -> tuple[str | None, list[str]]:
