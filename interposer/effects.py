@@ -157,6 +157,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     elif name == "sysctl":
         writes += _sysctl_writes(args)
     writes += _output_options(name, args, cwd)
+    writes += _extracted(name, args, cwd)
 
     found_acts = acts(name, args, catalogue, KNOWN_PROGRAMS)
     for act in found_acts:
@@ -292,10 +293,10 @@ def credential_beneath(targets: tuple[Target, ...], place: Place) -> Target | No
     return None
 
 
-def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
-    """What `tar -c`/`-r`/`-u` puts in an archive (old-style `tar czf x.tgz dir` too), after any -C DIR."""
+def _tar_words(args: tuple[Word, ...]) -> list[Word]:
+    """tar's words with an old-style bundle (`tar czf ARCHIVE ...`) spelt out as options and their values."""
     words = list(args)
-    if words and words[0].literal and not words[0].value.startswith("-"):  # tar czf ARCHIVE ...: a bundle
+    if words and words[0].literal and not words[0].value.startswith("-"):
         bundle, words = words[0].value, words[1:]
         options: list[Word] = []
         for letter in bundle:
@@ -303,6 +304,37 @@ def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
             if f"-{letter}" in _TAR_VALUES and words:
                 options.append(words.pop(0))  # its value: the next word, in order
         words = options + words
+    return words
+
+
+def _extracted(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
+    """Where an archive is unpacked (`tar -xf x.tar -C /`, `unzip x.zip -d DIR`, `7z x -oDIR`): some of what
+    is under that directory is written, judged by the destination."""
+    if name in ("tar", "bsdtar", "gtar"):
+        words = _tar_words(args)
+        if not flags(tuple(words)) & {"-x", "--extract", "--get"}:
+            return []
+        destination = None
+        for index, word in enumerate(words):  # the last -C wins
+            if word.value in ("-C", "--directory") and index + 1 < len(words):
+                destination = words[index + 1]
+            elif word.value.startswith("--directory="):
+                destination = Word(word.value.split("=", 1)[1], word.literal, False, word.source)
+    elif name == "unzip":
+        destination = options.value(list(args), {"-d"})
+    elif name in ("7z", "7za", "7zr") and args and args[0].value in ("x", "e"):
+        given = next((w for w in args if w.value.startswith("-o") and len(w.value) > 2), None)
+        destination = Word(given.value[2:], given.literal, False, given.source) if given else None
+    else:
+        return []
+    if destination is None:
+        return [Target(os.path.normpath(cwd), None, "some")]
+    return [_target(destination, cwd, "some")]
+
+
+def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
+    """What `tar -c`/`-r`/`-u` puts in an archive (old-style `tar czf x.tgz dir` too), after any -C DIR."""
+    words = _tar_words(args)
     if not flags(tuple(words)) & {"-c", "-r", "-u", "--create", "--append", "--update"}:
         return []
     found: list[Target] = []
@@ -452,9 +484,12 @@ def _git_deletes(args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Progr
     if not operands:
         return []
     sub = operands[0].value
-    if sub == "clean" and ({"-f", "--force"} & flags(args)):
+    given = flags(args, grammar("git", catalogue))  # `clean -fenode`: -e's value is not -n
+    if given & {"-n", "--dry-run"}:
+        return []  # it only says what it would delete
+    if sub == "clean" and ({"-f", "--force"} & given):
         return [Target(cwd, None, contents="some")]  # untracked files only
-    if sub == "rm":
+    if sub == "rm" and "--cached" not in given:
         return [_target(w, cwd) for w in operands[1:]]
     return []
 
@@ -503,15 +538,14 @@ def _classes_of(path: str, contents: str, place: Place) -> set[str]:
     workspace = place.workspace
     found = {"any"} | _secret_classes(path, place)
     if path == workspace:
-        found.add("inside-workspace" if contents == "some" else "workspace-root")
+        found |= {"inside-workspace", "work"} if contents == "some" else {"workspace-root"}
         return found
     if path.startswith(workspace + "/"):
         found.add("inside-workspace")
         parts = path[len(workspace) + 1:].split("/")
         if ".git" in parts:
             found.add("git-dir")
-        elif is_cache_path("/".join(parts)):
-            found.add("cache")
+        found.add("cache" if ".git" not in parts and is_cache_path("/".join(parts)) else "work")
         return found
     if path == place.home or path.startswith(place.home + "/"):  # before scratch: a home under /tmp is a home
         found |= {"jail-home"} if _private(path, place) else {"home", "outside-workspace"}

@@ -101,7 +101,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     if worst.decision == "rewrite":
         from .rewrite import apply
 
-        rewritten = apply(line, rewrites)
+        rewritten = apply(line, rewrites, policy.workspace if policy.home_binds is None else None)
     return Decision(worst.decision, worst.reason, worst.rule, worst.alternative, tuple(commands),
                     bool(resolved.opaque), tuple(o.reason for o in resolved.opaque), resolved.parsers, rewritten)
 

@@ -195,6 +195,10 @@ class _Walker:
         redirects = [self._redirect(child, state) for child in node.children
                      if child.type.endswith("redirect")]
         produced = self.walk(body, state, piped_from) if body is not None else []
+        if body is None and redirects:  # `> ~/.bashrc`: a bare redirect truncates as `: > ~/.bashrc` does
+            self.commands.append(Command((), (), tuple(redirects), state.cwd, piped_from, self.context,
+                                         node.text.decode(errors="replace")))
+            return [len(self.commands) - 1]
         if not produced:
             return produced
         # tree-sitter attaches the trailing redirect of `a && b | c >f` to the whole list:

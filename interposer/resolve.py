@@ -247,8 +247,10 @@ class _Collector:
 
     def command(self, command: Command, argv: list[Word], via: tuple[str, ...], depth: int,
                 extra_args: bool = False) -> None:
-        if not argv:
-            return  # assignments and redirections only
+        if not argv:  # assignments and redirections only; `> ~/.bashrc` writes as `: > ~/.bashrc` does
+            if any(r.writes_file for r in command.redirects):
+                self.invocations.append(Invocation(":", (), command, via))
+            return
         if len(via) > MAX_WRAPPERS:  # each wrapper is one more level of this walk: 5,000 raised RecursionError
             self.opaque.append(Opaque(_TOO_MANY_WRAPPERS, command.text))
             return

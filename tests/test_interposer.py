@@ -67,8 +67,9 @@ def programs(line: str) -> list[list[str]]:
     'docker run --rm -v "$PWD":/src -w /src python:3.11 pytest',
     "docker run --rm -v /home/user/project:/app --mount type=bind,src=/tmp/cache,dst=/cache node:20 npm test",
 ])
-def test_ordinary_work_is_allowed(policy: Policy, line: str) -> None:
-    decision = judge(policy, line)
+def test_ordinary_work_is_allowed(jailed: Policy, line: str) -> None:
+    # In the jail: its rm moves workspace files to the trash (the hook rewrites them, tests/test_hook_families.py)
+    decision = judge(jailed, line)
     assert decision.decision == "allow", (line, decision.reason, decision.rule)
 
 
@@ -193,8 +194,8 @@ def test_force_push_becomes_force_with_lease(policy: Policy, line: str, rewritte
     ("find src -depth -type f -delete && ls", "find src -depth -type f -exec rm -d -f -- {} + && ls"),
     ("find . \\( -name a -o -name b \\) -delete", "find . -depth \\( -name a -o -name b \\) -exec rm -d -f -- {} +"),
 ])
-def test_find_delete_goes_through_the_trash(policy: Policy, line: str, rewritten: str) -> None:
-    decision = judge(policy, line)
+def test_find_delete_goes_through_the_trash(jailed: Policy, line: str, rewritten: str) -> None:
+    decision = judge(jailed, line)
     assert (decision.decision, decision.rule, decision.rewritten) == ("rewrite", "find-delete", rewritten)
 
 
@@ -485,10 +486,12 @@ def test_substitutions_run_too(policy: Policy) -> None:
     assert judge(policy, "for f in $(rm -rf ~); do :; done").rule == "delete-home"
 
 
-def test_cd_is_followed_within_the_line(policy: Policy) -> None:
+def test_cd_is_followed_within_the_line(policy: Policy, jailed: Policy) -> None:
     assert judge(policy, "cd /etc && rm -rf ssl").rule == "delete-outside-workspace"
-    assert judge(policy, "cd build && rm -rf ../src").decision == "allow"
-    assert judge(policy, "(cd /etc); rm -rf ssl").decision == "allow"  # a subshell's cd stays inside it
+    assert judge(jailed, "cd build && rm -rf ../src").decision == "allow"
+    assert judge(policy, "cd build && rm -rf ../src").rewritten == "cd build && shelljail trash put -w " \
+        f"{WORKSPACE} -f -- ../src"  # the hook: the same path, through the trash
+    assert judge(jailed, "(cd /etc); rm -rf ssl").decision == "allow"  # a subshell's cd stays inside it
     assert judge(policy, "cd; rm -rf .cache").rule == "delete-home"
 
 

@@ -373,10 +373,10 @@ def _kind(value: Any) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-PATH_CLASSES = ("outside-workspace", "home", "jail-home", "root", "workspace-root", "inside-workspace", "git-dir",
-                "cache", "scratch", "unknown", "any", "dotenv", "credentials", "startup")
+PATH_CLASSES = ("outside-workspace", "home", "jail-home", "root", "workspace-root", "inside-workspace", "work",
+                "git-dir", "cache", "scratch", "unknown", "any", "dotenv", "credentials", "startup")
 DECISIONS = ("allow", "deny", "ask")
-REWRITES = ("snapshot", "force-with-lease", "trash")
+REWRITES = ("snapshot", "force-with-lease", "trash", "host-trash")
 WHERES = ("jail", "host", "timeline")  # a rule's `where` ("timeline": a jail whose workspace has one)
 _RULE_MATCHERS = {"command", "subcommand", "flags", "args", "deletes", "writes", "reads", "mentions", "sends",
                   "stdin_from", "via", "acts"}
