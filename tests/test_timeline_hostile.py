@@ -89,3 +89,26 @@ def test_a_read_only_directory_is_restored_with_its_files_for_an_ordinary_user(n
     assert stat.S_IMODE((jail.workspace / "ro").stat().st_mode) == 0o555
     for directory in (jail.workspace / "ro", jail.workspace / "ro" / "sub"):  # for the fixture's cleanup
         directory.chmod(0o755)
+
+
+
+def test_undo_reads_no_file_past_the_timelines_file_limit(jail: Jail) -> None:
+    # Points keep files up to timeline.max_file_bytes; undo, recording what is there first, read every
+    # file it had no point for whole, with no limit. The jail turns the timeline off (a tree too deep:
+    # no more points, not even the last), then in the background swaps the tree for a sparse 15 GB file
+    # (it costs no disk): `shelljail undo` (or the dashboard) read it all into memory.
+    import resource
+
+    deep = "d/" * 300
+    result = session(jail, f"mkdir -p {deep}; (sleep 2; rm -rf d; truncate -s 15G big) >/dev/null 2>&1 &",
+                     "true", "py:import time, os\nwhile not os.path.exists('big'): time.sleep(0.1)")
+    assert result.stdout.count("status 0") == 2, (result.stdout, result.stderr)
+    assert (jail.workspace / "big").stat().st_size == 15 << 30
+
+    def small() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    undone = subprocess.run([*jail.command, "undo"], capture_output=True, text=True, timeout=300, env=jail.env(),
+                            cwd=jail.workspace, stdin=subprocess.DEVNULL, preexec_fn=small)
+    assert undone.returncode == 1 and "nothing was changed (--force overwrites)" in undone.stderr, \
+        undone.stderr[-2000:]

@@ -56,6 +56,7 @@ LINE_LIMIT = 256 << 20  # bytes of one point's line read back
 FULL_EVERY = 16  # every so many points walk everything, whatever inotify said
 MERGE_AT = 0.9  # of timeline.max_bytes: before a point, the oldest points are merged away ...
 MERGE_TO = 0.5  # ... until what the rest needs is at most this share
+UNDO_FILE_BYTES = 64 << 20  # a file undo reads, for a timeline that does not say its own limit
 _WORKSPACE = STRICT | RESOLVE_NO_XDEV  # never a symlink, never into another mount
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 WORKSPACE_TRASH = ".shelljail-trash"
@@ -409,7 +410,7 @@ class Timeline:
         else:  # a rescan: only what it touched can differ
             changes = {p: entries.get(p) for p in touched if entries.get(p) is not self.state.get(p)}
         self.points += 1
-        extra = {"skip": list(self.covered)} if what == "start" else {}
+        extra = {"skip": list(self.covered), "max_file_bytes": self.max_file_bytes} if what == "start" else {}
         append_point(self.directory, {"point": self.points, "what": what, "time": time.time(), "command": command,
                                       "changes": changes, "stored": self.store.taken(), **extra})
         self.state = entries
@@ -514,7 +515,7 @@ def merge_oldest(directory: str, target: float) -> list[int]:
             os.close(out)
         dropped = [number_of(p, i) for i, p in enumerate(points[:first])]
         kept = [{**points[first], "changes": dict(states[first]), "stored": moved, "merged": dropped,
-                 "skip": points[0].get("skip", [])}]
+                 "skip": points[0].get("skip", []), "max_file_bytes": points[0].get("max_file_bytes")}]
         kept += [{**point, "stored": {}} for point in points[first + 1:]]
         temporary = os.path.join(directory, f".{POINTS_NAME}.{os.getpid()}")
         with open(temporary, "wb") as f:
@@ -819,12 +820,16 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
     number = rows[-1] if to is None else to
     target, recorded = state_at(points, index_of(points, number)), state_at(points, -1)
     covered = tuple(str(c) for c in points[0].get("skip", ()) if isinstance(c, str))
+    # What undo records of the present is read whole into memory: never past the session's own limit
+    # (a sparse file the jail left costs no disk, and could be any size).
+    limit = points[0].get("max_file_bytes")
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else UNDO_FILE_BYTES
     skip = skipper(covered, is_cache_path)
     store = Store(directory, 1 << 62, places(points))  # the present undo records: kept whatever the cap
     try:
         root = os.open(workspace, _DIRECTORY)
         try:
-            present = Walk(root, store, recorded, skip, 1 << 62).run()
+            present = Walk(root, store, recorded, skip, limit).run()
         finally:
             os.close(root)
         chosen = tuple(p.strip("/") for p in paths)
@@ -847,7 +852,7 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
         restore.apply(target, present, touched)
         root = os.open(workspace, _DIRECTORY)
         try:
-            after = Walk(root, store, present, skip, 1 << 62).run()
+            after = Walk(root, store, present, skip, limit).run()
         finally:
             os.close(root)
         changes = {p: e for p, e in after.items() if present.get(p) is not e}
