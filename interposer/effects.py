@@ -125,7 +125,8 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
             deletes.append(unknown_extra)
     elif name in ("cp", "ln", "install", "rsync", "scp"):
         operands = targets(_operands(name, args, catalogue))
-        if operands:
+        dry_run = name == "rsync" and flags(args, grammar(name, catalogue)) & {"-n", "--dry-run"}
+        if operands and not dry_run:  # rsync -n only says what it would copy and delete
             writes.append(operands[-1])
             if name == "rsync" and any(f.startswith("--delete") for f in flags(args)):
                 deletes.append(operands[-1]._replace(contents="some"))

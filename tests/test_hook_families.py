@@ -128,7 +128,8 @@ HOOK_PARITY = [
     ("7z x x.7z -o/etc", "deny", "write-outside-workspace", ""),
 ]
 HOOK_ALLOWED = ["rm -rf node_modules target", "rmdir build", "mv a.txt b.txt", "git rm src/a.py", "> notes.txt",
-                "tar -xf x.tar -C build", "tar xf x.tar", "unzip x.zip -d out", "tar -tf x.tar", "git clean -n"]
+                "tar -xf x.tar -C build", "tar xf x.tar", "unzip x.zip -d out", "tar -tf x.tar", "git clean -n",
+                "git rm -n -r src", "rsync -an --delete backup/ src/", "rsync -a --dry-run --delete src/ /etc/"]
 
 
 def _decide(line: str, workspace: Path, jailed: bool) -> Decision:
