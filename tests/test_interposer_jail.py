@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Jail
+from conftest import Jail, guarded
 
 pytestmark = pytest.mark.jail
 
@@ -165,3 +165,16 @@ def test_directories_of_killed_supervisors_are_removed(tmp_path: Path, monkeypat
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     made = rundir.private_directory()
     assert not stale.exists() and alive.exists() and os.path.dirname(made) == str(tmp_path)
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('ssh deploy@h "rm -rf $X/*"', "deletes /,"),  # $X unset in the jail's shell: rm -rf /* on the other side
+    ("docker exec web rm -rf /data", "deletes /data,"),
+    ("pwsh -Command 'Remove-Item -Recurse -Force C:\\Users\\me'", "deletes /mnt/c/Users/me,"),
+    ("cmd.exe /c 'rd /s /q C:\\'", "deletes /mnt/c,"),
+])
+def test_remote_and_windows_commands_are_judged_in_the_jail(jail: Jail, line: str, reason: str) -> None:
+    """Issue #23 families 4 and 5: what runs elsewhere is judged by the jail's own shell, before it runs."""
+    result = run(jail, "c", "bash", "-c", guarded(line))
+    assert result.returncode == 126, (result.stdout, result.stderr)
+    assert result.stderr.startswith("shelljail: denied: ") and reason in result.stderr, result.stderr
