@@ -8,6 +8,11 @@ or, for a rewrite, `allow` with `updatedInput` holding the safer command.
 An `allow` says nothing, leaving the decision to Claude Code's own
 permission rules.
 
+It judges with host semantics (the real home, the real root, no jail's `rm`
+under the line): a delete inside the workspace is rewritten to `shelljail
+trash put` (rewrite.py, `host-trash`), and what cannot be made safe so is
+asked (profiles/base.toml, rules with `where = ["host"]`).
+
 It fails closed. Claude Code blocks a tool call only when the hook exits 2
 (its stderr is the reason the model reads) or answers `deny`; any other
 failure, exit 1 included, lets the call go ahead. So every failure here is
