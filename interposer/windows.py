@@ -262,6 +262,8 @@ def _ps_statement(words: list[_PsWord]) -> tuple[str, str]:
     if len(words) >= 2 and words[-2].bare and words[-2].text in (">", ">>", "2>", "2>>", "*>", "*>>"):
         redirect = f" {'>>' if words[-2].text.endswith('>>') else '>'} {_bash_word(words[-1])}"
         words = words[:-2]
+    if not words:
+        return "true" + redirect, ""  # `> file` alone truncates it
     head = words[0]
     if head.unknown or not head.bare:
         return "", f"a command named by {head.text!r} is not read"
@@ -470,7 +472,7 @@ def _cmd_statement(words: list[_PsWord]) -> tuple[str, str]:
     if words and words[-1].bare and re.fullmatch(r"\d?>>?", words[-1].text):
         return "", "a redirection without a target is not read"
     if not words:
-        return "", ""
+        return ("true" + redirect) if redirect else "", ""  # `> file` alone truncates it
     head = words[0]._replace(text=words[0].text.lstrip("@"))
     if head.unknown:
         return "", f"a command named by {head.text!r} is not read"
