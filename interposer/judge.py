@@ -19,6 +19,7 @@ from .destinations import check, destinations, is_socket_path
 from .effects import ONLY_READING, Effects, Place, Target, classes, credential_beneath, effects, find_roots, flags
 from .programs.catalogue import grammar, programs
 from .programs.options import operands
+from .remote import elsewhere
 from .resolve import Invocation, Opaque, resolve
 
 SEVERITY = {"allow": 0, "rewrite": 1, "ask": 2, "deny": 3}
@@ -82,6 +83,9 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
         if policy.network is not None:  # /dev/tcp/HOST/PORT is a connection, judged as one (destinations.py)
             found = found._replace(writes=tuple(t for t in found.writes if not is_socket_path(t.path)))
         verdict = _judge(invocation, found, place, policy.interposer, catalogue)
+        remote_step = elsewhere(invocation.via)
+        if remote_step is not None and verdict.decision != "allow":  # the model must see where it would run
+            verdict = verdict._replace(reason=f"{verdict.reason} (run by {remote_step})")
         if policy.network is not None and verdict.decision != "deny":
             verdict = _reachable(invocation, policy.network) or verdict
         verdicts.append(verdict)

@@ -74,6 +74,11 @@ def remote(name: str, args: Sequence[Word], home: str) -> Remote | None:
     return None
 
 
+def elsewhere(via: Sequence[str]) -> str | None:
+    """The remote step a command was reached through (`ssh h`, `docker exec web`), for its reason."""
+    return next((step for step in via if step.split()[0] in PROGRAMS or step.startswith("gcloud ssh")), None)
+
+
 def joined(words: Sequence[Word]) -> Word:
     """Words as ssh sends them: one line, joined with spaces, for the remote shell to split again."""
     return Word(" ".join(w.value for w in words), all(w.literal for w in words), False,

@@ -272,3 +272,9 @@ def test_the_hooks_rewritten_rm_really_moves_the_tree_to_the_trash(tmp_path: Pat
                           env=env, capture_output=True, text=True, timeout=60)
     assert back.returncode == 0, back.stderr
     assert (project / "src" / "deep" / "keep.txt").read_text() == "canary\n"
+
+
+def test_a_remote_denial_says_where_it_would_run(workspace: Path) -> None:
+    assert _decide('ssh deploy@h "rm -rf $X/*"', workspace, False).reason.endswith("(run by ssh deploy@h)")
+    assert _decide("kubectl exec web-1 -- rm -rf /data", workspace, False).reason.endswith(
+        "(run by kubectl exec web-1)")
