@@ -407,3 +407,22 @@ def test_once_the_timeline_stopped_lines_that_need_no_undo_still_run(jail: Jail)
     assert "destroys file contents" in result.stderr and "the timeline is off" in result.stderr
     assert (jail.workspace / "works.txt").read_text() == "still\n"
     assert (jail.workspace / "src" / "main.rs").read_text().startswith("fn main()")
+
+
+def test_the_cap_counts_the_points_lines_too(jail: Jail) -> None:
+    """touch of many files stores no content, only a line of metadata per command: the cap holds all the
+    same (merged, then stopped), where before the lines grew without bound."""
+    many = jail.workspace / "many"
+    many.mkdir()
+    for index in range(3000):
+        (many / f"f{index:05d}").write_text("x")
+    capped = jail.root / "capped.toml"
+    capped.write_text('extends = "coding-agent"\n[timeline]\nmax_bytes = "300K"\n')
+    lines = [f"touch -d @{1_000_000 + n} many/*" for n in range(20)]
+    result = session(jail, *lines, options=("-p", str(capped)))
+    assert result.stdout.count("status 0") == 20, (result.stdout, result.stderr)
+    session_id = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
+    timeline = jail.home / ".local" / "state" / "shelljail" / "sessions" / session_id / "timeline"
+    used = sum(p.stat().st_size for p in timeline.rglob("*") if p.is_file())
+    line = max(len(x) for x in (timeline / "points.jsonl").read_bytes().splitlines())
+    assert used <= 300 * 1024 + line, (used, line)

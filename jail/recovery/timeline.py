@@ -394,7 +394,7 @@ class Timeline:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
                 self.store = Store(self.directory, self.max_bytes)
                 self.watcher = Watcher()
-            if self.store.bytes > self.max_bytes * MERGE_AT:
+            if self._used() > self.max_bytes * MERGE_AT:
                 self._make_room()
             root = os.open(self.workspace, _DIRECTORY)
             try:
@@ -414,7 +414,7 @@ class Timeline:
         append_point(self.directory, {"point": self.points, "what": what, "time": time.time(), "command": command,
                                       "changes": changes, "stored": self.store.taken(), **extra})
         self.state = entries
-        if self.store.full:
+        if self.store.full or self._used() > self.max_bytes:
             self._turn_off(f"the timeline holds {self.store.bytes} bytes, near its cap (timeline.max_bytes = "
                            f"{self.max_bytes}): what changed after the point before was not all kept, and later "
                            "points are not taken")
@@ -436,6 +436,15 @@ class Timeline:
         entries = walk.run()
         self.children = walk.children
         return entries, None
+
+    def _used(self) -> int:
+        """The timeline's bytes on disk: the packs and the points' own lines (a `touch` of many files adds
+        a line per command and no content)."""
+        try:
+            points = os.stat(os.path.join(self.directory, POINTS_NAME)).st_size
+        except FileNotFoundError:
+            points = 0
+        return (self.store.bytes if self.store is not None else 0) + points
 
     def _make_room(self) -> None:
         """Merge the oldest points away (their states are lost, the newer ones kept) and rewrite the store
@@ -476,19 +485,30 @@ def merge_oldest(directory: str, target: float) -> list[int]:
     into one new pack, points.jsonl is replaced whole (rename), then the old packs go. Returns the
     numbers of the points merged away."""
     points = read_points(directory)
-    where, states = places(points), states_of(points)
+    where = places(points)
+    changed = [{e["keep"] for e in p["changes"].values() if isinstance(e, dict) and e.get("keep")} for p in points]
 
     def needed(first: int) -> set[str]:
-        keeps = {e["keep"] for e in states[first].values() if e.get("keep")}
-        for point in points[first + 1:]:
-            keeps.update(e["keep"] for e in point["changes"].values() if isinstance(e, dict) and e.get("keep"))
-        return keeps
+        """What points[first:] need: its state's contents and those its later points changed to."""
+        keeps = {e["keep"] for e in state_at(points, first).values() if e.get("keep")}
+        return keeps.union(*changed[first + 1:])
 
-    first = 0
-    while first < len(points) - 1 and sum(where[d][2] for d in needed(first) if d in where) > target:
-        first += 1
+    def fits(first: int) -> bool:
+        return sum(where[d][2] for d in needed(first) if d in where) <= target
+
+    # needed() only shrinks as `first` grows: the first point that fits, by bisection (each try one pass over
+    # the points, never a state per point: a long session in a large tree must not take the memory of both).
+    low, high = 0, len(points) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    first = low
     if first == 0:
         return []
+    state = state_at(points, first)
     live = sorted(d for d in needed(first) if d in where)
     packs = os.open(os.path.join(directory, PACKS_NAME), _DIRECTORY | os.O_NOFOLLOW)
     try:
@@ -514,7 +534,7 @@ def merge_oldest(directory: str, target: float) -> list[int]:
         finally:
             os.close(out)
         dropped = [number_of(p, i) for i, p in enumerate(points[:first])]
-        kept = [{**points[first], "changes": dict(states[first]), "stored": moved, "merged": dropped,
+        kept = [{**points[first], "changes": state, "stored": moved, "merged": dropped,
                  "skip": points[0].get("skip", []), "max_file_bytes": points[0].get("max_file_bytes")}]
         kept += [{**point, "stored": {}} for point in points[first + 1:]]
         temporary = os.path.join(directory, f".{POINTS_NAME}.{os.getpid()}")
