@@ -887,41 +887,44 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
 
 DIFF_FILES = 20  # files shown with a diff per command
 DIFF_BYTES = 256 << 10  # a larger file, or one that is not text, is named, not diffed
+DIFF_PAGE_BYTES = 4 << 20  # diff text for one page in all
 
 
-def command_diffs(session_directory: str, point: int) -> list[tuple[str, str]]:
-    """What the command at `point` changed, file by file: (a line "A|M|D path", its unified diff or "").
-    Contents come from the store (checked against their digests), never from the workspace."""
+def command_diffs(session_directory: str, wanted: set[int], budget: int = DIFF_PAGE_BYTES
+                  ) -> dict[int, list[tuple[str, str]]]:
+    """What the commands at the `wanted` points changed, file by file: point -> [(a line "A|M|D path", its
+    unified diff or "")], in one pass over the points, the diffs' text bounded by `budget` bytes in all
+    (past it, files are named only). Contents come from the store (checked against their digests)."""
     import difflib
 
     directory = timeline_directory(session_directory)
     points = read_points(directory)
-    try:
-        index = index_of(points, point)
-    except TimelineError:
-        return []
-    if index + 1 >= len(points):
-        return []
-    before = state_at(points, index)
-    change = summary(points[index + 1]["changes"], before)
-    after = dict(before)
-    apply_point(after, points[index + 1])
     store = Store(directory, 1 << 62, places(points))
-    shown_files: list[tuple[str, str]] = []
+    found: dict[int, list[tuple[str, str]]] = {}
+    state: dict[str, Entry] = {}
     try:
-        for mark, key in (("A", "added"), ("M", "changed"), ("D", "deleted")):
-            for path in change[key]:
-                if len(shown_files) >= DIFF_FILES:
-                    return shown_files
-                old, new = _text_of(store, before.get(path)), _text_of(store, after.get(path))
-                text = ""
-                if old is not None and new is not None:
-                    text = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                                        f"a/{path}", f"b/{path}"))
-                shown_files.append((f"{mark} {path}", text))
+        for index, point in enumerate(points):
+            apply_point(state, point)
+            if number_of(point, index) not in wanted or index + 1 >= len(points):
+                continue
+            before, after = state, dict(state)
+            apply_point(after, points[index + 1])
+            change = summary(points[index + 1]["changes"], before)
+            files: list[tuple[str, str]] = []
+            for mark, key in (("A", "added"), ("M", "changed"), ("D", "deleted")):
+                for path in change[key][:DIFF_FILES - len(files)]:
+                    text = ""
+                    if budget > 0:
+                        old, new = _text_of(store, before.get(path)), _text_of(store, after.get(path))
+                        if old is not None and new is not None:
+                            text = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                                f"a/{path}", f"b/{path}"))
+                            budget -= len(text)
+                    files.append((f"{mark} {path}", text))
+            found[number_of(point, index)] = files
     finally:
         store.close()
-    return shown_files
+    return found
 
 
 def _text_of(store: Store, entry: Entry | None) -> str | None:

@@ -122,6 +122,9 @@ def overlay_of(session: str) -> tuple[Any, list[tuple[str, str]]] | None:
     return target, [(f"{c.kind} {c.path}", overlay.unified(c, target.workspace)) for c in changes]
 
 
+SHOWN_COMMANDS = 50  # commands of a timeline shown with their files and diffs; older ones by their summary
+
+
 def timeline_of(session: str) -> list[dict[str, Any]] | None:
     """A session's commands with what each changed and its diffs (None: the session has no timeline)."""
     from jail.recovery import timeline
@@ -130,8 +133,10 @@ def timeline_of(session: str) -> list[dict[str, Any]] | None:
         audit.find(session)
         directory = os.path.join(audit.state_home(), session)
         rows = timeline.commands(timeline.read_points(timeline.timeline_directory(directory)))
+        shown = {row["point"] for row in rows[-SHOWN_COMMANDS:] if row["changes"]}  # the newest, with diffs
+        diffs = timeline.command_diffs(directory, shown)
         for row in rows:
-            row["diffs"] = timeline.command_diffs(directory, row["point"]) if row["changes"] else []
+            row["diffs"] = diffs.get(row["point"], [])
     except (LookupError, OSError, timeline.TimelineError):
         return None
     return rows
