@@ -426,3 +426,13 @@ def test_the_cap_counts_the_points_lines_too(jail: Jail) -> None:
     used = sum(p.stat().st_size for p in timeline.rglob("*") if p.is_file())
     line = max(len(x) for x in (timeline / "points.jsonl").read_bytes().splitlines())
     assert used <= 300 * 1024 + line, (used, line)
+
+
+def test_a_write_through_a_second_link_in_a_cache_is_seen(jail: Jail) -> None:
+    """A hard link in a cache folder (left out, unwatched): a write through it changes a workspace file with
+    no inotify event where the timeline watches; the checkpoint lists the linked file's folder anyway."""
+    result = session(jail, "mkdir node_modules && echo one > a.txt && ln a.txt node_modules/x",
+                     "echo two > node_modules/x", "echo three > a.txt")
+    assert result.stdout.count("status 0") == 3, (result.stdout, result.stderr)
+    assert jail.cli("undo").returncode == 0  # before the last command
+    assert (jail.workspace / "a.txt").read_text() == "two\n"

@@ -86,16 +86,21 @@ class Walk:
         self.entries: dict[str, Entry] = {}
         self.children: dict[str, set[str]] = {}  # a directory's prefix ("" or "a/b/") -> the names recorded in it
         self.touched: set[str] = set()  # paths a rescan set or dropped: the only ones that can have changed
+        # Files with more than one link: a write through another name (in a cache, outside the workspace)
+        # reaches no watched directory, so a rescan lists their directories whatever inotify said.
+        self.linked: set[str] = set()
 
     def run(self) -> dict[str, Entry]:
         self._directory(os.dup(self.root), "", 0, True)
         return self.entries
 
-    def rescan(self, dirty: set[str], children: dict[str, set[str]]) -> dict[str, Entry]:
+    def rescan(self, dirty: set[str], children: dict[str, set[str]], linked: set[str]) -> dict[str, Entry]:
         """The entries with only the `dirty` directories listed again; `children` the index of the walk
         before. A directory that is gone or no longer a directory makes it raise Stale (walk everything)."""
         self.entries = dict(self.known)
         self.children = dict(children)  # its sets are replaced, never changed in place: shared safely
+        self.linked = set(linked)
+        dirty = dirty | {path.rpartition("/")[0] + "/" if "/" in path else "" for path in linked}
         for prefix in sorted(dirty, key=len):  # parents first: a new directory's walk covers its children
             if prefix not in self.children:
                 if prefix.rstrip("/") in self.entries or not prefix:
@@ -141,6 +146,10 @@ class Walk:
                     self._forget(relative)
                 self.entries[relative] = self._entry(fd, name, relative, st)
                 self.touched.add(relative)
+                if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                    self.linked.add(relative)
+                else:
+                    self.linked.discard(relative)
                 present.add(name)
                 if stat.S_ISDIR(st.st_mode) and (recurse or was is None or was["type"] != "dir" or
                                                  relative + "/" not in self.children):
@@ -159,6 +168,7 @@ class Walk:
         """A path gone from its directory, and, if it was one, everything recorded under it."""
         entry = self.entries.pop(relative, None)
         self.touched.add(relative)
+        self.linked.discard(relative)
         if entry is not None and entry["type"] == "dir":
             for name in self.children.pop(relative + "/", set()):
                 self._forget(relative + "/" + name)
@@ -353,6 +363,7 @@ class Timeline:
         self.baseline: threading.Thread | None = None
         self.watcher: Watcher | None = None
         self.children: dict[str, set[str]] = {}  # the last walk's index of directories
+        self.linked: set[str] = set()  # the last walk's files with more than one link (Walk.linked)
 
     def start(self) -> None:
         """The first point, in a thread: the jail starts meanwhile (the first command waits for it)."""
@@ -427,14 +438,14 @@ class Timeline:
         dirty = self.watcher.changed()
         if dirty is not None and what == "command" and self.points % FULL_EVERY:
             try:
-                entries = walk.rescan(dirty, self.children)
-                self.children = walk.children
+                entries = walk.rescan(dirty, self.children, self.linked)
+                self.children, self.linked = walk.children, walk.linked
                 return entries, walk.touched
             except Stale:
                 walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes, self.watcher)
         self.watcher.reset()
         entries = walk.run()
-        self.children = walk.children
+        self.children, self.linked = walk.children, walk.linked
         return entries, None
 
     def _used(self) -> int:
