@@ -300,7 +300,8 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
                     "session, is not overwritten: undo refuses, changing nothing, unless --force. "
                     "The session must have ended.")
     undo.add_argument("session", nargs="?", help="a session id or prefix (default: the newest)")
-    undo.add_argument("--to", type=int, metavar="N", help="the checkpoint before command N (shelljail timeline)")
+    undo.add_argument("--to", type=int, metavar="N",
+                      help="the checkpoint before command N (shelljail timeline); 1: as the session started")
     undo.add_argument("--force", action="store_true", help="overwrite files changed since the session too")
     undo.set_defaults(handler=_undo)
     restore = commands.add_parser(
