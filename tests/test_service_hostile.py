@@ -115,9 +115,12 @@ def test_a_preview_reads_the_old_content_as_the_jail_sees_it(jail: Jail, tmp_pat
         plant(jail, "mkfifo data.txt")
     state = tmp_path / "state"
     env = jail.env(XDG_STATE_HOME=str(state))
-    # truncate asks a person; with no terminal the question waits for `shelljail approvals`.
-    process = subprocess.Popen([*SHELLJAIL, "run", "-w", str(jail.workspace), "--", "/bin/bash", "-c",
-                                "truncate -s 0 data.txt"], env=env, stdin=subprocess.DEVNULL,
+    # truncate asks a person (without the timeline, which would make it undoable and so unasked); with
+    # no terminal the question waits for `shelljail approvals`.
+    no_timeline = tmp_path / "no-timeline.toml"
+    no_timeline.write_text('extends = "coding-agent"\n[timeline]\nenabled = false\n')
+    process = subprocess.Popen([*SHELLJAIL, "run", "-p", str(no_timeline), "-w", str(jail.workspace), "--",
+                                "/bin/bash", "-c", "truncate -s 0 data.txt"], env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         listing, request = "", ""
