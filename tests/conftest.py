@@ -14,6 +14,8 @@ import pytest
 
 SHELLJAIL = [sys.executable, "-m", "jail.cli"]
 PROJECT = Path(__file__).resolve().parent.parent
+# coding-agent without the timeline: the profile for tests that need truncate or chmod -R to ask a person.
+ASKS = str(PROJECT / "tests" / "data" / "profiles" / "asks.toml")
 JUDGE_WORKSPACE, JUDGE_HOME = "/home/user/project", "/home/user"
 NOBODY = 65534
 NAMESPACES = ("user", "mnt", "pid")

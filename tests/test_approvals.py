@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Jail
+from conftest import ASKS, Jail
 
 ASKING = "truncate -s 0 data.txt; echo finished=$?"  # truncate is an `ask` in the default rules
 
@@ -22,7 +22,8 @@ def jail(tmp_path: Path) -> Jail:
 
 def start(jail: Jail, state: Path, *options: str) -> subprocess.Popen:
     # A new session: no controlling terminal, so nobody is asked on a tty by accident.
-    return subprocess.Popen([sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), *options, "--",
+    return subprocess.Popen([sys.executable, "-m", "jail.cli", "run", "-p", ASKS, "-w", str(jail.workspace), *options,
+                             "--",
                              "/bin/bash", "-c", ASKING], env=jail.env(XDG_STATE_HOME=str(state)),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -82,7 +83,7 @@ def test_a_denial_from_another_process_gives_126(jail: Jail, tmp_path: Path) -> 
 def test_an_unanswered_question_is_denied_after_the_timeout(jail: Jail, tmp_path: Path) -> None:
     state = tmp_path / "state"
     profile = tmp_path / "p.toml"
-    profile.write_text('extends = "coding-agent"\n[interposer]\nask_timeout = 1\n')
+    profile.write_text(f'extends = "{ASKS}"\n[interposer]\nask_timeout = 1\n')
     started = time.monotonic()
     run = start(jail, state, "-p", str(profile))
     _, err = run.communicate(timeout=30)
@@ -123,7 +124,8 @@ def test_the_person_at_the_terminal_answers_with_the_preview_in_view(jail: Jail,
     """Through a pty that is the run's controlling terminal (the agent's stdin is not asked)."""
     from conftest import answer_on_a_terminal
 
-    argv = [sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--", "/bin/bash", "-c", ASKING]
+    argv = [sys.executable, "-m", "jail.cli", "run", "-p", ASKS, "-w", str(jail.workspace), "--", "/bin/bash", "-c",
+            ASKING]
     status, seen = answer_on_a_terminal(argv, jail.env(XDG_STATE_HOME=str(tmp_path / "state")), b"[d]eny?", b"o\n")
     assert b"-precious" in seen and b"shelljail: approve?" in seen  # the diff, then the question
     assert status == 0 and b"finished=0" in seen, seen.decode(errors="replace")
@@ -171,7 +173,8 @@ def test_an_answer_from_elsewhere_closes_the_question_on_the_terminal(jail: Jail
     """The jail is paused while the terminal is asked: approved with `shelljail approve` instead, the
     terminal stops waiting for a line, the jail goes on, and nobody has to press Enter."""
     state = tmp_path / "state"
-    argv = [sys.executable, "-m", "jail.cli", "run", "-w", str(jail.workspace), "--", "/bin/bash", "-c", ASKING]
+    argv = [sys.executable, "-m", "jail.cli", "run", "-p", ASKS, "-w", str(jail.workspace), "--", "/bin/bash", "-c",
+            ASKING]
     pid, fd = _on_a_terminal(argv, jail.env(XDG_STATE_HOME=str(state)))
     try:
         seen = _read_until(fd, b"[d]eny? ")
@@ -189,7 +192,7 @@ def test_an_answer_from_elsewhere_closes_the_question_on_the_terminal(jail: Jail
 def test_an_unanswered_question_on_the_terminal_is_denied_and_the_jail_goes_on(jail: Jail, tmp_path: Path) -> None:
     state = tmp_path / "state"
     profile = tmp_path / "p.toml"
-    profile.write_text('extends = "coding-agent"\n[interposer]\nask_timeout = 2\n')
+    profile.write_text(f'extends = "{ASKS}"\n[interposer]\nask_timeout = 2\n')
     argv = [sys.executable, "-m", "jail.cli", "run", "-p", str(profile), "-w", str(jail.workspace), "--",
             "/bin/bash", "-c", ASKING]
     pid, fd = _on_a_terminal(argv, jail.env(XDG_STATE_HOME=str(state)))

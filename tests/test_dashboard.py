@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SHELLJAIL, Jail, sleepers
+from conftest import ASKS, SHELLJAIL, Jail, sleepers
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("SHELLJAIL_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
@@ -167,7 +167,7 @@ def test_a_decision_appears_in_the_live_view_within_a_second(jail: Jail, dashboa
 def _asking(jail: Jail, page) -> tuple[subprocess.Popen, object]:  # noqa: ANN001
     """A jailed command that waits for a person (chmod -R on the workspace is an ask), and its request
     as the page shows it."""
-    run = _start(jail, "chmod -R u+w . && echo ran > approved.txt", "--ask", "tty")
+    run = _start(jail, "chmod -R u+w . && echo ran > approved.txt", "--ask", "tty", "-p", ASKS)
     request = page.locator("li.approval", has_text="chmod -R u+w .")
     try:
         request.wait_for(timeout=20000)
@@ -300,7 +300,7 @@ def _no_raw(text: str) -> None:
 def test_the_jails_text_next_to_approve_is_shown_escaped(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
     """The command waiting for Approve names a file whose name reverses the line (U+202E) and holds ESC
     sequences and invisible characters: the page shows their escapes, beside the button and in the live view."""
-    run = _start(jail, f"chmod -R u+w . 'gpj{HOSTILE}.sh' && echo ran > approved.txt", "--ask", "tty")
+    run = _start(jail, f"chmod -R u+w . 'gpj{HOSTILE}.sh' && echo ran > approved.txt", "--ask", "tty", "-p", ASKS)
     try:
         request = page.locator("li.approval", has_text="chmod -R u+w .")
         request.wait_for(timeout=20000)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHELLJAIL, Jail, guarded
+from conftest import ASKS, SHELLJAIL, Jail, guarded
 
 pytestmark = pytest.mark.jail
 
@@ -46,8 +46,8 @@ def assert_escaped(text: str) -> None:
 
 
 def jailed(jail: Jail, script: str, *options: str, interposer: str = "on") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*SHELLJAIL, "run", "-w", str(jail.workspace), "--interposer", interposer, "--ask",
-                           "deny", *options, "--", "/bin/sh", "-c", guarded(script)], capture_output=True,
+    return subprocess.run([*SHELLJAIL, "run", "-p", ASKS, "-w", str(jail.workspace), "--interposer", interposer,
+                           "--ask", "deny", *options, "--", "/bin/sh", "-c", guarded(script)], capture_output=True,
                           timeout=120, env=jail.env(), cwd=jail.workspace, stdin=subprocess.DEVNULL)
 
 
@@ -118,7 +118,7 @@ def test_sessions_show_the_command_line_escaped(planted: Jail) -> None:
 def test_a_waiting_question_is_listed_escaped(jail: Jail, tmp_path: Path) -> None:
     env = jail.env()
     # No controlling terminal (a new session): the question waits for `approve`, `deny` or the dashboard.
-    run = subprocess.Popen([*SHELLJAIL, "run", "-w", str(jail.workspace), "--", "/bin/sh", "-c",
+    run = subprocess.Popen([*SHELLJAIL, "run", "-p", ASKS, "-w", str(jail.workspace), "--", "/bin/sh", "-c",
                             guarded(f"truncate -s 0 data '{HOSTILE}'")], env=env, cwd=jail.workspace,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            start_new_session=True)
@@ -236,7 +236,7 @@ def on_a_terminal(jail: Jail, program: str, state: Path,
     import pty
 
     (jail.workspace / "program.py").write_text(python_guard() + program)
-    argv = [*SHELLJAIL, "run", "-w", str(jail.workspace), "--", "/usr/bin/python3", "program.py"]
+    argv = [*SHELLJAIL, "run", "-p", ASKS, "-w", str(jail.workspace), "--", "/usr/bin/python3", "program.py"]
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(jail.workspace)
@@ -305,7 +305,7 @@ def test_typed_ahead_input_is_not_an_answer(jail: Jail, tmp_path: Path) -> None:
     jail's query drew from the terminal) is flushed: only a line typed after the question answers."""
     (jail.workspace / "data.txt").write_text("precious\n")
     profile = tmp_path / "p.toml"
-    profile.write_text('extends = "coding-agent"\n[interposer]\nask_timeout = 5\n')
+    profile.write_text(f'extends = "{ASKS}"\n[interposer]\nask_timeout = 5\n')
     program = ("import subprocess, time\n"
                "print('ready', flush=True)\n"
                "while not os.path.exists('go'):\n"
