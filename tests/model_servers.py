@@ -1,0 +1,119 @@
+"""Scripted model servers on 127.0.0.1 for the real agents that speak other protocols than tests/model_server.py.
+
+AnthropicServer answers Anthropic's `/v1/messages` (a JSON answer, or with `"stream": true` the server-sent
+events Claude Code reads: message_start, content_block_start/delta/stop, message_delta, message_stop). The
+script is the same `say`/`call` messages as tests/model_server.py, answered by turn (the number of assistant
+messages in the request), so a retry or an agent's side request gets the same answer again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from model_server import say
+
+
+def _text(content: Any) -> str:
+    """A tool result's or message's text: a string, or the text blocks of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return ""
+
+
+class AnthropicServer:
+    """Answers /v1/messages with script[turn]; records every request body."""
+
+    def __init__(self, script: list[dict[str, Any]], model: str = "claude-scripted") -> None:
+        self.script = list(script)
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                path = self.path.split("?", 1)[0]
+                if path.endswith("/count_tokens"):
+                    return self._send(200, {"input_tokens": 1})
+                if path != "/v1/messages":
+                    return self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
+                with server.lock:
+                    server.requests.append(body)
+                turn = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+                # A message id per answer: Claude Code joins consecutive answers with one id into one message.
+                body_id = f"msg_{turn}_{len(server.requests)}"
+                message = server.script[turn] if turn < len(server.script) else say("(the script has ended)")
+                blocks = server.blocks(message, turn)
+                stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+                if not body.get("stream"):
+                    return self._send(200, {**server.envelope(body, body_id), "content": blocks, "stop_reason": stop})
+                self._events(body, body_id, blocks, stop)
+
+            def _events(self, body: dict[str, Any], body_id: str, blocks: list[dict[str, Any]], stop: str) -> None:
+                events: list[dict[str, Any]] = [{"type": "message_start",
+                                                 "message": {**server.envelope(body, body_id), "content": []}}]
+                for i, block in enumerate(blocks):
+                    if block["type"] == "text":
+                        start, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
+                    else:
+                        start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                        delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+                    events += [{"type": "content_block_start", "index": i, "content_block": start},
+                               {"type": "content_block_delta", "index": i, "delta": delta},
+                               {"type": "content_block_stop", "index": i}]
+                events += [{"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                            "usage": {"output_tokens": 1}}, {"type": "message_stop"}]
+                payload = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+                self._send_raw(200, "text/event-stream", payload)
+
+            def _send_raw(self, status: int, kind: str, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _send(self, status: int, data: dict[str, Any]) -> None:
+                self._send_raw(status, "application/json", json.dumps(data).encode())
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def envelope(self, body: dict[str, Any], message_id: str) -> dict[str, Any]:
+        return {"id": message_id, "type": "message", "role": "assistant", "model": body.get("model", self.model),
+                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+    @staticmethod
+    def blocks(message: dict[str, Any], turn: int) -> list[dict[str, Any]]:
+        """A scripted message as Anthropic content blocks (tool names and arguments as the script says)."""
+        out: list[dict[str, Any]] = []
+        if message.get("content"):
+            out.append({"type": "text", "text": message["content"]})
+        for i, c in enumerate(message.get("tool_calls") or []):
+            out.append({"type": "tool_use", "id": f"toolu_{turn}_{i}", "name": c["function"]["name"],
+                        "input": c["function"]["arguments"]})
+        return out
+
+    def tool_results(self) -> list[str]:
+        """The tool results the agent sent, in order, from the request with the most turns."""
+        with self.lock:
+            longest = max(self.requests, key=lambda b: len(b.get("messages", [])), default={"messages": []})
+        return [_text(b.get("content")) for m in longest["messages"] if m.get("role") == "user"
+                and isinstance(m.get("content"), list) for b in m["content"]
+                if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
