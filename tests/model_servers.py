@@ -117,3 +117,66 @@ class AnthropicServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class ResponsesServer:
+    """Answers OpenAI's Responses API (`/v1/responses`, server-sent events, what Codex speaks) with
+    script[turn], the turn being the number of function calls in the request's input; records every body."""
+
+    def __init__(self, script: list[dict[str, Any]], model: str = "scripted") -> None:
+        self.script = list(script)
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if self.path.split("?", 1)[0] != "/v1/responses":
+                    return self._send(404, "application/json", json.dumps({"error": self.path}).encode())
+                with server.lock:
+                    server.requests.append(body)
+                    number = len(server.requests)
+                items = [i for i in body.get("input", []) if isinstance(i, dict)]
+                turn = sum(1 for i in items if i.get("type") == "function_call")
+                message = server.script[turn] if turn < len(server.script) else say("(the script has ended)")
+                output: list[dict[str, Any]] = []
+                if message.get("content"):
+                    output.append({"type": "message", "role": "assistant", "id": f"msg_{number}",
+                                   "content": [{"type": "output_text", "text": message["content"]}]})
+                for i, c in enumerate(message.get("tool_calls") or []):
+                    output.append({"type": "function_call", "id": f"fc_{number}_{i}", "call_id": f"call_{turn}_{i}",
+                                   "name": c["function"]["name"], "arguments": json.dumps(c["function"]["arguments"])})
+                usage = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+                events: list[dict[str, Any]] = [{"type": "response.created", "response": {"id": f"resp_{number}"}}]
+                events += [{"type": "response.output_item.done", "output_index": i, "item": item}
+                           for i, item in enumerate(output)]
+                events.append({"type": "response.completed", "response": {"id": f"resp_{number}", "usage": usage}})
+                payload = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+                self._send(200, "text/event-stream", payload)
+
+            def _send(self, status: int, kind: str, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def tool_results(self) -> list[str]:
+        """The function call outputs the agent sent, in order, from the request with the most input items."""
+        with self.lock:
+            longest = max(self.requests, key=lambda b: len(b.get("input", [])), default={"input": []})
+        return [str(i.get("output", "")) for i in longest["input"]
+                if isinstance(i, dict) and i.get("type") == "function_call_output"]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 from conftest import SHELLJAIL, Jail
 from model_server import call, say
-from model_servers import AnthropicServer
+from model_servers import AnthropicServer, ResponsesServer
 
 pytestmark = pytest.mark.jail
 
 PROJECT = Path(__file__).resolve().parent.parent
 AGENTS = PROJECT / ".agents"
 CLAUDE = AGENTS / "claude-code" / "node_modules" / ".bin" / "claude"
+CODEX = AGENTS / "codex" / "node_modules" / ".bin" / "codex"
 DISK_SIZE = 16 << 20
 CACHE_SIZE = 8 << 20
 
@@ -89,10 +90,10 @@ def incident(tmp_path: Path) -> Iterator[Incident]:
 COMMANDS = ["echo written > notes.txt && cat notes.txt", 'bash -c "rm -rf ~"', "rm -rf target && echo freed"]
 
 
-def check_incident(incident: Incident, results: list[str], free_before: int) -> None:
+def check_incident(incident: Incident, results: list[str], free_before: int, commands: list[str] = COMMANDS) -> None:
     """What the interposer decided, what the agent was told, and what changed on the disk."""
     # The agent runs lines of its own too (a shell snapshot, ps) and wraps each scripted one (eval '...').
-    decisions = [next(d for d in incident.decisions() if c in d[0]) for c in COMMANDS]
+    decisions = [next(d for d in incident.decisions() if c in d[0]) for c in commands]
     # A wrapped line is several commands: the line's decision names no single rule when it is allowed.
     assert [d[1] for d in decisions] == ["allow", "deny", "allow"], decisions
     assert decisions[1][2] == "delete-home", decisions
@@ -137,3 +138,40 @@ def test_claude_code_replays_the_incident_in_the_jail(incident: Incident) -> Non
         server.close()
 
 
+
+
+# Codex's own exec policy refuses rm -f forms ("rm -f style commands are not permitted"): rm -r reaches the shell.
+CODEX_COMMANDS = ["echo written > notes.txt && cat notes.txt", "rm -r ~/", "rm -r target && echo freed"]
+
+
+def test_codex_replays_the_incident_in_the_jail(incident: Incident) -> None:
+    installed(CODEX, "Codex CLI (@openai/codex)", ["npm", "ping"])
+    server = ResponsesServer([*(call("exec_command", cmd=c) for c in CODEX_COMMANDS), say("all done")])
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        profile = incident.jail.root / "codex.toml"
+        profile.write_text(
+            f'extends = "codex"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "codex")])}\n'
+            f'[network]\nforward = [{{ address = "127.0.0.1:{port}", allow_paths = ["POST /v1/responses"] }}]\n')
+        provider = (f'model_providers.fake={{name="fake",base_url="{server.url}/v1",wire_api="responses",'
+                    'env_key="OPENAI_API_KEY"}')
+        free_before = incident.free()
+        result = subprocess.run(
+            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
+             "--timeout", "150", "--secret", "OPENAI_API_KEY", "--", str(CODEX), "exec", "--skip-git-repo-check",
+             "--dangerously-bypass-approvals-and-sandbox", "-c", "model_provider=fake", "-c", provider,
+             "-m", server.model, "the disk is nearly full: write the notes and make room"],
+            capture_output=True, text=True, timeout=200, env=incident.jail.env(OPENAI_API_KEY="sk-scripted"),
+            cwd=incident.workspace, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "all done" in result.stdout
+        results = server.tool_results()
+        assert len(results) == 3, (results, result.stdout, result.stderr)
+        assert "Process exited with code 126" in results[1]
+        # The denial reached the model in the very next request the agent sent after turn 2.
+        after_denial = [r for r in server.requests
+                        if sum(i.get("type") == "function_call" for i in r.get("input", [])) == 2]
+        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["input"][-1])
+        check_incident(incident, results, free_before, CODEX_COMMANDS)
+    finally:
+        server.close()
