@@ -180,3 +180,65 @@ class ResponsesServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class GeminiServer:
+    """Answers Gemini's `/v1beta/models/M:generateContent` and `:streamGenerateContent?alt=sse` (what Gemini
+    CLI speaks) with script[turn], the turn being the model's function calls so far; a request for JSON (its
+    router's complexity question) gets the lowest score. Records every body."""
+
+    def __init__(self, script: list[dict[str, Any]]) -> None:
+        self.script = list(script)
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not self.path.startswith("/v1beta/models/"):
+                    return self._send(404, "application/json", json.dumps({"error": self.path}).encode())
+                with server.lock:
+                    server.requests.append(body)
+                contents = [c for c in body.get("contents", []) if isinstance(c, dict)]
+                turn = sum(1 for c in contents if c.get("role") == "model"
+                           and any("functionCall" in p for p in c.get("parts", [])))
+                config = body.get("generationConfig") or {}
+                if config.get("responseMimeType") == "application/json" or "responseJsonSchema" in config:
+                    parts = [{"text": json.dumps({"complexity_reasoning": "scripted", "complexity_score": 1})}]
+                else:
+                    message = server.script[turn] if turn < len(server.script) else say("(the script has ended)")
+                    parts = [{"text": message["content"]}] if message.get("content") else []
+                    parts += [{"functionCall": {"name": c["function"]["name"], "args": c["function"]["arguments"]}}
+                              for c in message.get("tool_calls") or []]
+                chunk = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
+                                         "index": 0}],
+                         "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}
+                if ":streamGenerateContent" in self.path:
+                    return self._send(200, "text/event-stream", f"data: {json.dumps(chunk)}\n\n".encode())
+                self._send(200, "application/json", json.dumps(chunk).encode())
+
+            def _send(self, status: int, kind: str, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def tool_results(self) -> list[str]:
+        """The function responses the agent sent, in order, from the request with the most contents."""
+        with self.lock:
+            longest = max(self.requests, key=lambda b: len(b.get("contents", [])), default={"contents": []})
+        return [json.dumps(p["functionResponse"].get("response")) for c in longest["contents"]
+                for p in c.get("parts", []) if isinstance(p, dict) and "functionResponse" in p]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import SHELLJAIL, Jail
 from model_server import call, say
-from model_servers import AnthropicServer, ResponsesServer
+from model_servers import AnthropicServer, GeminiServer, ResponsesServer
 
 pytestmark = pytest.mark.jail
 
@@ -28,6 +28,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 AGENTS = PROJECT / ".agents"
 CLAUDE = AGENTS / "claude-code" / "node_modules" / ".bin" / "claude"
 CODEX = AGENTS / "codex" / "node_modules" / ".bin" / "codex"
+GEMINI = AGENTS / "gemini" / "node_modules" / ".bin" / "gemini"
 DISK_SIZE = 16 << 20
 CACHE_SIZE = 8 << 20
 
@@ -173,5 +174,40 @@ def test_codex_replays_the_incident_in_the_jail(incident: Incident) -> None:
                         if sum(i.get("type") == "function_call" for i in r.get("input", [])) == 2]
         assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["input"][-1])
         check_incident(incident, results, free_before, CODEX_COMMANDS)
+    finally:
+        server.close()
+
+
+GEMINI_COMMANDS = ["echo written > notes.txt && cat notes.txt", "rm -rf ~/", "rm -rf target && echo freed"]
+
+
+def test_gemini_cli_replays_the_incident_in_the_jail(incident: Incident) -> None:
+    installed(GEMINI, "Gemini CLI (@google/gemini-cli)", ["npm", "ping"])
+    server = GeminiServer([*(call("run_shell_command", command=c) for c in GEMINI_COMMANDS), say("all done")])
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        profile = incident.jail.root / "gemini.toml"
+        profile.write_text(
+            f'extends = "gemini"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "gemini")])}\n'
+            f'[network]\nforward = [{{ address = "127.0.0.1:{port}", allow_paths = ["POST /v1beta/models/*"] }}]\n')
+        free_before = incident.free()
+        result = subprocess.run(
+            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
+             "--timeout", "150", "--secret", "GEMINI_API_KEY", "--env", f"GOOGLE_GEMINI_BASE_URL={server.url}",
+             "--", str(GEMINI), "--yolo", "-m", "gemini-2.5-flash",
+             "-p", "the disk is nearly full: write the notes and make room"],
+            capture_output=True, text=True, timeout=200, env=incident.jail.env(GEMINI_API_KEY="scripted"),
+            cwd=incident.workspace, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "all done" in result.stdout
+        results = server.tool_results()
+        assert len(results) == 3, (results, result.stdout, result.stderr)
+        assert "Exit Code: 126" in results[1]
+        # The denial reached the model in the very next request the agent sent after turn 2.
+        after_denial = [r for r in server.requests
+                        if sum(c.get("role") == "model" and any("functionCall" in p for p in c.get("parts", []))
+                               for c in r.get("contents", [])) == 2]
+        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["contents"][-1])
+        check_incident(incident, results, free_before, GEMINI_COMMANDS)
     finally:
         server.close()
