@@ -16,6 +16,7 @@ MINI_SWE_AGENT_VERSION := 2.4.6
 CLAUDE_CODE_VERSION := 2.1.197
 CODEX_VERSION := 0.171.0
 GEMINI_CLI_VERSION := 0.61.0
+OPENCODE_VERSION := 1.18.33
 
 .PHONY: setup link unlink apt venv launcher agents test test-fast lint bench bench-deps redteam clean
 
@@ -70,10 +71,11 @@ interposer/shelljail-launcher: interposer/launcher.c interposer/launcher.cflags
 	  $(CC) $$(cat interposer/launcher.cflags) -o $@ $<; \
 	else rm -f $@; echo "no C compiler: the jail uses the slower Python launcher"; fi
 
-# pi, Claude Code, Codex and Gemini CLI (npm), mini-swe-agent (PyPI, with litellm and mcp, which its tool calls need). A registry that
+# pi, Claude Code, Codex, Gemini CLI and opencode (npm), mini-swe-agent (PyPI, with litellm and mcp, which its tool calls need). A registry that
 # cannot be reached is not an error here: the tests that need the agent skip and say why.
 agents: $(AGENTS)/pi/node_modules/.bin/pi $(AGENTS)/mini-swe-agent/bin/mini $(AGENTS)/claude-code/node_modules/.bin/claude \
-	$(AGENTS)/codex/node_modules/.bin/codex $(AGENTS)/gemini/node_modules/.bin/gemini
+	$(AGENTS)/codex/node_modules/.bin/codex $(AGENTS)/gemini/node_modules/.bin/gemini \
+	$(AGENTS)/opencode/node_modules/.bin/opencode
 
 $(AGENTS)/pi/node_modules/.bin/pi:
 	@if ! command -v npm >/dev/null; then echo "npm not found: pi is not installed (its tests will skip)"; \
@@ -98,6 +100,12 @@ $(AGENTS)/gemini/node_modules/.bin/gemini:
 	elif npm install -s --prefix $(AGENTS)/gemini --no-audit --no-fund @google/gemini-cli@$(GEMINI_CLI_VERSION); \
 	then echo "Gemini CLI $(GEMINI_CLI_VERSION) is in $(AGENTS)/gemini"; \
 	else echo "could not install Gemini CLI from the npm registry (its tests will skip if the registry is unreachable)"; fi
+
+$(AGENTS)/opencode/node_modules/.bin/opencode:
+	@if ! command -v npm >/dev/null; then echo "npm not found: opencode is not installed (its tests will skip)"; \
+	elif npm install -s --prefix $(AGENTS)/opencode --no-audit --no-fund opencode-ai@$(OPENCODE_VERSION); \
+	then echo "opencode $(OPENCODE_VERSION) is in $(AGENTS)/opencode"; \
+	else echo "could not install opencode from the npm registry (its tests will skip if the registry is unreachable)"; fi
 
 $(AGENTS)/mini-swe-agent/bin/mini:
 	@test -x $(AGENTS)/mini-swe-agent/bin/python || $(PYTHON) -m venv $(AGENTS)/mini-swe-agent

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SHELLJAIL, Jail
-from model_server import call, say
+from model_server import ModelServer, call, say
 from model_servers import AnthropicServer, GeminiServer, ResponsesServer
 
 pytestmark = pytest.mark.jail
@@ -29,6 +29,7 @@ AGENTS = PROJECT / ".agents"
 CLAUDE = AGENTS / "claude-code" / "node_modules" / ".bin" / "claude"
 CODEX = AGENTS / "codex" / "node_modules" / ".bin" / "codex"
 GEMINI = AGENTS / "gemini" / "node_modules" / ".bin" / "gemini"
+OPENCODE = AGENTS / "opencode" / "node_modules" / ".bin" / "opencode"
 DISK_SIZE = 16 << 20
 CACHE_SIZE = 8 << 20
 
@@ -208,6 +209,38 @@ def test_gemini_cli_replays_the_incident_in_the_jail(incident: Incident) -> None
                         if sum(c.get("role") == "model" and any("functionCall" in p for p in c.get("parts", []))
                                for c in r.get("contents", [])) == 2]
         assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["contents"][-1])
+        check_incident(incident, results, free_before, GEMINI_COMMANDS)
+    finally:
+        server.close()
+
+
+def test_opencode_replays_the_incident_in_the_jail(incident: Incident) -> None:
+    installed(OPENCODE, "opencode (opencode-ai)", ["npm", "ping"])
+    script = [*(call("bash", command=c, description="run it") for c in GEMINI_COMMANDS), say("all done")]
+    server = ModelServer(script, by_turn=True)  # OpenAI chat completions, streaming
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        profile = incident.jail.root / "opencode.toml"
+        profile.write_text(f'extends = "opencode"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "opencode")])}\n'
+                           f'[network]\nforward = ["127.0.0.1:{port}"]\n')
+        config = {"provider": {"scripted": {"npm": "@ai-sdk/openai-compatible",
+                                            "options": {"baseURL": f"{server.url}/v1", "apiKey": "none"},
+                                            "models": {server.model: {}}}},
+                  "permission": {"external_directory": "allow"}}
+        free_before = incident.free()
+        result = subprocess.run(
+            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
+             "--timeout", "150", "--env", "OPENCODE_CONFIG_CONTENT=" + json.dumps(config), "--", str(OPENCODE),
+             "run", "--model", f"scripted/{server.model}", "the disk is nearly full: write the notes and make room"],
+            capture_output=True, text=True, timeout=200, env=incident.jail.env(), cwd=incident.workspace,
+            stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "all done" in result.stdout
+        results = server.tool_results()
+        assert len(results) == 3, (results, result.stdout, result.stderr)
+        # The denial reached the model in the very next request the agent sent after turn 2.
+        after_denial = [r for r in server.requests if sum(m["role"] == "assistant" for m in r["messages"]) == 2]
+        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["messages"][-1])
         check_incident(incident, results, free_before, GEMINI_COMMANDS)
     finally:
         server.close()
