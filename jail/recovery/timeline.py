@@ -45,6 +45,7 @@ from jail.kernel.beneath import (
     open_regular,
     openat2,
     safe_mode,
+    write_all,
 )
 
 POINTS_NAME = "points.jsonl"
@@ -279,9 +280,7 @@ class Store:
         if self.out is None:
             self.out = os.open(self.pack, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                                dir_fd=self.fd)
-        view = memoryview(packed)
-        while view:
-            view = view[os.pwrite(self.out, view, self.offset + len(packed) - len(view)):]
+        write_all(self.out, packed, self.offset)
         self.where[digest] = self.new[digest] = [self.pack, self.offset, len(packed)]
         self.offset += len(packed)
         self.bytes += len(packed)
@@ -536,9 +535,7 @@ def merge_oldest(directory: str, target: float) -> list[int]:
                     data = os.pread(source, length, at)
                 finally:
                     os.close(source)
-                view = memoryview(data)
-                while view:
-                    view = view[os.pwrite(out, view, offset + len(data) - len(view)):]
+                write_all(out, data, offset)
                 moved[digest] = [name, offset, len(data)]
                 offset += len(data)
             os.fsync(out)
@@ -568,9 +565,7 @@ def append_point(directory: str, record: dict[str, Any]) -> None:
     fd = os.open(os.path.join(directory, POINTS_NAME),
                  os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, line)
     finally:
         os.close(fd)
 
@@ -723,15 +718,18 @@ class Restore:
         finally:
             os.close(root)
 
-    def _parent(self, root: int, path: str) -> tuple[int, str]:
+    def _parent(self, root: int, path: str) -> tuple[int | None, str]:
+        """The directory of `path`, open beneath the workspace (None, noted as not restored, if it cannot be)."""
         parent, _, name = path.rpartition("/")
-        return open_directory(root, parent, _WORKSPACE), name
-
-    def _remove(self, root: int, path: str, entry: Entry) -> None:
         try:
-            fd, name = self._parent(root, path)
+            return open_directory(root, parent, _WORKSPACE), name
         except OSError as exc:
             self.not_restored.append((path, f"its directory cannot be opened ({exc.strerror})"))
+            return None, name
+
+    def _remove(self, root: int, path: str, entry: Entry) -> None:
+        fd, name = self._parent(root, path)
+        if fd is None:
             return
         try:
             if entry["type"] == "dir":
@@ -747,10 +745,8 @@ class Restore:
             os.close(fd)
 
     def _put(self, root: int, path: str, entry: Entry, present: Entry | None) -> None:
-        try:
-            fd, name = self._parent(root, path)
-        except OSError as exc:
-            self.not_restored.append((path, f"its directory cannot be opened ({exc.strerror})"))
+        fd, name = self._parent(root, path)
+        if fd is None:
             return
         try:
             self._put_in(fd, name, path, entry, present)
@@ -791,9 +787,7 @@ class Restore:
                 out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                               0o600, dir_fd=fd)
                 try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(out, view):]
+                    write_all(out, data)
                     os.fchmod(out, safe_mode(entry["mode"]))
                     os.utime(out, ns=(int(entry["mtime"]), int(entry["mtime"])))
                 finally:
