@@ -21,6 +21,31 @@ def call(name: str, **arguments: Any) -> dict[str, Any]:
     return {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": name, "arguments": arguments}}]}
 
 
+class ScriptedHandler(BaseHTTPRequestHandler):
+    """What every scripted model server's handler shares (here and in model_servers.py): answers whole, as
+    JSON or raw bytes, and no request log on stderr."""
+
+    def _send_raw(self, status: int, kind: str, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send(self, status: int, data: dict[str, Any]) -> None:
+        self._send_raw(status, "application/json", json.dumps(data).encode())
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A threaded server of `handler` on a free port of 127.0.0.1, serving in the background; and its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
 class ModelServer:
     """Answers /api/chat with the next scripted message; records every request."""
 
@@ -33,7 +58,7 @@ class ModelServer:
         self.requests: list[dict[str, Any]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(ScriptedHandler):
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
@@ -79,22 +104,7 @@ class ModelServer:
                 payload = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
                 self._send_raw(200, "text/event-stream", payload.encode())
 
-            def _send_raw(self, status: int, kind: str, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _send(self, status: int, data: dict[str, Any]) -> None:
-                self._send_raw(status, "application/json", json.dumps(data).encode())
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def _next(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.by_turn:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from model_server import say
+from model_server import ScriptedHandler, say, serve
 
 
 def _text(content: Any) -> str:
@@ -35,7 +34,7 @@ class AnthropicServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(ScriptedHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
@@ -74,22 +73,7 @@ class AnthropicServer:
                 payload = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
                 self._send_raw(200, "text/event-stream", payload)
 
-            def _send_raw(self, status: int, kind: str, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _send(self, status: int, data: dict[str, Any]) -> None:
-                self._send_raw(status, "application/json", json.dumps(data).encode())
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def envelope(self, body: dict[str, Any], message_id: str) -> dict[str, Any]:
         return {"id": message_id, "type": "message", "role": "assistant", "model": body.get("model", self.model),
@@ -130,11 +114,11 @@ class ResponsesServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(ScriptedHandler):
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if self.path.split("?", 1)[0] != "/v1/responses":
-                    return self._send(404, "application/json", json.dumps({"error": self.path}).encode())
+                    return self._send_raw(404, "application/json", json.dumps({"error": self.path}).encode())
                 with server.lock:
                     server.requests.append(body)
                     number = len(server.requests)
@@ -154,21 +138,9 @@ class ResponsesServer:
                            for i, item in enumerate(output)]
                 events.append({"type": "response.completed", "response": {"id": f"resp_{number}", "usage": usage}})
                 payload = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
-                self._send(200, "text/event-stream", payload)
+                self._send_raw(200, "text/event-stream", payload)
 
-            def _send(self, status: int, kind: str, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def tool_results(self) -> list[str]:
         """The function call outputs the agent sent, in order, from the request with the most input items."""
@@ -193,11 +165,11 @@ class GeminiServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(ScriptedHandler):
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if not self.path.startswith("/v1beta/models/"):
-                    return self._send(404, "application/json", json.dumps({"error": self.path}).encode())
+                    return self._send_raw(404, "application/json", json.dumps({"error": self.path}).encode())
                 with server.lock:
                     server.requests.append(body)
                 contents = [c for c in body.get("contents", []) if isinstance(c, dict)]
@@ -215,22 +187,10 @@ class GeminiServer:
                                          "index": 0}],
                          "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}
                 if ":streamGenerateContent" in self.path:
-                    return self._send(200, "text/event-stream", f"data: {json.dumps(chunk)}\n\n".encode())
-                self._send(200, "application/json", json.dumps(chunk).encode())
+                    return self._send_raw(200, "text/event-stream", f"data: {json.dumps(chunk)}\n\n".encode())
+                self._send_raw(200, "application/json", json.dumps(chunk).encode())
 
-            def _send(self, status: int, kind: str, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def tool_results(self) -> list[str]:
         """The function responses the agent sent, in order, from the request with the most contents."""
