@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `shelljail` is linked so that it is on PATH.
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
-APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev chromium
+APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev chromium lsb-release gdb
 
 # Real agents for the end-to-end tests, pinned, in project-local folders.
 AGENTS := .agents
@@ -45,7 +45,8 @@ unlink:
 	@if [ "$$(readlink $(PREFIX)/bin/shelljail)" = "$(CURDIR)/$(BIN)/shelljail" ]; then \
 	  rm -f $(PREFIX)/bin/shelljail && echo "removed $(PREFIX)/bin/shelljail (it ran this clone's venv)"; fi
 
-# Build dependencies of python-prctl, and chromium for the dashboard tests; installed only when missing.
+# Build dependencies of python-prctl, chromium for the dashboard tests, and lsb-release and gdb (gcore),
+# the system shell scripts tests/test_friction.py runs in the jail; installed only when missing.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
