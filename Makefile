@@ -17,6 +17,7 @@ CLAUDE_CODE_VERSION := 2.1.197
 CODEX_VERSION := 0.171.0
 GEMINI_CLI_VERSION := 0.61.0
 OPENCODE_VERSION := 1.18.33
+AIDER_VERSION := 0.86.2
 
 .PHONY: setup link unlink apt venv launcher agents test test-fast lint bench bench-deps redteam clean
 
@@ -72,11 +73,12 @@ interposer/shelljail-launcher: interposer/launcher.c interposer/launcher.cflags
 	  $(CC) $$(cat interposer/launcher.cflags) -o $@ $<; \
 	else rm -f $@; echo "no C compiler: the jail uses the slower Python launcher"; fi
 
-# pi, Claude Code, Codex, Gemini CLI and opencode (npm), mini-swe-agent (PyPI, with litellm and mcp, which its tool calls need). A registry that
-# cannot be reached is not an error here: the tests that need the agent skip and say why.
+# pi, Claude Code, Codex, Gemini CLI and opencode (npm), mini-swe-agent (PyPI, with litellm and mcp, which its tool calls need)
+# and aider (PyPI aider-chat, in its own venv). A registry that cannot be reached is not an error here: the tests
+# that need the agent skip and say why.
 agents: $(AGENTS)/pi/node_modules/.bin/pi $(AGENTS)/mini-swe-agent/bin/mini $(AGENTS)/claude-code/node_modules/.bin/claude \
 	$(AGENTS)/codex/node_modules/.bin/codex $(AGENTS)/gemini/node_modules/.bin/gemini \
-	$(AGENTS)/opencode/node_modules/.bin/opencode
+	$(AGENTS)/opencode/node_modules/.bin/opencode $(AGENTS)/aider/bin/aider
 
 $(AGENTS)/pi/node_modules/.bin/pi:
 	@if ! command -v npm >/dev/null; then echo "npm not found: pi is not installed (its tests will skip)"; \
@@ -114,6 +116,12 @@ $(AGENTS)/mini-swe-agent/bin/mini:
 	    mini-swe-agent==$(MINI_SWE_AGENT_VERSION) mcp 2>&1 | grep -v "^WARNING: Location"; \
 	    test -x $@; then echo "mini-swe-agent $(MINI_SWE_AGENT_VERSION) is in $(AGENTS)/mini-swe-agent"; \
 	else echo "could not install mini-swe-agent from PyPI (its tests will skip if PyPI is unreachable)"; fi
+
+$(AGENTS)/aider/bin/aider:
+	@test -x $(AGENTS)/aider/bin/python || $(PYTHON) -m venv $(AGENTS)/aider
+	@if $(AGENTS)/aider/bin/pip install -q --disable-pip-version-check aider-chat==$(AIDER_VERSION) 2>&1 \
+	    | grep -v "^WARNING: Location"; test -x $@; then echo "aider $(AIDER_VERSION) is in $(AGENTS)/aider"; \
+	else echo "could not install aider from PyPI (its tests will skip if PyPI is unreachable)"; fi
 
 test:
 	$(BIN)/python -m pytest -q tests
