@@ -269,7 +269,7 @@ def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int
             files = [p for p in workspace.rglob("*") if p.is_file() and not p.is_symlink()]
             where = rng.choice(dirs)
             action = rng.choice(["write", "write", "append", "delete", "mkdir", "rmtree", "rename-dir", "symlink",
-                                 "chmod", "rename-file"])
+                                 "chmod", "rename-file", "link"])
             if action == "write":
                 (where / f"f{rng.randint(0, 9)}").write_bytes(rng.randbytes(rng.randint(0, 300)))
             elif action == "append" and files:
@@ -293,6 +293,8 @@ def test_the_inotify_rescan_sees_what_a_full_walk_sees(tmp_path: Path, seed: int
                 rng.choice(files).chmod(rng.choice([0o600, 0o644, 0o755]))
             elif action == "rename-file" and files:
                 rng.choice(files).rename(where / f"r{step}")
+            elif action == "link" and files and not (where / f"h{step}").exists():  # both names' ctime change
+                os.link(rng.choice(files), where / f"h{step}")
         timeline.checkpoint(f"step {step}")
         root = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -436,3 +438,22 @@ def test_a_write_through_a_second_link_in_a_cache_is_seen(jail: Jail) -> None:
     assert result.stdout.count("status 0") == 3, (result.stdout, result.stderr)
     assert jail.cli("undo").returncode == 0  # before the last command
     assert (jail.workspace / "a.txt").read_text() == "two\n"
+
+
+def test_a_link_made_since_the_last_full_walk_then_written_through_is_undone(jail: Jail) -> None:
+    """ln tells no watch of the first name's folder: the checkpoint after it finds the first name by its
+    inode, so a write through the new name is the next command's change, not the one after it."""
+    (jail.workspace / "one").mkdir()
+    (jail.workspace / "two").mkdir()
+    (jail.workspace / "one" / "a").write_text("old\n")
+    result = session(jail, "ln one/a two/b", "echo new > two/b", "true")
+    assert result.stdout.count("status 0") == 3, (result.stdout, result.stderr)
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    assert rows[1]["changes"]["changed"] == ["one/a", "two/b"], rows[1]
+    assert rows[2]["changes"]["changed"] == [], rows[2]
+    assert jail.cli("undo").returncode == 0  # of `true`: nothing to put back
+    assert (jail.workspace / "one" / "a").read_text() == "new\n"
+    undone = jail.cli("undo", "--to", str(rows[1]["point"]))
+    assert undone.returncode == 0, undone.stderr
+    assert (jail.workspace / "one" / "a").read_text() == "old\n"
+    assert (jail.workspace / "two" / "b").read_text() == "old\n"

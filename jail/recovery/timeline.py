@@ -101,7 +101,19 @@ class Walk:
         self.entries = dict(self.known)
         self.children = dict(children)  # its sets are replaced, never changed in place: shared safely
         self.linked = set(linked)
-        dirty = dirty | {path.rpartition("/")[0] + "/" if "/" in path else "" for path in linked}
+        self._list(dirty | {_folder(path) for path in linked})
+        # A link made since the walk before: link() tells no watch of the first name's folder (its count
+        # changed on the inode alone), so that name's later writes through the new one would go unseen
+        # until a full walk. The new linked files' inodes, looked up among the names recorded, name them.
+        new = {self.entries[path]["id"][0] for path in self.linked - linked if path in self.entries}
+        if new:
+            others = {path for path, entry in self.entries.items() if entry["type"] == "file"
+                      and entry["id"][0] in new and path not in self.linked}
+            self._list({_folder(path) for path in others})  # their listing adds them to `linked`
+        return self.entries
+
+    def _list(self, dirty: set[str]) -> None:
+        """List the `dirty` directories again (prefixes "" or "a/b/")."""
         for prefix in sorted(dirty, key=len):  # parents first: a new directory's walk covers its children
             if prefix not in self.children:
                 if prefix.rstrip("/") in self.entries or not prefix:
@@ -115,7 +127,6 @@ class Walk:
                 self.entries[prefix[:-1]] = self._entry(fd, "", prefix[:-1], os.fstat(fd))
                 self.touched.add(prefix[:-1])
             self._directory(fd, prefix, prefix.count("/"), False)
-        return self.entries
 
     def _directory(self, fd: int, prefix: str, depth: int, recurse: bool) -> None:
         """List the directory open as `fd`. Subdirectories: walked whole if `recurse` or if new (not a
@@ -798,6 +809,11 @@ class Restore:
                 os.unlink(temporary, dir_fd=fd)
                 raise
         self.done.append(path)
+
+
+def _folder(path: str) -> str:
+    """The prefix of a path's directory ("" for the workspace's own)."""
+    return path.rpartition("/")[0] + "/" if "/" in path else ""
 
 
 def _depth(path: str) -> int:
