@@ -441,6 +441,13 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     loaded = profile.with_run_flags(loaded, tuple(args.read_only), tuple(args.allow), tuple(args.forward))
+    # What each --forward lets through beyond the inference endpoints: said now, and in the run's log.
+    also = {address: ", ".join(profile.forward_allow_paths(loaded.network, profile.Forward(address)))
+            for address in args.forward}
+    for address, paths in also.items():
+        extra = f" and {paths} (network.forward_paths of profile {loaded.name})" if paths else " only"
+        print(f"shelljail: --forward {address} lets through the model's inference and read-only endpoints (Ollama, "
+              f"OpenAI chat completions){extra}", file=sys.stderr)
     if args.workspace_mode:
         loaded = loaded._replace(filesystem=loaded.filesystem._replace(workspace=args.workspace_mode))
     if args.dry_run:
@@ -456,7 +463,9 @@ def _run(args: argparse.Namespace) -> int:
 
         agentcopy.prepare(loaded, workspace, spec.caller_identity(os.environ)[1])
     jail_spec = spec.build(loaded, workspace, command, os.environ, args.env, secret_specs=args.secret)
-    jail_spec = jail_spec._replace(run_flags=tuple(f"{flag} {value}" for flag, value in flags))
+    jail_spec = jail_spec._replace(run_flags=tuple(
+        f"{flag} {value}" + (f" (also {also[value]})" if flag == "--forward" and also[value] else "")
+        for flag, value in flags))
     timeout = args.timeout or loaded.limits.wall_time
     interposing = loaded.interposer.enabled if args.interposer is None else args.interposer == "on"
     if args.dry_run and not interposing:

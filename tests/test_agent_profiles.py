@@ -254,9 +254,10 @@ def test_an_ordinary_users_copy_persists_in_its_own_state_dir(nobody_jail: Jail)
 
 @pytest.mark.parametrize("name, endpoint", [("claude-code", "POST /v1/messages"), ("codex", "POST /v1/responses")])
 def test_the_ollama_forward_also_passes_the_agents_api_and_never_management(name: str, endpoint: str) -> None:
-    forward, = profile.load(name).network.forward_settings
+    loaded = profile.load(name)
+    forward, = loaded.network.forward_settings
     assert forward.address == "127.0.0.1:11434" and forward.protocol == "ollama"
-    assert endpoint in forward.allow_paths and forward.allow_management == ()
+    assert endpoint in profile.forward_allow_paths(loaded.network, forward) and forward.allow_management == ()
 
 
 def test_a_linked_dotfile_is_copied_not_bound_through_its_link(jail: Jail, tmp_path: Path) -> None:

@@ -428,11 +428,11 @@ def test_a_client_that_stalls_is_dropped(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     class Net:
         allow, deny, hosts, allow_addresses, forward = [], [], {}, [], [address]
-        forward_settings = (Forward(address),)
+        forward_settings, forward_paths = (Forward(address),), ()
 
     log = _Log()
     server = proxy.Proxy(Net, str(tmp_path), log)
-    rules = modelforward.ModelEndpoints(Forward(address))
+    rules = modelforward.ModelEndpoints(Forward(address), Net)
     client, served = socket.socketpair()
     done = threading.Event()
     threading.Thread(target=lambda: (server._guarded(
@@ -474,13 +474,13 @@ def test_nothing_goes_out_once_the_audit_log_is_full(tmp_path: Path, ollama: Oll
 
     class Net:
         allow, deny, hosts, allow_addresses, forward = ["pkg.test"], [], {}, [], [address]
-        forward_settings = (Forward(address),)
+        forward_settings, forward_paths = (Forward(address),), ()
 
     log = audit.AuditLog(directory=str(tmp_path / "log"), max_bytes=5000)
     while not log.full:
         log.event("filler", text="x" * 500)
     server = proxy.Proxy(Net, str(tmp_path), log)
-    rules = modelforward.ModelEndpoints(Forward(address))
+    rules = modelforward.ModelEndpoints(Forward(address), Net)
     try:
         for handler, request in (
                 (lambda c: server._serve_model(c, "127.0.0.1", ollama.port, rules),

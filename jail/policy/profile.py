@@ -92,6 +92,9 @@ class Network(NamedTuple):
     forward: tuple[str, ...] = ()  # "127.0.0.1:11434": a host loopback port, at the same address inside
     proxy_port: int = 3128  # where the proxy listens inside the jail (on its 127.0.0.1)
     connect_local: bool = False  # TCP connect to any port of the jail's own loopback (not only the bridged)
+    # The agent's own API ("METHOD /path"): what a filtered forward whose table names no allow_paths (a bare
+    # "127.0.0.1:PORT", every `run --forward`) lets through beyond the inference endpoints.
+    forward_paths: tuple[str, ...] = ()
     # Each forward of `forward`, in full (derived from the same key, not set by itself): its protocol, what passes.
     forward_settings: tuple[Forward, ...] = ()
 
@@ -277,7 +280,7 @@ def _forward_address(item: Any) -> str:
     return f"127.0.0.1:{int(port)}"
 
 
-def _endpoint(item: Any) -> str:
+def _endpoint(item: Any, key: str = "allow_paths: ") -> str:
     """ "METHOD /path" (a path already normal: no empty, "." or ".." segment, no %-escape), "/*" ending allowed."""
     method, _, path = _string(item).partition(" ")
     segments = path.split("/")
@@ -285,7 +288,7 @@ def _endpoint(item: Any) -> str:
             _SEGMENT_RE.match(segment) and segment not in (".", "..") and ("*" not in segment or segment == "*"
                                                                           and index == len(segments) - 1)
             for index, segment in enumerate(segments[1:], start=1)):
-        raise ValueError(f"allow_paths: {item!r} is not \"METHOD /path\" (METHOD one of {', '.join(HTTP_METHODS)}; "
+        raise ValueError(f"{key}{item!r} is not \"METHOD /path\" (METHOD one of {', '.join(HTTP_METHODS)}; "
                          "a path of plain segments, no %-escapes, '.' or '..'; a last segment \"*\" is any one)")
     return f"{method} {path}"
 
@@ -318,6 +321,10 @@ def _forward(item: Any) -> Forward:
     return Forward(address, protocol, allowed, extra)
 
 
+def _endpoints(value: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_endpoint(e, "") for e in _string_list(value)))
+
+
 def _forwards(value: Any) -> tuple[Forward, ...]:
     """Addresses, or tables { address, protocol, allow_management, allow_paths }; a later entry for the same
     address (a child profile's) replaces an earlier one (its parent's)."""
@@ -329,6 +336,12 @@ def _forwards(value: Any) -> tuple[Forward, ...]:
         forwards.pop(forward.address, None)
         forwards[forward.address] = forward
     return tuple(forwards.values())
+
+
+def forward_allow_paths(network: Network, forward: Forward) -> tuple[str, ...]:
+    """The endpoints a filtered forward lets through beyond the inference ones: its table's allow_paths,
+    or when it names none, the profile's forward_paths (the agent's own API)."""
+    return forward.allow_paths or network.forward_paths
 
 
 def _port(value: Any) -> int:
@@ -546,7 +559,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     }),
     "network": (Network, {"mode": _one_of("none", "proxy"), "allow": _destinations, "deny": _destinations,
                           "hosts": _hosts, "allow_addresses": _networks, "forward": _forwards,
-                          "proxy_port": _port, "connect_local": _bool}),
+                          "forward_paths": _endpoints, "proxy_port": _port, "connect_local": _bool}),
     "landlock": (Landlock, {"mode": _one_of("best-effort", "required", "off")}),
     "secrets": (Secrets, {"*": _secret_source}),
     "trash": (Trash, {"enabled": _bool, "max_bytes": parse_size}),

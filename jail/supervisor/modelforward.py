@@ -2,8 +2,8 @@
 
 Each request on a forwarded connection is parsed strictly (`parse_request`): plain HTTP/1.1, one
 framing, a plain path; only the inference and read-only endpoints (`MODEL_ENDPOINTS`) and what the
-profile adds (`allow_management`, `allow_paths`) pass (`ModelEndpoints`); its body is relayed as far
-as it is well-formed (`forward_request`). The proxy (proxy.py) accepts the connections, logs each
+profile adds (`allow_management`, `allow_paths`, else `forward_paths`) pass (`ModelEndpoints`); its body
+is relayed as far as it is well-formed (`forward_request`). The proxy (proxy.py) accepts the connections, logs each
 answer and counts the use.
 """
 
@@ -14,7 +14,7 @@ import _thread
 from typing import Any
 
 from jail.display import shown
-from jail.policy.profile import MODEL_MANAGEMENT, Forward
+from jail.policy.profile import MODEL_MANAGEMENT, Forward, Network, forward_allow_paths
 from jail.supervisor.relay import MAX_HEAD, response, splice
 
 MAX_SHOWN = 200  # characters of a refused request's path in its audit event and answer
@@ -38,9 +38,9 @@ MODEL_ENDPOINTS = (("POST", "/api/chat"), ("POST", "/api/generate"), ("POST", "/
 class ModelEndpoints:
     """What one filtered forward lets through: the inference and read-only endpoints, and the profile's extras."""
 
-    def __init__(self, forward: Forward) -> None:
+    def __init__(self, forward: Forward, network: Network) -> None:
         allowed = {*MODEL_ENDPOINTS, *(e for e in MODEL_MANAGEMENT if e[1] in forward.allow_management),
-                   *(tuple(e.split(" ", 1)) for e in forward.allow_paths)}
+                   *(tuple(e.split(" ", 1)) for e in forward_allow_paths(network, forward))}
         self.allowed = frozenset(allowed | {("HEAD", path) for method, path in allowed if method == "GET"})
         self.address = forward.address
 

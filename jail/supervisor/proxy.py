@@ -80,7 +80,7 @@ class Proxy:
             if forward is not None and forward.protocol == "tcp":  # raw bytes: only when a profile says so
                 self._listen(forward_socket(int(port)), lambda c, h=host, p=int(port): self._serve_forward(c, h, p))
             else:  # "ollama", and the default: HTTP, each request checked
-                rules = ModelEndpoints(forward or default_forward(address))
+                rules = ModelEndpoints(forward or default_forward(address), network)
                 self.model_use[int(port)] = {"host": host, "connections": 0, "requests": {}, "refused": 0,
                                              "bytes_up": 0, "bytes_down": 0}
                 self._listen(forward_socket(int(port)),
