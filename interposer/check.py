@@ -24,7 +24,8 @@ def policy_for(loaded: profile.Profile, workspace: str, jailed: bool = True) -> 
         return Policy(loaded.interposer, workspace, home, env)
     jail_view = view.resolve(loaded, workspace, home, user)
     lasting = view.lasting_writable(jail_view)
-    timeline = loaded.timeline.enabled and loaded.filesystem.workspace == "read-write" and not lasting  # as run
+    timeline = (loaded.timeline.enabled and loaded.filesystem.workspace == "read-write"  # as run
+                and not view.beyond_undo(jail_view))
     return Policy(loaded.interposer, workspace, home, env, view.home_binds(jail_view), loaded.network, timeline,
                   lasting)
 

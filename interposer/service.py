@@ -706,11 +706,11 @@ def attach(jail_spec: Any, interposer: Any, on_decision: Callable[[dict[str, Any
            log: Any = None, timeline: Any = None) -> tuple[Any, DecisionService]:
     """The jail's spec with the launcher over its shells and the service's socket mounted,
     and the service (listening; call start() once the jail's processes are forked)."""
-    from jail.policy.view import Bind, home_binds, lasting_writable
+    from jail.policy.view import Bind, beyond_undo, home_binds, lasting_writable
 
     directory = private_directory()
     policy = (interposer, jail_spec.view.workspace, jail_spec.view.home, dict(jail_spec.env),
-              home_binds(jail_spec.view), network, timeline is not None and not lasting_writable(jail_spec.view),
+              home_binds(jail_spec.view), network, timeline is not None and not beyond_undo(jail_spec.view),
               lasting_writable(jail_spec.view))
     service = DecisionService(policy, directory, interposer.judge_child_shells, on_decision, ask, dry_run, log)
     launcher = launcher_path()

@@ -457,3 +457,32 @@ def test_a_link_made_since_the_last_full_walk_then_written_through_is_undone(jai
     assert undone.returncode == 0, undone.stderr
     assert (jail.workspace / "one" / "a").read_text() == "old\n"
     assert (jail.workspace / "two" / "b").read_text() == "old\n"
+
+
+def test_an_agents_configuration_copy_keeps_the_undoable_lines_unasked(jail: Jail) -> None:
+    """agent.config = "copy" binds the copy read-write into the jail's home: it outlives the jail but is the
+    jail's own (never written back, and the agent's own tools write it unjudged), so the lines undo puts
+    back still run unasked; a profile's read_write folder still makes them asked."""
+    plant(jail.workspace)
+    (jail.home / ".claude").mkdir()
+    (jail.home / ".claude" / "settings.json").write_text("{}\n")
+    agent = jail.workspace / "claude"  # a stand-in named as the agent is: the claude-code profile, config copied
+    agent.write_text("#!/usr/bin/python3\n" + driver())
+    agent.chmod(0o755)
+    before = tree(jail.workspace)
+    (jail.workspace / "where").write_text("src")
+    lines = ("truncate -s 0 run.sh", 'rm -rf "$(cat where)"/*', "chmod -R 700 empty")
+    result = jail.run("./claude", *map(guarded, lines), interposer=True)
+    assert "using profile claude-code" in result.stderr, result.stderr
+    assert result.stdout.split() == ["status", "0"] * 3, (result.stdout, result.stderr)
+    assert not (jail.workspace / "src" / "main.rs").exists()
+    session_id = json.loads(jail.cli("sessions", "--json").stdout.splitlines()[0])["session"]
+    start = next(e for e in map(json.loads, jail.cli("log", session_id, "--json").stdout.splitlines())
+                 if e["event"] == "session-start")
+    assert start["agent_config"]["mode"] == "copy", start
+    undone = jail.cli("undo", "--to", str(json.loads(jail.cli("timeline", "--json").stdout)["commands"][0]["point"]))
+    assert undone.returncode == 0, undone.stderr
+    (jail.workspace / "where").unlink()
+    assert tree(jail.workspace) == before
+    check = jail.cli("check", "-p", "claude-code", "--json", 'rm -rf "$D"/*')
+    assert json.loads(check.stdout)["decision"] == "allow", check.stdout

@@ -57,6 +57,8 @@ class View(NamedTuple):
     # With filesystem.path_targets: what was bound for the caller's programs and why, what was refused,
     # and the caller's PATH folders the jail sees (appended to its PATH).
     programs: Found = Found()
+    # The read-write binds of the agent's configuration copy (agent.config = "copy"): its targets.
+    agent_copy: tuple[str, ...] = ()
 
 
 def _depth(path: str) -> int:
@@ -103,13 +105,14 @@ def resolve(profile: Profile, workspace: str, home: str, user: str, caller_path:
                         workspace, visible, hidden)
         mounts += [Bind(added.source, added.path, False) for added in programs.added]
     # The agent's own configuration ([agent]): the real one read-only, or its per-workspace copy (agentconfig.py).
-    mounts += [Bind(source, target, writable)
-               for source, target, writable in agentconfig.binds(profile, workspace, home)]
+    config = agentconfig.binds(profile, workspace, home)
+    mounts += [Bind(source, target, writable) for source, target, writable in config]
 
     # Parents before children, so a later mount never hides an earlier one.
     mounts.sort(key=lambda m: _depth(m.target))
     mounts += [Hide(path) for path in hidden]
-    return View(workspace=workspace, home=home, mounts=tuple(mounts), programs=programs)
+    return View(workspace=workspace, home=home, mounts=tuple(mounts), programs=programs,
+                agent_copy=tuple(target for _source, target, writable in config if writable))
 
 
 def _exists(path: str, required: bool) -> bool:
@@ -145,6 +148,15 @@ def lasting_writable(view: View) -> tuple[str, ...]:
     jail's home and /tmp among them, goes with it). None: what a line changes and keeps is in the
     workspace, where the timeline can undo it (the interposer's `where = ["timeline"]` rules)."""
     return tuple(m.target for m in view.mounts if isinstance(m, Bind) and m.writable and m.target != view.workspace)
+
+
+def beyond_undo(view: View) -> tuple[str, ...]:
+    """What lasts that neither the timeline undoes nor the jail's own agent keeps: lasting_writable less the
+    agent's configuration copy. The copy outlives the jail, but it is the jail's: made from the real one,
+    never written back, remade from it when its store is deleted, and written by the agent's own tools
+    with no shell line to judge. Empty: the `where = ["timeline"]` rules may apply (a line cannot lose
+    the person's work that undo does not put back)."""
+    return tuple(target for target in lasting_writable(view) if target not in view.agent_copy)
 
 
 def shown_in(directory: str, mounts: tuple[Mount, ...]) -> str | None:
