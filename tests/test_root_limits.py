@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 
+import pytest
 from conftest import SHELLJAIL, Jail, guarded, sleepers
+
+from jail.sandbox.limits import PidsCgroup, make_pids_cgroup, pids_cgroup_parent
 
 LIMIT = 64
 SLEEP = "613.25"  # marks this test's children among the host's processes
@@ -95,3 +99,40 @@ def test_doctor_names_the_mechanism(any_jail: Jail) -> None:
         assert "pids cgroup" in line and "holds for root" in line, result.stdout
     else:
         assert "RLIMIT_NPROC" in line and " ok " in line, result.stdout
+
+
+def _threads_cgroups_after_enter(cgroup: PidsCgroup, threads: int) -> set[str]:
+    """In a forked child with `threads` threads more, enter the cgroup; the pids cgroup of every thread."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe and never returns
+        try:
+            hold = threading.Event()
+            for _ in range(threads):
+                threading.Thread(target=hold.wait, daemon=True).start()
+            cgroup.enter()
+            seen = {line.split(":", 2)[2] for task in os.listdir("/proc/self/task")
+                    for line in open(f"/proc/self/task/{task}/cgroup").read().splitlines() if ":pids:" in line}
+            os.write(write, json.dumps(sorted(seen)).encode())
+            hold.set()
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as report:
+        seen = json.loads(report.read() or "[]")
+    os.waitpid(pid, 0)
+    return set(seen)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's pids cgroup: only root's runs make one")
+def test_entering_the_cgroup_moves_every_thread() -> None:
+    """A single thread takes the cheap way (cgroup v1 `tasks`), more threads the whole process's
+    (`cgroup.procs`): either way each thread ends in the jail's cgroup, none left outside."""
+    cgroup = make_pids_cgroup(LIMIT)
+    try:
+        relative = "/" + os.path.relpath(cgroup.path, pids_cgroup_parent())
+        for threads in (0, 3):
+            seen = _threads_cgroups_after_enter(cgroup, threads)
+            assert len(seen) == 1 and next(iter(seen)).endswith(relative), (threads, seen)
+    finally:
+        assert cgroup.remove()
