@@ -126,19 +126,45 @@ def _opaque(opaque: Opaque, interposer: Interposer, jailed: bool) -> Verdict:
                    "write the command out literally, without eval, variables as command names or piped scripts")
 
 
+class _Ready(NamedTuple):
+    """A rule with its matcher lists as sets, made once per profile: `_match` runs for every rule that a
+    program's name admits, for every program of every line, so nothing in it should be rebuilt there."""
+
+    rule: Rule
+    where: frozenset[str]
+    acts: frozenset[str]
+    flags: frozenset[str]
+    deletes: frozenset[str]
+    writes: frozenset[str]
+    reads: frozenset[str]
+    sends: frozenset[str]
+    mentions: frozenset[str]
+
+
 @functools.lru_cache(maxsize=4096)
-def _candidates(rules: tuple[Rule, ...], name: str) -> tuple[Rule, ...]:
+def _candidates(rules: tuple[Rule, ...], name: str) -> tuple[_Ready, ...]:
     """The rules whose `command` matcher admits `name`, in order (cached: fnmatch is the hot spot)."""
-    return tuple(rule for rule in rules
+    return tuple(_Ready(rule, *(frozenset(part) for part in (rule.where, rule.acts, rule.flags, rule.deletes,
+                                                              rule.writes, rule.reads, rule.sends, rule.mentions)))
+                 for rule in rules
                  if not rule.command or any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.command))
 
 
 def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer,
            catalogue: Mapping[str, Any]) -> Verdict:
-    for rule in _candidates(interposer.rules, invocation.name):
-        target = _match(rule, invocation, found, place, catalogue)
+    here = _here(place)
+    kinds = frozenset(act.kind for act in found.acts)
+    for ready in _candidates(interposer.rules, invocation.name):
+        # What a rule needs before _match can say yes, tested first: most rules fail here (same answer).
+        if (ready.where and not here & ready.where) or (ready.acts and not kinds & ready.acts) \
+                or (ready.deletes and not found.deletes) or (ready.writes and not found.writes) \
+                or (ready.reads and not found.reads and not ("credentials" in ready.reads and found.mentions)) \
+                or (ready.sends and not found.sends) or (ready.mentions and not found.mentions):
+            continue
+        rule = ready.rule
+        target = _match(ready, invocation, found, place, catalogue)
         if target is not False:
-            verb = next((a.verb for a in found.acts if a.kind in rule.acts), "")
+            verb = next((a.verb for a in found.acts if a.kind in ready.acts), "")
             if rule.rewrite:
                 from .rewrite import applicable
 
@@ -150,16 +176,17 @@ def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Int
     return Verdict(interposer.default, "no rule matches", None)
 
 
-def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
+def _match(ready: _Ready, invocation: Invocation, found: Effects, place: Place,
            catalogue: Mapping[str, Any]) -> Target | None | bool:
     """False when the rule does not apply; else the target that made it match (or None)."""
-    if rule.where and not _here(place) & set(rule.where):
+    rule = ready.rule
+    if ready.where and not _here(place) & ready.where:
         return False
-    if rule.acts and not any(act.kind in rule.acts for act in found.acts):
+    if ready.acts and not any(act.kind in ready.acts for act in found.acts):
         return False
     if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand, catalogue):
         return False
-    if rule.flags and not (flags(invocation.args) & set(rule.flags)):
+    if ready.flags and not (flags(invocation.args) & ready.flags):
         return False
     if rule.args and not any(fnmatch.fnmatchcase(w.value, p) for w in invocation.args for p in rule.args):
         return False
@@ -172,10 +199,10 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
             for source in invocation.command.piped_from for pattern in rule.stdin_from)):
         return False
     target: Target | None = None
-    for kind, wanted, targets in (("deletes", rule.deletes, found.deletes), ("writes", rule.writes, found.writes),
-                                  ("reads", rule.reads, found.reads), ("sends", rule.sends, found.sends)):
+    for kind, wanted, targets in (("deletes", ready.deletes, found.deletes), ("writes", ready.writes, found.writes),
+                                  ("reads", ready.reads, found.reads), ("sends", ready.sends, found.sends)):
         if wanted:
-            hit = next((t for t in targets if classes(t, place) & set(wanted)), None)
+            hit = next((t for t in targets if classes(t, place) & wanted), None)
             if hit is None and kind == "reads" and "credentials" in wanted:
                 # A credential's path named anywhere in the arguments counts as read (a program handed one
                 # is taken to read it); for other classes (a .env, say) only what is known to be read counts.
@@ -184,19 +211,23 @@ def _match(rule: Rule, invocation: Invocation, found: Effects, place: Place,
             if hit is None:
                 return False
             target = target or hit
-    if rule.mentions:
+    if ready.mentions:
         if invocation.name in ONLY_READING:
             return False
-        hit = next((t for t in found.mentions if classes(t, place) & set(rule.mentions)), None)
+        hit = next((t for t in found.mentions if classes(t, place) & ready.mentions), None)
         if hit is None:
             return False
         target = target or hit
     return target
 
 
-def _here(place: Place) -> set[str]:
+def _here(place: Place) -> frozenset[str]:
     """Where a line is judged, as a rule's `where` names it."""
-    return {"jail" if place.home_binds is not None else "host"} | ({"timeline"} if place.timeline else set())
+    return _WHERE[place.home_binds is not None, place.timeline]
+
+
+_WHERE = {(jail, timeline): frozenset({"jail" if jail else "host"} | ({"timeline"} if timeline else set()))
+          for jail in (False, True) for timeline in (False, True)}
 
 
 def _subcommand_matches(invocation: Invocation, patterns: tuple[str, ...], catalogue: Mapping[str, Any]) -> bool:
