@@ -6,6 +6,8 @@ mount and pid namespaces differ from the host's); host-side steps touch only the
 
 from __future__ import annotations
 
+import http.server
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,92 @@ def test_shift_behind_command_deletes_nothing_in_a_real_jail(tmp_path: Path) -> 
     result = jail.run("/bin/bash", "-c", guarded('f() { command shift; "$@"; }; f true rm -rf ./keep /etc'),
                       interposer=True)
     assert (jail.workspace / "keep").exists(), (result.returncode, result.stderr)
+
+
+# -- the model forward's filter, under a profile whose forward_paths hold a wildcard (gemini) -----------------
+# Each request is sent raw from inside the jail; the host's server records every request that reached it.
+# Only the two allowed ones may: the rest are refused by the filter (400 or 403) and never reach the server.
+
+RAW = """\
+import socket, sys
+port = int(sys.argv[1])
+for raw in sys.argv[2:]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(raw.encode("latin-1").decode("unicode_escape").encode("latin-1"))
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    print(b" ".join(line.split(b" ")[1][:3] for line in data.split(b"\\r\\n") if line.startswith(b"HTTP/")).decode())
+    s.close()
+"""
+
+ALLOWED = r"POST /v1beta/models/g:generateContent HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+TRICKS = [
+    r"POST /v1beta/models/x/../../../api/delete HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models/%2e%2e/%2e%2e/api/delete HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST //v1beta/models/x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models//api/delete HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST http://127.0.0.1/api/delete HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /api/delete  HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models/x\tHTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models/x/ HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"post /v1beta/models/x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"DELETE /v1beta/models/x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"GET /v1beta/models/x HTTP/1.1\r\n\r\n",
+    r"POST /v1beta/models/x\\..\\..\\api HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models/x#/../../api HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models/x HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    r"POST /v1beta/models/x HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    r"POST /v1beta/models/x HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n",
+    r"POST /v1beta/models/x HTTP/1.1\r\nContent-Length : 0\r\n\r\n",
+    r"POST /v1beta/models/x HTTP/1.1\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+    r"POST /v1beta/models/x HTTP/2.0\r\nContent-Length: 0\r\n\r\n",
+]
+# An allowed request, then a refused one pipelined after it, and a refused one hidden as the first's body
+# by a Content-Length the filter reads as 0.
+PIPELINED = [ALLOWED + r"DELETE /api/delete HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+             r"POST /v1beta/models/y HTTP/1.0\r\nContent-Length: 0\r\n\r\nPOST /v1/files HTTP/1.1\r\n\r\n"]
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    seen: list[tuple[str, str]] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append((self.command, self.path))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_DELETE = do_post = _answer  # noqa: N815 - the standard library's names
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.jail
+def test_path_tricks_reach_nothing_the_profile_does_not_name(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.daemon_threads = True
+    _Recorder.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        jail = Jail(tmp_path)
+        (jail.workspace / "raw.py").write_text(RAW)
+        agent = jail.workspace / "gemini"  # picks the gemini profile: forward_paths ["POST /v1beta/models/*"]
+        agent.write_text("#!/bin/sh\n" + guarded('exec /usr/bin/python3 raw.py "$@"\n'))
+        agent.chmod(0o755)
+        result = jail.run("./gemini", str(port), ALLOWED, *TRICKS, *PIPELINED,
+                          options=("--forward", f"127.0.0.1:{port}"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    answers = result.stdout.splitlines()
+    assert answers[0] == "200", answers  # the control: the profile's own path passes
+    for trick, answer in zip(TRICKS, answers[1:], strict=False):
+        assert answer in ("400", "403"), (trick, answer)
+    # the first pipelined: refused in turn; the second (HTTP/1.0): its connection ends with the first answer
+    assert answers[1 + len(TRICKS):] == ["200 403", "200"], answers
+    assert sorted(set(_Recorder.seen)) == [("POST", "/v1beta/models/g:generateContent"),
+                                           ("POST", "/v1beta/models/y")], _Recorder.seen
