@@ -33,8 +33,12 @@ _TOO_DEEP = f"the line nests more than {MAX_NESTING} levels deep"
 # The words that stand for all of a function's arguments: "$@" is each of them, "$*" all of them in one.
 _ALL_ARGUMENTS = {'"$@"': "each", '"${@}"': "each", "$@": "split", "${@}": "split", "$*": "split",
                   "${*}": "split", '"$*"': "joined", '"${*}"': "joined"}
-# A command named by a function's argument ("$@", "$1"...): in the body as written, its name is unknown.
-_POSITIONAL_HEAD = re.compile(r'"?\$(?:[@*1-9]|\{(?:[@*]|[1-9][0-9]*)\})"?')
+# A command named by a function's argument ("$@", "$1", "${@:2}"...): in the body as written, its name is unknown.
+_POSITIONAL_HEAD = re.compile(r'"?\$(?:[@*1-9]|\{(?:[@*]|[1-9][0-9]*|@:[0-9]+(?::[0-9]+)?)\})"?')
+# "${@:2}", "${@:2:3}": a slice of a function's arguments (from the 2nd; 3 of them).
+_ARGUMENT_SLICE = re.compile(r'("?)\$\{@:([0-9]+)(?::([0-9]+))?\}("?)')
+# Builtins that run their first operand as a command in the calling shell's place: `command "$@"`, `exec "$@"`.
+_RUNNERS = frozenset({"command", "builtin", "exec", "env", "nohup", "time", "nice", "setsid", "stdbuf", "timeout"})
 # The characters a function name that can be counted is made of (see _Walker.covered).
 _NAME_CHARS = re.compile(r"[\w.:+@%-]+")
 
@@ -44,7 +48,7 @@ class _Calls:
 
     def __init__(self) -> None:
         self.walked: collections.Counter[str] = collections.Counter()  # commands walked as a call of NAME
-        self.skipped: set[str] = set()  # functions a call of which was not walked (recursion, depth)
+        self.skipped: dict[str, str] = {}  # functions a call of which was not walked: name -> why (recursion, depth)
         self.sites: dict[str, set[int]] = collections.defaultdict(set)  # where the calls and definitions are
 
 
@@ -80,8 +84,8 @@ class _Walker:
         self.arguments: tuple[Word, ...] | None = None  # the call's arguments, while a body is walked for one
         self.defining: str | None = None  # the function whose body is walked as written (arguments unknown)
         self.calls = _Calls()
-        # Commands of a body as written named by an argument (`"$@"`), by function: dropped when every
-        # mention of the function is a call that was walked with its arguments (see covered()).
+        # Commands of a body as written named by an argument (`"$@"`, `command "$@"`), by function: dropped
+        # when every mention of the function is a call that was walked with its arguments (see covered()).
         self.named_by_argument: list[tuple[str, int]] = []
 
     # -- structure ---------------------------------------------------------
@@ -242,50 +246,75 @@ class _Walker:
         if argv and argv[0].value == "cd" and argv[0].literal:
             _change_directory(state, argv[1:])
         elif argv and argv[0].literal and argv[0].value in self.functions:
-            if self._call(argv[0].value, argv[1:], state):
+            why = self._call(argv[0].value, argv[1:], state)
+            if why is None:
                 self.calls.walked[argv[0].value] += 1
                 self.calls.sites[argv[0].value].add(node.start_byte)
             else:
-                self.calls.skipped.add(argv[0].value)
-        elif self.defining is not None and argv and not argv[0].literal and _POSITIONAL_HEAD.fullmatch(
-                argv[0].source):
+                self.calls.skipped.setdefault(argv[0].value, why)
+        elif argv and argv[0].literal and argv[0].value in ("shift", "set") and _sets_arguments(argv):
+            self._arguments_unknown(state)
+        if self.defining is not None and argv and _named_by_argument(argv):
             self.named_by_argument.append((self.defining, index))
         return index
 
+    def _arguments_unknown(self, state: _State) -> None:
+        """After `shift` or `set -- ...` the arguments are not the call's any more: "$@" and "$1" are unknown
+        from here on in this body (a shift in one branch of an `if` moves them for the rest)."""
+        for key in [k for k in state.env if k.isdigit() or k in ("#", "@", "*")]:
+            del state.env[key]
+        if self.arguments is not None:
+            self.arguments = (Word("${@}", False, False, '"$@"'),)
+
     def _words(self, node: Node, expander: Expander) -> list[Word]:
         """A word's arguments; in a body walked for a call, "$@" and "$*" are that call's arguments."""
-        form = _ALL_ARGUMENTS.get(node.text.decode(errors="replace")) if self.arguments is not None else None
-        if form is None or self.arguments is None:
+        if self.arguments is None:
             return expander.words(node)
         source = node.text.decode(errors="replace")
+        arguments = self.arguments
+        form = _ALL_ARGUMENTS.get(source)
+        piece = _ARGUMENT_SLICE.fullmatch(source)
+        if form is None and piece is not None and piece.group(1) == piece.group(4) and int(piece.group(2)) > 0:
+            start = int(piece.group(2)) - 1  # ${@:0} starts with $0, the shell's name: left to the expander
+            end = None if piece.group(3) is None else start + int(piece.group(3))
+            form, arguments = ("each" if piece.group(1) else "split"), arguments[start:end]
+            if any(not w.literal or w.glob for w in self.arguments[:start]):
+                return [Word("${@}", False, False, source)]  # where the slice starts is not known
+        if form is None:
+            return expander.words(node)
         if form == "joined":
-            return [Word(" ".join(w.value for w in self.arguments), all(w.literal for w in self.arguments),
+            return [Word(" ".join(w.value for w in arguments), all(w.literal for w in arguments),
                          False, source)]
         if form == "each":
-            return list(self.arguments)
+            return list(arguments)
         words: list[Word] = []  # unquoted: each argument split at blanks, as with the default IFS
-        for word in self.arguments:
+        for word in arguments:
             if not word.literal:
                 words.append(word)
             else:
                 words += [Word(part, True, word.glob, word.source) for part in word.value.split()]
         return words
 
-    def _call(self, name: str, args: list[Word], state: _State) -> bool:
+    def _call(self, name: str, args: list[Word], state: _State) -> str | None:
         """A function is a wrapper: its body is walked again with this call's arguments as $1, $2...
 
         The definition's own walk saw unknown arguments; this one sees `f ~` as `rm -rf ~`. A function
         runs in the calling shell: its `cd` moves the caller, and what it assigns is unknown after it.
+        None when the body was walked; else why not (the definition's walk and the fork-bomb check cover it).
         """
-        if name in self.calling or len(self.calling) >= _CALL_DEPTH:
-            return False  # recursion: the definition's walk (and the fork-bomb check) covered it
+        if name in self.calling:
+            return f"the function {name} calls itself: what its inner calls run is not followed"
+        if len(self.calling) >= _CALL_DEPTH:
+            return f"functions call functions more than {_CALL_DEPTH} deep: what {name} runs there is not followed"
         inner = state.copy()
         for key in [k for k in inner.env if k.isdigit() or k in ("#", "@", "*")]:
             del inner.env[key]
         for number, word in enumerate(args, 1):
-            if word.literal:
-                inner.env[str(number)] = word.value
-        inner.env["#"] = str(len(args))
+            if not word.literal or word.glob:
+                break  # `f $X rm ~`, `f * rm ~`: how many arguments this one is, and so which is $2, is unknown
+            inner.env[str(number)] = word.value
+        else:
+            inner.env["#"] = str(len(args))
         saved = self.context, self.calling, self.arguments
         self.context, self.calling, self.arguments = (*self.context, f"{name}()"), (*self.calling, name), tuple(args)
         try:
@@ -297,7 +326,7 @@ class _Walker:
         for key in list(state.env):
             if inner.env.get(key) != state.env[key]:
                 del state.env[key]  # changed by the function, or by its `local`: not known here any more
-        return True
+        return None
 
     def _assignment(self, node: Node, expander: Expander) -> tuple[str, Word]:
         name_node = node.child_by_field_name("name")
@@ -362,8 +391,8 @@ class _Walker:
 
 
     def called_commands(self, text: str) -> list[Command]:
-        """The commands, less those a function's body names by its arguments (`f() { "$@"; }`) when the
-        function is called on the line and every mention of it is such a call, walked with its arguments:
+        """The commands, less those a function's body names by its arguments (`f() { command "$@"; }`) when
+        the function is called on the line and every mention of it is such a call, walked with its arguments:
         then `"$@"` was judged at each call as what it is there (`f git status` runs git status).
 
         A mention elsewhere (`eval "f rm -rf ~"`, `trap f EXIT`, `export -f f`) is a call whose arguments
@@ -387,6 +416,11 @@ class _Walker:
         dropped = {index for name, index in self.named_by_argument if name in covered}
         return [c for i, c in enumerate(self.commands) if i not in dropped]
 
+    def unfollowed(self) -> list[str]:
+        """Why a function that runs its arguments was not followed into a call (recursion, depth)."""
+        named = {name for name, _index in self.named_by_argument}
+        return [why for name, why in self.calls.skipped.items() if name in named]
+
 
 def list_items(node: Node) -> list[Node]:
     """The items of a `list` node in order, its nested lists (one per `&&`, `||`) opened with a stack."""
@@ -399,6 +433,33 @@ def list_items(node: Node) -> list[Node]:
         else:
             items.append(current)
     return items
+
+
+def _named_by_argument(argv: list[Word]) -> bool:
+    """`"$@"`, `"$1" ...`, or a builtin running one (`command "$@"`, `exec -a NAME "$@"`): named by an argument.
+
+    Generous on purpose: such a command of the body as written is dropped only where every call of the
+    function was walked with its arguments, and so judged as it runs there.
+    """
+    def positional(word: Word) -> bool:
+        return not word.literal and bool(_POSITIONAL_HEAD.fullmatch(word.source))
+
+    if positional(argv[0]):
+        return True
+    return argv[0].literal and argv[0].value in _RUNNERS and any(positional(w) for w in argv[1:])
+
+
+def _sets_arguments(argv: tuple[Word, ...] | list[Word]) -> bool:
+    """`shift` always moves the arguments; `set` when it has operands (`set -- a b`, not `set -e`)."""
+    if argv[0].value == "shift":
+        return True
+    words = iter(argv[1:])
+    for word in words:
+        if word.value in ("-o", "+o"):
+            next(words, None)  # set -o pipefail: an option's name, not an argument
+        elif word.value in ("--", "-") or word.value[:1] not in ("-", "+") or not word.literal:
+            return True
+    return False
 
 
 def _spawns(node: Node) -> bool:
@@ -485,8 +546,8 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     walker = _Walker(context)
     walker.walk(tree.root_node, _State(cwd, dict(env)))
     if not tree.root_node.has_error:
-        return Parsed(tuple(walker.called_commands(line)), tuple(walker.opaque), "tree-sitter",
-                      hazards=tuple(walker.hazards))
+        return Parsed(tuple(walker.called_commands(line)), tuple(dict.fromkeys(walker.opaque + walker.unfollowed())),
+                      "tree-sitter", hazards=tuple(walker.hazards))
     from .bashlex_fallback import parse_with_bashlex
 
     second = parse_with_bashlex(line, cwd, env, context)

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, judge_policy
+from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
 
 from interposer.judge import Decision, decide
 from jail.errors import EXIT_NOT_EXECUTABLE
@@ -36,6 +36,23 @@ FUNCTIONS = [
     ('g() { "$@"; }; f() { g "$@"; }; f git log', 'g() { "$@"; }; f() { g "$@"; }; f rm -rf ~'),
     ('f() { $@; }; f git diff', 'f() { $@; }; f "rm -rf" ~'),
     ('quiet() { "$@" > /dev/null 2>&1; }; quiet make', 'quiet() { "$@" > /dev/null 2>&1; }; quiet rm -rf ~'),
+    # a builtin between the function and its arguments runs them just the same
+    ('f() { command "$@"; }; f git status', 'f() { command "$@"; }; f rm -rf ~'),
+    ('f() { builtin "$@"; }; f echo hi', 'f() { builtin "$@"; }; f rm -rf ~'),
+    ('f() { exec "$@"; }; f git status', 'f() { exec "$@"; }; f rm -rf ~'),
+    ('f() { exec -a x "$@"; }; f git status', 'f() { exec -a x "$@"; }; f rm -rf ~'),
+    ('f() { env "$@"; }; f git status', 'f() { env "$@"; }; f rm -rf ~'),
+    ('f() { env LC_ALL=C "$@"; }; f git status', 'f() { env LC_ALL=C "$@"; }; f rm -rf /etc'),
+    ('f() { nohup "$@"; }; f make', 'f() { time "$@"; }; f rm -rf ~'),
+    ('f() { "${@}"; }; f git status', 'f() { "${@}"; }; f rm -rf ~'),
+    ('f() { $@; }; f git status', 'f() { $@; }; f rm -rf ~'),
+    ('f() { "$1" "${@:2}"; }; f git status', 'f() { "$1" "${@:2}"; }; f rm -rf ~'),
+    ('f() { "${@:2}"; }; f x git status', 'f() { "${@:2}"; }; f x rm -rf ~'),
+    ('f() { "${@:1:2}" -la; }; f ls', 'f() { "${@:1:2}" ~; }; f rm -rf'),
+    ('g() { command "$@"; }; f() { g "$@"; }; f git log', 'g() { command "$@"; }; f() { g "$@"; }; f rm -rf ~'),
+    ('f() { set -e; "$@"; }; f git status', 'f() { set -o pipefail; "$@"; }; f rm -rf ~'),
+    # the shape `declare -f` prints a function in (Codex's and Claude Code's shell snapshots)
+    ('run () \n{ \n    command "$@"\n}\nrun git status', 'run () \n{ \n    command "$@"\n}\nrun rm -rf ~'),
 ]
 
 
@@ -56,10 +73,44 @@ def test_a_function_running_its_arguments_is_judged_at_each_call(semantics: str,
     'f() { "$@"; }; trap f EXIT; f ls',
     'f() { "$@"; }; export -f f; f ls; bash -c "f rm -rf ~"',
     'f() { "$@"; }; f $CMD',
+    'f() { command "$@"; }; f $CMD',
+    'f() { command "$@"; }',
+    'f() { command "$@"; }; f ls; eval "f rm -rf ~"',
+    'f() { shift; "$@"; }; f x git status',  # after shift (or set --) the arguments are unknown: asked
+    'f() { set -- rm -rf ~; "$@"; }; f git status',
+    'f() { "${@:0}"; }; f git status',  # $0 is the shell's name
+    'f() { "$2" -rf "$3"; }; f $X echo rm ~',  # $X may be no word or several: which one is $2 is unknown
+    'f() { "$2" -rf "$3"; }; f * echo rm ~',
+    'f() { "${@:3}"; }; f $X echo rm -rf ~',
 ])
 def test_a_function_called_where_its_arguments_are_unseen_stays_opaque(semantics: str, line: str) -> None:
     decision = judged(line, semantics)
     assert decision.decision in STOPPED, (line, decision)
+
+
+@both
+@pytest.mark.parametrize("line, reason", [
+    ('f() { "$@"; f "$@"; }; f git log', "the function f calls itself"),
+    ('f() { command "$@"; f "$@"; }; f git log', "the function f calls itself"),
+    ('a() { "$@"; }; b() { a "$@"; }; c() { b "$@"; }; d() { c "$@"; }; e() { d "$@"; }; e git log',
+     "functions call functions more than 4 deep"),
+])
+def test_a_function_running_its_arguments_is_followed_to_a_bound(semantics: str, line: str, reason: str) -> None:
+    decision = judged(line, semantics)
+    assert decision.decision == "ask" and any(r.startswith(reason) for r in decision.opaque_reasons), decision
+    destructive = judged(line.replace("git log", "rm -rf ~"), semantics).decision
+    assert destructive == ("ask" if "deep" in reason else "deny")  # recursion: the first call was judged
+
+
+@pytest.mark.jail
+def test_a_function_running_its_arguments_in_a_real_jail(jail: Jail) -> None:
+    result = jail.run("/bin/bash", "-c", guarded('f() { command "$@"; }; g() { f "$@"; }; g echo ran'),
+                      interposer=True)
+    assert result.returncode == 0 and result.stdout == "ran\n", result.stderr
+    (jail.workspace / "keep").write_text("x")
+    result = jail.run("/bin/bash", "-c", guarded('f() { command "$@"; }; f rm -rf /etc ./keep'), interposer=True)
+    assert result.returncode == 126 and "/etc" in result.stderr, (result.returncode, result.stderr)
+    assert (jail.workspace / "keep").exists()
 
 
 # -- 3. python -c read with `ast`: judged by its calls, as the equivalent commands ----------------------------
