@@ -62,6 +62,39 @@ def test_shift_behind_command_deletes_nothing_in_a_real_jail(tmp_path: Path) -> 
     assert (jail.workspace / "keep").exists(), (result.returncode, result.stderr)
 
 
+# -- a function that runs its arguments unquoted, with IFS changed ---------------------------------------------
+# `$@` unquoted in a body is each argument split at blanks, the walker says ("as with the default IFS"); but
+# an `IFS=x` before it (in the body, at the top of the line, or as the call's prefix) makes bash split at x:
+# `f "rmx-rfx/etc"` runs rm -rf /etc (checked: `f() { IFS=x; $@; }; f "echoxHIT"` prints HIT) while the walker
+# judges one program named "rmx-rfx/etc" (allowed: no rule names it).
+
+IFS_SPLIT = ("interposer/parse.py: _Walker._words splits a call's literal arguments for an unquoted $@/$* at "
+             "blanks whatever IFS was set to on the line; an assigned IFS should leave the words unknown")
+SPLIT = [
+    'f() { IFS=x; $@; }; f "rmx-rfx/etc"',
+    'f() { local IFS=x; $@; }; f "rmx-rfx/etc"',
+    'IFS=x; f() { $@; }; f "rmx-rfx/etc"',
+    'f() { $@; }; IFS=x f "rmx-rfx/etc"',
+    'f() { $*; }; IFS=x; f "rmx-rfx/etc"',
+]
+
+
+@both
+@pytest.mark.parametrize("line", SPLIT)
+@pytest.mark.xfail(strict=True, reason=IFS_SPLIT)
+def test_an_unquoted_argument_split_at_a_changed_ifs_is_not_judged_as_one_word(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision in ("deny", "ask"), line
+
+
+@pytest.mark.jail
+@pytest.mark.xfail(strict=True, reason=IFS_SPLIT)
+def test_an_ifs_split_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
+    jail = Jail(tmp_path)
+    (jail.workspace / "keep").write_text("x")
+    result = jail.run("/bin/bash", "-c", guarded('f() { IFS=x; $@; }; f "rmx-rfx./keepx/etc"'), interposer=True)
+    assert (jail.workspace / "keep").exists(), (result.returncode, result.stderr)
+
+
 # -- the model forward's filter, under a profile whose forward_paths hold a wildcard (gemini) -----------------
 # Each request is sent raw from inside the jail; the host's server records every request that reached it.
 # Only the two allowed ones may: the rest are refused by the filter (400 or 403) and never reach the server.
