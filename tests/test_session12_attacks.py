@@ -95,6 +95,40 @@ def test_an_ifs_split_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
     assert (jail.workspace / "keep").exists(), (result.returncode, result.stderr)
 
 
+# -- a known variable expanded unquoted: field splitting ------------------------------------------------------
+# Not this session's change (so at 8bdf52a too), found on the way: words.Expander gives `$X` with a known value
+# as one word, but unquoted bash splits it at blanks. `X="rm -rf /etc"; $X` was judged as one program named
+# "rm -rf /etc" (no rule: allowed) and `X="-rf /etc"; rm $X` as rm of a file named "-rf /etc" in the workspace.
+
+FIELD_SPLIT = ("interposer/words.py: Expander._parameter gives an unquoted known variable's value as one "
+               "quoted piece: no field splitting (nor globbing) of it")
+UNSPLIT = [
+    'X="rm -rf /etc"; $X',
+    'X="rm -rf ~"; ${X}',
+    'X="-rf /etc"; rm $X',
+    'X="/etc /usr"; rm -rf $X',
+    'IFS=x; X="rmx-rfx/etc"; $X',
+    'X="rmx-rfx/etc"; IFS=x; $X',
+    'IFS=x; X="rmx-rfx/etc"; echo $X | sh',
+]
+
+
+@both
+@pytest.mark.parametrize("line", UNSPLIT)
+@pytest.mark.xfail(strict=True, reason=FIELD_SPLIT)
+def test_a_known_variable_expanded_unquoted_is_split_as_bash_splits_it(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision in ("deny", "ask"), line
+
+
+@pytest.mark.jail
+@pytest.mark.xfail(strict=True, reason=FIELD_SPLIT)
+def test_an_unquoted_variable_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
+    jail = Jail(tmp_path)
+    (jail.workspace / "keep").write_text("x")
+    result = jail.run("/bin/bash", "-c", guarded('X="rm -rf ./keep /etc"; $X'), interposer=True)
+    assert (jail.workspace / "keep").exists(), (result.returncode, result.stderr)
+
+
 # -- the model forward's filter, under a profile whose forward_paths hold a wildcard (gemini) -----------------
 # Each request is sent raw from inside the jail; the host's server records every request that reached it.
 # Only the two allowed ones may: the rest are refused by the filter (400 or 403) and never reach the server.
