@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SHELLJAIL, Jail
@@ -26,10 +27,6 @@ pytestmark = pytest.mark.jail
 
 PROJECT = Path(__file__).resolve().parent.parent
 AGENTS = PROJECT / ".agents"
-CLAUDE = AGENTS / "claude-code" / "node_modules" / ".bin" / "claude"
-CODEX = AGENTS / "codex" / "node_modules" / ".bin" / "codex"
-GEMINI = AGENTS / "gemini" / "node_modules" / ".bin" / "gemini"
-OPENCODE = AGENTS / "opencode" / "node_modules" / ".bin" / "opencode"
 DISK_SIZE = 16 << 20
 CACHE_SIZE = 8 << 20
 
@@ -90,12 +87,20 @@ def incident(tmp_path: Path) -> Iterator[Incident]:
 # Claude Code refuses a bare `rm -rf ~` itself ("Dangerous rm operation detected"): through bash -c it reaches
 # the shell, where the interposer is what stops it.
 COMMANDS = ["echo written > notes.txt && cat notes.txt", 'bash -c "rm -rf ~"', "rm -rf target && echo freed"]
+# Codex's own exec policy refuses rm -f forms ("rm -f style commands are not permitted"): rm -r reaches the shell.
+CODEX_COMMANDS = ["echo written > notes.txt && cat notes.txt", "rm -r ~/", "rm -r target && echo freed"]
+GEMINI_COMMANDS = ["echo written > notes.txt && cat notes.txt", "rm -rf ~/", "rm -rf target && echo freed"]
+PROMPT = "the disk is nearly full: write the notes and make room"
 
 
 def check_incident(incident: Incident, results: list[str], free_before: int, commands: list[str] = COMMANDS) -> None:
     """What the interposer decided, what the agent was told, and what changed on the disk."""
-    # The agent runs lines of its own too (a shell snapshot, ps) and wraps each scripted one (eval '...').
-    decisions = [next(d for d in incident.decisions() if c in d[0]) for c in commands]
+    # The agent runs lines of its own too (a shell snapshot, ps) and wraps each scripted one (eval '...'); a
+    # wrapper can be longer than the log keeps of a line (Codex's restores its shell snapshot's environment
+    # first: 38 KB), so each command's decision is the next one, in order, that shows it or that the log cut.
+    decisions, log = [], iter(incident.decisions())
+    for command in commands:
+        decisions.append(next(d for d in log if command in d[0] or d[0].endswith(" characters in all]")))
     # A wrapped line is several commands: the line's decision names no single rule when it is allowed.
     assert [d[1] for d in decisions] == ["allow", "deny", "allow"], decisions
     assert decisions[1][2] == "delete-home", decisions
@@ -108,139 +113,105 @@ def check_incident(incident: Incident, results: list[str], free_before: int, com
     assert incident.free() >= free_before + CACHE_SIZE - (1 << 20)
 
 
-def test_claude_code_replays_the_incident_in_the_jail(incident: Incident) -> None:
-    installed(CLAUDE, "Claude Code (@anthropic-ai/claude-code)", ["npm", "ping"])
-    server = AnthropicServer([*(call("Bash", command=c, description="run it") for c in COMMANDS),
-                              say("the cache is gone and the notes are written")])
+def _chat_turns(request: dict) -> tuple[int, object]:
+    """Anthropic Messages and OpenAI chat completions: the model's turns so far, and the last message."""
+    return sum(m["role"] == "assistant" for m in request["messages"]), request["messages"][-1]
+
+
+def _responses_turns(request: dict) -> tuple[int, object]:
+    items = request.get("input", [])
+    return sum(i.get("type") == "function_call" for i in items), items[-1]
+
+
+def _gemini_turns(request: dict) -> tuple[int, object]:
+    contents = request.get("contents", [])
+    return sum(c.get("role") == "model" and any("functionCall" in p for p in c.get("parts", []))
+               for c in contents), contents[-1]
+
+
+def _opencode_config(url: str, model: str) -> str:
+    return json.dumps({"provider": {"scripted": {"npm": "@ai-sdk/openai-compatible",
+                                                 "options": {"baseURL": f"{url}/v1", "apiKey": "none"},
+                                                 "models": {model: {}}}},
+                       "permission": {"external_directory": "allow"}})
+
+
+@dataclass
+class Agent:
+    """One real agent against its scripted server: how it is started (flags only: the profile is the one
+    `run` picks by the program's name) and how its requests and tool results read."""
+
+    folder: str  # under .agents/
+    program: str  # node_modules/.bin/PROGRAM: the name that picks the profile
+    what: str
+    server: Callable[[list[dict]], Any]
+    tool: Callable[[str], dict]  # the scripted tool call for one command line
+    commands: list[str]
+    secret: dict[str, str]  # the key, passed with --secret (never inherited)
+    env: Callable[[Any], list[str]]  # --env NAME=VALUE for the server
+    args: Callable[[Any], list[str]]  # the agent's own arguments
+    turns: Callable[[dict], tuple[int, object]]
+    denied_result: str  # how the agent reports the exit status of the denied line to the model
+    done: str = "all done"
+    config_write: str = ""  # how a line the agent runs itself to write into its configuration copy begins
+
+
+AGENT_TABLE = [
+    Agent("claude-code", "claude", "Claude Code (@anthropic-ai/claude-code)", AnthropicServer,
+          lambda c: call("Bash", command=c, description="run it"), COMMANDS, {"ANTHROPIC_API_KEY": "sk-ant-scripted"},
+          lambda s: [f"ANTHROPIC_BASE_URL={s.url}", f"ANTHROPIC_MODEL={s.model}",
+                     f"ANTHROPIC_SMALL_FAST_MODEL={s.model}"],
+          lambda s: ["-p", PROMPT, "--dangerously-skip-permissions", "--model", s.model], _chat_turns, "",
+          "the cache is gone", "SNAPSHOT_FILE={home}/.claude/shell-snapshots/snapshot-bash-"),
+    Agent("codex", "codex", "Codex CLI (@openai/codex)", ResponsesServer, lambda c: call("exec_command", cmd=c),
+          CODEX_COMMANDS, {"OPENAI_API_KEY": "sk-scripted"}, lambda s: [],
+          lambda s: ["exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+                     "-c", "model_provider=fake", "-c", f'model_providers.fake={{name="fake",base_url="{s.url}/v1",'
+                     'wire_api="responses",env_key="OPENAI_API_KEY"}', "-m", s.model, PROMPT],
+          _responses_turns, "Process exited with code 126"),
+    Agent("gemini", "gemini", "Gemini CLI (@google/gemini-cli)", GeminiServer,
+          lambda c: call("run_shell_command", command=c), GEMINI_COMMANDS, {"GEMINI_API_KEY": "scripted"},
+          lambda s: [f"GOOGLE_GEMINI_BASE_URL={s.url}"], lambda s: ["--yolo", "-m", "gemini-2.5-flash", "-p", PROMPT],
+          _gemini_turns, "Exit Code: 126"),
+    Agent("opencode", "opencode", "opencode (opencode-ai)", lambda script: ModelServer(script, by_turn=True),
+          lambda c: call("bash", command=c, description="run it"), GEMINI_COMMANDS, {},
+          lambda s: ["OPENCODE_CONFIG_CONTENT=" + _opencode_config(s.url, s.model)],
+          lambda s: ["run", "--model", f"scripted/{s.model}", PROMPT], _chat_turns, ""),
+]
+
+
+@pytest.mark.parametrize("agent", AGENT_TABLE, ids=[a.folder for a in AGENT_TABLE])
+def test_the_agent_replays_the_incident_in_the_jail_with_no_profile_file(incident: Incident, agent: Agent) -> None:
+    program = AGENTS / agent.folder / "node_modules" / ".bin" / agent.program
+    installed(program, agent.what, ["npm", "ping"])
+    server = agent.server([*(agent.tool(c) for c in agent.commands), say(agent.done)])
     try:
         port = server.url.rsplit(":", 1)[1]
-        profile = incident.jail.root / "claude.toml"
-        profile.write_text(
-            f'extends = "claude-code"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "claude-code")])}\n'
-            f'[network]\nforward = [{{ address = "127.0.0.1:{port}", allow_paths = ["POST /v1/messages",'
-            ' "POST /v1/messages/count_tokens"] }]\n')
         free_before = incident.free()
         result = subprocess.run(
-            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
-             "--timeout", "150", "--secret", "ANTHROPIC_API_KEY", "--env", f"ANTHROPIC_BASE_URL={server.url}",
-             "--env", f"ANTHROPIC_MODEL={server.model}", "--env", f"ANTHROPIC_SMALL_FAST_MODEL={server.model}",
-             "--", str(CLAUDE), "-p", "the disk is nearly full: write the notes and make room",
-             "--dangerously-skip-permissions", "--model", server.model],
-            capture_output=True, text=True, timeout=200, env=incident.jail.env(ANTHROPIC_API_KEY="sk-ant-scripted"),
+            [*SHELLJAIL, "run", "-w", str(incident.workspace), "--ask", "deny", "--timeout", "150",
+             "--read-only", str(AGENTS / agent.folder), "--forward", f"127.0.0.1:{port}",
+             *(flag for name in agent.secret for flag in ("--secret", name)),
+             *(flag for pair in agent.env(server) for flag in ("--env", pair)),
+             "--", str(program), *agent.args(server)],
+            capture_output=True, text=True, timeout=200, env=incident.jail.env(**agent.secret),
             cwd=incident.workspace, stdin=subprocess.DEVNULL)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "the cache is gone" in result.stdout
+        assert f"shelljail: using profile {agent.folder} for {agent.program}" in result.stderr
+        assert agent.done in result.stdout
         results = server.tool_results()
         assert len(results) == 3, (results, result.stdout, result.stderr)
+        assert agent.denied_result in results[1]
         # The denial reached the model in the very next request the agent sent after turn 2.
-        after_denial = [r for r in server.requests if sum(m["role"] == "assistant" for m in r["messages"]) == 2]
-        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["messages"][-1])
-        check_incident(incident, results, free_before)
-    finally:
-        server.close()
-
-
-
-
-# Codex's own exec policy refuses rm -f forms ("rm -f style commands are not permitted"): rm -r reaches the shell.
-CODEX_COMMANDS = ["echo written > notes.txt && cat notes.txt", "rm -r ~/", "rm -r target && echo freed"]
-
-
-def test_codex_replays_the_incident_in_the_jail(incident: Incident) -> None:
-    installed(CODEX, "Codex CLI (@openai/codex)", ["npm", "ping"])
-    server = ResponsesServer([*(call("exec_command", cmd=c) for c in CODEX_COMMANDS), say("all done")])
-    try:
-        port = server.url.rsplit(":", 1)[1]
-        profile = incident.jail.root / "codex.toml"
-        profile.write_text(
-            f'extends = "codex"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "codex")])}\n'
-            f'[network]\nforward = [{{ address = "127.0.0.1:{port}", allow_paths = ["POST /v1/responses"] }}]\n')
-        provider = (f'model_providers.fake={{name="fake",base_url="{server.url}/v1",wire_api="responses",'
-                    'env_key="OPENAI_API_KEY"}')
-        free_before = incident.free()
-        result = subprocess.run(
-            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
-             "--timeout", "150", "--secret", "OPENAI_API_KEY", "--", str(CODEX), "exec", "--skip-git-repo-check",
-             "--dangerously-bypass-approvals-and-sandbox", "-c", "model_provider=fake", "-c", provider,
-             "-m", server.model, "the disk is nearly full: write the notes and make room"],
-            capture_output=True, text=True, timeout=200, env=incident.jail.env(OPENAI_API_KEY="sk-scripted"),
-            cwd=incident.workspace, stdin=subprocess.DEVNULL)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "all done" in result.stdout
-        results = server.tool_results()
-        assert len(results) == 3, (results, result.stdout, result.stderr)
-        assert "Process exited with code 126" in results[1]
-        # The denial reached the model in the very next request the agent sent after turn 2.
-        after_denial = [r for r in server.requests
-                        if sum(i.get("type") == "function_call" for i in r.get("input", [])) == 2]
-        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["input"][-1])
-        check_incident(incident, results, free_before, CODEX_COMMANDS)
-    finally:
-        server.close()
-
-
-GEMINI_COMMANDS = ["echo written > notes.txt && cat notes.txt", "rm -rf ~/", "rm -rf target && echo freed"]
-
-
-def test_gemini_cli_replays_the_incident_in_the_jail(incident: Incident) -> None:
-    installed(GEMINI, "Gemini CLI (@google/gemini-cli)", ["npm", "ping"])
-    server = GeminiServer([*(call("run_shell_command", command=c) for c in GEMINI_COMMANDS), say("all done")])
-    try:
-        port = server.url.rsplit(":", 1)[1]
-        profile = incident.jail.root / "gemini.toml"
-        profile.write_text(
-            f'extends = "gemini"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "gemini")])}\n'
-            f'[network]\nforward = [{{ address = "127.0.0.1:{port}", allow_paths = ["POST /v1beta/models/*"] }}]\n')
-        free_before = incident.free()
-        result = subprocess.run(
-            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
-             "--timeout", "150", "--secret", "GEMINI_API_KEY", "--env", f"GOOGLE_GEMINI_BASE_URL={server.url}",
-             "--", str(GEMINI), "--yolo", "-m", "gemini-2.5-flash",
-             "-p", "the disk is nearly full: write the notes and make room"],
-            capture_output=True, text=True, timeout=200, env=incident.jail.env(GEMINI_API_KEY="scripted"),
-            cwd=incident.workspace, stdin=subprocess.DEVNULL)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "all done" in result.stdout
-        results = server.tool_results()
-        assert len(results) == 3, (results, result.stdout, result.stderr)
-        assert "Exit Code: 126" in results[1]
-        # The denial reached the model in the very next request the agent sent after turn 2.
-        after_denial = [r for r in server.requests
-                        if sum(c.get("role") == "model" and any("functionCall" in p for p in c.get("parts", []))
-                               for c in r.get("contents", [])) == 2]
-        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["contents"][-1])
-        check_incident(incident, results, free_before, GEMINI_COMMANDS)
-    finally:
-        server.close()
-
-
-def test_opencode_replays_the_incident_in_the_jail(incident: Incident) -> None:
-    installed(OPENCODE, "opencode (opencode-ai)", ["npm", "ping"])
-    script = [*(call("bash", command=c, description="run it") for c in GEMINI_COMMANDS), say("all done")]
-    server = ModelServer(script, by_turn=True)  # OpenAI chat completions, streaming
-    try:
-        port = server.url.rsplit(":", 1)[1]
-        profile = incident.jail.root / "opencode.toml"
-        profile.write_text(f'extends = "opencode"\n[filesystem]\nread_only = {json.dumps([str(AGENTS / "opencode")])}\n'
-                           f'[network]\nforward = ["127.0.0.1:{port}"]\n')
-        config = {"provider": {"scripted": {"npm": "@ai-sdk/openai-compatible",
-                                            "options": {"baseURL": f"{server.url}/v1", "apiKey": "none"},
-                                            "models": {server.model: {}}}},
-                  "permission": {"external_directory": "allow"}}
-        free_before = incident.free()
-        result = subprocess.run(
-            [*SHELLJAIL, "run", "-p", str(profile), "-w", str(incident.workspace), "--ask", "deny",
-             "--timeout", "150", "--env", "OPENCODE_CONFIG_CONTENT=" + json.dumps(config), "--", str(OPENCODE),
-             "run", "--model", f"scripted/{server.model}", "the disk is nearly full: write the notes and make room"],
-            capture_output=True, text=True, timeout=200, env=incident.jail.env(), cwd=incident.workspace,
-            stdin=subprocess.DEVNULL)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "all done" in result.stdout
-        results = server.tool_results()
-        assert len(results) == 3, (results, result.stdout, result.stderr)
-        # The denial reached the model in the very next request the agent sent after turn 2.
-        after_denial = [r for r in server.requests if sum(m["role"] == "assistant" for m in r["messages"]) == 2]
-        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0]["messages"][-1])
-        check_incident(incident, results, free_before, GEMINI_COMMANDS)
+        after_denial = [last for turns, last in map(agent.turns, server.requests) if turns == 2]
+        assert after_denial and "shelljail: denied" in json.dumps(after_denial[0])
+        check_incident(incident, results, free_before, agent.commands)
+        # The agent's own lines are allowed, among them what it writes into its configuration copy (Claude
+        # Code's shell snapshot, ~/.claude/shell-snapshots/ through a redirect): the copy is the jail's own.
+        decisions = incident.decisions()
+        assert [d[1:] for d in decisions if d[1] != "allow"] == [("deny", "delete-home")], decisions
+        if agent.config_write:
+            written = agent.config_write.format(home=incident.jail.home)
+            assert [d[1] for d in decisions if d[0].startswith(written)] == ["allow"], decisions
     finally:
         server.close()

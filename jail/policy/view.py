@@ -136,11 +136,13 @@ def _refuse_dangerous_workspace(workspace: str, home: str) -> None:
 
 def home_binds(view: View) -> tuple[str, ...]:
     """The paths under the jail's private home that it binds from the real one (toolchains, an agent's
-    files): the interposer judges a write there as a write to the real home. The jail's decision service
-    and `shelljail check` both read them here, from the view, so check says what the jail does."""
+    files read-only): the interposer judges a write there as a write to the real home. The agent's
+    configuration copy is not among them: it is the jail's own, not the person's files (a write there,
+    as Claude Code's shell snapshot, is ordinary). The jail's decision service and `shelljail check` both
+    read them here, from the view, so check says what the jail does."""
     home = view.home
-    return tuple(m.target for m in view.mounts
-                 if isinstance(m, Bind) and (m.target == home or m.target.startswith(home + "/")))
+    return tuple(m.target for m in view.mounts if isinstance(m, Bind) and m.target not in view.agent_copy
+                 and (m.target == home or m.target.startswith(home + "/")))
 
 
 def lasting_writable(view: View) -> tuple[str, ...]:
