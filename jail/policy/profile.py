@@ -623,10 +623,11 @@ def load(name_or_path: str = DEFAULT_PROFILE) -> Profile:
     return profile
 
 
-# A validated profile is cached (marshal) with the size and mtime of every file it was
-# read from; any change to one of them means reading and validating again. Parsing TOML
+# A validated profile is cached (marshal) with the identity of every file it was read from (device,
+# inode, size, mtime and ctime: an edit, a rename over it or a touch back to the old mtime all show
+# in one of them); any change means reading and validating again. Parsing TOML
 # with the pure-Python tomllib and importing it cost about 10 ms of every start.
-_CACHE_VERSION = 2  # 2: [agent]
+_CACHE_VERSION = 3  # 2: [agent]; 3: the stamp holds device, inode and ctime
 # The code that validates: a change to it invalidates every cached profile.
 _CODE = (__file__, seccomp_groups.__file__, programs.__file__)
 
@@ -640,9 +641,9 @@ def _cache_path(path: str, name: str) -> str:
     return os.path.join(cache_home(), "profiles", f"{zlib.crc32(key):08x}.marshal")
 
 
-def _stamp(path: str) -> tuple[str, int, int]:
+def _stamp(path: str) -> tuple[str, int, int, int, int, int]:
     st = os.stat(path)
-    return os.path.realpath(path), st.st_mtime_ns, st.st_size
+    return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _cached(path: str, name: str) -> Profile | None:
@@ -663,7 +664,7 @@ def _store(path: str, name: str, files: list[str], profile: Profile) -> None:
         data = {"version": _CACHE_VERSION, "name": name, "source": path,
                 "files": [(file, _stamp(file)) for file in files], "profile": to_dict(profile)}
         target = _cache_path(path, name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
         temporary = f"{target}.{os.getpid()}"
         with open(temporary, "wb") as f:
             marshal.dump(data, f)
