@@ -106,7 +106,7 @@ UNSPLIT = [
     'X="rm -rf /etc"; $X',
     'X="rm -rf ~"; ${X}',
     'X="-rf /etc"; rm $X',
-    'X="/etc /usr"; rm -rf $X',
+    'X="./a /etc"; rm -rf $X',
     'IFS=x; X="rmx-rfx/etc"; $X',
     'X="rmx-rfx/etc"; IFS=x; $X',
     'IFS=x; X="rmx-rfx/etc"; echo $X | sh',
