@@ -133,8 +133,10 @@ def check(found: list[Destination], invocation: Invocation, network: Any) -> tup
             return ("network-direct", f"{invocation.name} connects to {where} by itself; the jail's only way out "
                     "is its HTTP proxy, for the hosts in network.allow",
                     destination.hint or "fetch over https with curl or wget, from a host in network.allow")
-        from jail.policy.hostpatterns import compiled
+        from jail.policy.hostpatterns import allow_fix, compiled, host_name
 
+        host = host_name(host) or host  # bücher.example as the proxy is asked for it: xn--bcher-kva.example
+        where = f"{host}:{port}"
         allow, deny = compiled(tuple(network.allow), tuple(network.deny))
         denied = next((p.pattern for p in deny if p.matches(host, port)), None)
         if denied is not None:
@@ -142,8 +144,7 @@ def check(found: list[Destination], invocation: Invocation, network: Any) -> tup
                     "proxy would refuse it", "do without it, or change network.deny in the profile")
         if not any(p.matches(host, port) for p in allow):
             return ("network-allow", f"{where} is not in the profile's network.allow; the jail's proxy would "
-                    "refuse it", f'add "{host}" (or "{host}:{port}") to network.allow in the profile, '
-                    "or do without it")
+                    "refuse it", f"do without it; {allow_fix(host, port)}")
     return None
 
 

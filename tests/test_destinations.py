@@ -105,3 +105,27 @@ def test_a_hook_outside_any_jail_does_not_judge_the_network() -> None:
     assert decide("curl -s https://1mocat.github.io/abusive.html", WORKSPACE, policy(None)).decision == "allow"
     # ...but on the host, a /dev/tcp redirect is still a write outside the workspace, as it always was
     assert decide("echo x > /dev/tcp/127.0.0.1/22", WORKSPACE, policy(None)).rule == "write-outside-workspace"
+
+
+@pytest.mark.parametrize(("line", "fix"), [
+    ("curl -s https://my.deploy.example/health", "--allow my.deploy.example or add \"my.deploy.example\""),
+    ("curl http://pypi.org:8080/", "--allow pypi.org:8080 "),  # the port the allow entry must name
+    ("curl -s https://Bücher.example/", "--allow xn--bcher-kva.example "),  # as the proxy is asked for it
+    ("curl gopher://10.0.0.1:4444/_x", "--allow 10.0.0.1:4444 "),
+])
+def test_a_host_off_the_allow_list_is_denied_naming_the_run_flag(line: str, fix: str) -> None:
+    decision = decide(line, WORKSPACE, policy(PROXY))
+    assert decision.rule == "network-allow" and fix in decision.alternative, decision.alternative
+
+
+def test_the_fix_names_only_a_valid_host() -> None:
+    from jail.policy.hostpatterns import allow_fix, host_name
+
+    assert decide("curl -s https://xn--bcher-kva.example/", WORKSPACE, policy(
+        Network(mode="proxy", allow=("bücher.example".encode("idna").decode(),)))).decision == "allow"
+    for text in ("exa\u202emple.com", "*.example.com", "a b.example", "a..b", "x_y.example", "a" * 64 + ".example",
+                 "host\x1b[31m.example", "example.com:443"):
+        assert host_name(text) is None, text
+        assert allow_fix(text, 443).startswith("no fix:") and "--allow" not in allow_fix(text, 443)
+    assert host_name("[2001:DB8::1]") == "2001:db8::1" and host_name("Example.COM.") == "example.com"
+    assert "--allow" not in allow_fix("2001:db8::1", 22)  # the profile cannot write an IPv6 address with a port

@@ -160,6 +160,7 @@ def test_curl_through_the_proxy_and_connect_tunnels(jail: Jail, servers: dict[st
     lines = result.stdout.splitlines()
     assert json.loads(lines[0])["path"] == "/plain" and json.loads(lines[1])["path"] == "/tunnel"
     assert lines[2].startswith("shelljail: refused other.test:") and "network.allow" in lines[2]
+    assert f"run with --allow other.test:{http} " in lines[2]  # the run flag that lets it through
     assert lines[3] == "direct=7"  # the server on the host's loopback: not reachable without the proxy
 
 
@@ -180,12 +181,16 @@ def test_the_interposer_denies_what_the_network_cannot_reach_before_it_runs(jail
     assert refused.returncode == 126
     assert f"other.test:{http} is not in the profile's network.allow" in refused.stderr
     assert "to network.allow in the profile" in refused.stderr  # what to change
+    assert f"run with --allow other.test:{http} " in refused.stderr  # ... or the run flag, which does let it through
     assert not (jail.workspace / "before").exists() and not (jail.workspace / "after").exists()
     assert not [e for e in _network_events(jail) if e.get("host") == "other.test"]  # never reached the proxy
     direct = run(f"nc -w 2 10.0.0.1 {http} </dev/null")
     assert direct.returncode == 126 and "the jail's only way out is its HTTP proxy" in direct.stderr
     decisions = _network_events(jail, "decision")
     assert decisions[-1]["rule"] == "network-direct" and decisions[-1]["decision"] == "deny"
+    flagged = jail.cli("run", "-p", profile, "-w", str(jail.workspace), "--ask", "deny", "--allow",
+                       f"other.test:{http}", "--", "/bin/sh", "-c", f"curl -sS -m 20 http://other.test:{http}/x")
+    assert flagged.returncode == 0 and json.loads(flagged.stdout)["path"] == "/x", flagged.stderr
 
 CONCURRENT = """\
 import socket, threading

@@ -5,8 +5,42 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import ipaddress
+import re
 
 DEFAULT_PORTS = (80, 443)
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def host_name(text: str) -> str | None:
+    """`text` as a host to name in a fix (`--allow HOST`): an IP address, or a DNS name in its ASCII (IDNA)
+    form; None for anything else (a port, a wildcard, a space, a control or bidi character): jail-made text."""
+    host = text.lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")  # the standard library's IDNA (nameprep refuses bidi)
+    except UnicodeError:
+        return None
+    if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in ascii_host.split(".")):
+        return None
+    return ascii_host
+
+
+def allow_fix(host: str, port: int) -> str:
+    """How to let a run reach host:port: the run flag and the profile key, or why neither can."""
+    name = host_name(host)
+    if name is None:
+        return "no fix: the host is not a valid name or address"
+    if port in DEFAULT_PORTS:
+        flag = name
+    elif ":" in name:
+        return f"no fix: an IPv6 address can be allowed on ports 80 and 443 only, not {port}"
+    else:
+        flag = f"{name}:{port}"
+    return f'to let it through, run with --allow {flag} or add "{flag}" to network.allow in the profile'
 
 
 def parse(pattern: str) -> tuple[str, int | None]:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jail.display import shown
-from jail.policy.hostpatterns import compiled
+from jail.policy.hostpatterns import allow_fix, compiled
 from jail.supervisor.modelforward import (
     MAX_SHOWN,
     ModelEndpoints,
@@ -249,8 +249,7 @@ class Proxy:
             if rule.matches(host, port):
                 return None, None, f"denied by network.deny {rule.pattern!r}"
         if not any(rule.matches(host, port) for rule in self.allow):
-            return None, None, (f"not in network.allow of this profile; add \"{host}:{port}\" to network.allow "
-                                "to let it through")
+            return None, None, f"not in network.allow of this profile; {allow_fix(host, port)}"
         try:
             addresses = [self.hosts[host]] if host in self.hosts else list(dict.fromkeys(
                 info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
