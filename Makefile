@@ -146,6 +146,7 @@ bench: bench-deps
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/forward.py
 	$(BIN)/python bench/workload.py
+	$(BIN)/python bench/agents.py
 	$(BIN)/python bench/report.py
 
 # Every risky corpus case, run for real in the jail against canaries; writes docs/results.md's red-team section.

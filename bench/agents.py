@@ -48,6 +48,9 @@ COMMANDS = ["ls", "printf 'hi\\n' > notes.txt", "cat notes.txt"]
 FINAL = "the notes say hi"
 TASK = "write hi into notes.txt and show it"
 TIMEOUT = 180
+# What `--interposer off` switches off besides the judge (jail/run.py): on/off is the whole per-command cost.
+OFF_ALSO = ("the decision service (the launcher every /bin/sh and /bin/bash is, and its round trip per shell), "
+            "the trash and the timeline's checkpoint of the workspace before each command line")
 
 
 @dataclass
@@ -257,18 +260,18 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
 
     results: dict[str, Any] = {**header("agents", args.runs), "task": "; ".join(COMMANDS) + "; final answer",
-                               "goal": f"on / off <= {GOAL}", "seconds": {}, "ratio on / off": {}}
+                               "goal": GOAL, "agents": {}, "interposer off also turns off": OFF_ALSO}
     print(f"agents, three-turn task, median of {args.runs} interleaved runs each way (s)")
     for name, runs in samples.items():
         on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
         ratio = on / off
+        results["agents"][name] = {
+            **{way: {"median": round(statistics.median(v), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
+               for way, v in runs.items()},
+            "ratio": round(ratio, 3), "within goal": ratio <= GOAL}
         verdict = "within the goal" if ratio <= GOAL else "over the goal"
-        results["seconds"][name] = {way: {"median": round(statistics.median(v), 3), "min": round(min(v), 3),
-                                          "max": round(max(v), 3)} for way, v in runs.items()}
-        results["ratio on / off"][name] = f"{ratio:.3f} ({verdict}, goal <= {GOAL})"
         print(f"  {name:15} on {on:7.2f}   off {off:7.2f}   on/off {ratio:5.3f}   {verdict} (<= {GOAL})")
-    results["interposer off also turns off"] = ("the decision service (launcher round trip per shell), "
-                                                "the trash and the timeline's checkpoint per command line")
+    print(f"  --interposer off also turns off {OFF_ALSO}")
     if partial:
         print("  (only some agents: no results file written; pass -o to write one)")
     else:
