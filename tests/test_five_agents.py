@@ -4,8 +4,10 @@ Each replays the incident against its scripted model server on 127.0.0.1: turn 1
 the workspace (it works); turn 2 it deletes the home directory (`bash -c "rm -rf ~"`), which the
 interposer denies (`shelljail: denied: ...`, exit 126), and the denial text is in the next request the agent
 sends the model; turn 3 it deletes the build cache inside the workspace, which frees the space it took.
-The agents are the ones `make agents` installs into `.agents/`; a test skips only if the registry could not
-be reached, and fails if it could and the agent is missing.
+Each runs with no profile file: flags only, the profile the one `run` picks by the program's name (its
+forward_paths let the agent's API through `--forward`). The agents are the ones `make agents` installs
+into `.agents/`; a test skips only if the registry could not be reached, and fails if it could and the
+agent is missing.
 """
 
 from __future__ import annotations
