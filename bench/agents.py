@@ -201,8 +201,19 @@ def check(name: str, interposer: str, result: subprocess.CompletedProcess[str], 
         raise BenchError(f"{name} with --interposer {interposer}: {problem}\n{tail}")
 
 
-def time_once(name: str, root: Path, number: int, interposer: str) -> float:
-    """One run in a fresh workspace against a fresh server: its wall time in seconds, checked."""
+def shells(env: dict[str, str]) -> int:
+    """How many shells the interposer judged in the newest session (the agent's own lines included)."""
+    listed = subprocess.run([SHELLJAIL, "sessions", "--json"], capture_output=True, text=True, env=env, timeout=60,
+                            stdin=subprocess.DEVNULL, check=True)
+    session = json.loads(listed.stdout.splitlines()[0])["session"]
+    log = subprocess.run([SHELLJAIL, "log", session, "--json"], capture_output=True, text=True, env=env, timeout=60,
+                         stdin=subprocess.DEVNULL, check=True)
+    return sum(json.loads(line).get("event") == "decision" for line in log.stdout.splitlines())
+
+
+def time_once(name: str, root: Path, number: int, interposer: str) -> tuple[float, int]:
+    """One run in a fresh workspace against a fresh server: its wall time in seconds, checked; and the
+    shells judged in it (0 with the interposer off)."""
     workspace = root / f"{name}-{number}-{interposer}" / "project"
     workspace.mkdir(parents=True)
     (workspace / "README.md").write_text("what ls shows\n")
@@ -218,7 +229,7 @@ def time_once(name: str, root: Path, number: int, interposer: str) -> float:
     finally:
         run.close()
     shutil.rmtree(workspace.parent, ignore_errors=True)
-    return elapsed
+    return elapsed, shells(env) if interposer == "on" else 0
 
 
 def arguments() -> argparse.Namespace:
@@ -243,14 +254,18 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="shelljail-bench-agents-"))
     (root / "home").mkdir()
     samples: dict[str, dict[str, list[float]]] = {}
+    judged: dict[str, list[int]] = {}
     try:
         for name in args.agents:
             for interposer in ("on", "off"):  # warm-up: page cache, .pyc files, the agent's first-run files
                 time_once(name, root, 0, interposer)
-            samples[name] = {"on": [], "off": []}
+            samples[name], judged[name] = {"on": [], "off": []}, []
             for number in range(1, args.runs + 1):
                 for interposer in ("on", "off"):
-                    samples[name][interposer].append(time_once(name, root, number, interposer))
+                    seconds, count = time_once(name, root, number, interposer)
+                    samples[name][interposer].append(seconds)
+                    if interposer == "on":
+                        judged[name].append(count)
             print(f"  {name}: on {statistics.median(samples[name]['on']):.2f} s, "
                   f"off {statistics.median(samples[name]['off']):.2f} s", flush=True)
     except (BenchError, subprocess.TimeoutExpired) as error:
@@ -268,9 +283,12 @@ def main() -> int:
         results["agents"][name] = {
             **{way: {"median": round(statistics.median(v), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
                for way, v in runs.items()},
-            "ratio": round(ratio, 3), "within goal": ratio <= GOAL}
+            "ratio": round(ratio, 3), "within goal": ratio <= GOAL, "shells judged": statistics.median(judged[name]),
+            "ms added per shell": round((on - off) * 1000 / max(statistics.median(judged[name]), 1), 1)}
         verdict = "within the goal" if ratio <= GOAL else "over the goal"
-        print(f"  {name:15} on {on:7.2f}   off {off:7.2f}   on/off {ratio:5.3f}   {verdict} (<= {GOAL})")
+        print(f"  {name:15} on {on:7.2f}   off {off:7.2f}   on/off {ratio:5.3f}   {verdict} (<= {GOAL})   "
+              f"{statistics.median(judged[name])} shells judged, "
+              f"{results['agents'][name]['ms added per shell']} ms added per shell")
     print(f"  --interposer off also turns off {OFF_ALSO}")
     if partial:
         print("  (only some agents: no results file written; pass -o to write one)")

@@ -31,12 +31,14 @@ def rows(data: Any, prefix: str = "") -> list[tuple[str, str]]:
 def agents_table(data: dict[str, Any]) -> list[str]:
     """bench/agents.py: one row per agent, the ratio on/off beside the goal; the rest as rows."""
     goal = data.pop("goal", "?")
-    lines = ["| agent | interposer on (s) | interposer off (s) | on / off | goal |", "|---|---|---|---|---|"]
+    lines = ["| agent | interposer on (s) | interposer off (s) | on / off | goal | shells judged | "
+             "ms added per shell |", "|---|---|---|---|---|---|---|"]
     for name, figures in data.pop("agents", {}).items():
         on, off = figures["on"], figures["off"]
         verdict = "within" if figures["within goal"] else "**over**"
         lines.append(f"| {name} | {on['median']} ({on['min']}-{on['max']}) | {off['median']} ({off['min']}-"
-                     f"{off['max']}) | {figures['ratio']} | {verdict} (<= {goal}) |")
+                     f"{off['max']}) | {figures['ratio']} | {verdict} (<= {goal}) | {figures['shells judged']} | "
+                     f"{figures['ms added per shell']} |")
     return [*lines, "", "| figure | value |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows(data))]
 
 
