@@ -32,6 +32,7 @@ class _Piece(NamedTuple):
     text: str
     quoted: bool
     known: bool = True
+    split: bool = False  # a known variable's value expanded unquoted: bash splits it at IFS and globs it
 
 
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
@@ -39,6 +40,8 @@ _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n
 _ANSI_RE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.|.)", re.S)
 _DQ_ESCAPABLE = '$`"\\\n'
 _GLOB_CHARS = "*?["
+_DEFAULT_IFS = " \t\n"
+_IFS_RUN = re.compile(r"[ \t\n]+")
 # What makes an unquoted word more than its text: a backslash, a brace, a leading tilde.
 _SPECIAL_IN_WORD = re.compile(r"[\\{}]|^~")
 
@@ -115,14 +118,45 @@ class Expander:
         pieces = self._pieces(node, quoted=False)
         results = []
         for variant in _brace_expand(pieces):
-            variant = self._tilde(variant)
-            results.append(Word(
-                value="".join(p.text for p in variant),
-                literal=all(p.known for p in variant),
-                glob=any(not p.quoted and any(c in p.text for c in _GLOB_CHARS) for p in variant),
-                source=source,
-            ))
+            for field in self._split(self._tilde(variant)):
+                results.append(Word(
+                    value="".join(p.text for p in field),
+                    literal=all(p.known for p in field),
+                    glob=any((not p.quoted or p.split) and any(c in p.text for c in _GLOB_CHARS) for p in field),
+                    source=source,
+                ))
         return results
+
+    def _split(self, pieces: list[_Piece]) -> list[list[_Piece]]:
+        """Field splitting: a known value expanded unquoted (`X="rm -rf /etc"; $X`) is as many words as bash
+        makes of it at blanks, none if it is only blanks. With an IFS assigned on the line (other than the
+        default, or empty: no splitting) where the value splits is not worked out: it is left unknown."""
+        if not any(p.split for p in pieces):
+            return [pieces]
+        ifs = self.env.get("IFS", _DEFAULT_IFS)
+        if ifs == "":
+            return [pieces]
+        if ifs != _DEFAULT_IFS:
+            return [[p._replace(known=False) if p.split else p for p in pieces]]
+        fields: list[list[_Piece]] = []
+        current: list[_Piece] = []
+        started = False  # the field has text, or a quoted part ("" keeps an empty field)
+        for piece in pieces:
+            if not piece.split:
+                current.append(piece)
+                started = started or piece.quoted or bool(piece.text)
+                continue
+            for index, part in enumerate(_IFS_RUN.split(piece.text)):
+                if index:
+                    if started:
+                        fields.append(current)
+                    current, started = [], False
+                if part:
+                    current.append(piece._replace(text=part))
+                    started = True
+        if started:
+            fields.append(current)
+        return fields
 
     def word(self, node: Node) -> Word:
         """One word, where brace expansion does not apply (assignment values, redirect targets)."""
@@ -165,8 +199,8 @@ class Expander:
         return [_Piece(text, quoted=quoted)]
 
     def _parameter(self, name: str, quoted: bool) -> _Piece:
-        if name in self.env:
-            return _Piece(self.env[name], quoted=True)  # the value is not re-expanded for braces or ~
+        if name in self.env:  # the value is not re-expanded for braces or ~; unquoted, it is split and globbed
+            return _Piece(self.env[name], quoted=True, split=not quoted)
         return _Piece("${" + name + "}", quoted, known=False)
 
     def _braced_parameter(self, node: Node, text: str, quoted: bool) -> _Piece:

@@ -96,15 +96,13 @@ def test_an_ifs_split_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
 
 
 # -- a known variable expanded unquoted: field splitting ------------------------------------------------------
-# Not this session's change (so at 8bdf52a too), found on the way: words.Expander gives `$X` with a known value
+# Not this session's change (so at 8bdf52a too), found on the way: words.Expander gave `$X` with a known value
 # as one word, but unquoted bash splits it at blanks. `X="rm -rf /etc"; $X` was judged as one program named
 # "rm -rf /etc" (no rule: allowed) and `X="-rf /etc"; rm $X` as rm of a file named "-rf /etc" in the workspace.
-
-FIELD_SPLIT = ("interposer/words.py: Expander._parameter gives an unquoted known variable's value as one "
-               "quoted piece: no field splitting (nor globbing) of it")
+# Fixed in words.Expander._split; an IFS assigned on the line leaves such a value unknown (asked).
 UNSPLIT = [
     'X="rm -rf /etc"; $X',
-    'X="rm -rf ~"; ${X}',
+    'X="rm -rf /etc"; ${X}',
     'X="-rf /etc"; rm $X',
     'X="./a /etc"; rm -rf $X',
     'IFS=x; X="rmx-rfx/etc"; $X',
@@ -115,13 +113,20 @@ UNSPLIT = [
 
 @both
 @pytest.mark.parametrize("line", UNSPLIT)
-@pytest.mark.xfail(strict=True, reason=FIELD_SPLIT)
 def test_a_known_variable_expanded_unquoted_is_split_as_bash_splits_it(semantics: str, line: str) -> None:
     assert judged(line, semantics).decision in ("deny", "ask"), line
 
 
+@both
+@pytest.mark.parametrize("line", ['X="git status"; $X', 'X="-la ."; ls $X', 'X=""; $X git status',
+                                  'X="rm -rf /etc"; "$X"', 'IFS=; X="rm -rf /etc"; $X'])
+def test_a_split_value_is_judged_as_what_bash_runs(semantics: str, line: str) -> None:
+    """The allowed twins: what bash runs there harms nothing (quoted, or with
+    IFS empty, the value is one program's name, which does not exist)."""
+    assert judged(line, semantics).decision == "allow", line
+
+
 @pytest.mark.jail
-@pytest.mark.xfail(strict=True, reason=FIELD_SPLIT)
 def test_an_unquoted_variable_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
     jail = Jail(tmp_path)
     (jail.workspace / "keep").write_text("x")
