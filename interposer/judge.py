@@ -8,7 +8,6 @@ the line's decision is the most severe of all.
 """
 
 import fnmatch
-import functools
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -141,26 +140,69 @@ class _Ready(NamedTuple):
     mentions: frozenset[str]
 
 
-@functools.lru_cache(maxsize=4096)
-def _candidates(rules: tuple[Rule, ...], name: str) -> tuple[_Ready, ...]:
-    """The rules whose `command` matcher admits `name`, in order (cached: fnmatch is the hot spot)."""
-    return tuple(_Ready(rule, *(frozenset(part) for part in (rule.where, rule.acts, rule.flags, rule.deletes,
-                                                              rule.writes, rule.reads, rule.sends, rule.mentions)))
-                 for rule in rules
-                 if not rule.command or any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.command))
+class _Table:
+    """One profile's rules made ready for judging, and what was worked out from them, by program name and
+    by shape of a program's effects. Kept by the rules' identity: hashing a tuple of rules for every
+    program (as a cache keyed on the rules would) costs as much as matching them."""
+
+    LIMIT = 4096  # entries per dictionary; past it, one is emptied (names are the jail's to choose)
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules  # held, so that its id is not reused while this table is kept
+        self.ready = tuple(_Ready(rule, *(frozenset(part) for part in (
+            rule.where, rule.acts, rule.flags, rule.deletes, rule.writes, rule.reads, rule.sends, rule.mentions)))
+            for rule in rules)
+        self.by_name: dict[str, tuple[_Ready, ...]] = {}
+        self.by_shape: dict[tuple[Any, ...], tuple[_Ready, ...]] = {}
+
+    def candidates(self, name: str) -> tuple[_Ready, ...]:
+        """The rules whose `command` matcher admits `name`, in order (fnmatch is the hot spot)."""
+        found = self.by_name.get(name)
+        if found is None:
+            if len(self.by_name) >= self.LIMIT:
+                self.by_name.clear()
+            found = self.by_name[name] = tuple(
+                ready for ready in self.ready
+                if not ready.rule.command or any(fnmatch.fnmatchcase(name, p) for p in ready.rule.command))
+        return found
+
+    def possible(self, name: str, here: frozenset[str], found: Effects) -> tuple[_Ready, ...]:
+        """The candidates a program could match, given where it is judged, its acts' kinds and which of its
+        effects are not empty: what a rule needs before _match can say yes. Most rules fail here, once per
+        such shape of a program (a few per name), not once per program."""
+        kinds = frozenset(act.kind for act in found.acts)
+        deletes, writes, reads, sends, mentions = (bool(found.deletes), bool(found.writes), bool(found.reads),
+                                                   bool(found.sends), bool(found.mentions))
+        key = (name, here, kinds, deletes, writes, reads, sends, mentions)
+        rules = self.by_shape.get(key)
+        if rules is None:
+            if len(self.by_shape) >= self.LIMIT:
+                self.by_shape.clear()
+            rules = self.by_shape[key] = tuple(
+                ready for ready in self.candidates(name)
+                if not ((ready.where and not here & ready.where) or (ready.acts and not kinds & ready.acts)
+                        or (ready.deletes and not deletes) or (ready.writes and not writes)
+                        or (ready.reads and not reads and not ("credentials" in ready.reads and mentions))
+                        or (ready.sends and not sends) or (ready.mentions and not mentions)))
+        return rules
+
+
+_TABLES: dict[int, _Table] = {}
+
+
+def _table(rules: tuple[Rule, ...]) -> _Table:
+    """The table of these rules (a profile's), made on first use; a few profiles are kept."""
+    table = _TABLES.get(id(rules))
+    if table is None or table.rules is not rules:
+        if len(_TABLES) >= 16:
+            _TABLES.clear()
+        table = _TABLES[id(rules)] = _Table(rules)
+    return table
 
 
 def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer,
            catalogue: Mapping[str, Any]) -> Verdict:
-    here = _here(place)
-    kinds = frozenset(act.kind for act in found.acts)
-    for ready in _candidates(interposer.rules, invocation.name):
-        # What a rule needs before _match can say yes, tested first: most rules fail here (same answer).
-        if (ready.where and not here & ready.where) or (ready.acts and not kinds & ready.acts) \
-                or (ready.deletes and not found.deletes) or (ready.writes and not found.writes) \
-                or (ready.reads and not found.reads and not ("credentials" in ready.reads and found.mentions)) \
-                or (ready.sends and not found.sends) or (ready.mentions and not found.mentions):
-            continue
+    for ready in _table(interposer.rules).possible(invocation.name, _here(place), found):
         rule = ready.rule
         target = _match(ready, invocation, found, place, catalogue)
         if target is not False:
