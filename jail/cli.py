@@ -92,13 +92,34 @@ class _Only:
         if name != self.wanted:
             return _Skipped()
         self.found = True
-        return self.commands.add_parser(name, **kwargs)
+        kind = kwargs.pop("formatter_class", argparse.HelpFormatter)
+        return self.commands.add_parser(name, formatter_class=_sized(kind), **kwargs)
+
+
+def _sized(kind: type[argparse.HelpFormatter]) -> Callable[[str], argparse.HelpFormatter]:
+    """`kind`, given the terminal's width: unasked, argparse imports shutil for it (3 ms with the bz2 and lzma
+    it imports, on every `run`, since add_argument makes a formatter to check each metavar)."""
+    return lambda prog: kind(prog, width=_columns() - 2)
+
+
+def _columns() -> int:
+    """The width shutil.get_terminal_size would say: $COLUMNS, else standard output's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with `wanted` (the command named first), only that command's part of it."""
     parser = argparse.ArgumentParser(
-        prog="shelljail",
+        prog="shelljail", formatter_class=_sized(argparse.HelpFormatter),
         description="Run an AI coding agent (or any command) in a jail where only its workspace is writable.",
     )
     commands: Any = parser.add_subparsers(metavar="COMMAND")

@@ -8,7 +8,6 @@ real configuration is never writable from a jail. Pure: which mounts, where the 
 """
 
 
-import hashlib
 import os
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -33,6 +32,8 @@ def store(profile: Profile, workspace: str) -> str:
     agent = profile.agent.programs[0] if profile.agent.programs else os.path.basename(profile.name).removesuffix(
         ".toml")
     agent = "".join(c if c.isalnum() or c in "._-" else "_" for c in agent) or "agent"
+    import hashlib  # OpenSSL, 3-4 ms: only a copy's run needs it, not every `run` (#27)
+
     digest = hashlib.sha256(os.path.realpath(workspace).encode()).hexdigest()[:16]
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "shelljail", "agents", f"{agent}-{digest}", "home")
