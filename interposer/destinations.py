@@ -148,6 +148,27 @@ def check(found: list[Destination], invocation: Invocation, network: Any) -> tup
     return None
 
 
+def unlisted(line: str, cwd: str, env: Any, network: Any) -> list[tuple[str, int]] | None:
+    """The proxied hosts off the allow-list the line connects to (ASCII names, as the proxy is asked for
+    them), or None if it also goes where no allow-list entry could take it (not a name, network.deny, direct)."""
+    from jail.policy.hostpatterns import host_name
+
+    from .resolve import resolve
+
+    found: list[tuple[str, int]] = []
+    for invocation in resolve(line, cwd, env).invocations:
+        for destination in destinations(invocation):
+            problem = check([destination], invocation, network)
+            if problem is None:
+                continue
+            name = host_name(destination.host)
+            if problem[0] != "network-allow" or name is None:
+                return None
+            if (name, destination.port) not in found:
+                found.append((name, destination.port))
+    return found
+
+
 def _url(text: str, proxied: bool) -> list[Destination]:
     text = text.removeprefix("git+")
     if "://" not in text or text.startswith("file:"):

@@ -153,6 +153,7 @@ class DecisionService:
         self.shells = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_shells().items()}
         self.tools = {name: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for name, path in real_tools().items()}
         self.trash: Any = None  # a jail.recovery.trash.Trash when the session keeps one
+        self.hosts: Any = None  # a jail.supervisor.hostgrants.HostGrants when a person can be asked about hosts
         self.timeline: Any = None  # a jail.recovery.timeline.Timeline: a checkpoint before each command line
         self.shell_paths = set(real_shells().values())
         # Host pid -> (its start time, whether it runs a judged `-c` line) of each shell this service
@@ -456,6 +457,10 @@ class DecisionService:
             decision = _Opaque(self.policy.interposer.opaque, reason, "opaque",
                                "pass the commands with sh -c, or as a script file", True)
             event["command"] = " ".join(argv)
+        if decision.rule == "network-allow" and self.hosts is not None and self.ask is not None and judged:
+            refused, decision = self._ask_hosts(judged, cwd, decision, event)
+            if refused is not None:
+                return refused, event
         event.update(decision=decision.decision, rule=decision.rule, reason=decision.reason,
                      opaque=decision.opaque)
         if self.dry_run:
@@ -486,6 +491,37 @@ class DecisionService:
                 return None, event
             return _denial(f"{decision.reason}; {how}", decision.alternative), event
         return _denial(decision.reason, decision.alternative), event
+
+    def _ask_hosts(self, line: str, cwd: str, decision: Any, event: dict[str, Any]) -> tuple[str | None, Any]:
+        """A line denied only for hosts off the allow-list: the person is asked once per host whether this
+        session may reach it (hostgrants.py); a yes grows the allow-list here and in the proxy, and the line is
+        judged again. (a denial, None) when a host was refused, now or before; else (None, the new decision)."""
+        from jail.policy.hostpatterns import allow_fix
+
+        from .destinations import unlisted
+        from .judge import decide
+
+        hosts = unlisted(line, cwd, self.policy.env, self.policy.network)
+        if not hosts or any(self.hosts.pattern(host, port) is None for host, port in hosts):
+            return None, decision  # a destination no answer could let through: the denial stands
+        asked = []
+        for host, port in hosts:
+            known = self.hosts.answer(host, port)
+            if known is None and not self.hosts.full():
+                allowed, how = self.ask(f"let this session reach {host}:{port}?", decision.reason, "network-allow", "")
+                self.hosts.record(host, port, allowed)
+                asked.append({"host": f"{host}:{port}", "allowed": allowed, "answered": how})
+                known = allowed
+            if not known:
+                event.update(decision="deny", rule="network-allow", reason=f"{host}:{port} was refused for this "
+                             "session", hosts_asked=asked)
+                return _denial(f"{host}:{port} is not in the profile's network.allow, and a person refused it for "
+                               "this session", allow_fix(host, port)), None
+        network = self.policy.network
+        self.policy = self.policy._replace(network=network._replace(
+            allow=tuple(dict.fromkeys((*network.allow, *self.hosts.allowed())))))
+        event["hosts_asked"] = asked
+        return None, decide(line, cwd, self.policy)
 
     def _preview(self, line: str, cwd: str, peer: _Peer | None) -> str:
         """The files the line would write, as a diff against what the jail sees now (see preview.py)."""

@@ -53,6 +53,10 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
         jail_spec, decision_service = decisions.attach(jail_spec, loaded.interposer, lambda event: log.event(**event),
                                                        broker.ask, options.dry_run, trash, loaded.network, log,
                                                        timeline)
+        if network_proxy is not None and options.ask != "deny":  # a person may let this session reach a host
+            from jail.supervisor.hostgrants import HostGrants
+
+            decision_service.hosts = HostGrants(network_proxy)
     # Threads start after the jail's processes are forked (a fork copies no thread, and no lock one holds).
     after_fork = tuple(start for start in (network_proxy and network_proxy.start, timeline and timeline.start)
                        if start)

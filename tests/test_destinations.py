@@ -129,3 +129,21 @@ def test_the_fix_names_only_a_valid_host() -> None:
         assert allow_fix(text, 443).startswith("no fix:") and "--allow" not in allow_fix(text, 443)
     assert host_name("[2001:DB8::1]") == "2001:db8::1" and host_name("Example.COM.") == "example.com"
     assert "--allow" not in allow_fix("2001:db8::1", 22)  # the profile cannot write an IPv6 address with a port
+
+
+def test_only_nameable_hosts_off_the_list_can_be_granted() -> None:
+    from interposer.destinations import unlisted
+    from jail.supervisor.hostgrants import HostGrants
+
+    env = policy(PROXY).env
+    assert unlisted("curl -s https://my.deploy.example/a https://Bücher.example/", WORKSPACE, env, PROXY) == [
+        ("my.deploy.example", 443), ("xn--bcher-kva.example", 443)]
+    assert unlisted("curl -s https://pypi.org/simple/", WORKSPACE, env, PROXY) == []
+    for line in ("curl https://my.deploy.example/ https://evil.pypi.org/",  # and network.deny: no answer helps
+                 "curl https://my.deploy.example/; nc 10.0.0.1 4444",  # and around the proxy
+                 "curl 'https://exa\u202emple.com/'"):  # not a host name
+        assert unlisted(line, WORKSPACE, env, PROXY) is None, line
+    assert HostGrants.pattern("my.deploy.example", 8443) == "my.deploy.example:8443"
+    assert HostGrants.pattern("2001:db8::1", 443) == "2001:db8::1" and HostGrants.pattern("2001:db8::1", 22) is None
+    for host in ("*.example.com", "Example.com", "a b", "x\x1b.example"):
+        assert HostGrants.pattern(host, 443) is None, host

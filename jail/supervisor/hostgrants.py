@@ -1,0 +1,53 @@
+"""The hosts off the network allow-list a person answered for this session: asked once each, remembered.
+
+A yes grows this session's allow-list, in the proxy (which then lets the host through for the rest of the
+run) and in the interposer's policy (which then lets lines naming it run); a no is remembered too, and the
+host is denied without asking again. Hosts come from jail-made text: only those hostpatterns.host_name
+accepts are ever asked about, and one question per host and port.
+"""
+
+from __future__ import annotations
+
+import _thread
+from typing import Any
+
+from jail.policy.hostpatterns import DEFAULT_PORTS, host_name
+
+MAX_HOSTS = 64  # answers kept per session; past that, a host off the list is denied without asking
+
+
+class HostGrants:
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy  # the session's jail.supervisor.proxy.Proxy
+        self._lock = _thread.allocate_lock()
+        self.answers: dict[tuple[str, int], bool] = {}
+
+    @staticmethod
+    def pattern(host: str, port: int) -> str | None:
+        """The allow-list entry for host:port, or None when none can be written (not a name, IPv6 with a port)."""
+        name = host_name(host)
+        if name is None or name != host or (":" in name and port not in DEFAULT_PORTS):
+            return None
+        return f"{name}:{port}" if ":" not in name else name
+
+    def answer(self, host: str, port: int) -> bool | None:
+        with self._lock:
+            return self.answers.get((host, port))
+
+    def full(self) -> bool:
+        with self._lock:
+            return len(self.answers) >= MAX_HOSTS
+
+    def record(self, host: str, port: int, allowed: bool) -> None:
+        pattern = self.pattern(host, port)
+        if pattern is None:
+            return
+        with self._lock:
+            self.answers[(host, port)] = allowed
+        if allowed:
+            self.proxy.grant(pattern)
+
+    def allowed(self) -> tuple[str, ...]:
+        """The allow-list entries a person added in this session."""
+        with self._lock:
+            return tuple(p for (h, port), yes in self.answers.items() if yes and (p := self.pattern(h, port)))
