@@ -24,7 +24,6 @@ time, never through a symlink, and never sets a setuid or setgid bit.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import stat
@@ -33,8 +32,6 @@ import time
 import zlib
 from collections.abc import Callable
 from typing import Any
-
-from inotify_simple import INotify, flags
 
 from jail.kernel.beneath import (
     RESOLVE_NO_XDEV,
@@ -211,6 +208,14 @@ class Walk:
         return entry
 
 
+def _digest(data: bytes) -> str:
+    """sha256 in hex. hashlib (OpenSSL: 3-4 ms) is imported at the first content kept, in the timeline's
+    thread, not before the jail's fork (#27)."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 class Stale(Exception):
     """A rescan that cannot be trusted (a directory moved or gone): walk everything instead."""
 
@@ -222,19 +227,23 @@ class Watcher:
     through a shared mmap or through a hard link from outside the workspace, so every FULL_EVERY-th
     point, the last and undo's walk everything anyway."""
 
-    MASK = (flags.MODIFY | flags.ATTRIB | flags.CLOSE_WRITE | flags.CREATE | flags.DELETE | flags.MOVED_FROM |
-            flags.MOVED_TO | flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR | flags.EXCL_UNLINK)
-    # Not DONT_FOLLOW: /proc/self/fd/N is a link to follow, to the very directory the walk holds open.
-    DISTRUST = flags.Q_OVERFLOW | flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED | flags.UNMOUNT
-
     def __init__(self) -> None:
+        # Imported here, in the timeline's thread after the jail is forked: with ctypes (and shutil, bz2 and
+        # lzma, for ctypes.util) it cost `run` 10-15 ms before the fork (#27).
+        from inotify_simple import INotify, flags
+
+        self.mask = (flags.MODIFY | flags.ATTRIB | flags.CLOSE_WRITE | flags.CREATE | flags.DELETE |
+                     flags.MOVED_FROM | flags.MOVED_TO | flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR |
+                     flags.EXCL_UNLINK)
+        # Not DONT_FOLLOW: /proc/self/fd/N is a link to follow, to the very directory the walk holds open.
+        self.distrust = flags.Q_OVERFLOW | flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED | flags.UNMOUNT
         self.inotify = INotify(nonblocking=True)  # close-on-exec: no jail process gets it
         self.prefixes: dict[int, str] = {}
         self.refused: str | None = None
 
     def add(self, fd: int, prefix: str) -> None:
         try:  # the directory fd's own /proc link: the directory the walk opened, never a path re-resolved
-            self.prefixes[self.inotify.add_watch(f"/proc/self/fd/{fd}", self.MASK)] = prefix
+            self.prefixes[self.inotify.add_watch(f"/proc/self/fd/{fd}", self.mask)] = prefix
         except OSError as exc:
             self.refused = f"inotify refused a watch ({exc.strerror}; see fs.inotify.max_user_watches)"
 
@@ -243,7 +252,7 @@ class Watcher:
         dirty = set()
         for event in events:
             prefix = self.prefixes.get(event.wd)
-            if prefix is None or event.mask & self.DISTRUST:
+            if prefix is None or event.mask & self.distrust:
                 return None
             dirty.add(prefix)
         return None if self.refused else dirty
@@ -281,7 +290,7 @@ class Store:
         data = read_up_to(source, limit)
         if data is None:
             return None
-        digest = hashlib.sha256(data).hexdigest()
+        digest = _digest(data)
         if digest in self.where:
             return digest
         packed = zlib.compress(data, 1)
@@ -322,7 +331,7 @@ class Store:
             data = zlib.decompressobj().decompress(packed, size + 1)
         except zlib.error:
             data = b""
-        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+        if len(data) != size or _digest(data) != digest:
             raise TimelineError(f"the stored content {digest[:12]} is damaged")
         return data
 
