@@ -130,14 +130,16 @@ class Expander:
     def _split(self, pieces: list[_Piece]) -> list[list[_Piece]]:
         """Field splitting: a known value expanded unquoted (`X="rm -rf /etc"; $X`) is as many words as bash
         makes of it at blanks, none if it is only blanks. With an IFS assigned on the line (other than the
-        default, or empty: no splitting) where the value splits is not worked out: it is left unknown."""
+        default, or empty: no splitting) where a value holding its characters splits is not worked out: it
+        is left unknown."""
         if not any(p.split for p in pieces):
             return [pieces]
         ifs = self.env.get("IFS", _DEFAULT_IFS)
         if ifs == "":
             return [pieces]
-        if ifs != _DEFAULT_IFS:
-            return [[p._replace(known=False) if p.split else p for p in pieces]]
+        if ifs != _DEFAULT_IFS:  # a value with none of its characters (and not empty) is one field still
+            return [[p._replace(known=False) if p.split and (not p.text or any(c in ifs for c in p.text)) else p
+                     for p in pieces]]
         fields: list[list[_Piece]] = []
         current: list[_Piece] = []
         started = False  # the field has text, or a quoted part ("" keeps an empty field)

@@ -108,6 +108,9 @@ UNSPLIT = [
     'IFS=x; X="rmx-rfx/etc"; $X',
     'X="rmx-rfx/etc"; IFS=x; $X',
     'IFS=x; X="rmx-rfx/etc"; echo $X | sh',
+    'IFS=x; X=rm; $X -rf /etc',
+    'IFS=x; X=; $X rm -rf /etc',
+    'X=; $X rm -rf /etc',
 ]
 
 
