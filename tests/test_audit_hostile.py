@@ -74,7 +74,9 @@ def test_the_log_is_bounded_and_past_it_every_command_is_denied(jail: Jail) -> N
     assert len(raw) <= 256 << 10
     assert [e["event"] for e in events].count("audit-log-full") == 1 and events[-1]["event"] == "audit-log-full"
     first = [e for e in events if e["event"] == "decision" and e["argv"][2].startswith("true a")][0]
-    assert first["argv"][2] == "true " + "a" * (audit.FIELD_CHARS - 5) + "...[cut: 100005 characters in all]"
+    head, tail = audit.FIELD_CHARS * 3 // 4, audit.FIELD_CHARS - audit.FIELD_CHARS * 3 // 4
+    assert first["argv"][2] == ("true " + "a" * (head - 5) + f"...[cut: 100005 characters in all, the first {head} "
+                                f"and the last {tail} kept]..." + "a" * tail)
     codes = result.stdout.split()
     assert codes[0] == "0" and codes[-1] == "126", (codes, result.stderr[-500:])  # fails closed, never reopens
     assert "126" not in codes[:codes.index("126")] and set(codes[codes.index("126"):]) == {"126"}
@@ -132,7 +134,9 @@ def test_long_fields_are_cut_with_their_length(tmp_path: Path) -> None:
     log = audit.AuditLog(session="s", directory=str(tmp_path))
     log.event("decision", command="x" * 100_000, argv=["y"] * 5000, counts={str(i): i for i in range(3000)})
     [event] = audit.read_lines(tmp_path / audit.LOG_NAME)
-    assert event["command"] == "x" * audit.FIELD_CHARS + "...[cut: 100000 characters in all]"
+    head, tail = audit.FIELD_CHARS * 3 // 4, audit.FIELD_CHARS - audit.FIELD_CHARS * 3 // 4
+    assert event["command"] == ("x" * head + f"...[cut: 100000 characters in all, the first {head} and the last "
+                                f"{tail} kept]..." + "x" * tail)
     assert len(event["argv"]) == audit.FIELD_ITEMS + 1 and event["argv"][-1] == "[cut: 5000 items in all]"
     assert len(event["counts"]) == audit.FIELD_ITEMS + 1 and event["counts"]["[cut]"] == "3000 entries in all"
 
@@ -145,7 +149,8 @@ def test_an_event_of_many_long_fields_is_cut_harder_to_fit(tmp_path: Path) -> No
     assert len(line) < audit.EVENT_BYTES
     event = json.loads(line)
     assert event["argv"][:3] == ["/bin/sh", "-c", "true"] and event["argv"][-1] == "[cut: 503 items in all]"
-    assert event["argv"][3].endswith("...[cut: 1000 characters in all]") and event["decision"] == "allow"
+    assert "...[cut: 1000 characters in all, the first 384 and the last 128 kept]..." in event["argv"][3]
+    assert event["argv"][3].endswith("b" * 128) and event["decision"] == "allow"
 
 
 def test_past_the_cap_one_event_then_nothing(tmp_path: Path) -> None:

@@ -99,10 +99,11 @@ def check_incident(incident: Incident, results: list[str], free_before: int, com
     """What the interposer decided, what the agent was told, and what changed on the disk."""
     # The agent runs lines of its own too (a shell snapshot, ps) and wraps each scripted one (eval '...'); a
     # wrapper can be longer than the log keeps of a line (Codex's restores its shell snapshot's environment
-    # first: 38 KB), so each command's decision is the next one, in order, that shows it or that the log cut.
+    # first: 38 KB), and the log keeps a cut line's end, where the command is: each command's decision is the
+    # next one, in order, that shows it.
     decisions, log = [], iter(incident.decisions())
     for command in commands:
-        decisions.append(next(d for d in log if command in d[0] or d[0].endswith(" characters in all]")))
+        decisions.append(next(d for d in log if command in d[0]))
     # A wrapped line is several commands: the line's decision names no single rule when it is allowed.
     assert [d[1] for d in decisions] == ["allow", "deny", "allow"], decisions
     assert decisions[1][2] == "delete-home", decisions

@@ -12,7 +12,7 @@ content: the line is JSON written with `ensure_ascii=True`, so a byte that
 was not UTF-8 (a surrogate-escaped `\\udcff` from os.fsdecode) stays a
 `\\udcff` escape, valid JSON that json.loads reads back to the same str
 (os.fsencode gives the original bytes); a string over FIELD_CHARS is cut
-with a marker naming its length, a list or table over FIELD_ITEMS is cut
+to its start and its end with a marker naming its length, a list or table over FIELD_ITEMS is cut
 with a marker naming its size, and an event still over EVENT_BYTES is cut
 harder until it fits. A session's log is bounded (limits.audit_bytes, default LOG_BYTES):
 past it one `audit-log-full` event is written, `full` is set, nothing more
@@ -122,6 +122,15 @@ _HARDER = ((512, 100, 4), (128, 16, 2))  # (chars, items, depth) tried in turn f
 _FULL_RESERVE = 4096  # kept free below the cap for the audit-log-full event
 
 
+def _cut_text(value: str, chars: int) -> str:
+    """Its start and its end: an agent's wrapper (a shell snapshot's prelude of 38 KB) puts the command
+    itself last, so a cut that kept only the start would hide what was judged."""
+    head = chars * 3 // 4
+    tail = chars - head
+    return (f"{value[:head]}...[cut: {len(value)} characters in all, the first {head} and the last {tail} "
+            f"kept]...{value[-tail:]}")
+
+
 def bounded(value: Any, chars: int = FIELD_CHARS, items: int = FIELD_ITEMS, depth: int = FIELD_DEPTH) -> Any:
     """A JSON-ready copy of `value`: long strings, lists and tables cut, each cut marked with its size."""
     if isinstance(value, int) and abs(value) >= 1 << 64:  # json (str) refuses integers of 4,300 digits
@@ -131,7 +140,7 @@ def bounded(value: Any, chars: int = FIELD_CHARS, items: int = FIELD_ITEMS, dept
     if not isinstance(value, (dict, list, tuple)):
         value = _text(value)
     if isinstance(value, str):
-        return value if len(value) <= chars else f"{value[:chars]}...[cut: {len(value)} characters in all]"
+        return value if len(value) <= chars else _cut_text(value, chars)
     if depth <= 0:
         return f"[cut: {len(value)} items nested too deep]"
     if isinstance(value, dict):
