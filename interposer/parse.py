@@ -252,7 +252,7 @@ class _Walker:
                 self.calls.sites[argv[0].value].add(node.start_byte)
             else:
                 self.calls.skipped.setdefault(argv[0].value, why)
-        elif argv and argv[0].literal and argv[0].value in ("shift", "set") and _sets_arguments(argv):
+        elif argv and _moves_arguments(argv):
             self._arguments_unknown(state)
         if self.defining is not None and argv and _named_by_argument(argv):
             self.named_by_argument.append((self.defining, index))
@@ -447,6 +447,18 @@ def _named_by_argument(argv: list[Word]) -> bool:
     if positional(argv[0]):
         return True
     return argv[0].literal and argv[0].value in _RUNNERS and any(positional(w) for w in argv[1:])
+
+
+def _moves_arguments(argv: list[Word]) -> bool:
+    """`shift` or `set -- ...`, bare or behind `command`, `builtin` or `time` (with their options), which run
+    it in this shell all the same (`command shift` shifts the function's arguments)."""
+    index = 0
+    while index < len(argv) and argv[index].literal and argv[index].value in ("command", "builtin", "time"):
+        index += 1
+        while index < len(argv) and argv[index].literal and argv[index].value.startswith("-"):
+            index += 1
+    rest = argv[index:]
+    return bool(rest) and rest[0].literal and rest[0].value in ("shift", "set") and _sets_arguments(rest)
 
 
 def _sets_arguments(argv: tuple[Word, ...] | list[Word]) -> bool:

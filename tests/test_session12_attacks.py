@@ -26,9 +26,9 @@ def judged(line: str, semantics: str) -> Decision:
 # -- a function that runs its arguments, after they were moved -----------------------------------------------
 # The walker follows `f() { "$@"; }` into each call with the call's arguments, and forgets them after a
 # plain `shift` or `set -- ...`. But bash runs those builtins the same behind `command`, `builtin` or the
-# `time` keyword (checked: `f() { command shift; echo "$@"; }; f a b c` prints "b c"), and the walker does
-# not see them there: it judges `"$@"` as the call's arguments before the shift (`true rm -rf ~`: allowed)
-# while bash runs what is after it (`rm -rf ~`).
+# `time` keyword (checked: `f() { command shift; echo "$@"; }; f a b c` prints "b c"), and the walker did
+# not see them there: it judged `"$@"` as the call's arguments before the shift (`true rm -rf ~`: allowed)
+# while bash runs what is after it (`rm -rf ~`). Fixed in parse._moves_arguments.
 
 MOVED = [
     'f() { command shift; "$@"; }; f true rm -rf ~',
@@ -41,19 +41,13 @@ MOVED = [
 ]
 
 
-SHIFT_BEHIND_BUILTIN = ("interposer/parse.py: _Walker forgets a call's arguments after `shift`/`set --` only when "
-                        "the builtin is the command's name (argv[0]); behind command/builtin/time it keeps them")
-
-
 @both
 @pytest.mark.parametrize("line", MOVED)
-@pytest.mark.xfail(strict=True, reason=SHIFT_BEHIND_BUILTIN)
 def test_shift_behind_a_builtin_leaves_the_arguments_unknown(semantics: str, line: str) -> None:
     assert judged(line, semantics).decision in ("deny", "ask"), line
 
 
 @pytest.mark.jail
-@pytest.mark.xfail(strict=True, reason=SHIFT_BEHIND_BUILTIN)
 def test_shift_behind_command_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
     jail = Jail(tmp_path)
     (jail.workspace / "keep").write_text("x")
