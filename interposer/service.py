@@ -506,17 +506,16 @@ class DecisionService:
             return None, decision  # a destination no answer could let through: the denial stands
         asked = []
         for host, port in hosts:
-            known = self.hosts.answer(host, port)
-            if known is None and not self.hosts.full():
-                allowed, how = self.ask(f"let this session reach {host}:{port}?", decision.reason, "network-allow", "")
-                self.hosts.record(host, port, allowed)
+            allowed, how, now = self.hosts.ask_once(
+                host, port, lambda question: self.ask(question, decision.reason, "network-allow", ""))
+            if now:
                 asked.append({"host": f"{host}:{port}", "allowed": allowed, "answered": how})
-                known = allowed
-            if not known:
+            if not allowed:
                 event.update(decision="deny", rule="network-allow", reason=f"{host}:{port} was refused for this "
-                             "session", hosts_asked=asked)
-                return _denial(f"{host}:{port} is not in the profile's network.allow, and a person refused it for "
-                               "this session", allow_fix(host, port)), None
+                             f"session: {how}", hosts_asked=asked)
+                when = "" if now else ", and stays refused for this session"
+                return _denial(f"{host}:{port} is not in the profile's network.allow; {how}{when}",
+                               allow_fix(host, port)), None
         network = self.policy.network
         self.policy = self.policy._replace(network=network._replace(
             allow=tuple(dict.fromkeys((*network.allow, *self.hosts.allowed())))))

@@ -109,7 +109,7 @@ def test_a_no_is_remembered_and_denied_without_asking_again(tmp_path: Path, port
     out, err = run.communicate(timeout=60)
     lines = out.splitlines()
     assert lines[0].startswith("126 shelljail: denied: ") and f"other.test:{port}" in lines[0], lines
-    assert lines[1].startswith("126 ") and "refused it for this session" in lines[1], lines
+    assert lines[1].startswith("126 ") and "denied by " in lines[1] and "stays refused for this session" in lines[1]
     assert f"--allow other.test:{port}" in lines[1]
     assert lines[2] == "urllib 403"
     assert len(_events(state, "approval-request")) == 1

@@ -9,6 +9,7 @@ accepts are ever asked about, and one question per host and port.
 from __future__ import annotations
 
 import _thread
+from collections.abc import Callable
 from typing import Any
 
 from jail.policy.hostpatterns import DEFAULT_PORTS, host_name
@@ -20,7 +21,8 @@ class HostGrants:
     def __init__(self, proxy: Any) -> None:
         self.proxy = proxy  # the session's jail.supervisor.proxy.Proxy
         self._lock = _thread.allocate_lock()
-        self.answers: dict[tuple[str, int], bool] = {}
+        self._asking = _thread.allocate_lock()  # one question at a time: two lines naming a host get one
+        self.answers: dict[tuple[str, int], tuple[bool, str]] = {}  # (allowed, how it was decided)
 
     @staticmethod
     def pattern(host: str, port: int) -> str | None:
@@ -30,24 +32,32 @@ class HostGrants:
             return None
         return f"{name}:{port}" if ":" not in name else name
 
-    def answer(self, host: str, port: int) -> bool | None:
+    def answer(self, host: str, port: int) -> tuple[bool, str] | None:
         with self._lock:
             return self.answers.get((host, port))
 
-    def full(self) -> bool:
-        with self._lock:
-            return len(self.answers) >= MAX_HOSTS
+    def ask_once(self, host: str, port: int, ask: Callable[[str], tuple[bool, str]]) -> tuple[bool, str, bool]:
+        """(allowed, how, asked now): the answer kept for host:port, or the person's, asked now and kept.
 
-    def record(self, host: str, port: int, allowed: bool) -> None:
+        A host that is no name, and any past the MAX_HOSTS-th, is refused unasked."""
         pattern = self.pattern(host, port)
         if pattern is None:
-            return
-        with self._lock:
-            self.answers[(host, port)] = allowed
-        if allowed:
-            self.proxy.grant(pattern)
+            return False, "not a host name that can be allowed", False
+        with self._asking:
+            known = self.answer(host, port)
+            if known is not None:
+                return (*known, False)
+            with self._lock:
+                if len(self.answers) >= MAX_HOSTS:
+                    return False, f"more than {MAX_HOSTS} hosts were asked about in this session", False
+            allowed, how = ask(f"let this session reach {host}:{port}?")
+            with self._lock:
+                self.answers[(host, port)] = (allowed, how)
+            if allowed:
+                self.proxy.grant(pattern)
+            return allowed, how, True
 
     def allowed(self) -> tuple[str, ...]:
         """The allow-list entries a person added in this session."""
         with self._lock:
-            return tuple(p for (h, port), yes in self.answers.items() if yes and (p := self.pattern(h, port)))
+            return tuple(p for (h, port), (yes, _how) in self.answers.items() if yes and (p := self.pattern(h, port)))
