@@ -24,7 +24,7 @@ def policy_for(loaded: profile.Profile, workspace: str, jailed: bool = True) -> 
         return Policy(loaded.interposer, workspace, home, env)
     jail_view = view.resolve(loaded, workspace, home, user)
     lasting = view.lasting_writable(jail_view)
-    timeline = (loaded.timeline.enabled and loaded.filesystem.workspace == "read-write"  # as run
+    timeline = (loaded.timeline.enabled and loaded.filesystem.workspace in ("read-write", "overlay")  # as run
                 and not view.beyond_undo(jail_view))
     return Policy(loaded.interposer, workspace, home, env, view.home_binds(jail_view), loaded.network, timeline,
                   lasting)

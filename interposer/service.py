@@ -331,7 +331,7 @@ class DecisionService:
             self._without_timeline()
         verdict, event = self.judge(argv, cwd, pid, peer)
         if verdict is None and timeline is not None and self._top_level(event, pid):
-            verdict = self._checkpoint(event)
+            verdict = self._checkpoint(event, peer)
             if verdict is not None and timeline.off is not None:
                 # The timeline stopped (its cap, a tree too deep, the jail's doing or not): from now on lines
                 # are judged without the rules that undo made safe, this one first; the rest still run.
@@ -381,11 +381,12 @@ class DecisionService:
         policy = self.policy if isinstance(self.policy, Policy) else Policy(*self.policy)
         self.policy = policy._replace(timeline=False)
 
-    def _checkpoint(self, event: dict[str, Any]) -> str | None:
+    def _checkpoint(self, event: dict[str, Any], peer: Any = None) -> str | None:
         """The timeline's point before the line runs; a denial if it cannot be taken (fail closed; once the
         timeline is off, _answer judges the line again without the rules that needed it)."""
         try:
-            self.timeline.checkpoint(str(event.get("command") or ""))
+            # The peer's root: where an overlay's timeline opens the workspace as the jail sees it.
+            self.timeline.checkpoint(str(event.get("command") or ""), peer.root if peer is not None else None)
             return None
         except Exception as exc:  # noqa: BLE001 - no line runs that its undo point could not be taken for
             event.update(decision="deny", rule="timeline", reason=f"the timeline's checkpoint failed: {exc}")

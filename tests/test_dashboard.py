@@ -260,6 +260,11 @@ def test_stop_all_kills_every_running_session(jail: Jail, dashboard: Dashboard, 
             run.wait()
 
 
+def _review(page):  # noqa: ANN001, ANN202
+    """The overlay's review section (an overlay session's timeline lists the same files and diffs)."""
+    return page.get_by_role("region", name="Overlay: changes to review")
+
+
 def test_an_overlay_is_reviewed_and_committed_from_the_page(jail: Jail, dashboard: Dashboard, page) -> None:  # noqa: ANN001
     (jail.workspace / "notes.txt").write_text("old line\n")
     run = _start(jail, "echo 'new line' > notes.txt", "--workspace-mode", "overlay")
@@ -267,7 +272,7 @@ def test_an_overlay_is_reviewed_and_committed_from_the_page(jail: Jail, dashboar
     session = _session(jail)["session"]
     assert (jail.workspace / "notes.txt").read_text() == "old line\n"  # not yet
     page.goto(f"{dashboard.base}/session/{session}")
-    assert "-old line" in page.locator("pre.diff").inner_text()
+    assert "-old line" in _review(page).locator("pre.diff").inner_text()
     _screenshot(page, "overlay")
     page.get_by_role("button", name="Commit to the workspace").click()
     page.locator("#status", has_text="committed 1 change").wait_for(timeout=10000)
@@ -280,7 +285,7 @@ def test_an_overlay_is_discarded_from_the_page(jail: Jail, dashboard: Dashboard,
     assert run.wait(timeout=60) == 0
     session = _session(jail)["session"]
     page.goto(f"{dashboard.base}/session/{session}")
-    assert "A draft.txt" in page.locator("ul.changes").inner_text()
+    assert "A draft.txt" in _review(page).locator("ul.changes").inner_text()
     page.get_by_role("button", name="Discard").click()
     page.locator("#status", has_text="discarded").wait_for(timeout=10000)
     assert not (jail.workspace / "draft.txt").exists()
@@ -331,9 +336,9 @@ def test_an_overlays_file_names_and_diffs_are_shown_escaped(jail: Jail, dashboar
     assert run.wait(timeout=60) == 0, run.stderr.read() if run.stderr else ""
     session = _session(jail)["session"]
     page.goto(f"{dashboard.base}/session/{session}")
-    changes = page.locator("ul.changes").inner_text()
+    changes = _review(page).locator("ul.changes").inner_text()
     assert "A name\\u202e\\x1b[2J\\x1b[8m\\u200b\\x0d" in changes, changes
-    diff = page.locator("pre.diff").inner_text()
+    diff = _review(page).locator("pre.diff").inner_text()
     assert "+line\\u202e\\x1b[2J" in diff, diff
     _no_raw(page.locator("body").inner_text())
 

@@ -368,7 +368,7 @@ class Timeline:
     """One session's timeline, written by the supervisor (the decision service's threads)."""
 
     def __init__(self, directory: str, workspace: str, covered: tuple[str, ...], max_bytes: int,
-                 max_file_bytes: int, log: Any = None) -> None:
+                 max_file_bytes: int, log: Any = None, layered: bool = False) -> None:
         from jail.policy.paths import is_cache_path
 
         self.directory, self.workspace, self.covered, self.log = directory, workspace, covered, log
@@ -383,9 +383,23 @@ class Timeline:
         self.watcher: Watcher | None = None
         self.children: dict[str, set[str]] = {}  # the last walk's index of directories
         self.linked: set[str] = set()  # the last walk's files with more than one link (Walk.linked)
+        # An overlay workspace (timeline_overlay.py): walked as the jail sees it, from the first command on.
+        self.layered = layered
+        self.view: int | None = None  # the jail's workspace, held open for the session
+
+    def _root(self) -> int:
+        """A directory fd of the workspace to walk: the real one, or the overlay's merged view."""
+        if not self.layered:
+            return os.open(self.workspace, _DIRECTORY)
+        if self.view is None:
+            raise TimelineError("the jail's view of the workspace could not be opened")
+        return os.dup(self.view)
 
     def start(self) -> None:
-        """The first point, in a thread: the jail starts meanwhile (the first command waits for it)."""
+        """The first point, in a thread: the jail starts meanwhile (the first command waits for it). An
+        overlay's first point is taken before the first command, once the jail has mounted its view."""
+        if self.layered:
+            return
         self.baseline = threading.Thread(target=self._first, daemon=True, name="timeline")
         self.baseline.start()
 
@@ -393,24 +407,38 @@ class Timeline:
         with self.lock:
             self._point(None, "start")
 
-    def checkpoint(self, command: str) -> None:
+    def checkpoint(self, command: str, jail_root: Callable[[], int] | None = None) -> None:
         """A point before `command` runs. Raises TimelineError when no point was taken (the timeline is
         off): the decision service then denies the line, since rules let some lines run unasked only
-        because they can be undone, and the jail can turn the timeline off (a tree too deep, too many files)."""
+        because they can be undone, and the jail can turn the timeline off (a tree too deep, too many files).
+        `jail_root`: the root of the process asking (an overlay's view is opened beneath it, once)."""
         if self.baseline is not None:
             self.baseline.join()
         with self.lock:
+            if self.layered and self.view is None and jail_root is not None and self.off is None:
+                from jail.recovery.timeline_overlay import jail_workspace
+
+                try:
+                    self.view = jail_workspace(jail_root(), self.workspace)
+                except OSError as exc:
+                    self._turn_off(f"the jail's view of the workspace could not be opened: {exc}")
+            if self.layered and self.points == 0:
+                self._point(None, "start")
             self._point(command, "command")
             if self.off is not None:
                 raise TimelineError(f"the timeline is off: {self.off}")
 
     def finish(self) -> None:
         """The point after the last command: what it changed."""
-        if self.baseline is None:
-            return  # the jail never started
-        self.baseline.join()
+        if self.baseline is None and not (self.layered and self.points):
+            return  # the jail never started, or an overlay's ran no command
+        if self.baseline is not None:
+            self.baseline.join()
         with self.lock:
             self._point(None, "end")
+            if self.view is not None:
+                os.close(self.view)
+                self.view = None
             if self.store is not None:
                 self.store.close()
             if self.watcher is not None:
@@ -426,7 +454,7 @@ class Timeline:
                 self.watcher = Watcher()
             if self._used() > self.max_bytes * MERGE_AT:
                 self._make_room()
-            root = os.open(self.workspace, _DIRECTORY)
+            root = self._root()
             try:
                 entries, touched = self._walk(root, what)
             finally:
@@ -440,7 +468,8 @@ class Timeline:
         else:  # a rescan: only what it touched can differ
             changes = {p: entries.get(p) for p in touched if entries.get(p) is not self.state.get(p)}
         self.points += 1
-        extra = {"skip": list(self.covered), "max_file_bytes": self.max_file_bytes} if what == "start" else {}
+        extra = ({"skip": list(self.covered), "max_file_bytes": self.max_file_bytes, "layered": self.layered}
+                 if what == "start" else {})
         append_point(self.directory, {"point": self.points, "what": what, "time": time.time(), "command": command,
                                       "changes": changes, "stored": self.store.taken(), **extra})
         self.state = entries
@@ -497,8 +526,8 @@ class Timeline:
 
 
 def for_session(profile: Any, spec: Any, log: Any) -> Timeline | None:
-    """The session's timeline (None when off, without the interposer, or the workspace is not read-write)."""
-    if not profile.timeline.enabled or profile.filesystem.workspace != "read-write":
+    """The session's timeline (None when off, without the interposer, or the workspace is read-only)."""
+    if not profile.timeline.enabled or profile.filesystem.workspace not in ("read-write", "overlay"):
         return None
     from jail.policy.view import Bind, Hide, Tmpfs
 
@@ -506,7 +535,7 @@ def for_session(profile: Any, spec: Any, log: Any) -> Timeline | None:
     covered = tuple(m.target[len(workspace) + 1:] for m in spec.view.mounts if isinstance(m, Bind | Hide | Tmpfs)
                     and m.target.startswith(workspace + "/"))
     return Timeline(timeline_directory(log.directory), workspace, covered, profile.timeline.max_bytes,
-                    profile.timeline.max_file_bytes, log)
+                    profile.timeline.max_file_bytes, log, profile.filesystem.workspace == "overlay")
 
 
 def merge_oldest(directory: str, target: float) -> list[int]:
@@ -597,8 +626,8 @@ def read_points(directory: str) -> list[dict[str, Any]]:
     try:
         fd = os.open(os.path.join(directory, POINTS_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise TimelineError("this session has no timeline (timeline.enabled off, the interposer off, "
-                            "or an overlay or read-only workspace)") from None
+        raise TimelineError("this session has no timeline (timeline.enabled off, the interposer off, a "
+                            "read-only workspace, or an overlay one that ran no command)") from None
     points = []
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -859,7 +888,40 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
     """Put the workspace (or `paths` in it, relative) back as it was at point `to` (default: before the
     last command). What is there now is recorded first as a point of its own, so an undo can be undone.
     A path that changed since the session's last point (by something outside the session) is refused
-    unless `force`, with nothing changed."""
+    unless `force`, with nothing changed. An overlay session's undo writes its layer (timeline_overlay.py),
+    never the real workspace, and puts the session back to pending review; once the layer was committed
+    whole, the changes are the real workspace's, and so is the undo."""
+    first = read_points(timeline_directory(session_directory))[:1]
+    if not first or not first[0].get("layered") or _overlay_state(session_directory) == "committed":
+        return _undo(session_directory, workspace, to, paths, force, command)
+    import jail.policy.paths  # noqa: F401 - imported before the fork (in_layer)
+    from jail.recovery import overlay
+    from jail.recovery.timeline_overlay import in_layer
+
+    outcome = in_layer(session_directory, workspace, lambda: _undo(session_directory, workspace, to, paths, force,
+                                                                   command))
+    outcome["not_restored"] = [tuple(pair) for pair in outcome["not_restored"]]
+    if outcome["done"]:
+        target = overlay.Session(os.path.basename(session_directory), session_directory, workspace,
+                                 os.path.join(session_directory, "overlay", "upper"), 0, "pending")
+        overlay.record(target, "overlay-undo", "pending", point=outcome["point"], paths=len(outcome["done"]))
+    return outcome
+
+
+def _overlay_state(session_directory: str) -> str | None:
+    """An overlay session's review state (pending, committed, discarded), from its own session.json."""
+    from jail.supervisor.audit import STATE_NAME
+
+    try:
+        with open(os.path.join(session_directory, STATE_NAME), "rb") as f:
+            state = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    return state.get("overlay") if isinstance(state, dict) else None
+
+
+def _undo(session_directory: str, workspace: str, to: int | None, paths: tuple[str, ...], force: bool,
+          command: str) -> dict[str, Any]:
     from jail.policy.paths import is_cache_path
 
     directory = timeline_directory(session_directory)
