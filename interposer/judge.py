@@ -9,6 +9,7 @@ the line's decision is the most severe of all.
 
 import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -130,6 +131,8 @@ class _Ready(NamedTuple):
     program's name admits, for every program of every line, so nothing in it should be rebuilt there."""
 
     rule: Rule
+    names: frozenset[str]  # the `command` patterns with no glob character: a name equal to one matches
+    globs: re.Pattern[str] | None  # the others, as one expression (fnmatch.translate: the same matches)
     where: frozenset[str]
     acts: frozenset[str]
     flags: frozenset[str]
@@ -149,7 +152,7 @@ class _Table:
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules  # held, so that its id is not reused while this table is kept
-        self.ready = tuple(_Ready(rule, *(frozenset(part) for part in (
+        self.ready = tuple(_Ready(rule, *_command_matcher(rule.command), *(frozenset(part) for part in (
             rule.where, rule.acts, rule.flags, rule.deletes, rule.writes, rule.reads, rule.sends, rule.mentions)))
             for rule in rules)
         self.by_name: dict[str, tuple[_Ready, ...]] = {}
@@ -163,7 +166,8 @@ class _Table:
                 self.by_name.clear()
             found = self.by_name[name] = tuple(
                 ready for ready in self.ready
-                if not ready.rule.command or any(fnmatch.fnmatchcase(name, p) for p in ready.rule.command))
+                if not ready.rule.command or name in ready.names
+                or (ready.globs is not None and ready.globs.match(name) is not None))
         return found
 
     def possible(self, name: str, here: frozenset[str], found: Effects) -> tuple[_Ready, ...]:
@@ -185,6 +189,14 @@ class _Table:
                         or (ready.reads and not reads and not ("credentials" in ready.reads and mentions))
                         or (ready.sends and not sends) or (ready.mentions and not mentions)))
         return rules
+
+
+def _command_matcher(patterns: tuple[str, ...]) -> tuple[frozenset[str], re.Pattern[str] | None]:
+    """A rule's `command` patterns as a set of plain names and one expression for the globs: a name
+    matches exactly when fnmatch.fnmatchcase would say so for one of the patterns."""
+    globs = [p for p in patterns if any(c in p for c in "*?[")]
+    plain = frozenset(p for p in patterns if p not in globs)
+    return plain, re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
 
 
 _TABLES: dict[int, _Table] = {}
