@@ -79,6 +79,11 @@ def test_a_function_running_its_arguments_is_judged_at_each_call(semantics: str,
     'f() { shift; "$@"; }; f x git status',  # after shift (or set --) the arguments are unknown: asked
     'f() { set -- rm -rf ~; "$@"; }; f git status',
     'f() { "${@:0}"; }; f git status',  # $0 is the shell's name
+    'f() { eval shift; "$@"; }; f true rm -rf ~',  # eval, source and trap run lines in the function's shell
+    'f() { builtin eval "set -- a"; "$@"; }; f true rm -rf ~',
+    'f() { . ./x; "$@"; }; f true rm -rf ~',
+    'f() { source ./x; "$@"; }; f true rm -rf ~',
+    'g() { :; }; f() { trap shift RETURN; g; "$@"; }; f true rm -rf ~',
     'f() { "$2" -rf "$3"; }; f $X echo rm ~',  # $X may be no word or several: which one is $2 is unknown
     'f() { "$2" -rf "$3"; }; f * echo rm ~',
     'f() { "${@:3}"; }; f $X echo rm -rf ~',
