@@ -246,7 +246,8 @@ class _Walker:
         if argv and argv[0].value == "cd" and argv[0].literal:
             _change_directory(state, argv[1:])
         elif argv and argv[0].literal and argv[0].value in self.functions:
-            why = self._call(argv[0].value, argv[1:], state)
+            why = self._call(argv[0].value, argv[1:], state) if all(n != "IFS" for n, _v in assignments) else \
+                f"IFS is set for the call of {argv[0].value}: how its arguments split is not followed"
             if why is None:
                 self.calls.walked[argv[0].value] += 1
                 self.calls.sites[argv[0].value].add(node.start_byte)
@@ -287,9 +288,12 @@ class _Walker:
                          False, source)]
         if form == "each":
             return list(arguments)
+        ifs = expander.env.get("IFS", " \t\n")  # assigned on the line: where a word splits is not worked out
+        if ifs not in (" \t\n", "") and any(not w.value or any(c in ifs for c in w.value) for w in arguments):
+            return [Word("${@}", False, False, source)]
         words: list[Word] = []  # unquoted: each argument split at blanks, as with the default IFS
         for word in arguments:
-            if not word.literal:
+            if not word.literal or ifs != " \t\n":
                 words.append(word)
             else:
                 words += [Word(part, True, word.glob, word.source) for part in word.value.split()]
@@ -449,10 +453,6 @@ def _named_by_argument(argv: list[Word]) -> bool:
     return argv[0].literal and argv[0].value in _RUNNERS and any(positional(w) for w in argv[1:])
 
 
-# Builtins that run a command line of their own in this shell, so it may shift the function's arguments.
-_RUNS_IN_THIS_SHELL = frozenset({"eval", "source", ".", "trap"})
-
-
 def _moves_arguments(argv: list[Word]) -> bool:
     """`shift` or `set -- ...`, bare or behind `command`, `builtin` or `time` (with their options), which run
     it in this shell all the same (`command shift` shifts the function's arguments)."""
@@ -462,8 +462,6 @@ def _moves_arguments(argv: list[Word]) -> bool:
         while index < len(argv) and argv[index].literal and argv[index].value.startswith("-"):
             index += 1
     rest = argv[index:]
-    if rest and rest[0].literal and rest[0].value in _RUNS_IN_THIS_SHELL:
-        return True  # `eval shift`, `. ./x`, `trap shift RETURN`: what they run here is not walked for the call
     return bool(rest) and rest[0].literal and rest[0].value in ("shift", "set") and _sets_arguments(rest)
 
 

@@ -60,28 +60,32 @@ def test_shift_behind_command_deletes_nothing_in_a_real_jail(tmp_path: Path) -> 
 # `$@` unquoted in a body is each argument split at blanks, the walker says ("as with the default IFS"); but
 # an `IFS=x` before it (in the body, at the top of the line, or as the call's prefix) makes bash split at x:
 # `f "rmx-rfx/etc"` runs rm -rf /etc (checked: `f() { IFS=x; $@; }; f "echoxHIT"` prints HIT) while the walker
-# judges one program named "rmx-rfx/etc" (allowed: no rule names it).
+# judged one program named "rmx-rfx/etc" (allowed: no rule names it). Fixed in parse._Walker._words (an IFS
+# assigned on the line: arguments holding its characters are unknown) and at a call with an IFS= prefix.
 
-IFS_SPLIT = ("interposer/parse.py: _Walker._words splits a call's literal arguments for an unquoted $@/$* at "
-             "blanks whatever IFS was set to on the line; an assigned IFS should leave the words unknown")
 SPLIT = [
     'f() { IFS=x; $@; }; f "rmx-rfx/etc"',
     'f() { local IFS=x; $@; }; f "rmx-rfx/etc"',
     'IFS=x; f() { $@; }; f "rmx-rfx/etc"',
     'f() { $@; }; IFS=x f "rmx-rfx/etc"',
     'f() { $*; }; IFS=x; f "rmx-rfx/etc"',
+    'f() { "$@"; }; IFS=x f rm -rf /etc',
 ]
 
 
 @both
 @pytest.mark.parametrize("line", SPLIT)
-@pytest.mark.xfail(strict=True, reason=IFS_SPLIT)
 def test_an_unquoted_argument_split_at_a_changed_ifs_is_not_judged_as_one_word(semantics: str, line: str) -> None:
     assert judged(line, semantics).decision in ("deny", "ask"), line
 
 
+@both
+@pytest.mark.parametrize("line", ['f() { IFS=x; $@; }; f git status', 'f() { IFS=; $@; }; f "rm -rf /etc"'])
+def test_an_ifs_that_cannot_split_the_arguments_changes_nothing(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == "allow", line
+
+
 @pytest.mark.jail
-@pytest.mark.xfail(strict=True, reason=IFS_SPLIT)
 def test_an_ifs_split_deletes_nothing_in_a_real_jail(tmp_path: Path) -> None:
     jail = Jail(tmp_path)
     (jail.workspace / "keep").write_text("x")
