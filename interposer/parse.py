@@ -453,6 +453,10 @@ def _named_by_argument(argv: list[Word]) -> bool:
     return argv[0].literal and argv[0].value in _RUNNERS and any(positional(w) for w in argv[1:])
 
 
+# Builtins that run a command line of their own in this shell, so it may shift the function's arguments.
+_RUNS_IN_THIS_SHELL = frozenset({"eval", "source", ".", "trap"})
+
+
 def _moves_arguments(argv: list[Word]) -> bool:
     """`shift` or `set -- ...`, bare or behind `command`, `builtin` or `time` (with their options), which run
     it in this shell all the same (`command shift` shifts the function's arguments)."""
@@ -462,6 +466,8 @@ def _moves_arguments(argv: list[Word]) -> bool:
         while index < len(argv) and argv[index].literal and argv[index].value.startswith("-"):
             index += 1
     rest = argv[index:]
+    if rest and rest[0].literal and rest[0].value in _RUNS_IN_THIS_SHELL:
+        return True  # `eval shift`, `. ./x`, `trap shift RETURN`: what they run here is not walked for the call
     return bool(rest) and rest[0].literal and rest[0].value in ("shift", "set") and _sets_arguments(rest)
 
 
