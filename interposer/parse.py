@@ -223,18 +223,17 @@ class _Walker:
         redirects: list[Redirect] = []
         word_spans: list[tuple[int, int, str]] = []
         for child in node.children:
-            kind = child.type  # each read of a node's field makes a new str
-            if kind == "variable_assignment":
+            if child.type == "variable_assignment":
                 name, value = self._assignment(child, expander)
                 assignments.append((name, value))
                 self._substitutions(child, state)
-            elif kind.endswith("redirect"):
+            elif child.type.endswith("redirect"):
                 redirects.append(self._redirect(child, state))
-            elif kind == "command_name":
+            elif child.type == "command_name":
                 self._substitutions(child, state)
                 argv += self._words(child.named_children[0], expander) if child.named_children else []
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
-            elif kind not in _SKIP and child.is_named:
+            elif child.is_named and child.type not in _SKIP:
                 self._substitutions(child, state)
                 argv += self._words(child, expander)
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
@@ -247,7 +246,8 @@ class _Walker:
         if argv and argv[0].value == "cd" and argv[0].literal:
             _change_directory(state, argv[1:])
         elif argv and argv[0].literal and argv[0].value in self.functions:
-            why = self._call(argv[0].value, argv[1:], state)
+            why = self._call(argv[0].value, argv[1:], state) if all(n != "IFS" for n, _v in assignments) else \
+                f"IFS is set for the call of {argv[0].value}: how its arguments split is not followed"
             if why is None:
                 self.calls.walked[argv[0].value] += 1
                 self.calls.sites[argv[0].value].add(node.start_byte)
@@ -288,9 +288,12 @@ class _Walker:
                          False, source)]
         if form == "each":
             return list(arguments)
+        ifs = expander.env.get("IFS", " \t\n")  # assigned on the line: where a word splits is not worked out
+        if ifs not in (" \t\n", "") and any(not w.value or any(c in ifs for c in w.value) for w in arguments):
+            return [Word("${@}", False, False, source)]
         words: list[Word] = []  # unquoted: each argument split at blanks, as with the default IFS
         for word in arguments:
-            if not word.literal:
+            if not word.literal or ifs != " \t\n":
                 words.append(word)
             else:
                 words += [Word(part, True, word.glob, word.source) for part in word.value.split()]
@@ -374,11 +377,6 @@ class _Walker:
         """Commands inside $(...), `...` and <(...) run too: walk them."""
         if node.type in _SUBSTITUTIONS:
             self._substitution(node, state)
-            return
-        if not node.named_child_count:
-            return
-        text = node.text or b""
-        if b"(" not in text and b"`" not in text:  # $(...), `...`, <(...) and >(...) each hold one
             return
         for child in node.named_children:
             self._substitutions(child, state)
@@ -565,8 +563,7 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     shell would read it; a line nested more than MAX_NESTING levels deep is opaque and not walked.
     """
     tree = _tree_sitter().parse(line.encode("utf-8", "surrogateescape"))
-    # a tree of no more nodes than the limit is no deeper than it: most lines skip the walk (same answer)
-    if tree.root_node.descendant_count > MAX_NESTING and _deeper_than(tree.root_node, MAX_NESTING):
+    if _deeper_than(tree.root_node, MAX_NESTING):
         return Parsed((), (_TOO_DEEP,), "none", _TOO_DEEP)
     walker = _Walker(context)
     walker.walk(tree.root_node, _State(cwd, dict(env)))
