@@ -223,17 +223,18 @@ class _Walker:
         redirects: list[Redirect] = []
         word_spans: list[tuple[int, int, str]] = []
         for child in node.children:
-            if child.type == "variable_assignment":
+            kind = child.type  # each read of a node's field makes a new str
+            if kind == "variable_assignment":
                 name, value = self._assignment(child, expander)
                 assignments.append((name, value))
                 self._substitutions(child, state)
-            elif child.type.endswith("redirect"):
+            elif kind.endswith("redirect"):
                 redirects.append(self._redirect(child, state))
-            elif child.type == "command_name":
+            elif kind == "command_name":
                 self._substitutions(child, state)
                 argv += self._words(child.named_children[0], expander) if child.named_children else []
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
-            elif child.is_named and child.type not in _SKIP:
+            elif kind not in _SKIP and child.is_named:
                 self._substitutions(child, state)
                 argv += self._words(child, expander)
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
@@ -377,6 +378,11 @@ class _Walker:
         """Commands inside $(...), `...` and <(...) run too: walk them."""
         if node.type in _SUBSTITUTIONS:
             self._substitution(node, state)
+            return
+        if not node.named_child_count:
+            return
+        text = node.text or b""
+        if b"(" not in text and b"`" not in text:  # $(...), `...`, <(...) and >(...) each hold one
             return
         for child in node.named_children:
             self._substitutions(child, state)
@@ -563,7 +569,8 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     shell would read it; a line nested more than MAX_NESTING levels deep is opaque and not walked.
     """
     tree = _tree_sitter().parse(line.encode("utf-8", "surrogateescape"))
-    if _deeper_than(tree.root_node, MAX_NESTING):
+    # a tree of no more nodes than the limit is no deeper than it: most lines skip the walk (same answer)
+    if tree.root_node.descendant_count > MAX_NESTING and _deeper_than(tree.root_node, MAX_NESTING):
         return Parsed((), (_TOO_DEEP,), "none", _TOO_DEEP)
     walker = _Walker(context)
     walker.walk(tree.root_node, _State(cwd, dict(env)))
