@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
 
+from interposer.destinations import unlisted
 from interposer.judge import Decision, decide
+from jail.policy.hostpatterns import allow_fix, host_name
+from jail.policy.profile import Network
 
 SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}
 both = pytest.mark.parametrize("semantics", sorted(SEMANTICS))
@@ -222,3 +225,28 @@ def test_path_tricks_reach_nothing_the_profile_does_not_name(tmp_path: Path) -> 
     assert answers[1 + len(TRICKS):] == ["200 403", "200"], answers
     assert sorted(set(_Recorder.seen)) == [("POST", "/v1beta/models/g:generateContent"),
                                            ("POST", "/v1beta/models/y")], _Recorder.seen
+
+
+# -- a host off the allow-list, asked about: numbers that are addresses --------------------------------------
+# hostpatterns.host_name took `127.1`, `0x7f.1`, `2130706433` (and 134744072, which is 8.8.8.8) for DNS names:
+# a person would have been asked "let this session reach 134744072:443?", an address in disguise, which curl
+# and getaddrinfo read as an IPv4 address. Such a host is no name to ask about or to name in a fix now.
+
+SHORTHAND = ["2130706433", "134744072", "0x7f.1", "127.1", "0177.0.0.1", "a.b.c.123", "example.0x1"]
+
+
+@pytest.mark.parametrize("host", SHORTHAND)
+def test_an_ipv4_shorthand_is_no_host_name(host: str) -> None:
+    assert host_name(host) is None
+    assert allow_fix(host, 443).startswith("no fix:")
+
+
+@pytest.mark.parametrize("host", ["8.8.8.8", "123.com", "x123.com", "0xdead.com", "example.com"])
+def test_names_and_dotted_addresses_stay_host_names(host: str) -> None:
+    assert host_name(host) == host
+
+
+def test_a_line_to_an_ipv4_shorthand_is_not_asked_about() -> None:
+    network = Network(mode="proxy")
+    assert unlisted("curl https://134744072/", JUDGE_WORKSPACE, {}, network) is None
+    assert unlisted("curl https://example.com/", JUDGE_WORKSPACE, {}, network) == [("example.com", 443)]

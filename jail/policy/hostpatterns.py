@@ -10,6 +10,8 @@ import re
 
 DEFAULT_PORTS = (80, 443)
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A last label that makes a host an IPv4 address in a shorthand (WHATWG URL's "ends in a number"): no TLD is one.
+_NUMBER = re.compile(r"[0-9]+|0x[0-9a-f]*")
 
 
 def host_name(text: str) -> str | None:
@@ -26,6 +28,8 @@ def host_name(text: str) -> str | None:
         return None
     if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in ascii_host.split(".")):
         return None
+    if _NUMBER.fullmatch(ascii_host.rpartition(".")[2]):
+        return None  # 127.1, 0x7f.1, 2130706433: an IPv4 address to curl and getaddrinfo, not a name to show
     return ascii_host
 
 
