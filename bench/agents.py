@@ -14,6 +14,14 @@ ratio on/off is set against the goal, 1.05. `--interposer off` turns off more th
 decision service (the launcher that every /bin/sh and /bin/bash is, and its round trip per shell), no
 trash and no timeline (the checkpoint of the workspace before each command line), no approvals broker
 (jail/run.py). The difference is therefore the whole per-command machinery, not the judging alone.
+
+Where it goes is measured last, in the same run: `shelljail run -- /bin/true`, `-- bash -c true` and eleven
+`bash -c true` started by a program, on against off. Most of it is the first shell, which imports the
+judge (interposer.judge and its parser: about 0.25 s of Python imports on a loaded 2-core machine, done at
+the first request so that it does not hold the GIL while `run` starts); each further shell adds a few ms
+(launcher, decision round trip, the timeline's checkpoint), and the session itself some 30 ms. An agent
+whose whole run takes two seconds (Codex here, which also starts eight shells of its own: lsb_release,
+its shell snapshot, a wrapper around each command) is therefore the one furthest from the goal.
 """
 
 from __future__ import annotations
@@ -232,6 +240,35 @@ def time_once(name: str, root: Path, number: int, interposer: str) -> tuple[floa
     return elapsed, shells(env) if interposer == "on" else 0
 
 
+# Where the difference goes: a session with no shell, with one shell, and with eleven started by a program
+# (as an agent starts them; a shell's own child shells are not judged again).
+SHELL_CASES = {"no shell": ["/bin/true"], "1 shell": ["/bin/bash", "-c", "true"],
+               "11 shells": ["/usr/bin/python3", "-c", "import subprocess\nfor _ in range(11): "
+                             "subprocess.run(['/bin/bash', '-c', 'true'], check=True)"]}
+
+
+def shell_cost(root: Path, runs: int) -> dict[str, float]:
+    """ms that --interposer on adds to a session, to its first shell and to each further shell (medians of
+    interleaved runs): what an agent's on/off difference is made of."""
+    workspace = root / "shells" / "project"
+    workspace.mkdir(parents=True)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root / "home"), "LANG": "C.UTF-8"}
+    samples: dict[tuple[str, str], list[float]] = {(case, way): [] for case in SHELL_CASES for way in ("on", "off")}
+    for number in range(runs + 1):  # the first round is a warm-up
+        for (case, way), values in samples.items():
+            started = time.perf_counter()
+            subprocess.run([SHELLJAIL, "run", "-w", str(workspace), "--ask", "deny", "--interposer", way, "--",
+                            *SHELL_CASES[case]], env=env, cwd=workspace, check=True, capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+            if number:
+                values.append((time.perf_counter() - started) * 1000)
+    added = {case: statistics.median(samples[case, "on"]) - statistics.median(samples[case, "off"])
+             for case in SHELL_CASES}
+    return {"session with no shell": round(added["no shell"], 1),
+            "its first shell": round(added["1 shell"] - added["no shell"], 1),
+            "each further shell": round((added["11 shells"] - added["1 shell"]) / 10, 1)}
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--runs", type=int, default=5, help="runs each way per agent (default: 5)")
@@ -268,7 +305,8 @@ def main() -> int:
                         judged[name].append(count)
             print(f"  {name}: on {statistics.median(samples[name]['on']):.2f} s, "
                   f"off {statistics.median(samples[name]['off']):.2f} s", flush=True)
-    except (BenchError, subprocess.TimeoutExpired) as error:
+        cost = shell_cost(root, args.runs)
+    except (BenchError, subprocess.TimeoutExpired, subprocess.CalledProcessError) as error:
         print(f"bench/agents.py: {error}", file=sys.stderr)
         return 1
     finally:
@@ -289,6 +327,8 @@ def main() -> int:
         print(f"  {name:15} on {on:7.2f}   off {off:7.2f}   on/off {ratio:5.3f}   {verdict} (<= {GOAL})   "
               f"{statistics.median(judged[name])} shells judged, "
               f"{results['agents'][name]['ms added per shell']} ms added per shell")
+    results["ms --interposer on adds"] = cost
+    print(f"  --interposer on adds (ms): {', '.join(f'{k} {v}' for k, v in cost.items())}")
     print(f"  --interposer off also turns off {OFF_ALSO}")
     if partial:
         print("  (only some agents: no results file written; pass -o to write one)")
