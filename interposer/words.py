@@ -114,7 +114,7 @@ class Expander:
         source = node.text.decode(errors="replace")
         if node.type == "word" and not _SPECIAL_IN_WORD.search(source):
             # most words are plain (`-la`, `src/main.rs`): nothing to remove, expand or look up
-            return [Word(source, True, any(c in source for c in _GLOB_CHARS), source)]
+            return [Word(source, True, "*" in source or "?" in source or "[" in source, source)]  # _GLOB_CHARS
         pieces = self._pieces(node, quoted=False)
         results = []
         for variant in _brace_expand(pieces):
