@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .ir import Command, Parsed, Redirect
-from .words import Expander, Word
+from .words import UNKNOWN_IFS, Expander, Word
 from .written import literal_output
 
 Node = Any
@@ -290,7 +290,8 @@ class _Walker:
         if form == "each":
             return list(arguments)
         ifs = expander.env.get("IFS", " \t\n")  # assigned on the line: where a word splits is not worked out
-        if ifs not in (" \t\n", "") and any(not w.value or any(c in ifs for c in w.value) for w in arguments):
+        if ifs not in (" \t\n", "") and (UNKNOWN_IFS in ifs or any(not w.value or any(c in ifs for c in w.value)
+                                                                    for w in arguments)):
             return [Word("${@}", False, False, source)]
         words: list[Word] = []  # unquoted: each argument split at blanks, as with the default IFS
         for word in arguments:
@@ -331,6 +332,8 @@ class _Walker:
         for key in list(state.env):
             if inner.env.get(key) != state.env[key]:
                 del state.env[key]  # changed by the function, or by its `local`: not known here any more
+        if inner.env.get("IFS") != state.env.get("IFS"):
+            state.env["IFS"] = UNKNOWN_IFS  # gone would mean the default
         return None
 
     def _assignment(self, node: Node, expander: Expander) -> tuple[str, Word]:
@@ -347,6 +350,8 @@ class _Walker:
             self._substitutions(item, state)
             if value.literal:
                 state.env[name] = value.value
+            elif name == "IFS":
+                state.env[name] = UNKNOWN_IFS  # not the default: how words split from here on is not known
             else:
                 state.env.pop(name, None)
 
@@ -573,7 +578,10 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     if tree.root_node.descendant_count > MAX_NESTING and _deeper_than(tree.root_node, MAX_NESTING):
         return Parsed((), (_TOO_DEEP,), "none", _TOO_DEEP)
     walker = _Walker(context)
-    walker.walk(tree.root_node, _State(cwd, dict(env)))
+    start = dict(env)
+    if "IFS" in line:  # set where the walk does not see it (read IFS, for IFS in, printf -v IFS): not the default
+        start["IFS"] = UNKNOWN_IFS
+    walker.walk(tree.root_node, _State(cwd, start))
     if not tree.root_node.has_error:
         return Parsed(tuple(walker.called_commands(line)), tuple(dict.fromkeys(walker.opaque + walker.unfollowed())),
                       "tree-sitter", hazards=tuple(walker.hazards))

@@ -41,6 +41,8 @@ _ANSI_RE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}
 _DQ_ESCAPABLE = '$`"\\\n'
 _GLOB_CHARS = "*?["
 _DEFAULT_IFS = " \t\n"
+# IFS's value where the line changes it to something not known (IFS=$(...), read IFS): no real value holds a NUL.
+UNKNOWN_IFS = "\0"
 _IFS_RUN = re.compile(r"[ \t\n]+")
 # What makes an unquoted word more than its text: a backslash, a brace, a leading tilde.
 _SPECIAL_IN_WORD = re.compile(r"[\\{}]|^~")
@@ -138,7 +140,8 @@ class Expander:
         if ifs == "":
             return [pieces]
         if ifs != _DEFAULT_IFS:  # a value with none of its characters (and not empty) is one field still
-            return [[p._replace(known=False) if p.split and (not p.text or any(c in ifs for c in p.text)) else p
+            return [[p._replace(known=False) if p.split and (UNKNOWN_IFS in ifs or not p.text
+                                                             or any(c in ifs for c in p.text)) else p
                      for p in pieces]]
         fields: list[list[_Piece]] = []
         current: list[_Piece] = []
@@ -201,8 +204,8 @@ class Expander:
         return [_Piece(text, quoted=quoted)]
 
     def _parameter(self, name: str, quoted: bool) -> _Piece:
-        if name in self.env:  # the value is not re-expanded for braces or ~; unquoted, it is split and globbed
-            return _Piece(self.env[name], quoted=True, split=not quoted)
+        if name in self.env and UNKNOWN_IFS not in self.env[name]:  # unquoted, a value is split and globbed
+            return _Piece(self.env[name], quoted=True, split=not quoted)  # but not re-expanded for braces or ~
         return _Piece("${" + name + "}", quoted, known=False)
 
     def _braced_parameter(self, node: Node, text: str, quoted: bool) -> _Piece:

@@ -112,6 +112,14 @@ UNSPLIT = [
     'IFS=x; X=rm; $X -rf /etc',
     'IFS=x; X=; $X rm -rf /etc',
     'X=; $X rm -rf /etc',
+    # an IFS given a value the walk does not know is not the default either
+    'read IFS <<< x; X=rmx-rfx/etc; $X',
+    'IFS=$(printf x); X=rmx-rfx/etc; $X',
+    'printf -v IFS x; X=rmx-rfx/etc; $X',
+    'for IFS in x; do X=rmx-rfx/etc; $X; done',
+    'f() { IFS=x; }; f; X=rmx-rfx/etc; $X',
+    'IFS=x; IFS=$(printf x); X=rmx-rfx/etc; $X',
+    'f() { $@; }; read IFS <<< x; f rmx-rfx/etc',
 ]
 
 
@@ -123,6 +131,7 @@ def test_a_known_variable_expanded_unquoted_is_split_as_bash_splits_it(semantics
 
 @both
 @pytest.mark.parametrize("line", ['X="git status"; $X', 'X="-la ."; ls $X', 'X=""; $X git status',
+                                  'while IFS= read -r l; do echo "$l"; done < f.txt',
                                   'X="rm -rf /etc"; "$X"', 'IFS=; X="rm -rf /etc"; $X'])
 def test_a_split_value_is_judged_as_what_bash_runs(semantics: str, line: str) -> None:
     """The allowed twins: what bash runs there harms nothing (quoted, or with
