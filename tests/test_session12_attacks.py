@@ -259,3 +259,21 @@ def test_a_line_to_an_ipv4_shorthand_is_not_asked_about() -> None:
     network = Network(mode="proxy")
     assert unlisted("curl https://134744072/", JUDGE_WORKSPACE, {}, network) is None
     assert unlisted("curl https://example.com/", JUDGE_WORKSPACE, {}, network) == [("example.com", 443)]
+
+
+# -- hard links into the workspace (the timeline follows a new link's other names since dab4627) ---------------
+# The timeline looks a newly linked file's inode up among the names it recorded; those are all in the workspace
+# only if no name from outside can be linked in. From inside a real jail, every outside file refuses (EXDEV:
+# the workspace is a mount of its own), so the timeline never reads or restores through a name outside it.
+
+@pytest.mark.jail
+def test_no_file_outside_the_workspace_can_be_hard_linked_into_it(tmp_path: Path) -> None:
+    jail = Jail(tmp_path)
+    script = ('for t in /etc/hostname /tmp/x "$HOME/x" /usr/bin/env /proc/self/status; do\n'
+              '  [ -e "$t" ] || echo y > "$t" 2>/dev/null\n'
+              '  if ln "$t" ./l 2>/dev/null; then echo "LINKED $t"; rm -f ./l; fi\n'
+              'done; ln ./a ./b && echo "linked inside"')
+    (jail.workspace / "a").write_text("x")
+    result = jail.sh(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["linked inside"], result.stdout  # the control: a link inside works
