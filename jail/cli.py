@@ -319,6 +319,8 @@ def _parser(wanted: str | None = None) -> argparse.ArgumentParser:
                     "is recorded first as a checkpoint of its own, so an undo can be undone (shelljail undo "
                     "again). A file that changed since the session's last checkpoint, by anything but the "
                     "session, is not overwritten: undo refuses, changing nothing, unless --force. "
+                    "An overlay session's undo writes its layer, not the real workspace (review it with "
+                    "shelljail diff, then commit); once committed whole, the real workspace. "
                     "The session must have ended.")
     undo.add_argument("session", nargs="?", help="a session id or prefix (default: the newest)")
     undo.add_argument("--to", type=int, metavar="N",

@@ -160,7 +160,7 @@ class Trash(NamedTuple):
 
 class Timeline(NamedTuple):
     # A checkpoint of the workspace before every command line the agent runs: shelljail timeline, undo
-    # (needs the interposer and a read-write workspace; jail/recovery/timeline.py).
+    # (needs the interposer and a read-write or overlay workspace; jail/recovery/timeline.py).
     enabled: bool = True
     max_bytes: int = 1 << 30  # compressed contents kept per session; then no more checkpoints (logged)
     max_file_bytes: int = 64 << 20  # a larger file is recorded, not kept: undo names it
