@@ -94,3 +94,15 @@ def test_a_size_capped_overlay_has_a_timeline_too(jail: Jail) -> None:
     assert jail.cli("undo", "--to", str(rows[0]["point"])).returncode == 0
     assert "changed nothing" in jail.cli("diff", _newest(jail), "--names").stdout
     assert tree(jail.workspace) == before
+
+
+def test_restore_at_in_an_overlay_puts_back_one_path_in_the_layer(jail: Jail) -> None:
+    plant(jail.workspace)
+    before = tree(jail.workspace)
+    result = session(jail, ": > src/main.rs && rm run.sh", options=OVERLAY)
+    assert "status 0" in result.stdout, (result.stdout, result.stderr)
+    rows = json.loads(jail.cli("timeline", "--json").stdout)["commands"]
+    restored = jail.cli("restore", "--at", str(rows[0]["point"]), "src/main.rs")
+    assert restored.returncode == 0, restored.stderr
+    assert jail.cli("diff", _newest(jail), "--names").stdout.splitlines() == ["D run.sh"]  # the rest still there
+    assert tree(jail.workspace) == before
