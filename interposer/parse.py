@@ -539,24 +539,31 @@ def _deeper_than(root: Node, limit: int) -> bool:
     cursor = root.walk()
     path = [(root.type, 1)]  # the node types on the cursor's path, and whether each added a level
     depth = 1
+    # A subtree of n nodes is at most n levels deep: one that cannot pass the limit is not walked into (a
+    # script of 10,000 short commands is 10,000 steps here, not every node of every command).
+    descend = depth + root.descendant_count - 1 > limit
     while True:
-        if cursor.goto_first_child():
-            kind = cursor.node.type
+        if descend and cursor.goto_first_child():
+            node = cursor.node
+            kind = node.type
             step = 0 if kind == "list" == path[-1][0] else 1
             path.append((kind, step))
             depth += step
             if depth > limit:
                 return True
+            descend = depth + node.descendant_count - 1 > limit
             continue
         while True:
             depth -= path.pop()[1]
             if cursor.goto_next_sibling():
-                kind = cursor.node.type
+                node = cursor.node
+                kind = node.type
                 step = 0 if kind == "list" == path[-1][0] else 1
                 path.append((kind, step))
                 depth += step
                 if depth > limit:
                     return True
+                descend = depth + node.descendant_count - 1 > limit
                 break
             if not cursor.goto_parent():
                 return False
