@@ -912,10 +912,13 @@ def undo(session_directory: str, workspace: str, to: int | None, paths: tuple[st
         return _undo(session_directory, workspace, to, paths, force, command)
     import jail.policy.paths  # noqa: F401 - imported before the fork (in_layer)
     from jail.recovery import overlay
-    from jail.recovery.timeline_overlay import in_layer
+    from jail.recovery.timeline_overlay import LayerError, in_layer
 
-    outcome = in_layer(session_directory, workspace, lambda: _undo(session_directory, workspace, to, paths, force,
-                                                                   command))
+    try:
+        outcome = in_layer(session_directory, workspace, lambda: _undo(session_directory, workspace, to, paths,
+                                                                       force, command))
+    except LayerError as exc:
+        raise TimelineError(str(exc)) from None
     outcome["not_restored"] = [tuple(pair) for pair in outcome["not_restored"]]
     if outcome["done"]:
         target = overlay.Session(os.path.basename(session_directory), session_directory, workspace,

@@ -25,10 +25,14 @@ from typing import Any
 from jail.kernel.beneath import STRICT, open_directory
 from jail.kernel.mount import MS_NODEV, MS_NOSUID, MS_PRIVATE, MS_REC, mount
 from jail.kernel.unshare import CLONE_NEWNS
-from jail.recovery.timeline import TimelineError
 from jail.sandbox.namespaces import enter
 
 RESULT_BYTES = 16 << 20  # what the child's answer may hold
+
+
+class LayerError(Exception):
+    """The undo in the layer failed, or the layer is gone; the message says why (timeline.undo re-raises it
+    as its own TimelineError)."""
 
 
 def jail_workspace(root: int, workspace: str) -> int:
@@ -39,13 +43,13 @@ def jail_workspace(root: int, workspace: str) -> int:
 
 def in_layer(session_directory: str, workspace: str, body: Callable[[], Any]) -> Any:
     """`body()` run with the session's overlay mounted over `workspace` (in a child's own namespaces); its
-    JSON-able result, or the TimelineError it raised, raised here. What the child runs is imported before
+    JSON-able result, or what it raised, as a LayerError with its message. What the child runs is imported before
     the fork: a caller with threads (the dashboard) may hold the import lock when it forks."""
     upper = os.path.join(session_directory, "overlay", "upper")
     work = os.path.join(session_directory, "overlay", "work")
     for path in (upper, work):
         if not os.path.isdir(path) or os.path.islink(path):
-            raise TimelineError(f"the session's overlay layer {path} is gone (discarded?): nothing to undo in it")
+            raise LayerError(f"the session's overlay layer {path} is gone (discarded?): nothing to undo in it")
     uid, gid = os.getuid(), os.getgid()
     reader, writer = os.pipe()
     pid = os.fork()
@@ -54,10 +58,8 @@ def in_layer(session_directory: str, workspace: str, body: Callable[[], Any]) ->
         try:
             os.close(reader)
             answer = {"result": _mounted(workspace, upper, work, uid, gid, body)}
-        except TimelineError as exc:
-            answer = {"error": str(exc)}
         except BaseException as exc:  # noqa: BLE001 - the parent reports whatever it was
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
+            answer = {"error": str(exc) or type(exc).__name__}
         try:
             data = json.dumps(answer).encode()
             view = memoryview(data)
@@ -83,7 +85,7 @@ def in_layer(session_directory: str, workspace: str, body: Callable[[], Any]) ->
     except ValueError:
         answer = {"error": "the undo in the overlay ended without an answer"}
     if "error" in answer:
-        raise TimelineError(str(answer["error"]))
+        raise LayerError(str(answer["error"]))
     return answer["result"]
 
 
