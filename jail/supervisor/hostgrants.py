@@ -12,7 +12,7 @@ import _thread
 from collections.abc import Callable
 from typing import Any
 
-from jail.policy.hostpatterns import DEFAULT_PORTS, host_name
+from jail.policy.hostpatterns import host_name
 
 MAX_HOSTS = 64  # answers kept per session; past that, a host off the list is denied without asking
 
@@ -26,11 +26,12 @@ class HostGrants:
 
     @staticmethod
     def pattern(host: str, port: int) -> str | None:
-        """The allow-list entry for host:port, or None when none can be written (not a name, IPv6 with a port)."""
+        """The allow-list entry for host:port, or None when none can be written: not a name, or an IPv6
+        address, whose entry cannot name a port (a yes for port 443 would let every port through)."""
         name = host_name(host)
-        if name is None or name != host or (":" in name and port not in DEFAULT_PORTS):
+        if name is None or name != host or ":" in name:
             return None
-        return f"{name}:{port}" if ":" not in name else name
+        return f"{name}:{port}"
 
     def answer(self, host: str, port: int) -> tuple[bool, str] | None:
         with self._lock:
