@@ -628,17 +628,16 @@ def load(name_or_path: str = DEFAULT_PROFILE) -> Profile:
 # in one of them); any change means reading and validating again. Parsing TOML
 # with the pure-Python tomllib and importing it cost about 10 ms of every start.
 _CACHE_VERSION = 3  # 2: [agent]; 3: the stamp holds device, inode and ctime
+_MAX_CACHED = 4 << 20  # bytes of one cached profile (a few KB in practice): a larger file is parsed again
 # The code that validates: a change to it invalidates every cached profile.
 _CODE = (__file__, seccomp_groups.__file__, programs.__file__)
 
 
-def _cache_path(path: str, name: str) -> str:
+def _cache_name(path: str, name: str) -> str:
     import zlib
 
-    from jail.cachedir import cache_home
-
     key = f"{os.path.realpath(path)}\0{name}".encode()
-    return os.path.join(cache_home(), "profiles", f"{zlib.crc32(key):08x}.marshal")
+    return f"{zlib.crc32(key):08x}.marshal"
 
 
 def _stamp(path: str) -> tuple[str, int, int, int, int, int]:
@@ -647,9 +646,13 @@ def _stamp(path: str) -> tuple[str, int, int, int, int, int]:
 
 
 def _cached(path: str, name: str) -> Profile | None:
+    from jail import cachedir
+
+    raw = cachedir.read("profiles", _cache_name(path, name), _MAX_CACHED)
+    if raw is None:
+        return None
     try:
-        with open(_cache_path(path, name), "rb") as f:
-            data = marshal.load(f)
+        data = marshal.loads(raw)
         if data["version"] != _CACHE_VERSION or data["name"] != name or data["source"] != path:
             return None
         if any(_stamp(file) != tuple(stamp) for file, stamp in data["files"]):
@@ -660,17 +663,16 @@ def _cached(path: str, name: str) -> Profile | None:
 
 
 def _store(path: str, name: str, files: list[str], profile: Profile) -> None:
+    from jail import cachedir
+
     try:
         data = {"version": _CACHE_VERSION, "name": name, "source": path,
                 "files": [(file, _stamp(file)) for file in files], "profile": to_dict(profile)}
-        target = _cache_path(path, name)
-        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        temporary = f"{target}.{os.getpid()}"
-        with open(temporary, "wb") as f:
-            marshal.dump(data, f)
-        os.replace(temporary, target)
+        raw = marshal.dumps(data)
     except (OSError, ValueError):
-        pass  # no cache: read again next time
+        return  # no cache: read again next time
+    if len(raw) <= _MAX_CACHED:
+        cachedir.write("profiles", _cache_name(path, name), raw)
 
 
 def from_dict(data: dict[str, Any]) -> Profile:

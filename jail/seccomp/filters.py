@@ -66,79 +66,23 @@ def build(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: 
 def cached(key: bytes, compile_: Any) -> bytes:
     """The program stored under `key`, or `compile_()` stored now.
 
-    A cache file decides what the next jail may do, so it is read and written as the rest of
-    the host side treats paths a jail might have reached: beneath the cache directory the
-    caller names, no symlink on the way, a regular file of the caller's that no one else can
-    write, opened without blocking, bounded to the largest filter the kernel takes.
+    A cache file decides what the next jail may do, so it is read and written with cachedir's
+    helpers (no symlink, a private regular file, bounded to the largest filter the kernel takes)
+    and holds its whole key before the program.
     """
+    from jail import cachedir
+
     name = f"{zlib.crc32(key):08x}.bpf"
-    root, relative = _cache_dir()
-    program = _read_cache(root, relative, name, key)
-    if program is not None:
+    data = cachedir.read("seccomp", name, len(key) + _MAX_PROGRAM)
+    program = data[len(key):] if data is not None and data.startswith(key) else b""
+    if program and len(program) % 8 == 0:
         return program
     program = compile_()
-    _write_cache(root, relative, name, key + program)
+    cachedir.write("seccomp", name, key + program)
     return program
 
 
 _MAX_PROGRAM = 4096 * 8  # BPF_MAXINSNS instructions of 8 bytes
-
-
-def _read_cache(root: str, relative: str, name: str, key: bytes) -> bytes | None:
-    from jail.kernel.beneath import open_directory, open_regular, read_fd
-
-    try:
-        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        directory = open_directory(top, relative)
-        try:
-            fd = open_regular(directory, name)
-        finally:
-            os.close(directory)
-        try:
-            info = os.fstat(fd)
-            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-                return None
-            data = read_fd(fd, len(key) + _MAX_PROGRAM, name)
-        finally:
-            os.close(fd)
-    except OSError:  # missing, a symlink, not a regular file, too large: compiled again
-        return None
-    finally:
-        os.close(top)
-    program = data[len(key):]
-    if not data.startswith(key) or not program or len(program) % 8:
-        return None
-    return program
-
-
-def _write_cache(root: str, relative: str, name: str, data: bytes) -> None:
-    from jail.kernel.beneath import make_directories
-
-    temporary = f"{name}.{os.getpid()}"
-    try:
-        os.makedirs(root, exist_ok=True)
-        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            directory = make_directories(top, relative)
-        finally:
-            os.close(top)
-        try:
-            try:
-                os.unlink(temporary, dir_fd=directory)
-            except FileNotFoundError:
-                pass
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=directory)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
-        finally:
-            os.close(directory)
-    except OSError:
-        pass  # no cache: compiled again next time
 
 
 def build_allow(allow_names: tuple[str, ...], errno_value: str, notify: bool) -> bytes:
@@ -176,13 +120,6 @@ def _compile_list(allowed: tuple[str, ...], default: str, skip: tuple[str, ...] 
 
 
 VERSION = 7  # bump when the rules below change, to invalidate cached programs
-
-
-def _cache_dir() -> tuple[str, str]:
-    """(the cache directory the caller names, shelljail's directory beneath it)."""
-    from jail.cachedir import cache_home
-
-    return os.path.dirname(cache_home()), "shelljail/seccomp"
 
 
 def _compile(errno_names: tuple[str, ...], kill_names: tuple[str, ...], log_names: tuple[str, ...],
