@@ -29,16 +29,22 @@ def rows(data: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def agents_table(data: dict[str, Any]) -> list[str]:
-    """bench/agents.py: one row per agent, the ratio on/off beside the goal; the rest as rows."""
-    goal = data.pop("goal", "?")
+    """bench/agents.py: one row per agent, the ratio on/off beside the goal, and the ratio that the shells'
+    cost measured in the same run (session, first shell, each further one) would give alone."""
+    goal, cost = data.pop("goal", "?"), data.get("ms --interposer on adds", {})
     lines = ["| agent | interposer on (s) | interposer off (s) | on / off | goal | shells judged | "
-             "ms added per shell |", "|---|---|---|---|---|---|---|"]
+             "ms added per shell | on / off from the shells' cost alone |", "|---|---|---|---|---|---|---|---|"]
     for name, figures in data.pop("agents", {}).items():
         on, off = figures["on"], figures["off"]
         verdict = "within" if figures["within goal"] else "**over**"
+        alone = "?"
+        if cost:
+            added = cost["session with no shell"] + cost["its first shell"] + cost["each further shell"] * max(
+                figures["shells judged"] - 1, 0)
+            alone = round((off["median"] + added / 1000) / off["median"], 3)
         lines.append(f"| {name} | {on['median']} ({on['min']}-{on['max']}) | {off['median']} ({off['min']}-"
                      f"{off['max']}) | {figures['ratio']} | {verdict} (<= {goal}) | {figures['shells judged']} | "
-                     f"{figures['ms added per shell']} |")
+                     f"{figures['ms added per shell']} | {alone} |")
     return [*lines, "", "| figure | value |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows(data))]
 
 

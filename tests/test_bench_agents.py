@@ -82,6 +82,9 @@ def test_a_missing_agent_stops_the_bench_naming_it_and_make_setup(tmp_path: Path
 def test_the_report_shows_each_ratio_beside_the_goal() -> None:
     figures = {"on": {"median": 2.1, "min": 2.0, "max": 2.5}, "off": {"median": 1.5, "min": 1.4, "max": 1.6},
                "ratio": 1.4, "within goal": False, "shells judged": 11, "ms added per shell": 54.5}
-    lines = report.agents_table({"goal": 1.05, "agents": {"codex": figures}, "task": "ls"})
-    assert "| codex | 2.1 (2.0-2.5) | 1.5 (1.4-1.6) | 1.4 | **over** (<= 1.05) | 11 | 54.5 |" in lines
+    cost = {"session with no shell": 20.0, "its first shell": 100.0, "each further shell": 1.0}
+    lines = report.agents_table({"goal": 1.05, "agents": {"codex": figures}, "task": "ls",
+                                 "ms --interposer on adds": cost})
+    # From the shells' cost alone: (1.5 s + 20 + 100 + 10 x 1 ms) / 1.5 s.
+    assert "| codex | 2.1 (2.0-2.5) | 1.5 (1.4-1.6) | 1.4 | **over** (<= 1.05) | 11 | 54.5 | 1.087 |" in lines
     assert "| task | ls |" in lines
