@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -44,6 +46,26 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, s
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+class EchoHandler(ScriptedHandler):
+    """Any request answered 200 with its method and path: what a forward let through shows up here."""
+
+    def _answer(self) -> None:
+        self._send(200, {"path": self.path, "method": self.command})
+
+    do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - the standard library's names
+
+
+@contextmanager
+def echo_server() -> Iterator[int]:
+    """An EchoHandler server on 127.0.0.1 for the block; its port."""
+    httpd, _ = serve(EchoHandler)
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 class ModelServer:

@@ -5,13 +5,12 @@ ones, a real HTTP server on the host's loopback."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
 from conftest import Jail, guarded
+from model_server import echo_server
 
 from jail.errors import ProfileError
 from jail.policy import agentconfig, profile
@@ -19,28 +18,10 @@ from jail.policy import agentconfig, profile
 pytestmark = pytest.mark.jail
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        body = json.dumps({"path": self.path}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - the standard library's names
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with echo_server() as number:
+        yield number
 
 
 # Every agent API's path, asked of the forward; each profile must pass its own and refuse the others'.

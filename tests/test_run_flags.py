@@ -4,40 +4,21 @@ Real jails, a real HTTP server on the host's loopback."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Jail
+from model_server import echo_server
 
 pytestmark = pytest.mark.jail
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        body = json.dumps({"path": self.path, "method": self.command}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - the standard library's names
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with echo_server() as number:
+        yield number
 
 
 def _profile(jail: Jail) -> str:
