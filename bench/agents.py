@@ -17,9 +17,9 @@ trash and no timeline (the checkpoint of the workspace before each command line)
 
 Where it goes is measured last, in the same run: `shelljail run -- /bin/true`, `-- bash -c true` and eleven
 `bash -c true` started by a program, on against off. Most of it is the first shell, which imports the
-judge (interposer.judge and its parser: about 0.25 s of Python imports on a loaded 2-core machine, done at
-the first request so that it does not hold the GIL while `run` starts); each further shell adds a few ms
-(launcher, decision round trip, the timeline's checkpoint), and the session itself some 30 ms. An agent
+judge (interposer.judge and its parser: 0.05-0.25 s of Python imports on a shared 2-core machine, done at
+the first request so that it does not hold the GIL while `run` starts); each further shell adds about a ms
+(launcher, decision round trip, the timeline's checkpoint), and the session itself some 20-30 ms. An agent
 whose whole run takes two seconds (Codex here, which also starts eight shells of its own: lsb_release,
 its shell snapshot, a wrapper around each command) is therefore the one furthest from the goal.
 """
