@@ -16,6 +16,13 @@ def cache_home() -> str:
     return os.path.join(base, "shelljail")
 
 
+def stamp(path: str) -> tuple[str, int, int, int, int, int]:
+    """A file's identity for a cache key: an edit, a rename over it or a touch back to its old mtime all
+    change one of device, inode, size, mtime and ctime."""
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def _location() -> tuple[str, str]:
     """(a folder opened as it is, the path beneath it walked without symlinks): XDG_CACHE_HOME or ~/.cache."""
     home = cache_home()

@@ -48,3 +48,25 @@ def test_a_symlinked_cache_folder_is_not_followed(cache: Path, tmp_path: Path) -
     assert cachedir.read("profiles", "a.marshal", 100) is None
     cachedir.write("profiles", "b.marshal", b"new")  # refused too: nothing lands through the link
     assert not (tmp_path / "planted" / "b.marshal").exists()
+
+
+def test_a_seccomp_program_is_compiled_again_when_the_code_that_compiles_it_changes(
+        cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key holds the compiling code's identity, not only its VERSION: an edit without a bump is seen."""
+    from jail.seccomp import filters
+
+    code = tmp_path / "filters.py"
+    code.write_text("one")
+    monkeypatch.setattr(filters, "__file__", str(code))
+    compiled: list[int] = []
+
+    def compile_() -> bytes:
+        compiled.append(1)
+        return b"\0" * 8
+
+    assert filters.cached(b"policy\n", compile_) == b"\0" * 8
+    assert filters.cached(b"policy\n", compile_) == b"\0" * 8 and len(compiled) == 1  # cached
+    code.write_text("two")  # the same VERSION, other code
+    filters.cached(b"policy\n", compile_)
+    assert len(compiled) == 2
+    assert len(list((cache / "seccomp").iterdir())) == 1  # the stale program was replaced, not kept beside

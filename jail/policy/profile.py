@@ -640,11 +640,6 @@ def _cache_name(path: str, name: str) -> str:
     return f"{zlib.crc32(key):08x}.marshal"
 
 
-def _stamp(path: str) -> tuple[str, int, int, int, int, int]:
-    st = os.stat(path)
-    return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
 def _cached(path: str, name: str) -> Profile | None:
     from jail import cachedir
 
@@ -655,7 +650,7 @@ def _cached(path: str, name: str) -> Profile | None:
         data = marshal.loads(raw)
         if data["version"] != _CACHE_VERSION or data["name"] != name or data["source"] != path:
             return None
-        if any(_stamp(file) != tuple(stamp) for file, stamp in data["files"]):
+        if any(cachedir.stamp(file) != tuple(stamp) for file, stamp in data["files"]):
             return None
         return from_dict(data["profile"])
     except (OSError, EOFError, ValueError, TypeError, KeyError):
@@ -667,7 +662,7 @@ def _store(path: str, name: str, files: list[str], profile: Profile) -> None:
 
     try:
         data = {"version": _CACHE_VERSION, "name": name, "source": path,
-                "files": [(file, _stamp(file)) for file in files], "profile": to_dict(profile)}
+                "files": [(file, cachedir.stamp(file)) for file in files], "profile": to_dict(profile)}
         raw = marshal.dumps(data)
     except (OSError, ValueError):
         return  # no cache: read again next time

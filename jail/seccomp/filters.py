@@ -71,8 +71,11 @@ def cached(key: bytes, compile_: Any) -> bytes:
     and holds its whole key before the program.
     """
     from jail import cachedir
+    from jail.seccomp import groups
 
-    name = f"{zlib.crc32(key):08x}.bpf"
+    name = f"{zlib.crc32(key):08x}.bpf"  # the same file for the same policy: a stale program is replaced
+    # The code that compiles is part of the key too: a rule changed without a VERSION bump is compiled again.
+    key = repr((cachedir.stamp(__file__), cachedir.stamp(groups.__file__))).encode() + b"\n" + key
     data = cachedir.read("seccomp", name, len(key) + _MAX_PROGRAM)
     program = data[len(key):] if data is not None and data.startswith(key) else b""
     if program and len(program) % 8 == 0:
