@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `shelljail` is linked so that it is on PATH.
 PREFIX ?= $(shell test "$$(id -u)" = 0 && echo /usr/local || echo $$HOME/.local)
-APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev chromium lsb-release gdb
+# lsb-release, gdb and curl: programs the tests run in the jail (system scripts; the network tests' client)
+APT_PACKAGES := libcap-dev libseccomp2 python3-venv python3-dev gcc libc6-dev chromium lsb-release gdb curl
 
 # Real agents for the end-to-end tests, pinned, in project-local folders.
 AGENTS := .agents
