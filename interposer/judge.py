@@ -76,13 +76,14 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
     rewrites: list[tuple[str, Invocation]] = []
     roots: tuple[Target, ...] = ()
     catalogue = programs(policy.interposer.programs)
+    table, here = _table(policy.interposer.rules), _here(place)  # once a line, not once a program
     for invocation in resolved.invocations:
         if invocation.name == "find":
             roots = find_roots(invocation)
         found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else (), catalogue)
         if policy.network is not None:  # /dev/tcp/HOST/PORT is a connection, judged as one (destinations.py)
             found = found._replace(writes=tuple(t for t in found.writes if not is_socket_path(t.path)))
-        verdict = _judge(invocation, found, place, policy.interposer, catalogue)
+        verdict = _judge(invocation, found, place, policy.interposer, catalogue, table, here)
         remote_step = elsewhere(invocation.via)
         if remote_step is not None and verdict.decision != "allow":  # the model must see where it would run
             verdict = verdict._replace(reason=f"{verdict.reason} (run by {remote_step})")
@@ -170,14 +171,17 @@ class _Table:
                 or (ready.globs is not None and ready.globs.match(name) is not None))
         return found
 
-    def possible(self, name: str, here: frozenset[str], found: Effects) -> tuple[_Ready, ...]:
-        """The candidates a program could match, given where it is judged, its acts' kinds and which of its
-        effects are not empty: what a rule needs before _match can say yes. Most rules fail here, once per
-        such shape of a program (a few per name), not once per program."""
-        kinds = frozenset(act.kind for act in found.acts)
+    def possible(self, invocation: Invocation, here: frozenset[str], found: Effects) -> tuple[_Ready, ...]:
+        """The candidates a program could match, given where it is judged, its acts' kinds, which of its
+        effects are not empty, whether it is reached through anything and runs a piped script: what a rule
+        needs before _match can say yes. Most rules fail here, once per such shape of a program (a few per
+        name), not once per program."""
+        name = invocation.name
+        kinds = frozenset(act.kind for act in found.acts) if found.acts else _NONE
         deletes, writes, reads, sends, mentions = (bool(found.deletes), bool(found.writes), bool(found.reads),
                                                    bool(found.sends), bool(found.mentions))
-        key = (name, here, kinds, deletes, writes, reads, sends, mentions)
+        reached, piped = bool(invocation.via), bool(invocation.stdin_script)
+        key = (name, here, kinds, deletes, writes, reads, sends, mentions, reached, piped)
         rules = self.by_shape.get(key)
         if rules is None:
             if len(self.by_shape) >= self.LIMIT:
@@ -187,7 +191,8 @@ class _Table:
                 if not ((ready.where and not here & ready.where) or (ready.acts and not kinds & ready.acts)
                         or (ready.deletes and not deletes) or (ready.writes and not writes)
                         or (ready.reads and not reads and not ("credentials" in ready.reads and mentions))
-                        or (ready.sends and not sends) or (ready.mentions and not mentions)))
+                        or (ready.sends and not sends) or (ready.mentions and not mentions)
+                        or (ready.rule.via and not reached) or (ready.rule.stdin_from and not piped)))
         return rules
 
 
@@ -199,6 +204,7 @@ def _command_matcher(patterns: tuple[str, ...]) -> tuple[frozenset[str], re.Patt
     return plain, re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
 
 
+_NONE: frozenset[str] = frozenset()
 _TABLES: dict[int, _Table] = {}
 
 
@@ -213,8 +219,8 @@ def _table(rules: tuple[Rule, ...]) -> _Table:
 
 
 def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Interposer,
-           catalogue: Mapping[str, Any]) -> Verdict:
-    for ready in _table(interposer.rules).possible(invocation.name, _here(place), found):
+           catalogue: Mapping[str, Any], table: _Table, here: frozenset[str]) -> Verdict:
+    for ready in table.possible(invocation, here, found):
         rule = ready.rule
         target = _match(ready, invocation, found, place, catalogue)
         if target is not False:
@@ -233,11 +239,7 @@ def _judge(invocation: Invocation, found: Effects, place: Place, interposer: Int
 def _match(ready: _Ready, invocation: Invocation, found: Effects, place: Place,
            catalogue: Mapping[str, Any]) -> Target | None | bool:
     """False when the rule does not apply; else the target that made it match (or None)."""
-    rule = ready.rule
-    if ready.where and not _here(place) & ready.where:
-        return False
-    if ready.acts and not any(act.kind in ready.acts for act in found.acts):
-        return False
+    rule = ready.rule  # its `where`, `acts`, `via` and `stdin_from` without a program's: _Table.possible
     if rule.subcommand and not _subcommand_matches(invocation, rule.subcommand, catalogue):
         return False
     if ready.flags and not (flags(invocation.args) & ready.flags):

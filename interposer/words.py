@@ -46,6 +46,9 @@ UNKNOWN_IFS = "\0"
 _IFS_RUN = re.compile(r"[ \t\n]+")
 # What makes an unquoted word more than its text: a backslash, a brace, a leading tilde.
 _SPECIAL_IN_WORD = re.compile(r"[\\{}]|^~")
+# Nodes whose text is the value when it holds none of those: an unquoted word, and a number (`42`; its
+# other form, `10#${X}`, holds a brace and takes the long way).
+_PLAIN_KINDS = ("word", "number")
 
 
 def decode_ansi_c(body: str) -> str:
@@ -108,14 +111,15 @@ def _double_quoted(text: str) -> str:
 class Expander:
     """Expands word nodes against what is known: the environment and the working directory."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
+    def __init__(self, env: Mapping[str, str], pwd: str | None = None) -> None:
+        self.env = env  # read, never changed: a walk passes its live state, not a copy per command
+        self.pwd = pwd  # $PWD, when given (the walk's directory): env with PWD added, without copying env
 
     def words(self, node: Node) -> list[Word]:
         """The arguments one word node becomes (more than one after brace expansion)."""
         source = node.text.decode(errors="replace")
-        if node.type == "word" and not _SPECIAL_IN_WORD.search(source):
-            # most words are plain (`-la`, `src/main.rs`): nothing to remove, expand or look up
+        if node.type in _PLAIN_KINDS and not _SPECIAL_IN_WORD.search(source):
+            # most words are plain (`-la`, `src/main.rs`, `42`): nothing to remove, expand or look up
             return [Word(source, True, "*" in source or "?" in source or "[" in source, source)]  # _GLOB_CHARS
         pieces = self._pieces(node, quoted=False)
         results = []
@@ -165,6 +169,10 @@ class Expander:
 
     def word(self, node: Node) -> Word:
         """One word, where brace expansion does not apply (assignment values, redirect targets)."""
+        if node.type in _PLAIN_KINDS:
+            source = node.text.decode(errors="replace")
+            if not _SPECIAL_IN_WORD.search(source):  # as in words(): the text is the value
+                return Word(source, True, "*" in source or "?" in source or "[" in source, source)
         pieces = self._tilde(self._pieces(node, quoted=False))
         return Word("".join(p.text for p in pieces), all(p.known for p in pieces),
                     any(not p.quoted and any(c in p.text for c in _GLOB_CHARS) for p in pieces),
@@ -204,8 +212,9 @@ class Expander:
         return [_Piece(text, quoted=quoted)]
 
     def _parameter(self, name: str, quoted: bool) -> _Piece:
-        if name in self.env and UNKNOWN_IFS not in self.env[name]:  # unquoted, a value is split and globbed
-            return _Piece(self.env[name], quoted=True, split=not quoted)  # but not re-expanded for braces or ~
+        value = self.pwd if name == "PWD" and self.pwd is not None else self.env.get(name)
+        if value is not None and UNKNOWN_IFS not in value:  # unquoted, a value is split and globbed
+            return _Piece(value, quoted=True, split=not quoted)  # but not re-expanded for braces or ~
         return _Piece("${" + name + "}", quoted, known=False)
 
     def _braced_parameter(self, node: Node, text: str, quoted: bool) -> _Piece:
