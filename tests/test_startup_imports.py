@@ -13,7 +13,7 @@ import sys
 from conftest import Jail
 
 # Imported after the fork or not at all by a plain run: each cost 3-15 ms before it (docs/results.md).
-LATE = ("inotify_simple", "ctypes.util", "hashlib", "shutil", "bz2", "lzma", "subprocess", "tempfile")
+LATE = ("jail.kernel.inotify", "ctypes.util", "hashlib", "shutil", "bz2", "lzma", "subprocess", "tempfile")
 
 RECORD = '''
 import json, os, sys
