@@ -18,8 +18,8 @@ from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
 from .parse import MAX_NESTING, parse, too_deep
-from .programs.options import Grammar, operands, takes_next
-from .programs.options import value as option_value
+from .programs.catalogue import grammar
+from .programs.options import Grammar, command_start, flags, operands, takes_next, values
 from .remote import PROGRAMS as REMOTE_PROGRAMS
 from .remote import Remote, remote, unset_expansion
 from .shellargs import invocation
@@ -265,7 +265,8 @@ class _Collector:
             if inner is None:
                 self.opaque.append(Opaque(f"cannot tell what {name} runs", command.text))
                 return
-            split = _env_split_string(args) if name == "env" else None
+            own = args[:len(args) - len(inner)]
+            split = _env_split_string(own) if name == "env" else None
             if split is not None and not split.literal:
                 self.opaque.append(Opaque("env -S splits a string only known when it runs", command.text))
                 return
@@ -274,7 +275,6 @@ class _Collector:
                 if inner:
                     self.command(command, inner, (*via, name), depth, extra_args)
                 return
-            own = args[:len(args) - len(inner)]
             directory = _env_directory(own) if name == "env" else None
             if directory is not None and not directory.literal:
                 self.opaque.append(Opaque("env -C runs in a directory only known when it runs", command.text))
@@ -313,7 +313,7 @@ class _Collector:
                                           "commands shelljail would not see", command.text))
         self._written_script(command, head, name, args, via, depth)
         if name in MAKES and self.written:
-            self._written_makefile(command, args, via, depth)
+            self._written_makefile(command, name, args, via, depth)
         stdin_script = _reads_script_from_stdin(name, args, command)
         if stdin_script and name in SHELLS and command.piped_text is not None:
             stdin_script = False  # the script is known: judge it
@@ -390,11 +390,11 @@ class _Collector:
                            depth: int) -> None:
         """`poetry shell`, `nix develop`: a shell a person types into, unseen; `nix-shell --run CMD` and
         `nix develop -c CMD ARGS` run CMD there: judged."""
-        operands = [w.value for w in args if not w.value.startswith("-")]
+        subcommands = [w.value for w in operands(args, grammar(name))]
         wanted = SHELL_SUBCOMMANDS[name]
-        if wanted and (not operands or operands[0] not in wanted):
+        if wanted and (not subcommands or subcommands[0] not in wanted):
             return
-        label = f"{name} {operands[0]}" if wanted else name
+        label = f"{name} {subcommands[0]}" if wanted else name
         for index, word in enumerate(args):
             option, equals, attached = word.value.partition("=")
             if name == "nix-shell" and option in ("--run", "--command"):
@@ -440,11 +440,12 @@ class _Collector:
         label = f"{name} {_short(script.value)}" if script is not head else _short(script.value)
         self.line(text, command.cwd, (*via, label), depth + 1, (label,), env)
 
-    def _written_makefile(self, command: Command, args: list[Word], via: tuple[str, ...], depth: int) -> None:
+    def _written_makefile(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+                          depth: int) -> None:
         """`printf 'all:\\n\\trm -rf ~\\n' > Makefile; make`: the recipes of a Makefile this line writes run
         in shells make starts, not judged again (judge_child_shells): judged with the line. A Makefile
         already on disk is not read, as scripts on disk are not."""
-        files, directory = _make_operands(args)
+        files, directory = _make_operands(name, args)
         cwd = os.path.normpath(os.path.join(command.cwd, directory))
         if files:
             paths = [os.path.normpath(os.path.join(cwd, f)) for f in files]
@@ -504,30 +505,11 @@ class _Collector:
                 self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
 
 
-def _make_operands(args: list[Word]) -> tuple[list[str], str]:
+def _make_operands(name: str, args: list[Word]) -> tuple[list[str], str]:
     """The makefiles make is told to read (-f), and the directory it runs in (-C, relative, cumulative)."""
-    files: list[str] = []
-    directory = "."
-    words = iter(args)
-    for word in words:
-        value = word.value
-        for short, long_names, into in (("-f", ("--file", "--makefile"), "f"), ("-C", ("--directory",), "C")):
-            if value == short or value in long_names:
-                operand = next(words, None)
-                found = operand.value if operand is not None else None
-            elif value.startswith(short) and len(value) > 2:
-                found = value[2:]
-            elif value.startswith(tuple(n + "=" for n in long_names)):
-                found = value.split("=", 1)[1]
-            else:
-                continue
-            if found is not None:
-                if into == "f":
-                    files.append(found)
-                else:
-                    directory = os.path.join(directory, found)
-            break
-    return files, directory
+    rules = grammar(name)
+    files = [w.value for w in values(args, ("-f", "--file", "--makefile"), rules)]
+    return files, os.path.join(".", *(w.value for w in values(args, ("-C", "--directory"), rules)))
 
 
 def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | None, list[Word]]:
@@ -550,19 +532,14 @@ def _is_shell_binary(value: str) -> bool:
     return os.path.basename(value) in SHELLS and os.path.dirname(value) in SHELL_DIRECTORIES
 
 
-def _env_split_string(args: list[Word]) -> Word | None:
+def _env_split_string(options: list[Word]) -> Word | None:
     """The string of `env -S STRING`, which env splits into a command line of its own."""
-    for index, word in enumerate(args):
-        if word.value in ("-S", "--split-string") and index + 1 < len(args):
-            return args[index + 1]
-        if word.value.startswith("--split-string="):
-            return Word(word.value.split("=", 1)[1], word.literal, False, word.source)
-    return None
+    return next(iter(values(options, ("-S", "--split-string"), grammar("env"))), None)
 
 
 def _env_directory(options: list[Word]) -> Word | None:
     """The directory `env -C DIR` (--chdir=DIR) runs its command in."""
-    return option_value(options, ("-C", "--chdir"))
+    return next(iter(values(options, ("-C", "--chdir"), grammar("env"))), None)
 
 
 def _short(text: str) -> str:
@@ -809,8 +786,8 @@ def _awk(collector: _Collector, command: Command, name: str, args: list[Word], v
          depth: int) -> bool:
     """An awk program can run commands (system, |) and write files (print >)."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    files = _program_files(collector, command, args)
-    programs = files or _program_texts(args, {"-f", "--file", "-F", "-v", "--assign", "-i", "--include"})[:1]
+    files = _program_files(collector, command, name, args)
+    programs = files or operands(args, grammar(name))[:1]  # the first operand, when no -f names a file
     if any(not word.literal or _AWK_RISKY.search(word.value) for word in programs):
         collector.opaque.append(Opaque(f"the {name} program runs commands or writes files", command.text))
     return True
@@ -819,11 +796,12 @@ def _awk(collector: _Collector, command: Command, name: str, args: list[Word], v
 def _sed(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
          depth: int) -> bool:
     """A sed script can write files (w) and run commands (e)."""
-    scripts = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value in ("-e", "--expression")]
-    scripts += _program_files(collector, command, args)
-    if not scripts and not any(w.value in ("-f", "--file") for w in args):
+    rules = grammar(name)
+    scripts = values(args, ("-e", "--expression"), rules)
+    scripts += _program_files(collector, command, name, args)
+    if not scripts and not flags(args, rules) & {"-f", "--file"}:
         bsd = [w for i, w in enumerate(args) if not (i and w.literal and w.value == "" and args[i - 1].value == "-i")]
-        scripts = _program_texts(bsd, {"-l", "--line-length"})[:1]  # `sed -i '' EXPR FILE`: '' is a suffix
+        scripts = operands(bsd, rules)[:1]  # `sed -i '' EXPR FILE`: '' is a suffix
     for word in scripts:
         if not word.literal or _SED_RISKY.search(word.value):
             collector.invocations.append(Invocation(name, tuple(args), command, via))
@@ -832,22 +810,17 @@ def _sed(collector: _Collector, command: Command, name: str, args: list[Word], v
     return False
 
 
-def _program_files(collector: _Collector, command: Command, args: list[Word]) -> list[Word]:
+def _program_files(collector: _Collector, command: Command, name: str, args: list[Word]) -> list[Word]:
     """The programs of `awk -f FILE` and `sed -f FILE` that this line writes: their text (a word not
     literal when only running shows it). Files already on disk are not read."""
     found = []
-    for index, word in enumerate(args[:-1]):
-        if word.value in ("-f", "--file") and args[index + 1].literal:
-            path = os.path.normpath(os.path.join(command.cwd, args[index + 1].value))
+    for given in values(args, ("-f", "--file"), grammar(name)):
+        if given.literal:
+            path = os.path.normpath(os.path.join(command.cwd, given.value))
             if path in collector.written:
                 text = collector.written[path]
-                found.append(Word(text or "", text is not None, False, args[index + 1].source))
+                found.append(Word(text or "", text is not None, False, given.source))
     return found
-
-
-def _program_texts(args: list[Word], with_value: set[str]) -> list[Word]:
-    """The operands: the first is the program text of awk or sed when no option names one."""
-    return operands(args, Grammar(frozenset(with_value)))
 
 
 def _find(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
@@ -871,22 +844,14 @@ def _find(collector: _Collector, command: Command, name: str, args: list[Word], 
     return True
 
 
-_XARGS_VALUE = frozenset({"-a", "-d", "-E", "-e", "-I", "-L", "-l", "-n", "-P", "-s", "--arg-file", "--delimiter",
-                          "--eof", "--replace", "--max-lines", "--max-args", "--max-procs", "--max-chars",
-                          "--process-slot-var"})
-
-
 def _xargs(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
            depth: int) -> bool:
     """xargs CMD ARGS: CMD runs with more arguments that come from standard input."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    index = 0
-    while index < len(args) and args[index].value.startswith("-"):
-        option = args[index].value.split("=", 1)[0]
-        index += 2 if option in _XARGS_VALUE and "=" not in args[index].value and len(option) == len(
-            args[index].value) else 1
+    rules = grammar(name)
+    index = command_start(args, rules)
     inner = args[index:] or [Word("echo", True, False, "echo")]
-    if any(w.value in ("-o", "--open-tty") for w in args[:index]) and os.path.basename(inner[0].value) in SHELLS \
+    if flags(args[:index], rules) & {"-o", "--open-tty"} and os.path.basename(inner[0].value) in SHELLS \
             and not any(w.value.startswith("-") and "c" in w.value for w in inner[1:]):
         collector.opaque.append(Opaque(f"xargs -o gives {inner[0].value} the terminal: an interactive shell, whose "
                                        "commands shelljail would not see", command.text))
@@ -914,11 +879,7 @@ def _watch(collector: _Collector, command: Command, name: str, args: list[Word],
            depth: int) -> bool:
     """watch joins its arguments and runs them with sh -c."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    index = 0
-    with_value = {"-n", "--interval", "-d", "--differences", "-q", "--equexit", "-s", "--shotgun"}
-    while index < len(args) and args[index].value.startswith("-"):
-        index += 2 if args[index].value in with_value - {"-d", "--differences"} else 1
-    inner = args[index:]
+    inner = args[command_start(args, grammar(name)):]
     if inner and all(w.literal for w in inner):
         collector.line(" ".join(w.value for w in inner), command.cwd, (*via, name), depth + 1, (name,))
     elif inner:
@@ -929,14 +890,12 @@ def _watch(collector: _Collector, command: Command, name: str, args: list[Word],
 def _run_parts(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
                depth: int) -> bool:
     """run-parts DIR runs every program in DIR: in /bin, shells among them (`--regex '^sh$' /bin`)."""
-    values = [w.value for w in args]
-    if "--test" in values or "--list" in values:
+    rules = grammar(name)
+    if flags(args, rules) & {"--test", "--list"}:
         return False
-    with_value = {"-u", "--umask", "-a", "--arg", "--regex"}
-    operands = [w for i, w in enumerate(args) if not w.value.startswith("-") and (i == 0 or values[i - 1] not in
-                                                                                with_value)]
-    directory = os.path.normpath(os.path.join(command.cwd, operands[-1].value)) if operands else ""
-    if operands and not operands[-1].literal:
+    directories = operands(args, rules)
+    directory = os.path.normpath(os.path.join(command.cwd, directories[-1].value)) if directories else ""
+    if directories and not directories[-1].literal:
         collector.opaque.append(Opaque("run-parts runs every program in a directory only known when it runs",
                                        command.text))
     elif directory in SHELL_DIRECTORIES:

@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("jail", "interposer", "agent")
 # The only jail/ modules that may import interposer/ (the run wires the decision service in; the CLI calls
-# `check` and the hook).
-JAIL_TO_INTERPOSER = {"jail.run", "jail.cli"}
+# `check` and the hook; the trash reads rm's options with the interposer's one option reader, #23).
+JAIL_TO_INTERPOSER = {"jail.run", "jail.cli", "jail.recovery.trash"}
 JAIL_TO_AGENT = "jail.cli"  # `shelljail agent` runs the reference agent
 
 

@@ -8,7 +8,7 @@ the bundle ends at `-u`, whose value is the rest of the word or the next one).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import NamedTuple
 
 from ..words import Word
@@ -70,6 +70,72 @@ def value(args: Sequence[Word], names: Collection[str], grammar: Grammar = PLAIN
         if not text.startswith("--") and text[:2] in names and len(text) > 2:
             return Word(text[2:], word.literal, False, word.source)
     return None
+
+
+def given(args: Sequence[Word], grammar: Grammar = PLAIN) -> Iterator[tuple[str, Word | None]]:
+    """Each option before `--`, with its value (None for a switch), as getopt reads it: `-rf` is `-r` and
+    `-f`; in `-Eu root` and `-uroot` `-u`'s value is `root`; `--user=root` and `--user root` (when
+    `--user` takes a value) are `--user` with `root`. Operands are passed over (GNU programs permute)."""
+    index = 0
+    while index < len(args):
+        word = args[index]
+        text = word.value
+        index += 1
+        if text == "--":
+            return
+        if not is_option(text):
+            continue
+        if text.startswith("--"):
+            option, equals, attached = text.partition("=")
+            if equals:
+                yield option, Word(attached, word.literal, False, word.source)
+            elif option in grammar.values and index < len(args):
+                yield option, args[index]
+                index += 1
+            else:
+                yield option, None
+            continue
+        if not grammar.bundles or len(text) == 2:
+            if text in grammar.values and index < len(args):
+                yield text, args[index]
+                index += 1
+            else:
+                yield text, None
+            continue
+        for position, letter in enumerate(text[1:], 1):
+            option = f"-{letter}"
+            if option not in grammar.values:
+                yield option, None
+                continue
+            rest = text[position + 1:]
+            if rest:
+                yield option, Word(rest, word.literal, False, word.source)
+            elif index < len(args):
+                yield option, args[index]
+                index += 1
+            else:
+                yield option, None
+            break
+
+
+def values(args: Sequence[Word], names: Collection[str], grammar: Grammar = PLAIN) -> list[Word]:
+    """Every value given to one of the options `names` (which take one), in order: `-f A -fB --file=C`."""
+    rules = grammar._replace(values=frozenset(grammar.values) | frozenset(names))
+    return [found for option, found in given(args, rules) if option in names and found is not None]
+
+
+def command_start(args: Sequence[Word], grammar: Grammar = PLAIN) -> int:
+    """Where the command a program runs begins (`xargs -n 1 rm`, `watch -n 1 ls`): the first operand,
+    after its options and their values; after `--` when it ends them."""
+    index = 0
+    while index < len(args):
+        text = args[index].value
+        if text == "--":
+            return index + 1
+        if not is_option(text):
+            return index
+        index += 2 if takes_next(text, grammar) else 1
+    return min(index, len(args))
 
 
 def flags(args: Sequence[Word], grammar: Grammar | None = None) -> set[str]:

@@ -43,6 +43,8 @@ import stat
 import time
 from typing import Any
 
+from interposer.programs.options import given, operands
+from interposer.words import Word
 from jail.kernel.beneath import (
     RESOLVE_NO_XDEV,
     STRICT,
@@ -836,29 +838,24 @@ def _hook_session(workspace: str) -> tuple[Any, bool]:
 # ---- helpers ------------------------------------------------------------------------------------
 
 def _rm_arguments(args: list[str]) -> tuple[str | None, list[str]]:
-    """rm's options as letters (f, r, d, v) and its operands; None for options not emulated (-i, -I, ...)."""
+    """rm's options as letters (f, r, d, v) and its operands, read by the interposer's one option reader
+    with rm's grammar from the catalogue; None for options not emulated (-i, -I, ...)."""
+    from interposer.programs.catalogue import grammar  # here: `shelljail undo` imports this module too
+
+    words = [Word(arg, True, False, arg) for arg in args]
+    rules = grammar("rm")
     letters = ""
-    operands = []
-    long_options = {"--force": "f", "--recursive": "r", "--dir": "d", "--verbose": "v",
-                    "--preserve-root": "", "--one-file-system": ""}
-    rest = iter(args)
-    for arg in rest:
-        if arg == "--":
-            operands += list(rest)
-            break
-        if arg.startswith("--"):
-            if arg not in long_options:
-                return None, []
-            letters += long_options[arg]
-        elif arg.startswith("-") and len(arg) > 1:
-            for letter in arg[1:]:
-                mapped = {"R": "r"}.get(letter, letter)
-                if mapped not in "frdv":
-                    return None, []
-                letters += mapped
-        else:
-            operands.append(arg)
-    return "".join(sorted(set(letters))), operands
+    for option, value in given(words, rules):
+        mapped = _RM_OPTIONS.get(option)
+        if mapped is None or value is not None:  # `--force=x`: rm refuses it
+            return None, []
+        letters += mapped
+    return "".join(sorted(set(letters))), [w.value for w in operands(words, rules)]
+
+
+# The options of rm the trash emulates, as the letter each stands for ("" for those that change nothing here).
+_RM_OPTIONS = {"-f": "f", "-r": "r", "-R": "r", "-d": "d", "-v": "v", "--force": "f", "--recursive": "r",
+               "--dir": "d", "--verbose": "v", "--preserve-root": "", "--one-file-system": ""}
 
 
 def human(size: float) -> str:
