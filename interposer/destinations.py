@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .programs.catalogue import grammar
+from .programs.options import given, operands
 from .resolve import Invocation
 from .words import Word
 
@@ -32,20 +33,9 @@ _GIT_REMOTE = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
 # Clients of raw connections: what they read from standard input (`nc host 80 < FILE`) is sent.
 RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl", "rlogin", "rsh"})
 _REMOTE_SHELL_PORTS = {"rlogin": 513, "rsh": 514}
-# ssh and the programs that reach a remote over it (or over rsync's own port), with their options that
-# take a value, so an option's value is not taken for the host.
-_SSH_VALUES = frozenset(grammar("ssh").values)  # the catalogue's
-_SSH_CLIENTS = {"ssh": _SSH_VALUES, "slogin": _SSH_VALUES, "autossh": _SSH_VALUES | {"-M"},
-                "mosh": frozenset({"-p", "--port", "--ssh", "--server", "--predict", "--family"}),
-                "scp": frozenset({"-c", "-D", "-F", "-i", "-J", "-l", "-o", "-P", "-S", "-X"}),
-                "sftp": frozenset({"-B", "-b", "-c", "-D", "-F", "-i", "-J", "-l", "-o", "-P", "-R", "-S", "-s",
-                                   "-X"}),
-                "sshfs": frozenset({"-o", "-p", "-F"}),
-                "rsync": frozenset({"-e", "--rsh", "-f", "--filter", "-B", "--block-size", "-T", "--temp-dir",
-                                    "--exclude", "--include", "--exclude-from", "--include-from", "--files-from",
-                                    "--port", "--password-file", "--log-file", "--compare-dest", "--copy-dest",
-                                    "--link-dest", "--partial-dir", "--backup-dir", "--suffix", "--chmod",
-                                    "--rsync-path", "--bwlimit", "--timeout", "--max-size", "--min-size"})}
+# ssh and the programs that reach a remote over it (or over rsync's own port); their grammars (the options
+# that take a value, so an option's value is not taken for the host) are the catalogue's.
+_SSH_CLIENTS = frozenset({"ssh", "slogin", "autossh", "mosh", "scp", "sftp", "sshfs", "rsync"})
 _OVER_SSH = ("neither ssh nor rsync's own protocol leaves the jail (its proxy carries HTTP and HTTPS only): fetch "
              "over https with curl or wget, from a host in network.allow")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "ws": 80, "wss": 443, "gopher": 70,
@@ -197,33 +187,17 @@ def _git_remote(text: str) -> list[Destination]:
 
 def _over_ssh(name: str, args: tuple[Word, ...]) -> list[Destination]:
     """ssh [user@]HOST, scp/rsync/sshfs [user@]HOST:PATH, rsync HOST::MODULE and rsync://HOST/."""
-    with_value = _SSH_CLIENTS[name]
+    rules = grammar(name)
     port_option = ("-P",) if name in ("scp", "sftp") else ("-p", "--port")
-    operands: list[str] = []
     port = 0
-    index = 0
-    while index < len(args):
-        value = args[index].value
-        if value == "--":
-            operands += [w.value for w in args[index + 1:] if w.literal]
-            break
-        if not value.startswith("-") or value == "-":
-            operands += [value] if args[index].literal else []
-            index += 1
-            continue
-        option, equals, given = value.partition("=")
-        if option in with_value and not equals:  # `-p 2222`, `--port 873`: the value is the next word
-            given = args[index + 1].value if index + 1 < len(args) else ""
-            index += 1
-        elif not option.startswith("--") and option[:2] in with_value:  # `-p2222`
-            option, given = option[:2], value[2:]
-        if option in port_option and given.isdigit():
-            port = int(given)
-        index += 1
+    for option, value in given(args, rules):  # `-p 2222`, `-p2222`, `--port=873`: the last one counts
+        if option in port_option and value is not None and value.value.isdigit():
+            port = int(value.value)
+    named = [w.value for w in operands(args, rules) if w.literal]
     if name in ("ssh", "slogin", "autossh", "mosh", "sftp"):
-        remote = operands[:1]  # the host; what follows is the command run there
+        remote = named[:1]  # the host; what follows is the command run there
     else:
-        remote = [v for v in operands if "::" in v or v.startswith("rsync://") or _remote_path(v)]
+        remote = [v for v in named if "::" in v or v.startswith("rsync://") or _remote_path(v)]
     found: list[Destination] = []
     for value in remote:
         if "://" in value:

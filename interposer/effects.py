@@ -158,7 +158,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     elif name == "sysctl":
         writes += _sysctl_writes(args)
     writes += _output_options(name, args, cwd)
-    writes += _extracted(name, args, cwd)
+    writes += _extracted(name, args, cwd, catalogue)
 
     found_acts = acts(name, args, catalogue, KNOWN_PROGRAMS)
     for act in found_acts:
@@ -263,10 +263,6 @@ _RECURSIVE = {"grep": ("-r", "-R", "--recursive", "--dereference-recursive"), "r
               "diff": ("-r", "--recursive"), "cp": ("-r", "-R", "-a", "--recursive", "--archive"), "scp": ("-r",),
               "rsync": ("-r", "-a", "--recursive", "--archive"), "zip": ("-r", "--recurse-paths")}
 _RECURSIVE |= {"egrep": _RECURSIVE["grep"], "fgrep": _RECURSIVE["grep"], "rgrep": None}
-# tar's options with a value (the archive, a directory to change to, a list of names...).
-_TAR_VALUES = frozenset({"-f", "--file", "-C", "--directory", "-T", "--files-from", "-X", "--exclude-from", "-b",
-                         "--blocking-factor", "-N", "--newer", "-L", "--tape-length", "-g", "--listed-incremental",
-                         "-K", "--starting-file", "-V", "--label", "-H", "--format", "-I", "--use-compress-program"})
 
 
 def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any,
@@ -294,25 +290,28 @@ def credential_beneath(targets: tuple[Target, ...], place: Place) -> Target | No
     return None
 
 
-def _tar_words(args: tuple[Word, ...]) -> list[Word]:
-    """tar's words with an old-style bundle (`tar czf ARCHIVE ...`) spelt out as options and their values."""
+def _tar_words(args: tuple[Word, ...], catalogue: Mapping[str, Program]) -> list[Word]:
+    """tar's words with an old-style bundle (`tar czf ARCHIVE ...`) spelt out as options and their values
+    (tar's options with a value, the archive, a directory to change to, a list of names..., are the
+    catalogue's)."""
+    tar_values = grammar("tar", catalogue).values
     words = list(args)
     if words and words[0].literal and not words[0].value.startswith("-"):
         bundle, words = words[0].value, words[1:]
         options: list[Word] = []
         for letter in bundle:
             options.append(Word(f"-{letter}", True, False, f"-{letter}"))
-            if f"-{letter}" in _TAR_VALUES and words:
+            if f"-{letter}" in tar_values and words:
                 options.append(words.pop(0))  # its value: the next word, in order
         words = options + words
     return words
 
 
-def _extracted(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
+def _extracted(name: str, args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Program]) -> list[Target]:
     """Where an archive is unpacked (`tar -xf x.tar -C /`, `unzip x.zip -d DIR`, `7z x -oDIR`): some of what
     is under that directory is written, judged by the destination."""
     if name in ("tar", "bsdtar", "gtar"):
-        words = _tar_words(args)
+        words = _tar_words(args, catalogue)
         if not flags(tuple(words)) & {"-x", "--extract", "--get"}:
             return []
         destination = None
@@ -333,9 +332,10 @@ def _extracted(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
     return [_target(destination, cwd, "some")]
 
 
-def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
+def _tar_inputs(args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Program]) -> list[Target]:
     """What `tar -c`/`-r`/`-u` puts in an archive (old-style `tar czf x.tgz dir` too), after any -C DIR."""
-    words = _tar_words(args)
+    words = _tar_words(args, catalogue)
+    tar_values = grammar("tar", catalogue).values
     if not flags(tuple(words)) & {"-c", "-r", "-u", "--create", "--append", "--update"}:
         return []
     found: list[Target] = []
@@ -343,7 +343,7 @@ def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
     while index < len(words):
         word = words[index]
         option = word.value.split("=", 1)[0]
-        if option in _TAR_VALUES:
+        if option in tar_values:
             value = word.value.split("=", 1)[1] if "=" in word.value else (
                 words[index + 1].value if index + 1 < len(words) else "")
             if option in ("-C", "--directory") and word.literal:
@@ -359,7 +359,7 @@ def _tar_inputs(args: tuple[Word, ...], cwd: str) -> list[Target]:
 def _files_read(name: str, args: tuple[Word, ...], cwd: str, targets: Any,
                 catalogue: Mapping[str, Program]) -> list[Target]:
     if name in ("tar", "bsdtar"):
-        return _tar_inputs(args, cwd)
+        return _tar_inputs(args, cwd, catalogue)
     if name == "zip":
         return targets(_operands(name, args, catalogue)[1:])
     if name in CONTENT_READERS:

@@ -14,14 +14,14 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from .programs.catalogue import grammar
 from .programs.options import Grammar, is_option, takes_next
 from .programs.options import value as option_value
 from .words import Word
 
-# ssh(1): the options that take a value; a command is not run remotely with -N (forwarding only), -W
-# (stdio forwarding), -s (a subsystem: sftp), and nothing connects with -V, -G or -Q.
-SSH = Grammar(frozenset({"-B", "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o",
-                         "-p", "-P", "-Q", "-R", "-S", "-W", "-w"}))
+# ssh(1): the options that take a value (the catalogue's); a command is not run remotely with -N (forwarding
+# only), -W (stdio forwarding), -s (a subsystem: sftp), and nothing connects with -V, -G or -Q.
+SSH = grammar("ssh")
 _SSH_NO_COMMAND = frozenset("NVGQWsO")
 # docker/podman/nerdctl exec, docker compose exec: their options that take a value.
 _DOCKER_GLOBAL = Grammar(frozenset({"-H", "--host", "--context", "-c", "--config", "-l", "--log-level",
