@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import assigned
 from .ir import Command, Parsed, Redirect
 from .words import UNKNOWN_IFS, Expander, Word
 from .written import literal_output
@@ -41,6 +42,16 @@ _ARGUMENT_SLICE = re.compile(r'("?)\$\{@:([0-9]+)(?::([0-9]+))?\}("?)')
 _RUNNERS = frozenset({"command", "builtin", "exec", "env", "nohup", "time", "nice", "setsid", "stdbuf", "timeout"})
 # The characters a function name that can be counted is made of (see _Walker.covered).
 _NAME_CHARS = re.compile(r"[\w.:+@%-]+")
+_NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_OR_OPTION = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|[-+][A-Za-z]+")
+# `${X:=v}`, `${X=v}`, `${!X:=v}` (assigned.in_text reads them): whether a node's text may hold one at all.
+_DEFAULT_ASSIGNED = re.compile(rb"\$\{!?[\w@*#?$!-]+(?:\[[^\]}]*\])?:?=")
+# Word-like children of a compound command: their substitutions run, they are not commands.
+_WORDS = frozenset({"word", "string", "raw_string", "concatenation", "simple_expansion", "expansion", "number",
+                    "variable_name", "ansi_c_string"})
+# Builtins that may assign variables (assigned.by_builtin reads which), seen in a loop before it is walked.
+_MAY_ASSIGN = frozenset({"read", "mapfile", "readarray", "getopts", "let", "unset", "eval", "source", ".", "coproc",
+                         "wait", "builtin", "command", "declare", "typeset", "local", "export", "readonly"})
 
 
 class _Calls:
@@ -71,6 +82,19 @@ class _State:
 
     def copy(self) -> _State:
         return _State(self.cwd, dict(self.env))
+
+    def join(self, other: _State) -> None:
+        """What holds after this way through or the other (a branch that may not have run): a value the two
+        do not share is not known; an IFS they do not share is not the default either."""
+        if other.cwd != self.cwd:
+            self.cwd = "${PWD}"
+        if other.env == self.env:
+            return
+        ifs = self.env.get("IFS")
+        for key in [k for k, v in self.env.items() if other.env.get(k) != v]:
+            del self.env[key]
+        if ifs != other.env.get("IFS"):
+            self.env["IFS"] = UNKNOWN_IFS
 
 
 class _Walker:
@@ -106,10 +130,7 @@ class _Walker:
             self._assign(node, state)
             return []
         if kind == "declaration_command":
-            for child in node.named_children:
-                if child.type == "variable_assignment":
-                    self._assign(child, state)
-            self._substitutions(node, state)
+            self._declaration(node, state)
             return []
         if kind == "list":
             return self._list(node, state, piped_from)
@@ -141,14 +162,116 @@ class _Walker:
             return produced
         if kind in _SUBSTITUTIONS:
             return self._substitution(node, state)
+        if kind in ("if_statement", "case_statement"):
+            return self._branches(node, state, piped_from)
+        if kind in ("while_statement", "for_statement", "c_style_for_statement"):
+            return self._loop(node, state, piped_from)
+        if kind == "compound_statement" and node.text.startswith(b"(("):  # ((X = 1))
+            found = assigned.in_arithmetic(node.text.decode(errors="replace"))
+            if found is assigned.EVERY:
+                self.opaque.append(f"{_snippet(node)!r} assigns a variable whose name is only known when it runs")
+            assigned.forget(state.env, found)
+        return self._parts(node, state, piped_from)
+
+    def _parts(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
         produced: list[int] = []
         for child in node.named_children:
-            if child.type in ("word", "string", "raw_string", "concatenation", "simple_expansion", "expansion",
-                              "number", "variable_name", "ansi_c_string"):
+            if child.type in _WORDS:
                 self._substitutions(child, state)  # for x in $(ls); case $(cmd) in
                 continue
             produced += self.walk(child, state, piped_from)
         return produced
+
+    def _branches(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
+        """if/elif/else and case: each branch is walked with what holds when it starts; as a branch may not
+        run, afterwards the walk knows only what holds on every way through (`X=/etc; if c; then X=build;
+        fi; rm -rf "$X"` may delete /etc)."""
+        produced: list[int] = []
+        outcomes: list[_State] = []
+        branch: _State | None = None  # the `then` part being walked; None in the `if` condition
+        for child in node.children:
+            kind = child.type
+            if kind == "then":
+                branch = state.copy()
+                outcomes.append(branch)
+            elif kind in ("elif_clause", "else_clause", "case_item"):
+                walked = state.copy()  # an elif's condition runs after the if's failed: from the same state
+                produced += self._parts(child, walked, piped_from)
+                outcomes.append(walked)
+            elif child.is_named:
+                if child.type in _WORDS:
+                    self._substitutions(child, state)  # case $(cmd) in
+                else:
+                    produced += self.walk(child, state if branch is None else branch, piped_from)
+        for outcome in outcomes:  # state itself is one way through (no else, no case matched); with an else
+            state.join(outcome)  # it is not, and counting it only leaves more unknown
+        return produced
+
+    def _loop(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
+        """while/until/for: the body runs any number of times and its condition once more. What they assign
+        is not known in them (the second time round it may hold another value) nor after (the first time may
+        not have come); a directory changed in them likewise."""
+        names, moves = self._assigned_in(node)
+        assigned.forget(state.env, names)
+        if moves:
+            state.cwd = "${PWD}"
+        produced: list[int] = []
+        for child in node.named_children:
+            if child.type in _WORDS:
+                self._substitutions(child, state)  # for x in $(ls)
+                continue
+            if child.type in ("do_group", "compound_statement"):  # the body: after `i=0` of `for ((i=0; ...))`
+                assigned.forget(state.env, names)
+            produced += self.walk(child, state, piped_from)
+        assigned.forget(state.env, names)
+        if moves:
+            state.cwd = "${PWD}"
+        return produced
+
+    def _assigned_in(self, node: Node, seen: frozenset[str] = frozenset()) -> tuple[assigned.Assigned, bool]:
+        """The variables a part of the line may assign, read from its syntax before it is walked (a loop's),
+        and whether it may change directory; a function it calls, by that function's body. Generous: a word
+        that is not plain text where a builtin takes a name may name any variable."""
+        names: set[str] = set()
+        moves = False
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            kind = current.type
+            if kind == "function_definition":
+                continue  # defining runs nothing
+            if kind == "variable_assignment" or kind == "for_statement":
+                name = current.child_by_field_name("name" if kind == "variable_assignment" else "variable")
+                if name is not None:
+                    names.add(name.text.decode(errors="replace"))
+            elif kind in ("expansion", "arithmetic_expansion"):
+                found = assigned.in_text(current.text.decode(errors="replace"))
+                if found is assigned.EVERY:
+                    return found, True
+                names |= found
+            elif kind == "declaration_command":
+                for child in current.named_children:
+                    if child.type == "word" and _NAME_WORD.fullmatch(child.text.decode(errors="replace")):
+                        names.add(child.text.decode(errors="replace"))
+                    elif child.type != "variable_assignment" and not child.text.startswith(b"-"):
+                        return assigned.EVERY, True
+            elif kind == "command":
+                head = current.child_by_field_name("name")
+                word = head.text.decode(errors="replace") if head is not None else ""
+                moves = moves or word in ("cd", "pushd", "popd")
+                if word in self.functions and word not in seen:
+                    inner, inner_moves = self._assigned_in(self.functions[word], seen | {word})
+                    if inner is assigned.EVERY:
+                        return inner, True
+                    names |= inner
+                    moves = moves or inner_moves
+                elif word in _MAY_ASSIGN or word == "printf":
+                    found = assigned.by_builtin(_as_written(current))
+                    if found is assigned.EVERY:
+                        return found, True
+                    names |= found
+            stack.extend(current.named_children)
+        return frozenset(names), moves
 
     def _children(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
         produced: list[int] = []
@@ -157,11 +280,21 @@ class _Walker:
         return produced
 
     def _list(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
-        """`a && b || c; ...`: tree-sitter nests a list in its first item, one level per operator, so a
-        generated chain of thousands is walked item by item here, not by recursion."""
-        produced: list[int] = []
-        for item in list_items(node):
-            produced += self.walk(item, state, piped_from)
+        """`a && b || c`: b runs with what holds when a succeeded, c when a or b failed, and after the list
+        any of them may not have run (`[ -d x ] && X=build; rm -rf "$X"`). tree-sitter nests a list in its
+        first item, one level per operator, so a generated chain of thousands is walked item by item here,
+        not by recursion."""
+        steps = list_steps(node)
+        produced = self.walk(steps[0][1], state, piped_from)
+        succeeded, failed = state, state.copy()  # what holds if the list so far succeeded, or failed
+        for operator, item in steps[1:]:
+            if operator == "||":
+                produced += self.walk(item, failed, piped_from)
+                succeeded.join(failed)
+            else:
+                produced += self.walk(item, succeeded, piped_from)
+                failed.join(succeeded)
+        succeeded.join(failed)
         return produced
 
     def _pipeline(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
@@ -199,6 +332,8 @@ class _Walker:
         redirects = [self._redirect(child, state) for child in node.children
                      if child.type.endswith("redirect")]
         produced = self.walk(body, state, piped_from) if body is not None else []
+        assigned.forget(state.env, assigned.union(_assigned_by_expansions(child) for child in node.children
+                                                  if child.type.endswith("redirect")))
         if body is None and redirects:  # `> ~/.bashrc`: a bare redirect truncates as `: > ~/.bashrc` does
             self.commands.append(Command((), (), tuple(redirects), state.cwd, piped_from, self.context,
                                          node.text.decode(errors="replace")))
@@ -239,8 +374,9 @@ class _Walker:
                 argv += self._words(child, expander)
                 word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
         top = not self.context
+        text = node.text.decode(errors="replace")
         command = Command(tuple(argv), tuple(assignments), tuple(redirects), state.cwd, piped_from,
-                          self.context, node.text.decode(errors="replace"), piped_text,
+                          self.context, text, piped_text,
                           (node.start_byte, node.end_byte) if top else None, tuple(word_spans) if top else ())
         self.commands.append(command)
         index = len(self.commands) - 1
@@ -258,6 +394,11 @@ class _Walker:
             self._arguments_unknown(state)
         if self.defining is not None and argv and _named_by_argument(argv):
             self.named_by_argument.append((self.defining, index))
+        # `read X`, `printf -v X`, `${X:=v}`, `((X++))`, `. ./env`: what X holds from here on is not known
+        found = assigned.union((assigned.by_builtin(argv), _assigned_by_expansions(node)))
+        if found is assigned.EVERY and not assigned.runs_code_here(argv):
+            self.opaque.append(f"{_snippet(node)!r} assigns a variable whose name is only known when it runs")
+        assigned.forget(state.env, found)
         return index
 
     def _arguments_unknown(self, state: _State) -> None:
@@ -348,12 +489,45 @@ class _Walker:
         for item in nodes:
             name, value = self._assignment(item, Expander({**state.env, "PWD": state.cwd}))
             self._substitutions(item, state)
+            assigned.forget(state.env, _assigned_by_expansions(item))  # X=${Y:=v} assigns Y as well
+            if any(child.type == "+=" for child in item.children):  # X+=v appends (to an array: not followed)
+                before = state.env.get(name)
+                appended = value.literal and before is not None and not item.text.endswith(b")")
+                value = value._replace(value=(before or "") + value.value, literal=appended)
             if value.literal:
                 state.env[name] = value.value
             elif name == "IFS":
                 state.env[name] = UNKNOWN_IFS  # not the default: how words split from here on is not known
             else:
                 state.env.pop(name, None)
+
+    def _declaration(self, node: Node, state: _State) -> None:
+        """`declare`, `local`, `export`...: their plain assignments as any, and what their other operands assign
+        (`declare "X=/etc"`, `local "$v"`); `-l`, `-u`, `-i`, `-a` change what is stored, so those are unknown."""
+        expander = None  # made only for an operand that is not plain: most are `X=...` and `-x`
+        keyword = node.children[0].text.decode(errors="replace") if node.children else "declare"
+        operands: list[Word] = []
+        for child in node.named_children:
+            if child.type == "variable_assignment":
+                self._assign(child, state)
+                name = child.child_by_field_name("name")
+                if name is not None:
+                    operands.append(Word(name.text.decode(errors="replace") + "=", True, False, ""))
+            elif child.type == "word" and _NAME_OR_OPTION.fullmatch(child.text):
+                operands.append(Word(child.text.decode(), True, False, ""))
+            else:
+                expander = expander or Expander({**state.env, "PWD": state.cwd})
+                operands += expander.words(child)
+        self._substitutions(node, state)
+        names, reference = assigned.declared(keyword, operands)
+        if reference and keyword in ("declare", "typeset", "local"):  # export -n only stops exporting
+            self.opaque.append(f"{keyword} -n makes a name reference: what its assignments change is not followed")
+        elif names is assigned.EVERY:
+            self.opaque.append(f"{_snippet(node)!r} assigns a variable whose name is only known when it runs")
+        options = {c for w in operands if w.literal and w.value[:1] in "-+" for c in w.value[1:]}
+        if names is not None and not options & {"l", "u", "i", "a", "A", "c"}:
+            names = frozenset(n for n in names if not any(w.value == n + "=" for w in operands))  # known values
+        assigned.forget(state.env, names)
 
     def _redirect(self, node: Node, state: _State) -> Redirect:
         expander = Expander({**state.env, "PWD": state.cwd})
@@ -437,17 +611,63 @@ class _Walker:
         return [why for name, why in self.calls.skipped.items() if name in named]
 
 
-def list_items(node: Node) -> list[Node]:
-    """The items of a `list` node in order, its nested lists (one per `&&`, `||`) opened with a stack."""
-    items: list[Node] = []
+def _assigned_by_expansions(node: Node) -> assigned.Assigned:
+    """What the expansions in a node assign (`${X:=v}`, `$((X++))`), found in the tree: text in single quotes
+    (an awk or perl program) is not an expansion."""
+    text = node.text or b""
+    if b"((" not in text and not _DEFAULT_ASSIGNED.search(text):
+        return frozenset()
+    found: list[assigned.Assigned] = []
     stack = [node]
     while stack:
         current = stack.pop()
-        if current.type == "list":
-            stack.extend(reversed(current.named_children))
+        if current.type in ("expansion", "arithmetic_expansion"):
+            found.append(assigned.in_text(current.text.decode(errors="replace")))
+        stack.extend(current.named_children)
+    return assigned.union(found)
+
+
+def _as_written(command: Node) -> list[Word]:
+    """A command's words as written, known where plain text (`read -r line`, `'x'`), for a look at what a
+    builtin assigns before the command is walked."""
+    words = []
+    for child in command.named_children:
+        if child.type == "command_name":
+            child = child.named_children[0] if child.named_children else child
+        elif child.type.endswith("redirect") or child.type == "variable_assignment":
+            continue
+        text = child.text.decode(errors="replace")
+        if child.type == "raw_string":
+            words.append(Word(text[1:-1], True, False, text))
+        elif child.type == "string" and not any(c in text[1:-1] for c in '$`\\"'):
+            words.append(Word(text[1:-1], True, False, text))
+        elif child.type in ("word", "number") and not any(c in text for c in "$`\\\"'*?[{~"):
+            words.append(Word(text, True, False, text))
         else:
-            items.append(current)
-    return items
+            words.append(Word(text, False, False, text))
+    return words
+
+
+def list_steps(node: Node) -> list[tuple[str, Node]]:
+    """The items of a `list` node in order, each with the operator before it ("" for the first, `&&` or
+    `||`), its nested lists opened with a stack. Read left to right: `a && (b || c)` as `(a && b) || c`,
+    which knows less of what holds when c runs, never more."""
+    steps: list[tuple[str, Node]] = []
+    stack: list[tuple[str, Node]] = [("", node)]
+    while stack:
+        operator, current = stack.pop()
+        if current.type != "list":
+            steps.append((operator, current))
+            continue
+        items: list[tuple[str, Node]] = []
+        for child in current.children:
+            if child.is_named:
+                items.append((operator, child))
+                operator = ""
+            elif child.type in ("&&", "||"):
+                operator = child.type
+        stack.extend(reversed(items))
+    return steps
 
 
 def _named_by_argument(argv: list[Word]) -> bool:
@@ -534,7 +754,7 @@ def _deeper_than(root: Node, limit: int) -> bool:
     """Whether the tree has more than `limit` levels, measured without recursion (a cursor walk).
 
     A list inside a list is not a level: that is how tree-sitter reads `a && b && c`, and the walk opens
-    it without recursion (list_items), so a chain of any length is one level.
+    it without recursion (list_steps), so a chain of any length is one level.
     """
     cursor = root.walk()
     path = [(root.type, 1)]  # the node types on the cursor's path, and whether each added a level

@@ -1,0 +1,151 @@
+"""Variables the walk of a line must stop believing it knows (interposer/assigned.py, parse._Walker).
+
+Each line below deletes (or may delete) something other than what the walk believed: in bash,
+`X=build; read X < f; rm -rf "$X"` deletes what f holds, `X=/etc; [ -d y ] && X=build; rm -rf "$X"` deletes
+/etc when there is no y. Before this change every one of them was allowed in the hook's semantics (the host:
+no trash, no read-only root) as `rm -rf build`. Each has a benign twin that stays allowed, so the fix is
+not "ask about everything". One real jail runs the worst form: nothing outside the guarded workspace
+may go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
+
+from interposer.judge import Decision, decide
+
+SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}
+
+
+def judged(line: str, semantics: str) -> Decision:
+    return decide(line, JUDGE_WORKSPACE, judge_policy(home_binds=SEMANTICS[semantics]))  # type: ignore[arg-type]
+
+
+# Assigned by a builtin, an expansion, arithmetic or a loop: the old value is not what rm gets.
+ASSIGNED = [
+    'X=build; read X < f; rm -rf "$X"',
+    'X=build; read -r X Y < f; rm -rf "$X"',
+    'X=build; IFS=/ read -r X < f; rm -rf "$X"',
+    'X=build; builtin read X < f; rm -rf "$X"',
+    'X=build; read -a X < f; rm -rf "$X"',
+    'X=build; mapfile -t X < f; rm -rf "$X"',
+    'X=build; readarray X < f; rm -rf "$X"',
+    'X=build; printf -v X /etc; rm -rf "$X"',
+    'X=build; command printf -v X %s /etc; rm -rf "$X"',
+    'X=build; getopts ab X; rm -rf "$X"',
+    'X=build; declare "X=/etc"; rm -rf "$X"',
+    'X=build; declare -l X=BUILD; rm -rf "$X"',
+    'X=build; eval "X=/etc"; rm -rf "$X"',
+    'X=build; . ./env.sh; rm -rf "$X"',
+    'X=build; source ./env.sh; rm -rf "$X"',
+    'X=; : ${X:=/etc}; rm -rf "$X"',
+    'X=; Y="${X:=/etc}"; rm -rf "$X"',
+    'X=build; (( X = 0 )); rm -rf "/$X"',
+    'X=build; echo $((X=1)); rm -rf "/$X"',
+    'X=build; let X=1; rm -rf "/$X"',
+    'X=build; for X in /etc; do :; done; rm -rf "$X"',
+    'X=build; for X in /etc; do rm -rf "$X"; done',
+    'X=build; select X in /etc; do rm -rf "$X"; done',
+    'X=build; for ((i=0; i<3; i++)); do rm -rf "$X$i"; done',
+    'X=build; coproc X { cat; }; rm -rf "$X"',
+    'X=build; v=X; read "$v" <<< /etc; rm -rf "$X"',  # v is known: read assigns X, so X is not known
+    'X=build; v=X; printf -v "$v" /etc; rm -rf "$X"',
+    'X=build; v=X; declare "$v=/etc"; rm -rf "$X"',
+]
+
+# Assigned where the walk cannot know the name: the line is opaque (asked), in the jail as well.
+NAMED_AT_RUN_TIME = [
+    'X=build; read "$(cat name)" <<< /etc; rm -rf "$X"',
+    'X=build; v=$(cat name); read "$v" <<< /etc; rm -rf "$X"',
+    'X=build; read -r "$1" <<< /etc; rm -rf "$X"',
+    'X=build; printf -v "$1" /etc; rm -rf "$X"',
+    'X=build; declare "$1=/etc"; rm -rf "$X"',
+    'X=build; export "$1=/etc"; rm -rf "$X"',
+    'X=build; local "$1"=/etc; rm -rf "$X"',
+    'X=build; : ${!1:=/etc}; rm -rf "$X"',
+    'X=build; ((${1}=3)); rm -rf "$X"',
+    'read "$(cat name)" <<< x; X="rm -rf /etc"; $X',
+    'X=build; declare -n r=X; r=/etc; rm -rf "$X"',
+]
+
+# Assigned on one way through and not another: after it, the value is either.
+CONDITIONAL = [
+    'X=/etc; [ -d y ] && X=build; rm -rf "$X"',
+    'X=/etc; false || X=build; rm -rf "$X"',
+    'X=/etc; if [ -d y ]; then X=build; fi; rm -rf "$X"',
+    'X=/etc; if [ -d y ]; then X=build; elif [ -d z ]; then X=dist; fi; rm -rf "$X"',
+    'X=/etc; case "$1" in b) X=build;; esac; rm -rf "$X"',
+    'X=/etc; while [ -d y ]; do X=build; done; rm -rf "$X"',
+    'X=build; while [ -d y ]; do rm -rf "$X"; X=/etc; done',
+    'X=build; while [ -d y ]; do rm -rf "$X"; read X; done',
+    'f() { X=/etc; }; X=build; while [ -d y ]; do rm -rf "$X"; f; done',
+    'X=~; [ -d y ] && X=build; rm -rf "$X"',
+    '[ -d y ] && cd /; rm -rf ./*',
+]
+
+# The benign twins: what the walk knows still holds.
+KNOWN = [
+    'X=build; rm -rf "$X"',
+    'X=build; export X; rm -rf "$X"',
+    'X=build; declare -p X; rm -rf "$X"',
+    'X=build; echo "$X"; rm -rf "$X"',
+    'X=build; [ -d y ] && echo yes; rm -rf "$X"',
+    'X=build; for f in a b; do echo "$f"; done; rm -rf "$X"',
+    'X=build; if [ -d y ]; then X=build; fi; rm -rf "$X"',
+    'X=build; [ -d y ] && X=dist && rm -rf "$X"',
+    'X=build; while read -r line; do echo "$line"; done < f; rm -rf "$X"',
+    'X=build; echo $((1 + 2)); rm -rf "$X"',
+    "X=build; echo 'if ((1)) { $p = 9; ${q:=1} }'; rm -rf \"$X\"",
+    'X=build; export -n X; rm -rf "$X"',
+    'cd build && rm -rf ./*',
+]
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", ASSIGNED + CONDITIONAL)
+def test_an_assigned_variable_is_not_believed_on_the_host(semantics: str, line: str) -> None:
+    decision = judged(line, semantics)
+    if semantics == "hook":  # no trash on the host: an rm of a path only known when it runs is asked
+        assert decision.decision in ("ask", "deny"), (line, decision.reason)
+    else:  # in the jail the trash makes rm recoverable: what matters is that build is not what it deletes
+        deleted = [p for c in decision.commands if c["argv"][0] == "rm" for p in c["deletes"]]
+        assert not any(p is not None and p.rstrip("/").endswith("/build") for p in deleted), (line, deleted)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", NAMED_AT_RUN_TIME)
+def test_a_name_built_at_run_time_makes_the_line_opaque(semantics: str, line: str) -> None:
+    decision = judged(line, semantics)
+    assert decision.decision in ("ask", "deny"), (line, decision.reason)
+    assert decision.opaque, (line, decision.reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", KNOWN)
+def test_what_is_still_known_stays_known(semantics: str, line: str) -> None:
+    decision = judged(line, semantics)
+    assert not decision.opaque, (line, decision.opaque_reasons)
+    deleted = [p for c in decision.commands if c["argv"][0] == "rm" for p in c["deletes"]]
+    assert deleted and all(p is not None for p in deleted), (line, deleted)
+
+
+def test_append_to_a_known_value_is_followed() -> None:
+    """`X=/; X+=etc` is /etc (it was read as `etc`, a path inside the workspace)."""
+    decision = judged('X=/; X+=etc; rm -rf "$X"', "hook")
+    assert decision.decision == "deny" and "/etc" in decision.reason, decision.reason
+
+
+@pytest.mark.jail
+def test_a_read_variable_deletes_nothing_it_was_not_judged_for_in_a_real_jail(tmp_path: Path) -> None:
+    """The jail with --ask deny: the line that read a new value into X does not run its rm as `rm build`."""
+    jail = Jail(tmp_path)
+    (jail.workspace / "build").mkdir()
+    (jail.workspace / "keep").write_text("x")
+    line = 'X=build; read "$(printf X)" <<< keep; rm -rf "./$X"'
+    result = jail.run("/bin/bash", "-c", guarded(line), interposer=True)
+    assert result.returncode == 126, (result.returncode, result.stderr)
+    assert "only known when it runs" in result.stderr, result.stderr
+    assert (jail.workspace / "keep").exists() and (jail.workspace / "build").exists()
