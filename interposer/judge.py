@@ -69,22 +69,23 @@ class Decision(NamedTuple):
 def decide(line: str, cwd: str, policy: Policy) -> Decision:
     cwd = os.path.normpath(cwd)
     env = {**policy.env, "PWD": cwd}
-    resolved = resolve(line, cwd, env)
+    catalogue = programs(policy.interposer.programs)
+    resolved = resolve(line, cwd, env, catalogue)
     place = Place(policy.workspace, policy.home, policy.home_binds, policy.timeline, policy.lasting)
     verdicts: list[Verdict] = []
     commands = []
     rewrites: list[tuple[str, Invocation]] = []
     roots: tuple[Target, ...] = ()
-    catalogue = programs(policy.interposer.programs)
     table, here = _table(policy.interposer.rules), _here(place)  # once a line, not once a program
     for invocation in resolved.invocations:
         if invocation.name == "find":
             roots = find_roots(invocation)
-        found = effects(invocation, roots if any(v.startswith("find -") for v in invocation.via) else (), catalogue)
+        via = invocation.via  # most programs are reached through nothing: nothing to look for in it
+        found = effects(invocation, roots if via and any(v.startswith("find -") for v in via) else (), catalogue)
         if policy.network is not None:  # /dev/tcp/HOST/PORT is a connection, judged as one (destinations.py)
             found = found._replace(writes=tuple(t for t in found.writes if not is_socket_path(t.path)))
         verdict = _judge(invocation, found, place, policy.interposer, catalogue, table, here)
-        remote_step = elsewhere(invocation.via)
+        remote_step = elsewhere(via) if via else None
         if remote_step is not None and verdict.decision != "allow":  # the model must see where it would run
             verdict = verdict._replace(reason=f"{verdict.reason} (run by {remote_step})")
         if policy.network is not None and verdict.decision != "deny":
@@ -92,7 +93,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
         verdicts.append(verdict)
         if verdict.decision == "rewrite":
             rewrites.append((verdict.rewrite, invocation))
-        commands.append({"argv": [invocation.name, *invocation.values()], "via": list(invocation.via),
+        commands.append({"argv": [invocation.name, *invocation.values()], "via": list(via),
                          "cwd": invocation.cwd, "decision": verdict.decision, "rule": verdict.rule,
                          "deletes": [t.path for t in found.deletes], "writes": [t.path for t in found.writes]})
     for hazard in resolved.hazards:
