@@ -74,6 +74,7 @@ MAX_BUFFERED = 32 << 20  # bytes of larger requests held by all connections at o
 REQUEST_SECONDS = 10  # for the whole request: a byte at a time does not hold a thread longer
 SO_PEERPIDFD = 77  # Linux 6.5: a pidfd of the process that connected
 PRUNE_ALLOWED = 4096  # allowed shells remembered before the gone ones are forgotten
+WARM_AFTER = 0.02  # seconds the jail's command has run before the judge is imported ahead of its first shell
 
 
 class Refused(Exception):
@@ -170,6 +171,8 @@ class DecisionService:
         self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.listener.bind(os.path.join(directory, SOCKET_NAME))
         self.listener.listen(128)
+        self._closing = _thread.allocate_lock()  # held until close(): the warm-up waits on it
+        self._closing.acquire()
 
     def fileno(self) -> int:
         return self.listener.fileno()
@@ -179,7 +182,29 @@ class DecisionService:
         self.outermost = holder
         _thread.start_new_thread(self._serve, ())  # a daemon: it ends with the process
 
+    def warm(self) -> None:
+        """Once the jail's command runs: import the judge in a thread and judge `true`, ahead of the first
+        shell, if the command is still running WARM_AFTER seconds later. The 50-95 ms of imports and first-use
+        work then overlap the agent's own start instead of holding up its first shell; a command that ends
+        sooner (`run -- /bin/true`) never pays them, nor shares the GIL with them while the session ends. A
+        shell that comes first imports the judge itself (judge()); the warm-up then waits for that import."""
+        _thread.start_new_thread(self._warm, ())
+
+    def _warm(self) -> None:
+        if self._closing.acquire(timeout=WARM_AFTER):
+            self._closing.release()
+            return  # the session is over
+        try:
+            from .judge import Policy, decide
+
+            policy = self.policy if isinstance(self.policy, Policy) else Policy(*self.policy)
+            decide("true", policy.workspace, policy)  # the parser made, the rules' first lookups done (pure)
+        except Exception:  # noqa: BLE001 - the first shell imports and judges again, and reports what failed
+            pass
+
     def close(self) -> None:
+        if self._closing.locked():
+            self._closing.release()
         for reason, count in sorted(self.refused.items()):
             if count & (count - 1):  # not yet logged at this count
                 self._log({"event": "service-refused", "reason": reason, "count": count, "final": True})

@@ -84,6 +84,8 @@ def run(spec: JailSpec, timeout: float | None, service: Any = None, audit: Any =
     pidfd = os.pidfd_open(holder)
     try:
         failure = _read_failure(error_r, deadline)
+        if failure is None and service is not None:
+            service.warm()  # the command runs: the judge's imports may overlap its start (DecisionService.warm)
         if failure is None and not _wait_readable(pidfd, deadline):
             failure = (EXIT_TIMEOUT, f"timed out after {timeout:g} s; everything in the jail was killed")
         if failure and failure[0] == EXIT_TIMEOUT:
