@@ -67,6 +67,8 @@ def by_builtin(argv: Sequence[Word]) -> Assigned:
         target = value(args, ("-p",), Grammar(frozenset({"-p"})))
         return _NONE if target is None else _names([target])
     if name == "unset":
+        if not any(w.value.startswith("-") for w in args):  # `unset A B`: the common form
+            return _names(args)
         return _NONE if "-f" in flags(args) else _names(operands(args))
     if name == "let":
         found: set[str] = set()

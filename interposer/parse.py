@@ -45,7 +45,7 @@ _NAME_CHARS = re.compile(r"[\w.:+@%-]+")
 _NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME_OR_OPTION = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|[-+][A-Za-z]+")
 # `${X:=v}`, `${X=v}`, `${!X:=v}` (assigned.in_text reads them): whether a node's text may hold one at all.
-_DEFAULT_ASSIGNED = re.compile(rb"\$\{!?[\w@*#?$!-]+(?:\[[^\]}]*\])?:?=")
+_DEFAULT_ASSIGNED = re.compile(r"\$\{!?[\w@*#?$!-]+(?:\[[^\]}]*\])?:?=")
 # Word-like children of a compound command: their substitutions run, they are not commands.
 _WORDS = frozenset({"word", "string", "raw_string", "concatenation", "simple_expansion", "expansion", "number",
                     "variable_name", "ansi_c_string"})
@@ -395,7 +395,7 @@ class _Walker:
         if self.defining is not None and argv and _named_by_argument(argv):
             self.named_by_argument.append((self.defining, index))
         # `read X`, `printf -v X`, `${X:=v}`, `((X++))`, `. ./env`: what X holds from here on is not known
-        found = assigned.union((assigned.by_builtin(argv), _assigned_by_expansions(node)))
+        found = assigned.union((assigned.by_builtin(argv), _assigned_by_expansions(node, text)))
         if found is assigned.EVERY and not assigned.runs_code_here(argv):
             self.opaque.append(f"{_snippet(node)!r} assigns a variable whose name is only known when it runs")
         assigned.forget(state.env, found)
@@ -519,6 +519,8 @@ class _Walker:
                 expander = expander or Expander({**state.env, "PWD": state.cwd})
                 operands += expander.words(child)
         self._substitutions(node, state)
+        if all(w.value.endswith("=") for w in operands):  # `export A=1 B=2`: plain assignments, done above
+            return
         names, reference = assigned.declared(keyword, operands)
         if reference and keyword in ("declare", "typeset", "local"):  # export -n only stops exporting
             self.opaque.append(f"{keyword} -n makes a name reference: what its assignments change is not followed")
@@ -611,11 +613,12 @@ class _Walker:
         return [why for name, why in self.calls.skipped.items() if name in named]
 
 
-def _assigned_by_expansions(node: Node) -> assigned.Assigned:
+def _assigned_by_expansions(node: Node, text: str | None = None) -> assigned.Assigned:
     """What the expansions in a node assign (`${X:=v}`, `$((X++))`), found in the tree: text in single quotes
-    (an awk or perl program) is not an expansion."""
-    text = node.text or b""
-    if b"((" not in text and not _DEFAULT_ASSIGNED.search(text):
+    (an awk or perl program) is not an expansion. `text`: the node's, where the caller has it."""
+    if text is None:
+        text = (node.text or b"").decode(errors="replace")
+    if "((" not in text and not _DEFAULT_ASSIGNED.search(text):
         return frozenset()
     found: list[assigned.Assigned] = []
     stack = [node]
@@ -652,6 +655,9 @@ def list_steps(node: Node) -> list[tuple[str, Node]]:
     """The items of a `list` node in order, each with the operator before it ("" for the first, `&&` or
     `||`), its nested lists opened with a stack. Read left to right: `a && (b || c)` as `(a && b) || c`,
     which knows less of what holds when c runs, never more."""
+    named = node.named_children
+    if len(named) == 2 and named[0].type != "list" and named[1].type != "list":  # `a && b`: most lists
+        return [("", named[0]), (node.child(1).type, named[1])]
     steps: list[tuple[str, Node]] = []
     stack: list[tuple[str, Node]] = [("", node)]
     while stack:
