@@ -13,12 +13,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from jail.policy.programs import Program
+
 from . import jscode, pycode, windows
 from .commandoptions import expected, option_commands, shell_escape
 from .ir import Command, Parsed
 from .makefile import shell_commands
 from .parse import MAX_NESTING, parse, too_deep
-from .programs.catalogue import grammar
+from .programs.catalogue import BUILTIN, grammar
 from .programs.options import Grammar, command_start, flags, operands, takes_next, values
 from .remote import PROGRAMS as REMOTE_PROGRAMS
 from .remote import Remote, remote, unset_expansion
@@ -103,49 +105,6 @@ COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAG
                                "SUDO_EDITOR", "FCEDIT", "PSQL_PAGER", "GH_PAGER", "GH_EDITOR", "KUBE_EDITOR",
                                "SVN_EDITOR", "GIT_SEQUENCE_EDITOR"})
 
-# Wrappers: options taking a value, and how many operands precede the wrapped command.
-class Wrapper(NamedTuple):
-    with_value: frozenset[str]
-    operands: int = 0  # e.g. timeout DURATION CMD: 1
-    stop_at_assignment: bool = False  # env NAME=VALUE ... CMD
-
-
-WRAPPERS: dict[str, Wrapper] = {
-    "sudo": Wrapper(frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-T", "-U", "--user", "--group",
-                               "--host", "--prompt", "--chdir", "--role", "--type", "--close-from",
-                               "--command-timeout", "--other-user"})),
-    "doas": Wrapper(frozenset({"-u", "-C"})),
-    "env": Wrapper(frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string", "-a", "--argv0"}),
-                   stop_at_assignment=True),
-    "command": Wrapper(frozenset()),
-    "builtin": Wrapper(frozenset()),
-    "exec": Wrapper(frozenset({"-a"})),
-    "nice": Wrapper(frozenset({"-n", "--adjustment"})),
-    "nohup": Wrapper(frozenset()),
-    "timeout": Wrapper(frozenset({"-s", "--signal", "-k", "--kill-after"}), operands=1),
-    "time": Wrapper(frozenset({"-f", "--format", "-o", "--output"})),
-    "stdbuf": Wrapper(frozenset({"-i", "-o", "-e", "--input", "--output", "--error"})),
-    "ionice": Wrapper(frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"})),
-    "setsid": Wrapper(frozenset()),
-    "chrt": Wrapper(frozenset(), operands=1),
-    "taskset": Wrapper(frozenset(), operands=1),  # taskset [-c] MASK CMD
-    "busybox": Wrapper(frozenset()),
-    "unbuffer": Wrapper(frozenset()),
-    "flock": Wrapper(frozenset({"-w", "--timeout", "-E", "--conflict-exit-code"}), operands=1),
-    "xvfb-run": Wrapper(frozenset({"-n", "-s", "-f", "-e", "-p", "--server-num", "--server-args"})),
-    "caffeinate": Wrapper(frozenset()),
-    "chronic": Wrapper(frozenset()),
-    "proxychains": Wrapper(frozenset({"-f"})),
-    "torsocks": Wrapper(frozenset()),
-    "fakeroot": Wrapper(frozenset()),
-    "catchsegv": Wrapper(frozenset()),
-    "strace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-E", "-I", "-a", "-b", "-O", "-S", "-P", "-X"})),
-    "ltrace": Wrapper(frozenset({"-e", "-o", "-p", "-s", "-u", "-n", "-a", "-F", "--config"})),
-}
-# Wrappers whose option switches the wrapped command off (`command -v rm` only looks rm up).
-LOOKUP_ONLY = {"command": {"-v", "-V"}, "type": set(), "which": set(), "whereis": set(), "hash": set()}
-
-
 class Invocation(NamedTuple):
     """One program that will run, as the judge sees it."""
 
@@ -180,9 +139,10 @@ class Resolved(NamedTuple):
     hazards: tuple[Opaque, ...] = ()
 
 
-def resolve(line: str, cwd: str, env: Mapping[str, str]) -> Resolved:
-    """Every program the line runs, with wrappers stripped and nested command lines parsed."""
-    collector = _Collector(env)
+def resolve(line: str, cwd: str, env: Mapping[str, str], catalogue: Mapping[str, Program] = BUILTIN) -> Resolved:
+    """Every program the line runs, with wrappers stripped and nested command lines parsed; wrappers and
+    grammars are the catalogue's (the built-in one, or a profile's entries over it: catalogue.programs)."""
+    collector = _Collector(env, catalogue)
     collector.line(line, cwd, (), depth=0)
     _kill_from_listing(collector)
     return Resolved(tuple(collector.invocations), tuple(collector.opaque), tuple(collector.parsers),
@@ -215,8 +175,9 @@ def _kill_from_listing(collector: _Collector) -> None:
 
 
 class _Collector:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], catalogue: Mapping[str, Program] = BUILTIN) -> None:
         self.env = env
+        self.catalogue = catalogue
         self.invocations: list[Invocation] = []
         self.opaque: list[Opaque] = []
         self.hazards: list[Opaque] = []
@@ -260,24 +221,28 @@ class _Collector:
             return
         name = os.path.basename(head.value)
         args = argv[1:]
-        if name in WRAPPERS and not _lookup_only(name, args):
-            inner = _unwrap(name, args)
+        wrapper = self.catalogue.get(name)
+        if wrapper is not None and wrapper.wraps and not _lookup_only(wrapper, args):
+            inner = _unwrap(wrapper, args)
             if inner is None:
                 self.opaque.append(Opaque(f"cannot tell what {name} runs", command.text))
                 return
             own = args[:len(args) - len(inner)]
-            split = _env_split_string(own) if name == "env" else None
+            rules = Grammar(wrapper.values, wrapper.bundles)
+            split = next(iter(values(own, wrapper.splits, rules)), None) if wrapper.splits else None
+            label = f"{name} {wrapper.splits[0]}" if wrapper.splits else name
             if split is not None and not split.literal:
-                self.opaque.append(Opaque("env -S splits a string only known when it runs", command.text))
+                self.opaque.append(Opaque(f"{label} splits a string only known when it runs", command.text))
                 return
             if split is not None:
-                self.line(split.value, command.cwd, (*via, "env -S"), depth + 1, ("env -S",))
+                self.line(split.value, command.cwd, (*via, label), depth + 1, (label,))
                 if inner:
                     self.command(command, inner, (*via, name), depth, extra_args)
                 return
-            directory = _env_directory(own) if name == "env" else None
+            directory = next(iter(values(own, wrapper.chdir, rules)), None) if wrapper.chdir else None
             if directory is not None and not directory.literal:
-                self.opaque.append(Opaque("env -C runs in a directory only known when it runs", command.text))
+                self.opaque.append(Opaque(f"{name} {wrapper.chdir[0]} runs in a directory only known when it runs",
+                                          command.text))
                 return
             if directory is not None:  # `env -C / rm -rf etc`: relative paths are the new directory's
                 command = command._replace(cwd=os.path.normpath(os.path.join(command.cwd, directory.value)),
@@ -390,7 +355,7 @@ class _Collector:
                            depth: int) -> None:
         """`poetry shell`, `nix develop`: a shell a person types into, unseen; `nix-shell --run CMD` and
         `nix develop -c CMD ARGS` run CMD there: judged."""
-        subcommands = [w.value for w in operands(args, grammar(name))]
+        subcommands = [w.value for w in operands(args, grammar(name, self.catalogue))]
         wanted = SHELL_SUBCOMMANDS[name]
         if wanted and (not subcommands or subcommands[0] not in wanted):
             return
@@ -445,7 +410,7 @@ class _Collector:
         """`printf 'all:\\n\\trm -rf ~\\n' > Makefile; make`: the recipes of a Makefile this line writes run
         in shells make starts, not judged again (judge_child_shells): judged with the line. A Makefile
         already on disk is not read, as scripts on disk are not."""
-        files, directory = _make_operands(name, args)
+        files, directory = _make_operands(name, args, self.catalogue)
         cwd = os.path.normpath(os.path.join(command.cwd, directory))
         if files:
             paths = [os.path.normpath(os.path.join(cwd, f)) for f in files]
@@ -505,9 +470,9 @@ class _Collector:
                 self.line(redirect.body, command.cwd, (*via, f"{name} <<"), depth + 1, (f"{name} <<",))
 
 
-def _make_operands(name: str, args: list[Word]) -> tuple[list[str], str]:
+def _make_operands(name: str, args: list[Word], catalogue: Mapping[str, Program]) -> tuple[list[str], str]:
     """The makefiles make is told to read (-f), and the directory it runs in (-C, relative, cumulative)."""
-    rules = grammar(name)
+    rules = grammar(name, catalogue)
     files = [w.value for w in values(args, ("-f", "--file", "--makefile"), rules)]
     return files, os.path.join(".", *(w.value for w in values(args, ("-C", "--directory"), rules)))
 
@@ -532,16 +497,6 @@ def _is_shell_binary(value: str) -> bool:
     return os.path.basename(value) in SHELLS and os.path.dirname(value) in SHELL_DIRECTORIES
 
 
-def _env_split_string(options: list[Word]) -> Word | None:
-    """The string of `env -S STRING`, which env splits into a command line of its own."""
-    return next(iter(values(options, ("-S", "--split-string"), grammar("env"))), None)
-
-
-def _env_directory(options: list[Word]) -> Word | None:
-    """The directory `env -C DIR` (--chdir=DIR) runs its command in."""
-    return next(iter(values(options, ("-C", "--chdir"), grammar("env"))), None)
-
-
 def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -559,14 +514,15 @@ def _interactive(name: str, args: list[Word], command: Command) -> bool:
                                                      and r.target.value != "/dev/tty") for r in command.redirects)
 
 
-def _lookup_only(name: str, args: list[Word]) -> bool:
-    flags = LOOKUP_ONLY.get(name)
-    return flags is not None and any(w.value in flags for w in args)
+def _lookup_only(wrapper: Program, args: list[Word]) -> bool:
+    """`command -v rm`: with one of its lookup options a wrapper runs nothing, only looks the command up."""
+    return bool(wrapper.lookup) and any(w.value in wrapper.lookup for w in args)
 
 
-def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
-    """The wrapped command's argv ([] when the wrapper runs nothing), None if unknowable."""
-    spec = WRAPPERS[name]
+def _unwrap(spec: Program, args: list[Word]) -> list[Word] | None:
+    """The wrapped command's argv ([] when the wrapper runs nothing), None if unknowable: after the wrapper's
+    options (by its catalogue grammar), its NAME=VALUE words (`assignments`) and its own operands."""
+    rules = Grammar(spec.values, spec.bundles)
     index = 0
     operands = spec.operands
     while index < len(args):
@@ -577,11 +533,11 @@ def _unwrap(name: str, args: list[Word]) -> list[Word] | None:
         if value == "--":
             index += 1
             break
-        if spec.stop_at_assignment and "=" in value and not value.startswith("-"):
+        if spec.assignments and "=" in value and not value.startswith("-"):
             index += 1
             continue
         if value.startswith("-") and len(value) > 1:
-            index += 2 if takes_next(value, Grammar(spec.with_value)) else 1  # -n 5, -n5, --x=5, -fp PID
+            index += 2 if takes_next(value, rules) else 1  # -n 5, -n5, --x=5, -fp PID
             continue
         if operands:
             operands -= 1
@@ -787,7 +743,8 @@ def _awk(collector: _Collector, command: Command, name: str, args: list[Word], v
     """An awk program can run commands (system, |) and write files (print >)."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
     files = _program_files(collector, command, name, args)
-    programs = files or operands(args, grammar(name))[:1]  # the first operand, when no -f names a file
+    # the first operand, when no -f names a file
+    programs = files or operands(args, grammar(name, collector.catalogue))[:1]
     if any(not word.literal or _AWK_RISKY.search(word.value) for word in programs):
         collector.opaque.append(Opaque(f"the {name} program runs commands or writes files", command.text))
     return True
@@ -796,7 +753,7 @@ def _awk(collector: _Collector, command: Command, name: str, args: list[Word], v
 def _sed(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
          depth: int) -> bool:
     """A sed script can write files (w) and run commands (e)."""
-    rules = grammar(name)
+    rules = grammar(name, collector.catalogue)
     scripts = values(args, ("-e", "--expression"), rules)
     scripts += _program_files(collector, command, name, args)
     if not scripts and not flags(args, rules) & {"-f", "--file"}:
@@ -814,7 +771,7 @@ def _program_files(collector: _Collector, command: Command, name: str, args: lis
     """The programs of `awk -f FILE` and `sed -f FILE` that this line writes: their text (a word not
     literal when only running shows it). Files already on disk are not read."""
     found = []
-    for given in values(args, ("-f", "--file"), grammar(name)):
+    for given in values(args, ("-f", "--file"), grammar(name, collector.catalogue)):
         if given.literal:
             path = os.path.normpath(os.path.join(command.cwd, given.value))
             if path in collector.written:
@@ -848,7 +805,7 @@ def _xargs(collector: _Collector, command: Command, name: str, args: list[Word],
            depth: int) -> bool:
     """xargs CMD ARGS: CMD runs with more arguments that come from standard input."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    rules = grammar(name)
+    rules = grammar(name, collector.catalogue)
     index = command_start(args, rules)
     inner = args[index:] or [Word("echo", True, False, "echo")]
     if flags(args[:index], rules) & {"-o", "--open-tty"} and os.path.basename(inner[0].value) in SHELLS \
@@ -879,7 +836,7 @@ def _watch(collector: _Collector, command: Command, name: str, args: list[Word],
            depth: int) -> bool:
     """watch joins its arguments and runs them with sh -c."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    inner = args[command_start(args, grammar(name)):]
+    inner = args[command_start(args, grammar(name, collector.catalogue)):]
     if inner and all(w.literal for w in inner):
         collector.line(" ".join(w.value for w in inner), command.cwd, (*via, name), depth + 1, (name,))
     elif inner:
@@ -890,7 +847,7 @@ def _watch(collector: _Collector, command: Command, name: str, args: list[Word],
 def _run_parts(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
                depth: int) -> bool:
     """run-parts DIR runs every program in DIR: in /bin, shells among them (`--regex '^sh$' /bin`)."""
-    rules = grammar(name)
+    rules = grammar(name, collector.catalogue)
     if flags(args, rules) & {"--test", "--list"}:
         return False
     directories = operands(args, rules)
@@ -931,5 +888,5 @@ _HANDLERS: dict[str, Handler] = {
     "run-parts": _run_parts, **{name: _windows_shell for name in windows.POWERSHELLS | windows.CMDS},
 }
 # The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
-KNOWN_PROGRAMS = frozenset({*WRAPPERS, *LOOKUP_ONLY, *TEXT_ONLY, *SHELLS, *INTERPRETERS, *SESSION_STARTERS,
+KNOWN_PROGRAMS = frozenset({*TEXT_ONLY, *SHELLS, *INTERPRETERS, *SESSION_STARTERS,
                             *SHELL_SUBCOMMANDS, *COPIERS, *MANIFESTS, *MAKES, *_HANDLERS, *PROCESS_LISTERS})

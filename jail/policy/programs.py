@@ -25,7 +25,17 @@ _PROGRAM_KEYS = {"values": "options that take a value (the next word, or `=VALUE
                  "runs": "subcommands after which the words are another program's command ('' for the first word)",
                  "program_option": "the option whose value names the program run (python -m)",
                  "script": "whether the first operand is a script whose file name names the program",
-                 "forms": "the destructive forms, a list of tables"}
+                 "forms": "the destructive forms, a list of tables",
+                 "wraps": "whether it runs the command given after its options, judged as a program of its own "
+                          "(sudo, env, nice, timeout)",
+                 "operands": "how many operands of its own come before the command it wraps (timeout DURATION: 1)",
+                 "assignments": "whether NAME=VALUE words before the wrapped command set its environment (env)",
+                 "lookup": "options with which it runs nothing, only looks the command up (command -v)",
+                 "chdir": "options whose value is the directory the wrapped command starts in (env -C)",
+                 "splits": "options whose value is a command line it splits into words and runs (env -S)"}
+# The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
+_WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
+MAX_WRAPPED_OPERANDS = 8
 _FORM_KEYS = {"act": f"one of {', '.join(ACTS)}",
               "subcommand": "patterns on the leading operands, words separated by spaces (`migrate reset`)",
               "flags": "any of these options (bundles split)", "args": "any argument matching one of these globs",
@@ -55,6 +65,12 @@ class Program(NamedTuple):
     program_option: str = ""
     script: bool = False
     forms: tuple[Form, ...] = ()
+    wraps: bool = False
+    operands: int = 0
+    assignments: bool = False
+    lookup: frozenset[str] = frozenset()
+    chdir: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ()
 
 
 class ProgramError(ValueError):
@@ -118,9 +134,13 @@ def validate(value: Any) -> Mapping[str, Any]:
                 continue
             if key not in _PROGRAM_KEYS:
                 raise ProgramError(name, key, f"unknown key (known: {', '.join(_PROGRAM_KEYS)})")
-            if key in ("bundles", "script"):
+            if key in ("bundles", "script", "wraps", "assignments"):
                 if not isinstance(item, bool):
                     raise ProgramError(name, key, "expected true or false")
+                entry[key] = item
+            elif key == "operands":
+                if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_WRAPPED_OPERANDS:
+                    raise ProgramError(name, key, f"expected a whole number from 0 to {MAX_WRAPPED_OPERANDS}")
                 entry[key] = item
             elif key == "program_option":
                 if not isinstance(item, str) or not item.startswith("-"):
@@ -132,9 +152,13 @@ def validate(value: Any) -> Mapping[str, Any]:
                 entry[key] = [_form(name, index, form) for index, form in enumerate(item, 1)]
             else:
                 items = _strings(name, key, item)
-                if key == "values" and not all(v.startswith("-") and len(v) > 1 for v in items):
-                    raise ProgramError(name, key, "each value option starts with '-' (\"-n\", \"--size\")")
+                if key in ("values", "lookup", "chdir", "splits") and not all(
+                        v.startswith("-") and len(v) > 1 for v in items):
+                    raise ProgramError(name, key, "each option starts with '-' (\"-n\", \"--size\")")
                 entry[key] = items
+        stray = next((k for k in _WRAPPER_KEYS if k in entry), None) if not entry.get("wraps") else None
+        if stray is not None:
+            raise ProgramError(name, stray, "says how a wrapper reads the command it runs: only with wraps = true")
         out[name] = entry
     return MappingProxyType(out)
 
@@ -147,5 +171,8 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                       for form in entry.get("forms", ()))
         programs[name] = Program(frozenset(entry.get("values", ())), entry.get("bundles", True),
                                  tuple(entry.get("runs", ())), entry.get("program_option", ""),
-                                 entry.get("script", False), forms)
+                                 entry.get("script", False), forms, entry.get("wraps", False),
+                                 entry.get("operands", 0), entry.get("assignments", False),
+                                 frozenset(entry.get("lookup", ())), tuple(entry.get("chdir", ())),
+                                 tuple(entry.get("splits", ())))
     return programs
