@@ -4,8 +4,8 @@ The interposer's built-in catalogue (interposer/programs/catalogue.toml) and a p
 `[interposer.programs.NAME]` tables are read by the same `validate`, so an entry a profile adds or
 overrides is held to the rules of the built-in ones. An entry states a program's option grammar
 (which options take a value, whether short options bundle), how it runs another program (`npx X`,
-`python -m X`, `python manage.py`), and the forms that destroy, overwrite or kill, each with the
-effect the judge's rules match on (`acts`).
+`python -m X`, `python manage.py`; a wrapper's `sudo -u root CMD`, `timeout 5 CMD`, `env -C DIR CMD`),
+and the forms that destroy, overwrite or kill, each with the effect the judge's rules match on (`acts`).
 """
 
 import fnmatch

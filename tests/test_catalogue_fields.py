@@ -1,0 +1,60 @@
+"""Each key of a catalogue entry changes a decision when a profile sets it: the real `shelljail check`, with
+a profile written to tmp_path (`[interposer.programs.NAME]`), against the same profile without the key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.jail
+
+STOPPED = ("deny", "ask")
+
+# (key, the entry with it, the entry without it, a line, whether the line is stopped with the key)
+CASES = [
+    ("wraps", "wraps = true", "", "mywrap rm -rf ~", True),
+    ("operands", "wraps = true\noperands = 1", "wraps = true", "mywrap 5 rm -rf ~", True),
+    ("assignments", "wraps = true\nassignments = true", "wraps = true", "mywrap A=1 rm -rf ~", True),
+    ("lookup", 'wraps = true\nlookup = ["--which"]', "wraps = true", "mywrap --which rm -rf ~", False),
+    ("chdir", 'wraps = true\nvalues = ["--in"]\nchdir = ["--in"]', 'wraps = true\nvalues = ["--in"]',
+     "mywrap --in / rm -rf etc", True),
+    ("splits", 'wraps = true\nvalues = ["--line"]\nsplits = ["--line"]', 'wraps = true\nvalues = ["--line"]',
+     "mywrap --line 'rm -rf ~'", True),
+]
+
+
+def check(tmp_path: Path, entry: str, line: str) -> dict:
+    profile = tmp_path / "mine.toml"
+    profile.write_text(f'extends = "coding-agent"\n[interposer.programs.mywrap]\n{entry}\n')
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "jail.cli", "check", "--json", "-p", str(profile), "-C",
+                             str(workspace), line], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("key, with_key, without_key, line, stopped", CASES, ids=[c[0] for c in CASES])
+def test_a_profile_key_changes_the_decision(tmp_path: Path, key: str, with_key: str, without_key: str, line: str,
+                                            stopped: bool) -> None:
+    given = check(tmp_path, with_key, line)
+    twin = check(tmp_path, without_key, line)
+    assert (given["decision"] in STOPPED) is stopped, (key, given)
+    assert (twin["decision"] in STOPPED) is not stopped, (key, twin)
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("operands = 1", "only with wraps = true"),
+    ("wraps = true\noperands = -1", "whole number"),
+    ('wraps = true\nchdir = ["in"]', "starts with '-'"),
+])
+def test_a_bad_wrapper_key_is_refused_naming_the_profile_line(tmp_path: Path, entry: str, words: str) -> None:
+    profile = tmp_path / "mine.toml"
+    profile.write_text(f'extends = "coding-agent"\n[interposer.programs.mywrap]\n{entry}\n')
+    result = subprocess.run([sys.executable, "-m", "jail.cli", "check", "-p", str(profile), "-C", str(tmp_path),
+                             "true"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and words in result.stderr and str(profile) in result.stderr, result.stderr
