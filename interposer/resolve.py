@@ -614,6 +614,31 @@ def _eval(collector: _Collector, command: Command, name: str, args: list[Word], 
     return True
 
 
+# Traps whose action runs between the line's commands (before each, after a function, on a failure).
+_BETWEEN_COMMANDS = frozenset({"DEBUG", "RETURN", "ERR"})
+
+
+def _trap(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+          depth: int) -> bool:
+    """`trap 'rm -rf ~' EXIT`: the action runs in this shell when the signal comes, at the latest as it exits,
+    so it is judged as a line, as eval's is; where the line will be by then is not known, so its relative paths
+    are not either. An action that runs between the line's commands (DEBUG, RETURN, ERR) can change what they
+    get: opaque."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    words = operands(args)  # -p and -l print; `--` ends the options
+    if len(words) < 2 or (words[0].literal and words[0].value in ("", "-")):
+        return True  # printing, resetting to the default, or ignoring
+    action, signals = words[0], words[1:]
+    if not action.literal:
+        collector.opaque.append(Opaque("trap runs a command only known when it runs", command.text))
+    elif any(not s.literal or s.value.upper().removeprefix("SIG") in _BETWEEN_COMMANDS for s in signals):
+        collector.opaque.append(Opaque("a trap on DEBUG, RETURN or ERR runs between the line's commands: what it "
+                                       "changes there is not followed", command.text))
+    else:
+        collector.line(action.value, "${PWD}", (*via, "trap"), depth + 1, ("trap",))
+    return True
+
+
 def _source(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
             depth: int) -> bool:
     if args and (args[0].source.startswith("<(") or args[0].value in ("/dev/stdin", "-")):
@@ -881,7 +906,7 @@ def _git(collector: _Collector, command: Command, name: str, args: list[Word], v
 
 _HANDLERS: dict[str, Handler] = {
     **{shell: _shell for shell in SHELLS}, "su": _shell,
-    "eval": _eval, "source": _source, ".": _source,
+    "eval": _eval, "source": _source, ".": _source, "trap": _trap,
     **{name: _interpreter for name in INTERPRETERS},
     **{name: _awk for name in AWKS}, "sed": _sed,
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,

@@ -149,3 +149,34 @@ def test_a_read_variable_deletes_nothing_it_was_not_judged_for_in_a_real_jail(tm
     assert result.returncode == 126, (result.returncode, result.stderr)
     assert "only known when it runs" in result.stderr, result.stderr
     assert (jail.workspace / "keep").exists() and (jail.workspace / "build").exists()
+
+
+# A trap's action runs in this shell when its signal comes, at the latest at exit: it was not judged at all
+# (`trap 'rm -rf ~' EXIT; ls` was allowed in both semantics). Now it is a line, judged where the line will be by
+# then (unknown: relative paths are unknown); one on DEBUG, RETURN or ERR runs between commands: opaque.
+TRAPS = {
+    "trap 'rm -rf ~' EXIT; ls": "deny",
+    "trap -- 'rm -rf ~' EXIT INT": "deny",
+    'trap "rm -rf $HOME" 0': "deny",
+    "X=build; trap 'X=/etc' DEBUG; rm -rf \"$X\"": "ask",
+    'trap "$CMD" EXIT': "ask",
+}
+HARMLESS_TRAPS = ["trap - EXIT", "trap -p", "trap 'echo bye' EXIT", "trap '' INT"]
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", sorted(TRAPS))
+def test_a_trap_action_is_judged(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == TRAPS[line], (line, judged(line, semantics).reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", HARMLESS_TRAPS)
+def test_a_harmless_trap_runs(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
+
+
+def test_a_trap_action_relative_path_is_unknown_on_the_host() -> None:
+    """`trap 'rm -rf build' EXIT; cd /`: at exit the shell is in /; judged here it would be the workspace's."""
+    decision = judged("trap 'rm -rf build' EXIT; cd /", "hook")
+    assert decision.decision == "ask", decision.reason
