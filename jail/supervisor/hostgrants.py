@@ -12,8 +12,6 @@ import _thread
 from collections.abc import Callable
 from typing import Any
 
-from jail.policy.hostpatterns import host_name
-
 MAX_HOSTS = 64  # answers kept per session; past that, a host off the list is denied without asking
 
 
@@ -28,6 +26,8 @@ class HostGrants:
     def pattern(host: str, port: int) -> str | None:
         """The allow-list entry for host:port, or None when none can be written: not a name, or an IPv6
         address, whose entry cannot name a port (a yes for port 443 would let every port through)."""
+        from jail.policy.hostpatterns import host_name  # here: made before the jail's fork, used after it
+
         name = host_name(host)
         if name is None or name != host or ":" in name:
             return None

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 from jail.display import shown
-from jail.policy.hostpatterns import allow_fix, compiled
 from jail.supervisor.modelforward import (
     MAX_SHOWN,
     ModelEndpoints,
@@ -60,7 +59,10 @@ class Proxy:
     """Serves the jail's proxy socket and its forwards from threads of the supervisor."""
 
     def __init__(self, network: Any, directory: str, log: Any) -> None:
-        self.allow, self.deny = compiled(tuple(network.allow), tuple(network.deny))
+        # Compiled in start(), after the fork: hostpatterns imports ipaddress, 2-3 ms of `run`'s start (#27).
+        self.lists = (tuple(network.allow), tuple(network.deny))
+        self.allow: tuple[Any, ...] = ()
+        self.deny: tuple[Any, ...] = ()
         self.hosts = dict(network.hosts)
         self.allow_addresses = tuple(network.allow_addresses)
         self.log = log
@@ -99,6 +101,9 @@ class Proxy:
         Not before: a thread that holds a module's import lock at the fork leaves that lock held
         forever in the child, and the jail's pid 1 (Python) hangs on its next import of that module.
         """
+        from jail.policy.hostpatterns import compiled
+
+        self.allow, self.deny = compiled(*self.lists)  # before any thread can check a destination
         _thread.start_new_thread(_warm_up, ())
         for listener, handler in self.bridges:
             _thread.start_new_thread(self._accept, (listener, handler))
@@ -255,6 +260,8 @@ class Proxy:
             if rule.matches(host, port):
                 return None, None, f"denied by network.deny {rule.pattern!r}"
         if not any(rule.matches(host, port) for rule in self.allow):
+            from jail.policy.hostpatterns import allow_fix
+
             return None, None, f"not in network.allow of this profile; {allow_fix(host, port)}"
         try:
             addresses = [self.hosts[host]] if host in self.hosts else list(dict.fromkeys(
