@@ -143,6 +143,8 @@ class _Ready(NamedTuple):
     reads: frozenset[str]
     sends: frozenset[str]
     mentions: frozenset[str]
+    # (kind, index in Effects, classes) of the kinds among deletes, writes, reads and sends the rule names
+    targets: tuple[tuple[str, int, frozenset[str]], ...]
 
 
 class _Table:
@@ -155,7 +157,9 @@ class _Table:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules  # held, so that its id is not reused while this table is kept
         self.ready = tuple(_Ready(rule, *_command_matcher(rule.command), *(frozenset(part) for part in (
-            rule.where, rule.acts, rule.flags, rule.deletes, rule.writes, rule.reads, rule.sends, rule.mentions)))
+            rule.where, rule.acts, rule.flags, rule.deletes, rule.writes, rule.reads, rule.sends, rule.mentions)),
+            tuple((kind, Effects._fields.index(kind), frozenset(getattr(rule, kind)))
+                  for kind in ("deletes", "writes", "reads", "sends") if getattr(rule, kind)))
             for rule in rules)
         self.by_name: dict[str, tuple[_Ready, ...]] = {}
         self.by_shape: dict[tuple[Any, ...], tuple[_Ready, ...]] = {}
@@ -256,18 +260,16 @@ def _match(ready: _Ready, invocation: Invocation, found: Effects, place: Place,
             for source in invocation.command.piped_from for pattern in rule.stdin_from)):
         return False
     target: Target | None = None
-    for kind, wanted, targets in (("deletes", ready.deletes, found.deletes), ("writes", ready.writes, found.writes),
-                                  ("reads", ready.reads, found.reads), ("sends", ready.sends, found.sends)):
-        if wanted:
-            hit = next((t for t in targets if classes(t, place) & wanted), None)
-            if hit is None and kind == "reads" and "credentials" in wanted:
-                # A credential's path named anywhere in the arguments counts as read (a program handed one
-                # is taken to read it); for other classes (a .env, say) only what is known to be read counts.
-                hit = next((t for t in found.mentions if "credentials" in classes(t, place)), None) \
-                    or credential_beneath(found.reads, place)
-            if hit is None:
-                return False
-            target = target or hit
+    for kind, field, wanted in ready.targets:
+        hit = next((t for t in found[field] if classes(t, place) & wanted), None)
+        if hit is None and kind == "reads" and "credentials" in wanted:
+            # A credential's path named anywhere in the arguments counts as read (a program handed one
+            # is taken to read it); for other classes (a .env, say) only what is known to be read counts.
+            hit = next((t for t in found.mentions if "credentials" in classes(t, place)), None) \
+                or credential_beneath(found.reads, place)
+        if hit is None:
+            return False
+        target = target or hit
     if ready.mentions:
         if invocation.name in ONLY_READING:
             return False

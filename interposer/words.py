@@ -108,6 +108,14 @@ def _double_quoted(text: str) -> str:
     return "".join(out)
 
 
+def plain(kind: str, source: str) -> Word | None:
+    """The one word a node of this kind and text is when its text is its value, else None. Most words are
+    plain (`-la`, `src/main.rs`, `42`): nothing to remove, expand or look up, so the walk takes them here."""
+    if kind in _PLAIN_KINDS and not _SPECIAL_IN_WORD.search(source):
+        return Word(source, True, "*" in source or "?" in source or "[" in source, source)  # _GLOB_CHARS
+    return None
+
+
 class Expander:
     """Expands word nodes against what is known: the environment and the working directory."""
 
@@ -118,9 +126,9 @@ class Expander:
     def words(self, node: Node) -> list[Word]:
         """The arguments one word node becomes (more than one after brace expansion)."""
         source = node.text.decode(errors="replace")
-        if node.type in _PLAIN_KINDS and not _SPECIAL_IN_WORD.search(source):
-            # most words are plain (`-la`, `src/main.rs`, `42`): nothing to remove, expand or look up
-            return [Word(source, True, "*" in source or "?" in source or "[" in source, source)]  # _GLOB_CHARS
+        found = plain(node.type, source)
+        if found is not None:
+            return [found]
         pieces = self._pieces(node, quoted=False)
         results = []
         for variant in _brace_expand(pieces):
@@ -170,9 +178,9 @@ class Expander:
     def word(self, node: Node) -> Word:
         """One word, where brace expansion does not apply (assignment values, redirect targets)."""
         if node.type in _PLAIN_KINDS:
-            source = node.text.decode(errors="replace")
-            if not _SPECIAL_IN_WORD.search(source):  # as in words(): the text is the value
-                return Word(source, True, "*" in source or "?" in source or "[" in source, source)
+            found = plain(node.type, node.text.decode(errors="replace"))
+            if found is not None:
+                return found
         pieces = self._tilde(self._pieces(node, quoted=False))
         return Word("".join(p.text for p in pieces), all(p.known for p in pieces),
                     any(not p.quoted and any(c in p.text for c in _GLOB_CHARS) for p in pieces),
