@@ -108,6 +108,7 @@ class _Walker:
         self.arguments: tuple[Word, ...] | None = None  # the call's arguments, while a body is walked for one
         self.defining: str | None = None  # the function whose body is walked as written (arguments unknown)
         self.calls = _Calls()
+        self.cdpath = False  # the line names CDPATH: where a relative `cd` goes is not known
         # Commands of a body as written named by an argument (`"$@"`, `command "$@"`), by function: dropped
         # when every mention of the function is a call that was walked with its arguments (see covered()).
         self.named_by_argument: list[tuple[str, int]] = []
@@ -380,8 +381,9 @@ class _Walker:
                           (node.start_byte, node.end_byte) if top else None, tuple(word_spans) if top else ())
         self.commands.append(command)
         index = len(self.commands) - 1
-        if argv and argv[0].value == "cd" and argv[0].literal:
-            _change_directory(state, argv[1:])
+        if argv and argv[0].literal and argv[0].value in ("cd", "pushd", "popd"):
+            searched = self.cdpath or any(name == "CDPATH" for name, _value in assignments)
+            _change_directory(state, argv[0].value, argv[1:], searched)
         elif argv and argv[0].literal and argv[0].value in self.functions:
             why = self._call(argv[0].value, argv[1:], state) if all(n != "IFS" for n, _v in assignments) else \
                 f"IFS is set for the call of {argv[0].value}: how its arguments split is not followed"
@@ -571,6 +573,7 @@ class _Walker:
     def _substitution(self, node: Node, state: _State) -> list[int]:
         label = "<(...)" if node.type == "process_substitution" else "$(...)"
         inner = _Walker((*self.context, label), self.functions)
+        inner.cdpath = self.cdpath
         inner.calling, inner.arguments, inner.defining, inner.calls = (self.calling, self.arguments, self.defining,
                                                                        self.calls)
         inner._children(node, state.copy(), ())
@@ -732,8 +735,16 @@ def _spawns(node: Node) -> bool:
     return False
 
 
-def _change_directory(state: _State, args: list[Word]) -> None:
+def _change_directory(state: _State, how: str, args: list[Word], searched: bool = False) -> None:
+    """`cd DIR`, `pushd DIR`: the walk goes there; `popd`, `pushd +N` and a relative DIR looked up in a
+    CDPATH the line names (`CDPATH=/ cd etc` goes to /etc even where ./etc exists) leave it not knowing."""
     operands = [w for w in args if not w.value.startswith("-") or w.value == "-"]
+    if how == "popd" or (how == "pushd" and (not operands or operands[0].value[:1] in "+-")):
+        state.cwd = "${PWD}"  # the directory stack is not followed
+        return
+    if searched and operands and not operands[0].value.startswith(("/", ".")):
+        state.cwd = "${PWD}"
+        return
     if not operands:
         target = Word(state.env.get("HOME", "${HOME}"), "HOME" in state.env, False, "~")
     else:
@@ -811,6 +822,7 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     if tree.root_node.descendant_count > MAX_NESTING and _deeper_than(tree.root_node, MAX_NESTING):
         return Parsed((), (_TOO_DEEP,), "none", _TOO_DEEP)
     walker = _Walker(context)
+    walker.cdpath = "CDPATH" in line or bool(env.get("CDPATH"))
     start = dict(env)
     if "IFS" in line:  # set where the walk does not see it (read IFS, for IFS in, printf -v IFS): not the default
         start["IFS"] = UNKNOWN_IFS

@@ -183,6 +183,7 @@ class _Collector:
         self.hazards: list[Opaque] = []
         self.parsers: list[str] = []
         self.written: dict[str, str | None] = {}  # files the line writes so far: their text, None if unknown
+        self.aliases_expand = False  # the line turns alias expansion on (`shopt -s expand_aliases`)
 
     def line(self, text: str, cwd: str, via: tuple[str, ...], depth: int, context: tuple[str, ...] = (),
              env: Mapping[str, str] | None = None) -> None:
@@ -190,6 +191,7 @@ class _Collector:
             self.opaque.append(Opaque(f"command lines nested more than {MAX_DEPTH} deep", text))
             return
         parsed: Parsed = parse(text, cwd, self.env if env is None else env, context)
+        self.aliases_expand = self.aliases_expand or "expand_aliases" in text
         self.parsers.append(parsed.parser)
         for reason in parsed.opaque:
             self.opaque.append(Opaque(reason, text))
@@ -639,6 +641,25 @@ def _trap(collector: _Collector, command: Command, name: str, args: list[Word], 
     return True
 
 
+def _alias(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
+           depth: int) -> bool:
+    """`alias ls='rm -rf ~'`: on a line that turns on `shopt -s expand_aliases`, a later line's `ls` runs the
+    alias's text (a shell that is not interactive expands none, and each of the jail's shells is a new one).
+    Which later word will is not followed, so the text is judged as a line where it is defined, in a directory
+    not known."""
+    collector.invocations.append(Invocation(name, tuple(args), command, via))
+    if not collector.aliases_expand:
+        return True
+    for word in operands(args):
+        if "=" not in word.value:
+            continue  # `alias ls` prints it
+        if not word.literal:
+            collector.opaque.append(Opaque("alias defines a command only known when it runs", command.text))
+        else:
+            collector.line(word.value.split("=", 1)[1], "${PWD}", (*via, "alias"), depth + 1, ("alias",))
+    return True
+
+
 def _source(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
             depth: int) -> bool:
     if args and (args[0].source.startswith("<(") or args[0].value in ("/dev/stdin", "-")):
@@ -906,7 +927,7 @@ def _git(collector: _Collector, command: Command, name: str, args: list[Word], v
 
 _HANDLERS: dict[str, Handler] = {
     **{shell: _shell for shell in SHELLS}, "su": _shell,
-    "eval": _eval, "source": _source, ".": _source, "trap": _trap,
+    "eval": _eval, "source": _source, ".": _source, "trap": _trap, "alias": _alias,
     **{name: _interpreter for name in INTERPRETERS},
     **{name: _awk for name in AWKS}, "sed": _sed,
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,

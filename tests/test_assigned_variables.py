@@ -180,3 +180,30 @@ def test_a_trap_action_relative_path_is_unknown_on_the_host() -> None:
     """`trap 'rm -rf build' EXIT; cd /`: at exit the shell is in /; judged here it would be the workspace's."""
     decision = judged("trap 'rm -rf build' EXIT; cd /", "hook")
     assert decision.decision == "ask", decision.reason
+
+
+# An alias is expanded on later lines with `shopt -s expand_aliases` (checked in bash: alias ls="echo X" on
+# one line, `ls` on the next, prints X); its text was never read: `alias ls='rm -rf ~'` was allowed. Without
+# expand_aliases a shell that is not interactive expands none: the alias is inert there.
+# CDPATH: `CDPATH=/ cd etc` goes to /etc even where ./etc exists (checked in bash); the walk went to ./etc.
+# pushd went nowhere in the walk, popd too.
+MOVED_OR_ALIASED = {
+    "shopt -s expand_aliases\nalias ls='rm -rf ~'\nls": "deny",
+    'shopt -s expand_aliases\nalias "g=$CMD"': "ask",
+    "CDPATH=/ cd etc && rm -rf ./x": "ask",
+    "CDPATH=/; cd etc && rm -rf ./x": "ask",
+    "pushd / && rm -rf etc": "deny",
+    "popd && rm -rf x": "ask",
+}
+NOT_MOVED = ["alias ll='ls -la'", "alias", "alias ls='rm -rf ~'", "shopt -s expand_aliases\nalias ll='ls -la'\nll", "cd ./etc && ls", "pushd src && ls && popd"]
+
+
+@pytest.mark.parametrize("line", sorted(MOVED_OR_ALIASED))
+def test_aliases_cdpath_and_the_directory_stack_on_the_host(line: str) -> None:
+    assert judged(line, "hook").decision == MOVED_OR_ALIASED[line], (line, judged(line, "hook").reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", NOT_MOVED)
+def test_plain_aliases_and_directories_run(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
