@@ -58,8 +58,9 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
 
             decision_service.hosts = HostGrants(network_proxy)
     # Threads start after the jail's processes are forked (a fork copies no thread, and no lock one holds).
-    after_fork = tuple(start for start in (network_proxy and network_proxy.start, timeline and timeline.start)
-                       if start)
+    pruned: list[Callable[[], None]] = []  # the wait for the pruning of old sessions, once started
+    after_fork = (*(start for start in (network_proxy and network_proxy.start, timeline and timeline.start)
+                    if start), lambda: pruned.append(session.prune()))
     try:
         code = supervisor.run(jail_spec, options.timeout, decision_service, log, options.recorder, after_fork)
     except JailError as exc:
@@ -72,6 +73,8 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
             network_proxy.close()
         if timeline is not None:
             timeline.finish()
+        for wait in pruned:
+            wait()
     if loaded.filesystem.workspace == "overlay":
         from jail.recovery import overlay
 

@@ -176,6 +176,24 @@ def test_old_sessions_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     "20260105-000000-aaaaaa"]
 
 
+def test_a_run_prunes_the_oldest_ended_session_before_it_ends(jail: Jail, tmp_path: Path) -> None:
+    """A real run with KEEP_SESSIONS ended sessions already kept: the oldest is gone when `run` returns (the
+    pruning runs after the jail's fork, and the run waits for it); the newer ones and the run's own stay."""
+    from jail.supervisor.audit import KEEP_SESSIONS, STATE_NAME
+
+    sessions = tmp_path / "state" / "shelljail" / "sessions"
+    for index in range(KEEP_SESSIONS):
+        old = sessions / f"2000{index:04d}-000000-aaaaaa"
+        (old / "timeline").mkdir(parents=True)
+        (old / STATE_NAME).write_text('{"state": "exited"}')
+        (old / "timeline" / "points.jsonl").write_text("{}\n")
+    result = jail.cli("run", "-w", str(jail.workspace), "--", "/bin/true", env=env_for(jail, tmp_path / "state"))
+    assert result.returncode == 0, result.stderr
+    left = sorted(p.name for p in sessions.iterdir())
+    assert len(left) == KEEP_SESSIONS and left[0] == "20000001-000000-aaaaaa"
+    assert not left[-1].startswith("2000")  # the run's own session
+
+
 def test_seccomp_denials_are_counted_in_the_log(jail: Jail, tmp_path: Path) -> None:
     state = tmp_path / "state"
     script = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"

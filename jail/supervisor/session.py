@@ -8,6 +8,7 @@ import pwd
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jail.errors import EXIT_SETUP, EXIT_STOPPED, EXIT_TIMEOUT
@@ -18,10 +19,10 @@ _COLOURS = {"deny": "bold red", "ask": "yellow", "allow": "green", "stop": "bold
 
 
 def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
-    """Open the session's log and record what the jail will be."""
+    """Open the session's log and record what the jail will be. (Old sessions are pruned by prune(), after the
+    jail's fork.)"""
     from jail.errors import JailError
 
-    audit.prune()
     redactor = None
     if spec.secrets:
         from jail.policy.secrets import Redactor
@@ -60,6 +61,18 @@ def start(profile: Any, spec: Any, interposing: bool) -> audit.AuditLog:
               features=features, run_flags=list(spec.run_flags), programs=_programs(spec.view.programs),
               agent_config=_agent_config(profile, spec.view.workspace))
     return log
+
+
+def prune() -> Callable[[], None]:
+    """Start removing the oldest ended sessions (audit.prune) in a thread; returns the wait for it to end.
+
+    Called after the jail's fork: once KEEP_SESSIONS are kept, every start removes one session's tree, which
+    took 5-17 ms before the fork (#27). The run waits for it before it ends, so none is left half-pruned."""
+    import threading
+
+    pruning = threading.Thread(target=audit.prune, daemon=True, name="prune")
+    pruning.start()
+    return pruning.join
 
 
 def end(log: audit.AuditLog, code: int, reason: str | None) -> None:
