@@ -50,19 +50,10 @@ class Effects(NamedTuple):
     acts: tuple[Act, ...] = ()  # what its form does by the catalogue: destroys-data, kills, overwrites-config
 
 
-# Programs that read the content of their file operands.
-CONTENT_READERS = frozenset({"cat", "tac", "less", "more", "head", "tail", "nl", "od", "xxd", "hexdump", "strings",
-                             "base64", "base32", "sort", "uniq", "wc", "md5sum", "sha1sum", "sha256sum", "sha512sum",
-                             "jq", "yq", "bat", "batcat", "view", "source", ".", "diff", "cmp", "tee"})
-PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "awk", "gawk", "mawk", "sed"})
-# Programs that only name paths (list, test, create, resolve them), never read what is in them.
-NOT_READING = frozenset({"ls", "stat", "test", "[", "[[", "echo", "printf", "du", "df", "realpath", "readlink",
-                         "basename", "dirname", "namei", "which", "type", "command", "touch", "mkdir", "rmdir",
-                         "rm", "unlink", "chmod", "chown", "chgrp", "lsattr", "getfacl", "mountpoint", "cd",
-                         "pushd", "popd", "export", "ln"})
-# Programs that only read or show what they are handed: naming a start-up file to them changes nothing.
-ONLY_READING = CONTENT_READERS - {"tee", "xxd"} | {"grep", "egrep", "fgrep", "rg", "ag", "ack", "cut", "file",
-                                                          "find", "locate", "git", "man", "vimdiff"}
+# Programs that only read or show what they are handed: naming a start-up file to them changes nothing
+# (the catalogue's `files = ["show"]`; judge.py reads this).
+ONLY_READING = frozenset(name for name, entry in BUILTIN.items() if "show" in entry.files)
+_NO_ENTRY = Program()
 _MENTION_SPLIT = re.compile(r"[\s=@,;:'\"(){}<>|&\\]+")
 def _operands(name: str, args: tuple[Word, ...], catalogue: Mapping[str, Program] = BUILTIN) -> list[Word]:
     """Arguments that are not options or their values (everything after `--`), by the program's grammar."""
@@ -88,6 +79,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     name = invocation.name
     args = invocation.args
     cwd = invocation.cwd
+    entry = catalogue.get(name, _NO_ENTRY)
     deletes: list[Target] = []
     writes: list[Target] = []
     unknown_extra = Target(None, None) if invocation.extra_args else None
@@ -134,8 +126,6 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
         operands = _operands(name, args, catalogue)
         has_reference = any(w.value.startswith("--reference") for w in args)
         writes += targets(operands if has_reference else operands[1:])
-    elif name in ("touch", "truncate", "tee", "mkdir", "mkfifo", "mknod", "fallocate", "sponge"):
-        writes += targets(_operands(name, args, catalogue))
     elif name == "dd":
         for word in args:
             if word.value.startswith("of=") and word.literal:
@@ -153,25 +143,25 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     elif name == "git":
         deletes += _git_deletes(args, cwd, catalogue)
         writes += _git_apply_writes(args, cwd)
-    elif name in EDITORS:
+    elif "write" in entry.files:  # editors, touch, truncate, tee, mkdir...
         writes += targets(_operands(name, args, catalogue))
     elif name == "sysctl":
         writes += _sysctl_writes(args)
-    writes += _output_options(name, args, cwd)
+    writes += _output_options(entry, args, cwd)
     writes += _extracted(name, args, cwd, catalogue)
 
     found_acts = acts(name, args, catalogue, KNOWN_PROGRAMS)
     for act in found_acts:
         writes += targets(list(act.writes))
-    reads = _reads(name, args, cwd, targets, catalogue)
+    reads = _reads(name, entry, args, cwd, targets, catalogue)
     for redirect in invocation.command.redirects:
         if redirect.writes_file and redirect.target is not None:
             writes.append(_target(redirect.target, cwd))
         elif redirect.op in ("<", "<>") and redirect.target is not None:
             reads.append(_target(redirect.target, cwd))
-    if name in _STDIN_FILE_LISTS and invocation.command.piped_text:  # echo /etc/shadow | cpio -o
+    if "stdin-names" in entry.files and invocation.command.piped_text:  # echo /etc/shadow | cpio -o
         reads += [_target(Word(p, True, False, p), cwd) for p in invocation.command.piped_text.split()]
-    mentions = [] if name in NOT_READING else _mentions((*args, *invocation.handed))
+    mentions = [] if "name" in entry.files else _mentions((*args, *invocation.handed))
     sends = _sends(name, args, invocation, targets, catalogue)
     return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends), tuple(found_acts))
 
@@ -196,8 +186,6 @@ def _sysctl_writes(args: tuple[Word, ...]) -> list[Target]:
     return found
 
 
-# Programs that read the names of the files to read from their standard input.
-_STDIN_FILE_LISTS = frozenset({"cpio", "afio"})
 # Options of HTTP clients whose value is a file to send: `@FILE` (curl -d/-F, httpie) or the value itself.
 _SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-urlencode", "-F", "--form", "--json"})
 _SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
@@ -258,19 +246,14 @@ def _mentions(args: tuple[Word, ...]) -> list[Target]:
     return found
 
 
-# Programs that read whole directory trees, with the options that make them (None: they always do).
-_RECURSIVE = {"grep": ("-r", "-R", "--recursive", "--dereference-recursive"), "rg": None, "ag": None, "ack": None,
-              "diff": ("-r", "--recursive"), "cp": ("-r", "-R", "-a", "--recursive", "--archive"), "scp": ("-r",),
-              "rsync": ("-r", "-a", "--recursive", "--archive"), "zip": ("-r", "--recurse-paths")}
-_RECURSIVE |= {"egrep": _RECURSIVE["grep"], "fgrep": _RECURSIVE["grep"], "rgrep": None}
 
 
-def _reads(name: str, args: tuple[Word, ...], cwd: str, targets: Any,
+def _reads(name: str, entry: Program, args: tuple[Word, ...], cwd: str, targets: Any,
            catalogue: Mapping[str, Program]) -> list[Target]:
-    """The files a program reads; a directory it reads whole has contents "all" (see credential_beneath)."""
-    read = _files_read(name, args, cwd, targets, catalogue)
-    recursive = _RECURSIVE.get(name, ())
-    if recursive is None or (recursive and flags(args) & set(recursive)):
+    """The files a program reads; a directory it reads whole (the catalogue's `trees`, or one of its
+    `recursive` options) has contents "all" (see credential_beneath)."""
+    read = _files_read(name, entry, args, cwd, targets, catalogue)
+    if entry.trees or (entry.recursive and flags(args) & entry.recursive):
         return [t._replace(contents="all") for t in read]
     return read
 
@@ -356,15 +339,15 @@ def _tar_inputs(args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Progra
     return [t._replace(contents="all") for t in found]
 
 
-def _files_read(name: str, args: tuple[Word, ...], cwd: str, targets: Any,
+def _files_read(name: str, entry: Program, args: tuple[Word, ...], cwd: str, targets: Any,
                 catalogue: Mapping[str, Program]) -> list[Target]:
     if name in ("tar", "bsdtar"):
         return _tar_inputs(args, cwd, catalogue)
     if name == "zip":
         return targets(_operands(name, args, catalogue)[1:])
-    if name in CONTENT_READERS:
+    if "read" in entry.files:
         return targets(_operands(name, args, catalogue))
-    if name in PATTERN_FIRST:
+    if "read-after-script" in entry.files:
         operands = _operands(name, args, catalogue)
         given_pattern = any(w.value in ("-e", "-f", "--regexp", "--file") for w in args)
         return targets(operands if given_pattern else operands[1:])
@@ -392,31 +375,23 @@ def find_roots(invocation: Invocation) -> tuple[Target, ...]:
     return tuple(_target(w, invocation.cwd, _find_scope(invocation.args)) for w in _find_roots(invocation.args))
 
 
-EDITORS = frozenset({"vi", "vim", "nvim", "view", "ex", "ed", "red", "nano", "pico", "emacs", "emacsclient", "joe",
-                     "micro", "mcedit", "kak", "helix", "hx", "jed", "le"})
-# Options that name an output file, across many programs: gcc -o, sort -o, curl -o, openssl -out, tcpdump -w.
+# Options that name an output file, across many programs: gcc -o, sort -o, curl -o, openssl -out (a program's
+# own are its catalogue entry's `output`, tcpdump -w; those that are something else for it, `not_output`).
 _OUTPUT_OPTIONS = frozenset({"-o", "-out", "--out", "--output", "--outfile", "--out-file", "--output-file",
                              "--output-document", "--log-file", "--logfile", "-Logfile", "--junit-xml", "--dump-bin",
                              "-outFile", "--outFile", "--output-dir"})
-_W_MEANS_OUTPUT = frozenset({"tcpdump", "tshark", "dumpcap", "varnishncsa", "iptables-save", "ip6tables-save"})
-_PROGRAM_OUTPUT = {"wget": frozenset({"-O", "-P", "--directory-prefix"}), "curl": frozenset({"--output-dir"})}
 
 
-# Programs whose -o is a setting or a flag, not an output file (`ssh -o StrictHostKeyChecking=no`, `mount -o ro`).
-_O_NOT_OUTPUT = frozenset({"ssh", "scp", "sftp", "autossh", "sshfs", "mosh", "mount", "rsync", "install", "cp", "ps",
-                           "pgrep", "pkill", "apt", "apt-get", "ls", "tar", "unzip", "losetup", "xargs", "mktemp"})
-# Programs whose output option is often the last of a bundle (`strace -fo trace.txt`, `tcpdump -nw x.pcap`).
-_BUNDLED_OUTPUT = {"strace": "-o", "ltrace": "-o", "tcpdump": "-w", "tshark": "-w", "dumpcap": "-w"}
-
-
-def _output_options(name: str, args: tuple[Word, ...], cwd: str) -> list[Target]:
+def _output_options(entry: Program, args: tuple[Word, ...], cwd: str) -> list[Target]:
+    """The files named by output options: the common ones and the program's own (`ssh -o` is a setting;
+    `strace -fo FILE`, `tcpdump -nw FILE` end a bundle with theirs, the entry's `bundled_output`)."""
     found = []
+    bundled = entry.bundled_output
     for index, word in enumerate(args):
         option, equals, attached = word.value.partition("=")
-        if name in _BUNDLED_OUTPUT and len(option) > 2 and option[1] != "-" and option[-1] == _BUNDLED_OUTPUT[name][1]:
-            option = _BUNDLED_OUTPUT[name]
-        if option not in _OUTPUT_OPTIONS and not (option == "-w" and name in _W_MEANS_OUTPUT) \
-                and option not in _PROGRAM_OUTPUT.get(name, ()) or option == "-o" and name in _O_NOT_OUTPUT:
+        if bundled and len(option) > 2 and option[1] != "-" and option[-1] == bundled[1]:
+            option = bundled
+        if option not in _OUTPUT_OPTIONS and option not in entry.output or option in entry.not_output:
             continue
         if equals:
             value = Word(attached, word.literal, False, word.source)

@@ -134,12 +134,14 @@ def acts(name: str, args: Sequence[Word], catalogue: Mapping[str, Program] = BUI
     given = flags(args, rules)
     if "--help" in given:
         return []
-    if entry is None:
+    found: list[Act] = []
+    if entry is None or entry.unknown_verbs:  # no entry, or one that only says what it does with files
         verb = None if name in known or given & DRY_RUN else destructive_verb(args)
-        return [Act("destructive-verb", f"{name} {verb}")] if verb else []
+        found += [Act("destructive-verb", f"{name} {verb}")] if verb else []
+        if entry is None:
+            return found
     words = operands(args, rules)
     lowered = [w.value.lower() for w in words]
-    found = []
     for form in entry.forms:
         matched = next((p for p in form.subcommand if _matches(p, lowered)), None)
         if form.subcommand and matched is None:

@@ -8,7 +8,6 @@ overrides is held to the rules of the built-in ones. An entry states a program's
 and the forms that destroy, overwrite or kill, each with the effect the judge's rules match on (`acts`).
 """
 
-import fnmatch
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -33,6 +32,23 @@ _PROGRAM_KEYS = {"values": "options that take a value (the next word, or `=VALUE
                  "lookup": "options with which it runs nothing, only looks the command up (command -v)",
                  "chdir": "options whose value is the directory the wrapped command starts in (env -C)",
                  "splits": "options whose value is a command line it splits into words and runs (env -S)"}
+# What a program does with the files its operands name (effects.py reads these).
+FILE_KINDS = {"read": "reads their content (cat, head, diff)",
+              "read-after-script": "reads them, but for the first operand, its program or pattern, when no option "
+                                   "gives that (grep PATTERN FILE, awk PROGRAM FILE, sed SCRIPT FILE)",
+              "write": "writes them (editors, touch, truncate, tee, mkdir)",
+              "name": "only names them, never reads their content: paths in its arguments are not taken as read "
+                      "(ls, stat, test, echo, rm)",
+              "show": "only reads or shows what it is handed: naming a start-up file to it changes nothing",
+              "stdin-names": "reads the files whose names come on its standard input (cpio -o)"}
+_PROGRAM_KEYS |= {"files": f"what it does with the files its operands name: any of {', '.join(FILE_KINDS)}",
+                  "output": "its own options whose value is a file it writes (besides -o, --output, --log-file...)",
+                  "not_output": "common output options that are something else for it (ssh -o, mount -o)",
+                  "bundled_output": "the output option that may end a bundle of short options (strace -fo FILE)",
+                  "recursive": "options with which it reads the directories it is handed whole (grep -r)",
+                  "trees": "whether it always reads the directories it is handed whole (rg)",
+                  "unknown_verbs": "whether its destructive words and flags are still asked about, as a program's "
+                                   "with no entry are (an entry that only says what it does with files: curl, du)"}
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -71,6 +87,13 @@ class Program(NamedTuple):
     lookup: frozenset[str] = frozenset()
     chdir: tuple[str, ...] = ()
     splits: tuple[str, ...] = ()
+    files: frozenset[str] = frozenset()
+    output: frozenset[str] = frozenset()
+    not_output: frozenset[str] = frozenset()
+    bundled_output: str = ""
+    recursive: frozenset[str] = frozenset()
+    trees: bool = False
+    unknown_verbs: bool = False
 
 
 class ProgramError(ValueError):
@@ -124,7 +147,7 @@ def validate(value: Any) -> Mapping[str, Any]:
     for name, table in value.items():
         if name.startswith("\0"):
             continue
-        if not name or "/" in name or fnmatch.fnmatchcase(name, "*[[*?]*"):
+        if not name or "/" in name or "*" in name or "?" in name or "[" in name and "]" in name:  # `[`, `[[` are names
             raise ProgramError(name, "", "a program is named by its file name, without a path or a pattern")
         if not isinstance(table, Mapping):
             raise ProgramError(name, "", f"expected a table, got {type(table).__name__}")
@@ -134,13 +157,17 @@ def validate(value: Any) -> Mapping[str, Any]:
                 continue
             if key not in _PROGRAM_KEYS:
                 raise ProgramError(name, key, f"unknown key (known: {', '.join(_PROGRAM_KEYS)})")
-            if key in ("bundles", "script", "wraps", "assignments"):
+            if key in ("bundles", "script", "wraps", "assignments", "trees", "unknown_verbs"):
                 if not isinstance(item, bool):
                     raise ProgramError(name, key, "expected true or false")
                 entry[key] = item
             elif key == "operands":
                 if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_WRAPPED_OPERANDS:
                     raise ProgramError(name, key, f"expected a whole number from 0 to {MAX_WRAPPED_OPERANDS}")
+                entry[key] = item
+            elif key == "bundled_output":
+                if not isinstance(item, str) or len(item) != 2 or item[0] != "-" or item[1] == "-":
+                    raise ProgramError(name, key, "expected one short option, such as \"-o\"")
                 entry[key] = item
             elif key == "program_option":
                 if not isinstance(item, str) or not item.startswith("-"):
@@ -152,7 +179,10 @@ def validate(value: Any) -> Mapping[str, Any]:
                 entry[key] = [_form(name, index, form) for index, form in enumerate(item, 1)]
             else:
                 items = _strings(name, key, item)
-                if key in ("values", "lookup", "chdir", "splits") and not all(
+                if key == "files" and any(i not in FILE_KINDS for i in items):
+                    raise ProgramError(name, key, f"unknown kind {next(i for i in items if i not in FILE_KINDS)!r} "
+                                                  f"(known: {', '.join(FILE_KINDS)})")
+                if key in ("values", "lookup", "chdir", "splits", "output", "not_output", "recursive") and not all(
                         v.startswith("-") and len(v) > 1 for v in items):
                     raise ProgramError(name, key, "each option starts with '-' (\"-n\", \"--size\")")
                 entry[key] = items
@@ -174,5 +204,8 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  entry.get("script", False), forms, entry.get("wraps", False),
                                  entry.get("operands", 0), entry.get("assignments", False),
                                  frozenset(entry.get("lookup", ())), tuple(entry.get("chdir", ())),
-                                 tuple(entry.get("splits", ())))
+                                 tuple(entry.get("splits", ())), frozenset(entry.get("files", ())),
+                                 frozenset(entry.get("output", ())), frozenset(entry.get("not_output", ())),
+                                 entry.get("bundled_output", ""), frozenset(entry.get("recursive", ())),
+                                 entry.get("trees", False), entry.get("unknown_verbs", False))
     return programs
