@@ -50,9 +50,6 @@ class Effects(NamedTuple):
     acts: tuple[Act, ...] = ()  # what its form does by the catalogue: destroys-data, kills, overwrites-config
 
 
-# Programs that only read or show what they are handed: naming a start-up file to them changes nothing
-# (the catalogue's `files = ["show"]`; judge.py reads this).
-ONLY_READING = frozenset(name for name, entry in BUILTIN.items() if "show" in entry.files)
 _NO_ENTRY = Program()
 _MENTION_SPLIT = re.compile(r"[\s=@,;:'\"(){}<>|&\\]+")
 def _operands(name: str, args: tuple[Word, ...], catalogue: Mapping[str, Program] = BUILTIN) -> list[Word]:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from jail.policy.profile import Interposer, Rule
 
 from .destinations import check, destinations, is_socket_path
-from .effects import ONLY_READING, Effects, Place, Target, classes, credential_beneath, effects, find_roots, flags
+from .effects import Effects, Place, Target, classes, credential_beneath, effects, find_roots, flags
 from .programs.catalogue import grammar, programs
 from .programs.options import operands
 from .remote import elsewhere
@@ -271,7 +271,8 @@ def _match(ready: _Ready, invocation: Invocation, found: Effects, place: Place,
             return False
         target = target or hit
     if ready.mentions:
-        if invocation.name in ONLY_READING:
+        entry = catalogue.get(invocation.name)
+        if entry is not None and "show" in entry.files:  # it only reads or shows what it is handed
             return False
         hit = next((t for t in found.mentions if classes(t, place) & ready.mentions), None)
         if hit is None:

@@ -1,5 +1,6 @@
-"""Each key of a catalogue entry changes a decision when a profile sets it: the real `shelljail check`, with
-a profile written to tmp_path (`[interposer.programs.NAME]`), against the same profile without the key."""
+"""Each key of a catalogue entry (the grammar's and the forms' are in tests/test_catalogue.py) changes a
+decision when a profile sets it: the real `shelljail check`, with a profile written to tmp_path
+(`[interposer.programs.NAME]`), against the same profile without the key."""
 
 from __future__ import annotations
 
@@ -26,10 +27,35 @@ CASES = [
      "mywrap --line 'rm -rf ~'", True),
 ]
 
+# The keys of what a program does with files (effects.py): (key, with it, without it, line, the decision and
+# rule with it, and without it), each as `shelljail check` gives it.
+FILE_CASES = [
+    ("files-read", 'files = ["read"]', "", "mytool .env", "ask/read-dotenv", "allow/None"),
+    ("files-read-after-script", 'files = ["read-after-script"]', 'files = ["read"]', "mytool .env notes.txt",
+     "allow/None", "ask/read-dotenv"),
+    ("files-write", 'files = ["write"]', "", "mytool ~/.bashrc", "deny/write-outside-workspace",
+     "ask/names-startup-file"),
+    ("files-name", 'files = ["name"]', "", "mytool /etc/shadow", "allow/None", "ask/read-credentials"),
+    ("files-show", 'files = ["show"]', "", "mytool ~/.bashrc", "allow/None", "ask/names-startup-file"),
+    ("files-stdin-names", 'files = ["stdin-names"]', "", "echo .env | mytool", "ask/read-dotenv", "allow/None"),
+    ("output", 'output = ["--save"]', "", "mytool --save ~/.bashrc", "deny/write-outside-workspace",
+     "ask/names-startup-file"),
+    ("not_output", 'not_output = ["-o"]', "", "mytool -o ~/.bashrc", "ask/names-startup-file",
+     "deny/write-outside-workspace"),
+    ("bundled_output", 'bundled_output = "-o"', "", "mytool -xo ~/.bashrc", "deny/write-outside-workspace",
+     "ask/names-startup-file"),
+    ("recursive", 'files = ["read"]\nrecursive = ["-R"]', 'files = ["read"]', "mytool -R /etc",
+     "ask/read-credentials", "allow/None"),
+    ("trees", 'files = ["read"]\ntrees = true', 'files = ["read"]', "mytool /etc", "ask/read-credentials",
+     "allow/None"),
+    ("unknown_verbs", 'files = ["read"]\nunknown_verbs = true', 'files = ["read"]', "mytool delete",
+     "ask/unknown-destructive-verb", "allow/None"),
+]
 
-def check(tmp_path: Path, entry: str, line: str) -> dict:
+
+def check(tmp_path: Path, entry: str, line: str, name: str = "mywrap") -> dict:
     profile = tmp_path / "mine.toml"
-    profile.write_text(f'extends = "coding-agent"\n[interposer.programs.mywrap]\n{entry}\n')
+    profile.write_text(f'extends = "coding-agent"\n[interposer.programs.{name}]\n{entry}\n')
     workspace = tmp_path / "workspace"
     workspace.mkdir(exist_ok=True)
     result = subprocess.run([sys.executable, "-m", "jail.cli", "check", "--json", "-p", str(profile), "-C",
@@ -47,10 +73,19 @@ def test_a_profile_key_changes_the_decision(tmp_path: Path, key: str, with_key: 
     assert (twin["decision"] in STOPPED) is not stopped, (key, twin)
 
 
+@pytest.mark.parametrize("key, with_key, without_key, line, given, twin", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_a_profile_file_key_changes_the_decision(tmp_path: Path, key: str, with_key: str, without_key: str,
+                                                 line: str, given: str, twin: str) -> None:
+    found = [check(tmp_path, entry, line, "mytool") for entry in (with_key, without_key)]
+    assert [f"{d['decision']}/{d['rule']}" for d in found] == [given, twin], key
+
+
 @pytest.mark.parametrize("entry, words", [
     ("operands = 1", "only with wraps = true"),
     ("wraps = true\noperands = -1", "whole number"),
     ('wraps = true\nchdir = ["in"]', "starts with '-'"),
+    ('files = ["eat"]', "unknown kind 'eat'"),
+    ('bundled_output = "--out"', "one short option"),
 ])
 def test_a_bad_wrapper_key_is_refused_naming_the_profile_line(tmp_path: Path, entry: str, words: str) -> None:
     profile = tmp_path / "mine.toml"
