@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -591,7 +592,12 @@ def _shell(collector: _Collector, command: Command, name: str, args: list[Word],
             if not script.literal:
                 collector.opaque.append(Opaque(f"{name} -c runs a string only known when it runs", command.text))
                 return True
-            collector.line(script.value, command.cwd, (*via, f"{name} -c"), depth + 1, (f"{name} -c",))
+            # `sh -c 'rm -rf "$1"' _ ~`: the words after the script are its $0, $1, ...
+            handed = args[index + 2:]
+            env = None
+            if handed and all(w.literal and not w.glob for w in handed):
+                env = {**collector.env, **{str(n): w.value for n, w in enumerate(handed)}, "#": str(len(handed) - 1)}
+            collector.line(script.value, command.cwd, (*via, f"{name} -c"), depth + 1, (f"{name} -c",), env)
             return True
         if not value.startswith("-") and not value.startswith("+"):
             break
@@ -616,6 +622,8 @@ def _eval(collector: _Collector, command: Command, name: str, args: list[Word], 
     return True
 
 
+# Arguments of one `parallel` judged one by one; past them it is judged as if more followed.
+_PARALLEL_ARGUMENTS = 64
 # Traps whose action runs between the line's commands (before each, after a function, on a failure).
 _BETWEEN_COMMANDS = frozenset({"DEBUG", "RETURN", "ERR"})
 
@@ -864,17 +872,45 @@ def _xargs(collector: _Collector, command: Command, name: str, args: list[Word],
 
 def _parallel(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],
               depth: int) -> bool:
+    """`parallel rm -rf ::: a b`: the command (after parallel's own options) runs once per argument after
+    `:::`, the argument put for `{}` or appended; `parallel 'CMD {}' ::: ...` is a line per argument."""
     collector.invocations.append(Invocation(name, tuple(args), command, via))
-    operands = [w for w in args if not w.value.startswith("-")]
-    separator = next((i for i, w in enumerate(operands) if w.value in (":::", "::::", ":::+")), len(operands))
-    inner = operands[:separator]
+    rest = args[command_start(args, grammar(name, collector.catalogue)):]
+    separator = next((i for i, w in enumerate(rest) if w.value.startswith(":::")), len(rest))
+    inner, sources = rest[:separator], rest[separator:]
     if not inner:
         collector.opaque.append(Opaque("parallel runs commands read from its input", command.text))
         return True
-    if len(inner) == 1 and inner[0].literal:
-        collector.line(inner[0].value.replace("{}", "x"), command.cwd, (*via, name), depth + 1, (name,))
-    else:
-        collector.command(command, list(inner), (*via, name), depth, extra_args=True)
+    if any(w.value.startswith("::::") for w in sources) or any(w.value in ("-I", "--replace") for w in args):
+        collector.opaque.append(Opaque("parallel runs its command with arguments only known when it runs",
+                                       command.text))
+        return True
+    values = [w for w in sources if not w.value.startswith(":::")][:_PARALLEL_ARGUMENTS]
+    as_line = len(inner) == 1 and inner[0].literal and any(c in inner[0].value for c in " \t\n;|&<>()$`")
+    if not values:  # its arguments come from its input (or -a FILE): not known
+        if as_line:
+            unknown = '"${PARALLEL_ARGUMENT_UNKNOWN}"'
+            text = inner[0].value
+            line = text.replace("{}", unknown) if "{}" in text else f"{text} {unknown}"
+            collector.line(line, command.cwd, (*via, name), depth + 1, (name,))
+        else:
+            collector.command(command, list(inner), (*via, name), depth, extra_args=True)
+        return True
+    for value in values:
+        if as_line:  # a command line: the argument is quoted into it
+            if not value.literal:
+                collector.opaque.append(Opaque("parallel runs a line with an argument only known when it runs",
+                                               command.text))
+                return True
+            text = value.value if value.glob else shlex.quote(value.value)
+            line = inner[0].value.replace("{}", text) if "{}" in inner[0].value else f"{inner[0].value} {text}"
+            collector.line(line, command.cwd, (*via, name), depth + 1, (name,))
+            continue
+        placed = [value if w.value == "{}" else w for w in inner]
+        if all(w.value != "{}" for w in inner):
+            placed.append(value)
+        placed = [w if "{" not in w.value or w is value else w._replace(literal=False) for w in placed]
+        collector.command(command, placed, (*via, name), depth, extra_args=len(sources) > len(values) + 1)
     return True
 
 

@@ -207,3 +207,31 @@ def test_aliases_cdpath_and_the_directory_stack_on_the_host(line: str) -> None:
 @pytest.mark.parametrize("line", NOT_MOVED)
 def test_plain_aliases_and_directories_run(semantics: str, line: str) -> None:
     assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
+
+
+# `parallel CMD ::: ARGS` runs CMD once per argument (appended, or put for {}): its own option filter dropped the
+# command's options and ignored the arguments, so `parallel rm -rf ::: ~` was judged as a bare `rm` (allowed);
+# `... | parallel 'rm -rf {}'` put x for {}. And `sh -c 'rm -rf "$1"' _ ~`: the words after the script are its
+# $0, $1 ...; the sub-line was judged with them unknown (asked on the host, allowed in the jail).
+HANDED = {
+    "parallel rm -rf ::: ~": "deny",
+    "parallel -j4 rm -rf {} ::: build ~": "deny",
+    "parallel 'rm -rf {}' ::: ~": "deny",
+    "find ~ | parallel 'rm -rf {}'": "ask",
+    "find . | parallel rm": "ask",
+    "sh -c 'rm -rf \"$1\"' _ ~": "deny",
+    "bash -c 'rm -rf \"$0\"' ~": "deny",
+}
+HANDED_HARMLESS = ["parallel gzip ::: a.log b.log", "parallel 'gzip {}' ::: *.log", "parallel -j 2 echo ::: a b",
+                   "find . -name '*.c' | parallel 'wc -l {}'", "bash -c 'echo \"$1\"' _ hi"]
+
+
+@pytest.mark.parametrize("line", sorted(HANDED))
+def test_what_parallel_and_sh_c_hand_their_command_is_judged(line: str) -> None:
+    assert judged(line, "hook").decision == HANDED[line], (line, judged(line, "hook").reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", HANDED_HARMLESS)
+def test_harmless_parallel_and_sh_c_run(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)

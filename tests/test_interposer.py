@@ -477,7 +477,7 @@ def test_nested_shells_find_xargs_parallel() -> None:
     assert ["rm", "-rf", "/x"] in programs("bash -c 'sh -c \"rm -rf /x\"'")
     assert ["rm", "{}"] in programs("find . -type f -exec rm {} \\;")
     assert ["rm", "-f"] in programs("ls | xargs -0 -n 1 rm -f")
-    assert ["rm", "x"] in programs("parallel 'rm x' ::: 1 2")
+    assert ["rm", "x", "1"] in programs("parallel 'rm x' ::: 1 2")  # each argument appended, as parallel does
 
 
 def test_substitutions_run_too(policy: Policy) -> None:
