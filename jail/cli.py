@@ -496,7 +496,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     from jail.run import RunOptions, supervise
 
-    return supervise(loaded, jail_spec, RunOptions(interposing, timeout, args.ask, args.dry_run))[0]
+    # `run` ends with os._exit once this returns (main): the run may leave a slow close to that exit.
+    return supervise(loaded, jail_spec, RunOptions(interposing, timeout, args.ask, args.dry_run, exiting=True))[0]
 
 
 def agent_profile(name: str | None, program: str, config: str | None = None) -> Any:

@@ -21,6 +21,7 @@ class RunOptions(NamedTuple):
     dry_run: bool = False  # shell commands that write are reported, not run
     recorder: Any = None  # a learning run's recorder of seccomp notifications
     on_log: Callable[[Any], None] | None = None  # called with the session's log once it is open
+    exiting: bool = False  # the process ends with the run (`shelljail run`): a slow close may be left to its exit
 
 
 def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, str]:
@@ -72,7 +73,7 @@ def supervise(loaded: Any, jail_spec: Any, options: RunOptions) -> tuple[int, st
         if network_proxy is not None:
             network_proxy.close()
         if timeline is not None:
-            timeline.finish()
+            timeline.finish(options.exiting)
         for wait in pruned:
             wait()
     if loaded.filesystem.workspace == "overlay":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from jail.kernel import inotify
@@ -67,3 +68,40 @@ def test_making_a_watcher_runs_no_ldconfig_and_imports_no_ctypes_util() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "False"]
+
+
+DETACHED = r'''
+import os, sys
+from jail.kernel import inotify
+watcher = inotify.INotify()
+watcher.add_watch(sys.argv[1], inotify.CREATE)
+fd = watcher.fd
+watcher.close(detached=True)
+try:
+    os.fstat(fd)
+    print("still open here")
+except OSError:
+    pass
+(cat,) = [int(pid) for pid in open(f"/proc/self/task/{os.getpid()}/children").read().split()]
+print(cat, os.readlink(f"/proc/{cat}/fd/{fd}"), os.readlink(f"/proc/{cat}/exe"), flush=True)
+sys.stdin.readline()  # the test looks at the cat while this process lives
+'''
+
+
+def test_a_detached_close_leaves_the_last_reference_to_a_cat_that_ends_with_this_process(tmp_path: Path) -> None:
+    program = subprocess.Popen([sys.executable, "-c", DETACHED, str(tmp_path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        cat, descriptor, executable = program.stdout.readline().split()
+        assert descriptor == "anon_inode:inotify" and os.path.basename(executable) == "cat"
+        with open(f"/proc/{cat}/status") as status:
+            assert "State:\tS" in status.read()  # waiting on the pipe: the instance is not closed yet
+    finally:
+        program.communicate("\n", timeout=60)
+    assert program.returncode == 0
+    for _ in range(600):  # the cat reads EOF once the process is gone, and ends (reaped by init)
+        if not os.path.exists(f"/proc/{cat}") or "State:\tZ" in Path(f"/proc/{cat}/status").read_text():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"cat {cat} still runs after the process that spawned it ended")

@@ -277,8 +277,8 @@ class Watcher:
         self.prefixes = {}
         self.refused = None
 
-    def close(self) -> None:
-        self.inotify.close()
+    def close(self, detached: bool = False) -> None:
+        self.inotify.close(detached)
 
 
 class Store:
@@ -443,13 +443,17 @@ class Timeline:
             if self.off is not None:
                 raise TimelineError(f"the timeline is off: {self.off}")
 
-    def finish(self) -> None:
-        """The point after the last command: what it changed."""
+    def finish(self, exiting: bool = False) -> None:
+        """The point after the last command: what it changed. `exiting`: the process ends next (`shelljail
+        run`), and the watcher's close may be left to its exit (INotify.close, detached)."""
         if self.baseline is None and not (self.layered and self.points):
             return  # the jail never started, or an overlay's ran no command
         if self.baseline is not None:
             self.baseline.join()
         with self.lock:
+            if self.watcher is not None:  # the last point is a full walk: no watch is needed for it or after it
+                self.watcher.close(detached=exiting)
+                self.watcher = None
             self._point(None, "end")
             if self.view is not None:
                 os.close(self.view)
@@ -496,17 +500,12 @@ class Timeline:
     def _walk(self, root: int, what: str) -> tuple[dict[str, Entry], set[str] | None]:
         """The workspace now: only the directories inotify saw change, unless a full walk is due; and the
         paths the rescan touched (None after a full walk)."""
-        assert self.watcher is not None
-        if what == "end":  # the last point: a full walk, and no watch is needed after it
-            # Closed before the walk, holding its watches: 0.2 ms. Removing them (reset) and adding them again
-            # for a walk that needs none made the close wait for the marks' SRCU grace period, 7-22 ms at the
-            # end of every session (#27).
-            self.watcher.close()
-            self.watcher = None
+        if what == "end":  # the last point: a full walk, with no watch (finish closed the watcher)
             walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes)
             entries = walk.run()
             self.children, self.linked = walk.children, walk.linked
             return entries, None
+        assert self.watcher is not None
         walk = Walk(root, self.store, self.state, self.skip, self.max_file_bytes, self.watcher)
         dirty = self.watcher.changed()
         if dirty is not None and what == "command" and self.points % FULL_EVERY:
