@@ -17,16 +17,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, MutableMapping, Sequence
 
-from .programs.options import Grammar, flags, operands, value
+from .programs.options import Grammar, flags, operands, value, values
 from .words import UNKNOWN_IFS, Word
 
 EVERY = None  # any variable may have been assigned
+ALIAS_DEFINED = "defines an alias: what a command word after it runs (eval, a later line) is not followed"
 Assigned = frozenset[str] | None
 
 _NONE: frozenset[str] = frozenset()
 _READ = Grammar(frozenset({"-a", "-d", "-i", "-n", "-N", "-p", "-t", "-u"}))
 _MAPFILE = Grammar(frozenset({"-d", "-n", "-O", "-s", "-u", "-C", "-c"}))
+_WAIT = Grammar(frozenset({"-p"}))
 _PLAIN = Grammar()
+# Runners of a builtin in this shell, with the options each takes (`--` ends them).
+_IN_THIS_SHELL = {"builtin": frozenset(), "command": frozenset({"-p"}), "time": frozenset({"-p"})}
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
 _DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
 _RUNS_CODE_HERE = frozenset({"eval", "source", "."})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -39,24 +44,44 @@ _ARITHMETIC_STEPPED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+\+|--)|(?:\+\
 _ARITHMETIC_DYNAMIC = re.compile(r"(?:\$[A-Za-z_0-9@*#?!$-]|\$\{[^}]*\})\s*" + _OPERATOR)
 
 
-def by_builtin(argv: Sequence[Word]) -> Assigned:
-    """The variables the builtin that argv runs assigns (`builtin` and `command` run it all the same)."""
+def in_this_shell(argv: Sequence[Word]) -> list[Word]:
+    """The words of the builtin that argv runs in this shell: `builtin read`, `command -p read`, `command -- cd`
+    and `time read` run it all the same (`time X=v` assigns X); [] for `command -v NAME`, a lookup."""
     words = list(argv)
-    while words and words[0].literal and words[0].value in ("builtin", "command"):
-        runner = words.pop(0).value
-        while runner == "command" and words and words[0].literal and words[0].value.startswith("-"):
-            if words.pop(0).value != "-p":
-                return _NONE  # command -v NAME, command -V NAME: a lookup, nothing runs
+    while words and words[0].literal and words[0].value in _IN_THIS_SHELL:
+        allowed = _IN_THIS_SHELL[words.pop(0).value]
+        while words and words[0].literal and words[0].value.startswith("-"):
+            option = words.pop(0).value
+            if option == "--":
+                break
+            if option not in allowed:
+                return []  # command -v NAME, command -V NAME: a lookup, nothing runs (else: an error)
+    return words
+
+
+def by_builtin(argv: Sequence[Word]) -> Assigned:
+    """The variables the builtin that argv runs assigns (`builtin`, `command` and `time` run it all the same)."""
+    words = in_this_shell(argv)
+    found: set[str] = set()
+    while words and words[0].literal and (match := _ASSIGNMENT.match(words[0].value)):  # `time X=/etc`
+        found.add(match.group(1))
+        words.pop(0)
     if not words or not words[0].literal:
-        return _NONE
+        return frozenset(found)
     name, args = words[0].value, words[1:]
+    named = _by_name(name, args)
+    return named if named is EVERY else named | found
+
+
+def _by_name(name: str, args: Sequence[Word]) -> Assigned:
     if name in _RUNS_CODE_HERE:
         return EVERY
     if name == "read":
-        array = value(args, ("-a",), _READ)
-        names = operands(args, _READ) + ([array] if array is not None else [])
+        names = operands(args, _READ) + values(args, ("-a",), _READ)  # `read -ra X`: -a's value is X
         return _names(names or [Word("REPLY", True, False, "REPLY")])
     if name in ("mapfile", "readarray"):
+        if values(args, ("-C",), _MAPFILE):
+            return EVERY  # `mapfile -C CODE`: the callback runs in this shell, unjudged (the caller: opaque)
         return _names(operands(args, _MAPFILE)[:1] or [Word("MAPFILE", True, False, "MAPFILE")])
     if name == "printf":
         target = value(args, ("-v",))
@@ -64,8 +89,9 @@ def by_builtin(argv: Sequence[Word]) -> Assigned:
     if name == "getopts":
         return _names([*operands(args)[1:2], Word("OPTARG", True, False, ""), Word("OPTIND", True, False, "")])
     if name == "wait":
-        target = value(args, ("-p",), Grammar(frozenset({"-p"})))
-        return _NONE if target is None else _names([target])
+        return _names(values(args, ("-p",), _WAIT))  # `wait -np X`
+    if name == "alias" and any("=" in word.value or not word.literal for word in operands(args)):
+        return EVERY  # a word bash may replace by any text (expand_aliases, POSIX mode): the caller, opaque
     if name == "unset":
         if not any(w.value.startswith("-") for w in args):  # `unset A B`: the common form
             return _names(args)
@@ -131,6 +157,17 @@ def in_arithmetic(text: str) -> Assigned:
     found = {m.group(1) for m in _ARITHMETIC_ASSIGNED.finditer(text)}
     found |= {m.group(1) or m.group(2) for m in _ARITHMETIC_STEPPED.finditer(text)}
     return frozenset(found)
+
+
+def why_unknown(argv: Sequence[Word]) -> str:
+    """Why the EVERY a builtin assigns makes the line opaque (see by_builtin)."""
+    words = in_this_shell(argv)
+    name = words[0].value if words and words[0].literal else ""
+    if name == "alias":
+        return ALIAS_DEFINED
+    if name in ("mapfile", "readarray"):
+        return f"{name} -C runs its callback in this shell: what it runs and changes is not followed"
+    return "assigns a variable whose name is only known when it runs"
 
 
 def runs_code_here(argv: Sequence[Word]) -> bool:

@@ -51,7 +51,18 @@ _WORDS = frozenset({"word", "string", "raw_string", "concatenation", "simple_exp
                     "variable_name", "ansi_c_string"})
 # Builtins that may assign variables (assigned.by_builtin reads which), seen in a loop before it is walked.
 _MAY_ASSIGN = frozenset({"read", "mapfile", "readarray", "getopts", "let", "unset", "eval", "source", ".", "coproc",
-                         "wait", "builtin", "command", "declare", "typeset", "local", "export", "readonly"})
+                         "wait", "builtin", "command", "declare", "typeset", "local", "export", "readonly",
+                         "time", "alias"})
+# `${X@P}` expands X as a prompt: its `$(...)` run, its `${Y:=v}` assign. PS4 likewise before each traced
+# command (set -x); BASH_ALIASES defines aliases. The text they run is not judged: a line naming them is opaque.
+_PROMPT = re.compile(r"\$\{[^}]*@P\}")
+_RUNS_LATER = "PS4, BASH_ALIASES or ${X@P} run text as commands later in this shell: what they run is not followed"
+# Reserved words tree-sitter-bash reads as a command name after `!`, `time` and `coproc`: `! { rm -rf ~; }` is
+# the command `{`, `time if ...` the command `if`; bash runs what they hold. coproc itself: the same misreading.
+_RESERVED = frozenset({"!", "{", "}", "if", "then", "elif", "else", "fi", "do", "done", "while", "until", "for",
+                       "case", "esac", "select", "function", "[[", "]]", "coproc"})
+_MISREAD = "is a reserved word there, which tree-sitter-bash took for a command name: what runs is not checked"
+_MOVES = frozenset({"cd", "pushd", "popd"})  # builtins that change the directory
 
 
 class _Calls:
@@ -109,6 +120,7 @@ class _Walker:
         self.defining: str | None = None  # the function whose body is walked as written (arguments unknown)
         self.calls = _Calls()
         self.cdpath = False  # the line names CDPATH: where a relative `cd` goes is not known
+        self.start_home: str | None = None  # HOME as the line starts (parse), which eval and . are taken to keep
         # Commands of a body as written named by an argument (`"$@"`, `command "$@"`), by function: dropped
         # when every mention of the function is a call that was walked with its arguments (see covered()).
         self.named_by_argument: list[tuple[str, int]] = []
@@ -145,6 +157,10 @@ class _Walker:
                 return []
             name_node = node.child_by_field_name("name")
             name = name_node.text.decode(errors="replace") if name_node is not None else ""
+            before = self.functions.get(name)
+            if before is not None and (before.start_byte, before.end_byte) != (body.start_byte, body.end_byte):
+                self.opaque.append(f"the function {name} is defined twice: which body a call runs (a definition "
+                                   "in a branch may not have run) is not followed")
             first = len(self.commands)
             self.calls.sites[name].add(node.start_byte)
             written = state.copy()
@@ -259,7 +275,10 @@ class _Walker:
             elif kind == "command":
                 head = current.child_by_field_name("name")
                 word = head.text.decode(errors="replace") if head is not None else ""
-                moves = moves or word in ("cd", "pushd", "popd")
+                if word in _MAY_ASSIGN and word in ("builtin", "command", "time"):
+                    run = assigned.in_this_shell(_as_written(current))
+                    moves = moves or bool(run) and run[0].value in _MOVES
+                moves = moves or word in _MOVES
                 if word in self.functions and word not in seen:
                     inner, inner_moves = self._assigned_in(self.functions[word], seen | {word})
                     if inner is assigned.EVERY:
@@ -317,8 +336,10 @@ class _Walker:
             for child in head[:-1]:
                 produced += self.walk(child, state, piped_from)
             stages[0:1] = head[-1:]
+        stage_state = state
         for index, stage in enumerate(stages):
-            indexes = self.walk(stage, state.copy(), previous, text)  # each stage runs in a subshell
+            stage_state = state.copy()  # each stage runs in a subshell
+            indexes = self.walk(stage, stage_state, previous, text)
             if index == 0 and redirects and indexes:
                 extra = tuple(self._redirect(r, state) for r in redirects)
                 last = self.commands[indexes[-1]]
@@ -326,6 +347,8 @@ class _Walker:
             produced += indexes
             previous = tuple(_name(self.commands[i]) for i in indexes) or ("?",)
             text = literal_output(self.commands[indexes[0]]) if len(indexes) == 1 else None
+        if len(stages) > 1:  # but the last with `shopt -s lastpipe`: `echo /etc | read X` may set X here
+            state.join(stage_state)
         return produced
 
     def _redirected(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
@@ -381,9 +404,12 @@ class _Walker:
                           (node.start_byte, node.end_byte) if top else None, tuple(word_spans) if top else ())
         self.commands.append(command)
         index = len(self.commands) - 1
-        if argv and argv[0].literal and argv[0].value in ("cd", "pushd", "popd"):
+        run = assigned.in_this_shell(argv)  # `command cd /etc`, `builtin cd`, `time cd` move this shell as cd does
+        if run and run[0].literal and run[0].source == run[0].value and run[0].value in _RESERVED:
+            self.opaque.append(f"{_snippet(node)!r}: {run[0].value} {_MISREAD}")
+        if run and run[0].literal and run[0].value in _MOVES:
             searched = self.cdpath or any(name == "CDPATH" for name, _value in assignments)
-            _change_directory(state, argv[0].value, argv[1:], searched)
+            _change_directory(state, run[0].value, run[1:], searched)
         elif argv and argv[0].literal and argv[0].value in self.functions:
             why = self._call(argv[0].value, argv[1:], state) if all(n != "IFS" for n, _v in assignments) else \
                 f"IFS is set for the call of {argv[0].value}: how its arguments split is not followed"
@@ -398,9 +424,14 @@ class _Walker:
             self.named_by_argument.append((self.defining, index))
         # `read X`, `printf -v X`, `${X:=v}`, `((X++))`, `. ./env`: what X holds from here on is not known
         found = assigned.union((assigned.by_builtin(argv), _assigned_by_expansions(node, text)))
-        if found is assigned.EVERY and not assigned.runs_code_here(argv):
-            self.opaque.append(f"{_snippet(node)!r} assigns a variable whose name is only known when it runs")
+        home = state.env.get("HOME")
+        if found is assigned.EVERY and assigned.runs_code_here(argv):
+            state.cwd = "${PWD}"  # `eval "cd /etc"`, `. ./env.sh` may move the line as well
+        elif found is assigned.EVERY:
+            self.opaque.append(f"{_snippet(node)!r} {assigned.why_unknown(argv)}")
         assigned.forget(state.env, found)
+        if found is assigned.EVERY and home != self.start_home:  # `HOME=build; eval HOME=/etc`: not the start's
+            state.env.pop("HOME", None)
         return index
 
     def _arguments_unknown(self, state: _State) -> None:
@@ -492,6 +523,10 @@ class _Walker:
             name, value = self._assignment(item, Expander({**state.env, "PWD": state.cwd}))
             self._substitutions(item, state)
             assigned.forget(state.env, _assigned_by_expansions(item))  # X=${Y:=v} assigns Y as well
+            value_node = item.child_by_field_name("value")
+            if "[" in name or (value_node is not None and value_node.type == "array"):
+                state.env.pop(name.split("[", 1)[0], None)  # X[0]=v, X=(v): "$X" is element 0, not followed
+                continue
             if any(child.type == "+=" for child in item.children):  # X+=v appends (to an array: not followed)
                 before = state.env.get(name)
                 appended = value.literal and before is not None and not item.text.endswith(b")")
@@ -826,8 +861,15 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     start = dict(env)
     if "IFS" in line:  # set where the walk does not see it (read IFS, for IFS in, printf -v IFS): not the default
         start["IFS"] = UNKNOWN_IFS
+    walker.start_home = env.get("HOME")
+    if "PS4" in line or "BASH_ALIASES" in line or ("@P" in line and _PROMPT.search(line)):
+        walker.opaque.append(_RUNS_LATER)
     walker.walk(tree.root_node, _State(cwd, start))
-    if not tree.root_node.has_error:
+    # An alias with nothing after it changes nothing; on a line that turns expand_aliases on, resolve judges
+    # its text. Else bash may still expand it (`set -o posix`, `shopt -s "$o"`): what runs is not followed.
+    if "expand_aliases" in line or all(c.argv and c.argv[0].value == "alias" for c in walker.commands):
+        walker.opaque = [r for r in walker.opaque if not r.endswith(assigned.ALIAS_DEFINED)]
+    if not tree.root_node.has_error and not any(reason.endswith(_MISREAD) for reason in walker.opaque):
         return Parsed(tuple(walker.called_commands(line)), tuple(dict.fromkeys(walker.opaque + walker.unfollowed())),
                       "tree-sitter", hazards=tuple(walker.hazards))
     from .bashlex_fallback import parse_with_bashlex

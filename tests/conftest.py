@@ -43,7 +43,8 @@ def guarded(script: str) -> str:
     checks = " && ".join(
         f'[ "$(readlink /proc/self/ns/{name})" != "{ident}" ]' for name, ident in host_namespaces().items()
     )
-    return f'if ! {{ {checks}; }}; then echo "REFUSED: not jailed" >&2; exit 99; fi\n{script}'
+    # not `if ! { ...; }`: tree-sitter-bash misreads `! {` (the interposer then reads the line with bashlex)
+    return f'if {{ {checks}; }}; then :; else echo "REFUSED: not jailed" >&2; exit 99; fi\n{script}'
 
 
 class Jail:

@@ -1,0 +1,158 @@
+"""Second reading of session 13's walk of a line (9c647fb's variables assigned as it runs, the fast paths):
+lines where the walk believed a variable, the directory or a command word held one thing while bash gives
+it another, so a destructive command was judged as a harmless one (allowed, or taken for another path).
+
+Each line's bash behaviour was checked with echo in place of rm (`bash -c 'X=build; command -- read X
+<<< /etc; echo "$X"'` prints /etc). In the hook's semantics (the host: no trash, no read-only root) every
+line below was allowed before this change; now it is asked or denied. The benign twins stay allowed, and one
+real jail runs the worst form.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
+
+from interposer.judge import Decision, decide
+
+SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}
+
+
+def judged(line: str, semantics: str) -> Decision:
+    return decide(line, JUDGE_WORKSPACE, judge_policy(home_binds=SEMANTICS[semantics]))  # type: ignore[arg-type]
+
+
+def deleted(decision: Decision) -> list[str | None]:
+    return [p for c in decision.commands if c["argv"] and c["argv"][0] == "rm" for p in c["deletes"]]
+
+
+# Text bash runs as commands that the walk never judged: `rm -rf ~` itself was allowed.
+RUNS_UNJUDGED = [
+    "! { rm -rf ~; }",  # tree-sitter-bash: the command `{` with arguments rm -rf ~
+    "if ! { rm -rf ~; }; then :; fi",
+    "time { rm -rf ~; }",
+    "time -p { rm -rf ~; }",
+    "time if true; then rm -rf ~; fi",
+    "time while true; do rm -rf ~; done",
+    "time ! rm -rf ~",
+    "coproc rm -rf ~",
+    "coproc { rm -rf ~; }",
+    "coproc X { rm -rf ~; }",
+    "shopt -s expand_aliases; alias ls='rm -rf ~'; eval ls",
+    "set -o posix; alias ls='rm -rf ~'; eval ls",
+    "BASH_ALIASES[ls]='rm -rf ~'; shopt -s expand_aliases; eval ls",
+    "trap 'eval ls' EXIT; alias ls='rm -rf ~'",  # the alias is defined before the action runs
+    "PS4='$(rm -rf ~)'; set -x; :",
+    "Y='$(rm -rf ~)'; : \"${Y@P}\"",
+    "mapfile -C 'rm -rf ~ #' -c 1 A < f",
+    'f() { "$@"; }; [ -d y ] && f() { echo "$@"; }; f rm -rf ~',  # no y: the first f runs rm -rf ~
+]
+
+# A variable assigned where the walk did not see it: (line, the path the walk wrongly believed rm deletes).
+ASSIGNED = [
+    ('shopt -s lastpipe; X=build; echo /etc | read X; rm -rf "$X"', "/build"),
+    ('X=build; command -- read X < f; rm -rf "$X"', "/build"),
+    ('X=build; command -p -- read X < f; rm -rf "$X"', "/build"),
+    ('X=build; time read X <<< /etc; rm -rf "$X"', "/build"),
+    ('X=build; time X=/etc; rm -rf "$X"', "/build"),
+    ('X=build; read -ra X < f; rm -rf "$X"', "/build"),  # -a's value bundled: X was taken for -a's, REPLY read
+    ('X=build; mapfile -C "X=/etc #" -c 1 A < f; rm -rf "$X"', "/build"),
+    ('X=build; X[0]=/etc; rm -rf "$X"', "/build"),  # "$X" is element 0
+    ('X=build; X=(/etc); rm -rf "$X"', "/(/etc)"),  # was taken for the word (/etc)
+    ('if [ -d y ]; then f() { X=/etc; }; else f() { :; }; fi; X=build; f; rm -rf "$X"', "/build"),
+    ('f() { X=/etc; }; [ -d y ] && f() { :; }; X=build; f; rm -rf "$X"', "/build"),
+    ("HOME=/home/user/project/build; eval 'HOME=/etc'; rm -rf ~", "/build"),
+    ("HOME=/home/user/project/build; . ./env.sh; rm -rf ~", "/build"),
+]
+
+# The directory moved where the walk did not see it: `rm -rf build` deletes /etc/build.
+MOVED = [
+    "command cd /etc; rm -rf build",
+    "builtin cd /etc; rm -rf build",
+    "command -- cd /etc; rm -rf build",
+    "time cd /etc; rm -rf build",
+    "pushd /etc; rm -rf build",
+    'eval "cd /etc"; rm -rf build',
+    ". ./env.sh; rm -rf build",
+    "CDPATH=/; cd etc; rm -rf build",  # no ./etc: cd goes to /etc
+    "mapfile -C 'cd /etc #' -c 1 A < f; rm -rf build",
+    "for d in a; do command cd /etc; done; rm -rf build",
+]
+
+# The benign twins: what the walk knows still holds.
+KNOWN = [
+    ('X=build; echo /etc | grep -q e; rm -rf "$X"', "/home/user/project/build"),
+    ('X=build; ls | while read -r f; do echo "$f"; done; rm -rf "$X"', "/home/user/project/build"),
+    ('X=build; time make; rm -rf "$X"', "/home/user/project/build"),
+    ('X=build; command -v rm; rm -rf "$X"', "/home/user/project/build"),
+    ('X=build; IFS=, read -ra parts <<< "a,b"; rm -rf "$X"', "/home/user/project/build"),
+    ('X=build; f() { echo "$X"; }; f; rm -rf "$X"', "/home/user/project/build"),
+    ("eval 'Y=1'; rm -rf ~/project/build", "/home/user/project/build"),
+    ("cd src; rm -rf build", "/home/user/project/src/build"),
+    ("CDPATH=/; cd ./src; rm -rf build", "/home/user/project/src/build"),
+    ("pushd src; rm -rf build", "/home/user/project/src/build"),
+    ("command cd src && rm -rf build", "/home/user/project/src/build"),
+]
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", RUNS_UNJUDGED)
+def test_text_bash_runs_as_commands_is_not_allowed_unread(semantics: str, line: str) -> None:
+    decision = judged(line, semantics)
+    assert decision.decision in ("ask", "deny"), (line, decision.reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize(("line", "believed"), ASSIGNED)
+def test_a_variable_assigned_unseen_is_not_believed(semantics: str, line: str, believed: str) -> None:
+    decision = judged(line, semantics)
+    if semantics == "hook":
+        assert decision.decision in ("ask", "deny"), (line, decision.reason)
+    wrong = JUDGE_WORKSPACE + believed  # or the line is opaque: asked in the jail as well
+    assert decision.opaque or all(p is None or p.rstrip("/") != wrong for p in deleted(decision)), \
+        (line, deleted(decision))
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", MOVED)
+def test_a_directory_moved_unseen_is_not_believed(semantics: str, line: str) -> None:
+    decision = judged(line, semantics)
+    if semantics == "hook":
+        assert decision.decision in ("ask", "deny"), (line, decision.reason)
+    assert decision.opaque or f"{JUDGE_WORKSPACE}/build" not in deleted(decision), (line, deleted(decision))
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize(("line", "path"), KNOWN)
+def test_what_is_still_known_stays_known(semantics: str, line: str, path: str) -> None:
+    decision = judged(line, semantics)
+    assert not decision.opaque, (line, decision.opaque_reasons)
+    assert deleted(decision) == [path], (line, deleted(decision))
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", ["alias ls='ls -lrta'", "alias a=b; alias c='d e'", "time make"])
+def test_alias_definitions_alone_and_time_stay_allowed(semantics: str, line: str) -> None:
+    """An alias changes only what is read after it: a line that defines aliases and runs nothing is allowed."""
+    decision = judged(line, semantics)
+    assert decision.decision == "allow" and not decision.opaque, (line, decision.reason)
+
+
+@pytest.mark.xfail(strict=True, reason="a trap on a signal (not DEBUG/RETURN/ERR) runs when the line sends it "
+                   "(kill -USR1 $$); what its action changes is not followed (resolve._trap judges the action only)")
+def test_a_signal_trap_that_moves_the_line_is_not_believed() -> None:
+    decision = judged("trap 'cd /etc' USR1; kill -USR1 $$; rm -rf build", "hook")
+    assert decision.decision in ("ask", "deny"), decision.reason
+
+
+@pytest.mark.jail
+def test_a_reserved_word_misread_runs_nothing_unchecked_in_a_real_jail(tmp_path: Path) -> None:
+    """The jail with --ask deny: `time { rm -rf ./keep; }` is refused, not run as the command `{`."""
+    jail = Jail(tmp_path)
+    (jail.workspace / "keep").mkdir()
+    result = jail.run("/bin/bash", "-c", guarded("time { rm -rf ./keep; }"), interposer=True)
+    assert result.returncode == 126, (result.returncode, result.stderr)
+    assert "reserved word" in result.stderr, result.stderr
+    assert (jail.workspace / "keep").exists()
