@@ -5,6 +5,7 @@
     by a shell (a child shell, passed after an ancestry check), interposer on vs off;
 (3) scale: one line of N commands (an `&&` chain, and a script of N lines), N = 10 ... 10,000:
     seconds per line (wall and CPU) and microseconds per command (linear when the latter stays flat);
+    and a line shaped as the script Codex CLI wraps each of its commands in (issue #25), generated here;
 (4) configure-style workloads, time on / time off: a real autoconf `configure`
     (pycrypto 2.6.1's, from PyPI; `make bench-deps` fetches it), and a worst
     case made of nothing but short shells (100 `sh -c` and a 100-recipe make).
@@ -80,6 +81,38 @@ def scale(runs: int) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
+def codex_wrapper(variables: int = 56, command: str = "ls") -> str:
+    """A line shaped as the one Codex CLI runs for every command (38 KB there, ~230 simple commands): each
+    variable of its shell snapshot saved, the snapshot sourced, each variable restored or unset, the command."""
+    names = [f"CODEX_VARIABLE_{i}" for i in range(variables)]
+    saved = [f'__SNAPSHOT_SET_{i}="${{{name}+x}}"\n__SNAPSHOT_{i}="${{{name}-}}"' for i, name in enumerate(names)]
+    restored = [f'if [ -n "${{__SNAPSHOT_SET_{i}}}" ]; then\n'
+                f'  if [ -z "${{{name}+x}}" ] || [ "${{{name}-}}" != "${{__SNAPSHOT_{i}}}" ]; then '
+                f'export {name}="${{__SNAPSHOT_{i}}}"; else export {name}; fi\n'
+                f'else builtin unset {name} 2>/dev/null || command unset {name}; fi\n'
+                f'builtin unset __SNAPSHOT_SET_{i} __SNAPSHOT_{i} 2>/dev/null || '
+                f'command unset __SNAPSHOT_SET_{i} __SNAPSHOT_{i}' for i, name in enumerate(names)]
+    return "\n".join([*saved, "if . '/home/u/.codex/shell_snapshots/s.sh' >/dev/null 2>&1; then :; fi", *restored,
+                      f"exec '/bin/bash' -c '{command}'"])
+
+
+def wrapper(runs: int) -> dict[str, float | int | str]:
+    """Milliseconds to judge the Codex-shaped line: what each of that agent's commands costs (#25)."""
+    loaded = profile.load("coding-agent")
+    env = environment.build(loaded.environment, {}, {"workspace": "/w/p", "home": "/home/u", "user": "u"})
+    policy = Policy(loaded.interposer, "/w/p", "/home/u", env)
+    line = codex_wrapper()
+    decision = decide(line, "/w/p", policy)
+    samples, cpu_samples = [], []
+    for _ in range(runs * 10):  # short: more samples for a steady median
+        started, cpu_started = time.perf_counter(), time.process_time()
+        decide(line, "/w/p", policy)
+        samples.append(time.perf_counter() - started)
+        cpu_samples.append(time.process_time() - cpu_started)
+    return {"bytes": len(line), "programs": len(decision.commands), "ms": round(statistics.median(samples) * 1e3, 2),
+            "cpu_ms": round(statistics.median(cpu_samples) * 1e3, 2), "decision": decision.decision}
+
+
 def timed(workspace: str, interposer: str, command: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run([SHELLJAIL, "run", "-w", workspace, "--interposer", interposer, "--", *command],
@@ -112,6 +145,7 @@ def main() -> int:
 
     results["decisions_per_second"], results["decisions_per_cpu_second"] = throughput(args.runs)
     results["scale"] = scale(args.runs)
+    results["codex_wrapper"] = wrapper(args.runs)
 
     workspace = tempfile.mkdtemp(prefix="shelljail-bench-")
     loops = {
@@ -156,6 +190,9 @@ def main() -> int:
             print(f"  one {form} of {int(size):6d} commands: {figures['seconds']:8.4f} s "
                   f"({figures['cpu_seconds']:.4f} s CPU), "
                   f"{figures['us_per_command']:7.1f} us per command ({figures['decision']})")
+    codex = results["codex_wrapper"]
+    print(f"  a Codex-shaped wrapper ({codex['bytes']} bytes, {codex['programs']} programs): {codex['ms']:.2f} ms "
+          f"({codex['cpu_ms']:.2f} ms CPU, {codex['decision']})")
     for name, figures in added.items():
         print(f"  added per sh -c true, {name:34} {figures['ms_added_per_shell']:6.2f} ms")
     for name, c in results["configure_like"].items():
