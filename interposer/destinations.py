@@ -10,32 +10,32 @@ proxy, which checks every connection anyway.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .programs.catalogue import grammar
+from jail.policy.programs import Program
+
+from .programs.catalogue import BUILTIN, grammar
 from .programs.options import given, operands
 from .resolve import Invocation
 from .words import Word
 
 # A proxy of the client's own choosing, which it connects to by itself rather than through the jail's.
 _OWN_PROXY = frozenset({"-x", "--proxy", "--preproxy", "--https-proxy", "--all-proxy"})
-# Clients whose URL operands they fetch (through the proxy: they read HTTPS_PROXY and friends).
-# HTTPie and its kin: request items name files to send (`field@FILE`, `@FILE`, effects.py).
-HTTPIE = frozenset({"http", "https", "xh", "xhs", "httpie"})
-URL_CLIENTS = frozenset({"curl", "wget", "aria2c", "lwp-download", "lwp-request", "lwp-mirror", "GET", "HEAD", "POST",
-                         *HTTPIE, "pip", "pip3", "uv", "pipx", "npm", "pnpm", "yarn"})
+# Clients whose URL operands they fetch (through the proxy: they read HTTPS_PROXY and friends) are the
+# catalogue's `network = "urls"` (or "uploads", "httpie": effects.py reads what they send).
+URL_KINDS = frozenset({"urls", "uploads", "httpie"})
 # Options of those clients whose value is not a destination (a proxy, a referer, a header, a form).
 _NOT_DESTINATION = frozenset({"-e", "--referer", "-H", "--header", "-d", "--data",
                               "--data-binary", "--data-raw", "--data-urlencode", "-F", "--form", "-u", "--user",
                               "-A", "--user-agent", "-b", "--cookie", "--proxy-user", "--noproxy"})
 _GIT_REMOTE = frozenset({"clone", "fetch", "pull", "push", "ls-remote"})
-# Clients of raw connections: what they read from standard input (`nc host 80 < FILE`) is sent.
-RAW_CLIENTS = frozenset({"nc", "ncat", "netcat", "telnet", "socat", "openssl", "rlogin", "rsh"})
+# Clients of raw connections (`network = "raw"`): what they read from standard input (`nc host 80 < FILE`)
+# is sent.
 _REMOTE_SHELL_PORTS = {"rlogin": 513, "rsh": 514}
-# ssh and the programs that reach a remote over it (or over rsync's own port); their grammars (the options
-# that take a value, so an option's value is not taken for the host) are the catalogue's.
-_SSH_CLIENTS = frozenset({"ssh", "slogin", "autossh", "mosh", "scp", "sftp", "sshfs", "rsync"})
+# ssh and the programs that reach a remote over it, or over rsync's own port (`network = "ssh"`); their
+# grammars (the options that take a value, so an option's value is not taken for the host) are the catalogue's.
 _OVER_SSH = ("neither ssh nor rsync's own protocol leaves the jail (its proxy carries HTTP and HTTPS only): fetch "
              "over https with curl or wget, from a host in network.allow")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "ws": 80, "wss": 443, "gopher": 70,
@@ -52,12 +52,14 @@ class Destination(NamedTuple):
     hint: str = ""  # what to use instead, when the way it connects cannot work in a jail
 
 
-def destinations(invocation: Invocation) -> list[Destination]:
+def destinations(invocation: Invocation, catalogue: Mapping[str, Program] = BUILTIN) -> list[Destination]:
     """The remote hosts an invocation names literally, as it would connect to them."""
     name = invocation.name
     args = invocation.args
+    entry = catalogue.get(name)
+    network = entry.network if entry is not None else ""
     found: list[Destination] = []
-    if name in URL_CLIENTS:
+    if network in URL_KINDS:
         skip = False
         own_proxy = False
         for word in args:
@@ -88,10 +90,10 @@ def destinations(invocation: Invocation) -> list[Destination]:
             for word in operands[1:]:
                 if word.literal:
                     found += _git_remote(word.value)
-    elif name in RAW_CLIENTS:
+    elif network == "raw":
         found += _raw(name, [w.value for w in args if w.literal])
-    elif name in _SSH_CLIENTS:
-        found += _over_ssh(name, args)
+    elif network == "ssh":
+        found += _over_ssh(name, args, catalogue)
     elif name == "tar":
         found += _tar_remote(args)
     for redirect in invocation.command.redirects:  # bash's own sockets: `exec 3<>/dev/tcp/HOST/PORT`
@@ -185,9 +187,9 @@ def _git_remote(text: str) -> list[Destination]:
     return []
 
 
-def _over_ssh(name: str, args: tuple[Word, ...]) -> list[Destination]:
+def _over_ssh(name: str, args: tuple[Word, ...], catalogue: Mapping[str, Program]) -> list[Destination]:
     """ssh [user@]HOST, scp/rsync/sshfs [user@]HOST:PATH, rsync HOST::MODULE and rsync://HOST/."""
-    rules = grammar(name)
+    rules = grammar(name, catalogue)
     port_option = ("-P",) if name in ("scp", "sftp") else ("-p", "--port")
     port = 0
     for option, value in given(args, rules):  # `-p 2222`, `-p2222`, `--port=873`: the last one counts

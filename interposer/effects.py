@@ -23,7 +23,6 @@ from jail.policy.paths import (
 )
 from jail.policy.programs import Program
 
-from .destinations import HTTPIE, RAW_CLIENTS
 from .programs import options
 from .programs.catalogue import BUILTIN, Act, acts, grammar
 from .programs.options import flags
@@ -159,7 +158,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     if "stdin-names" in entry.files and invocation.command.piped_text:  # echo /etc/shadow | cpio -o
         reads += [_target(Word(p, True, False, p), cwd) for p in invocation.command.piped_text.split()]
     mentions = [] if "name" in entry.files else _mentions((*args, *invocation.handed))
-    sends = _sends(name, args, invocation, targets, catalogue)
+    sends = _sends(name, entry.network, args, invocation, targets, catalogue)
     return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends), tuple(found_acts))
 
 
@@ -188,11 +187,11 @@ _SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-u
 _SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
 
 
-def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: Any,
+def _sends(name: str, network: str, args: tuple[Word, ...], invocation: Invocation, targets: Any,
            catalogue: Mapping[str, Program]) -> list[Target]:
     """The local files a network client sends: upload options, `scp`/`rsync` to a remote, `nc < FILE`."""
     files: list[Word] = []
-    if name in ("curl", "wget") or name in HTTPIE:
+    if network in ("uploads", "httpie"):
         for index, word in enumerate(args):
             option, equals, attached = word.value.partition("=")
             value = attached if equals else (args[index + 1].value if index + 1 < len(args) else "")
@@ -200,7 +199,7 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
                 option, value = word.value[:2], word.value[2:]  # curl -d@FILE, -Tfile
             if option in _SEND_FILE:
                 files.append(Word(value, word.literal, False, word.source))
-            elif option in _SEND_AT or (name in HTTPIE and not word.value.startswith("-")):
+            elif option in _SEND_AT or (network == "httpie" and not word.value.startswith("-")):
                 # curl -d @F, -F k=@F, -F k=<F, --data-urlencode k@F; httpie's k@F and k=@F items
                 at = (word.value if option not in _SEND_AT else value).replace("=<", "=@")
                 if "@" in at and not at.startswith("-"):
@@ -211,7 +210,7 @@ def _sends(name: str, args: tuple[Word, ...], invocation: Invocation, targets: A
         operands = _operands(name, args, catalogue)
         if len(operands) >= 2 and ":" in operands[-1].value and not operands[-1].value.startswith("/"):
             files += [w for w in operands[:-1] if ":" not in w.value]
-    if name in RAW_CLIENTS:
+    if network == "raw":
         files += [r.target for r in invocation.command.redirects if r.op in ("<", "<>") and r.target is not None]
     return targets([w for w in files if w.value and w.value != "-"])
 

@@ -89,7 +89,7 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
         if remote_step is not None and verdict.decision != "allow":  # the model must see where it would run
             verdict = verdict._replace(reason=f"{verdict.reason} (run by {remote_step})")
         if policy.network is not None and verdict.decision != "deny":
-            verdict = _reachable(invocation, policy.network) or verdict
+            verdict = _reachable(invocation, policy.network, catalogue) or verdict
         verdicts.append(verdict)
         if verdict.decision == "rewrite":
             rewrites.append((verdict.rewrite, invocation))
@@ -112,9 +112,9 @@ def decide(line: str, cwd: str, policy: Policy) -> Decision:
                     bool(resolved.opaque), tuple(o.reason for o in resolved.opaque), resolved.parsers, rewritten)
 
 
-def _reachable(invocation: Invocation, network: Any) -> Verdict | None:
+def _reachable(invocation: Invocation, network: Any, catalogue: Mapping[str, Any]) -> Verdict | None:
     """A denial when the program would connect where the jail's network cannot go (destinations.py)."""
-    found = destinations(invocation)
+    found = destinations(invocation, catalogue)
     unreachable = check(found, invocation, network) if found else None
     return Verdict("deny", unreachable[1], unreachable[0], unreachable[2]) if unreachable else None
 

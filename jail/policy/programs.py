@@ -49,6 +49,15 @@ _PROGRAM_KEYS |= {"files": f"what it does with the files its operands name: any 
                   "trees": "whether it always reads the directories it is handed whole (rg)",
                   "unknown_verbs": "whether its destructive words and flags are still asked about, as a program's "
                                    "with no entry are (an entry that only says what it does with files: curl, du)"}
+# How a program reaches the network (destinations.py and effects.py read these).
+NETWORK_KINDS = {"urls": "fetches the URLs among its operands and option values, through the jail's HTTP proxy "
+                         "(aria2c, pip, npm)",
+                 "uploads": "as urls, and its upload options name local files it sends (curl -T F, -d @F, wget "
+                            "--post-file F)",
+                 "httpie": "as uploads, and its request items name files too (http POST host f@F)",
+                 "raw": "opens raw connections by itself; what its standard input reads is sent (nc, socat, openssl)",
+                 "ssh": "connects over ssh, or rsync's own protocol, to the host it names (ssh, scp, rsync)"}
+_PROGRAM_KEYS |= {"network": f"how it reaches the network: one of {', '.join(NETWORK_KINDS)}"}
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -94,6 +103,7 @@ class Program(NamedTuple):
     recursive: frozenset[str] = frozenset()
     trees: bool = False
     unknown_verbs: bool = False
+    network: str = ""
 
 
 class ProgramError(ValueError):
@@ -169,6 +179,10 @@ def validate(value: Any) -> Mapping[str, Any]:
                 if not isinstance(item, str) or len(item) != 2 or item[0] != "-" or item[1] == "-":
                     raise ProgramError(name, key, "expected one short option, such as \"-o\"")
                 entry[key] = item
+            elif key == "network":
+                if item not in NETWORK_KINDS:
+                    raise ProgramError(name, key, f"unknown kind {item!r} (known: {', '.join(NETWORK_KINDS)})")
+                entry[key] = item
             elif key == "program_option":
                 if not isinstance(item, str) or not item.startswith("-"):
                     raise ProgramError(name, key, "expected an option, such as \"-m\"")
@@ -207,5 +221,6 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  tuple(entry.get("splits", ())), frozenset(entry.get("files", ())),
                                  frozenset(entry.get("output", ())), frozenset(entry.get("not_output", ())),
                                  entry.get("bundled_output", ""), frozenset(entry.get("recursive", ())),
-                                 entry.get("trees", False), entry.get("unknown_verbs", False))
+                                 entry.get("trees", False), entry.get("unknown_verbs", False),
+                                 entry.get("network", ""))
     return programs
