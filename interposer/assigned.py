@@ -105,7 +105,8 @@ def _by_name(name: str, args: Sequence[Word]) -> Assigned:
             found |= names
         return frozenset(found)
     if name in _DECLARATIONS:  # reached with `builtin export X=1`; tree-sitter reads the bare form itself
-        return declared(name, args)[0]
+        names, reference = declared(name, args)
+        return EVERY if reference and name in ("declare", "typeset", "local") else names  # `builtin declare -n`
     if name == "coproc" and args and args[0].literal and _NAME.fullmatch(args[0].value):
         return frozenset({args[0].value, f"{args[0].value}_PID", "COPROC", "COPROC_PID"})
     return _NONE

@@ -206,6 +206,7 @@ class _Walker:
         produced: list[int] = []
         outcomes: list[_State] = []
         branch: _State | None = None  # the `then` part being walked; None in the `if` condition
+        carried: _State | None = None  # what holds after case items ending in `;&` or `;;&`
         for child in node.children:
             kind = child.type
             if kind == "then":
@@ -213,8 +214,13 @@ class _Walker:
                 outcomes.append(branch)
             elif kind in ("elif_clause", "else_clause", "case_item"):
                 walked = state.copy()  # an elif's condition runs after the if's failed: from the same state
+                if carried is not None:
+                    walked.join(carried)
                 produced += self._parts(child, walked, piped_from)
                 outcomes.append(walked)
+                if kind == "case_item" and any(c.type in (";&", ";;&") for c in child.children):
+                    # `a) X=/etc ;& b) rm -rf "$X"`: a later item may run after this one, with what it assigned
+                    carried = walked.copy() if carried is None else _joined(carried, walked)
             elif child.is_named:
                 if child.type in _WORDS:
                     self._substitutions(child, state)  # case $(cmd) in
@@ -418,6 +424,10 @@ class _Walker:
                 self.calls.sites[argv[0].value].add(node.start_byte)
             else:
                 self.calls.skipped.setdefault(argv[0].value, why)
+                names, moves = self._assigned_in(self.functions[argv[0].value])  # not walked: what it may change
+                assigned.forget(state.env, names)
+                if moves:
+                    state.cwd = "${PWD}"
         elif argv and _moves_arguments(argv):
             self._arguments_unknown(state)
         if self.defining is not None and argv and _named_by_argument(argv):
@@ -574,6 +584,7 @@ class _Walker:
         op = ""
         target: Word | None = None
         body = None
+        start = next((c.text.decode(errors="replace") for c in node.children if c.type == "heredoc_start"), "")
         for child in node.children:
             if child.type == "file_descriptor":
                 fd = int(child.text) if child.text.isdigit() else None
@@ -581,6 +592,8 @@ class _Walker:
                 op = op or child.text.decode()
             elif child.type == "heredoc_body":
                 body = child.text.decode(errors="replace")
+                if not any(c in start for c in "'\"\\"):  # `<<EOF`, not `<<'EOF'`: bash expands the body
+                    self._heredoc(child, body, state)
             elif child.type in ("heredoc_start", "heredoc_end"):
                 continue
             elif target is None:
@@ -589,6 +602,18 @@ class _Walker:
         if node.type == "herestring_redirect" and target is not None:
             body = target.value + "\n" if target.literal else None
         return Redirect(op, fd, target if node.type != "heredoc_redirect" else None, body)
+
+    def _heredoc(self, node: Node, body: str, state: _State) -> None:
+        """An unquoted here-document's body is expanded: its `$(...)` run and are judged, its `${X:=v}` assign.
+        tree-sitter-bash reads no backquote there, nor anything after a `<<-` tab: such a body is opaque."""
+        found = sum(1 for c in node.named_children if c.type == "command_substitution")
+        if "`" in body or body.count("$(") - body.count("$((") > found:
+            self.opaque.append("a here-document runs a command substitution that is not checked")
+        self._substitutions(node, state)
+        names = assigned.in_text(body)
+        if names is assigned.EVERY:
+            self.opaque.append("a here-document assigns a variable whose name is only known when it runs")
+        assigned.forget(state.env, names)
 
     # -- substitutions ---------------------------------------------------------
 
@@ -791,6 +816,12 @@ def _change_directory(state: _State, how: str, args: list[Word], searched: bool 
         state.cwd = os.path.normpath(os.path.join(state.cwd, target.value))
     else:
         state.cwd = "${PWD}"  # unknown from here on
+
+
+def _joined(one: _State, other: _State) -> _State:
+    both = one.copy()
+    both.join(other)
+    return both
 
 
 def _name(command: Command) -> str:

@@ -48,6 +48,9 @@ RUNS_UNJUDGED = [
     "Y='$(rm -rf ~)'; : \"${Y@P}\"",
     "mapfile -C 'rm -rf ~ #' -c 1 A < f",
     'f() { "$@"; }; [ -d y ] && f() { echo "$@"; }; f rm -rf ~',  # no y: the first f runs rm -rf ~
+    "cat <<EOF\n$(rm -rf ~)\nEOF",  # an unquoted here-document's body is expanded: its $(...) runs
+    "cat <<EOF\n`rm -rf ~`\nEOF",  # tree-sitter-bash reads no backquote there
+    "cat <<-EOF\n\t$(rm -rf ~)\nEOF",  # nor anything after a <<- tab
 ]
 
 # A variable assigned where the walk did not see it: (line, the path the walk wrongly believed rm deletes).
@@ -65,6 +68,14 @@ ASSIGNED = [
     ('f() { X=/etc; }; [ -d y ] && f() { :; }; X=build; f; rm -rf "$X"', "/build"),
     ("HOME=/home/user/project/build; eval 'HOME=/etc'; rm -rf ~", "/build"),
     ("HOME=/home/user/project/build; . ./env.sh; rm -rf ~", "/build"),
+    ('X=build; case a in a) X=/etc ;& b) rm -rf "$X";; esac', "/build"),  # ;& falls into the next item
+    ('X=build; case a in a) X=/etc ;;& *) rm -rf "$X";; esac', "/build"),  # ;;& tests the next patterns
+    ('X=build; case a in a) X=/etc ;;& b) :;; *) rm -rf "$X";; esac', "/build"),
+    ('X=build; builtin declare -n r=X; r=/etc; rm -rf "$X"', "/build"),
+    ('X=build; command declare -n r=X; r=/etc; rm -rf "$X"', "/build"),
+    ('X=\ncat <<EOF\n${X:=/etc}\nEOF\nrm -rf "$X"', ""),  # the body assigns X: the walk believed X empty
+    ('f1() { f2; }; f2() { f3; }; f3() { f4; }; f4() { f5; }; f5() { X=/etc; }; X=build; f1; rm -rf "$X"',
+     "/build"),  # calls deeper than the walk follows: what the last one assigns is not known
 ]
 
 # The directory moved where the walk did not see it: `rm -rf build` deletes /etc/build.
@@ -79,6 +90,8 @@ MOVED = [
     "CDPATH=/; cd etc; rm -rf build",  # no ./etc: cd goes to /etc
     "mapfile -C 'cd /etc #' -c 1 A < f; rm -rf build",
     "for d in a; do command cd /etc; done; rm -rf build",
+    "case a in a) cd /etc ;& b) rm -rf build;; esac",
+    "f1() { f2; }; f2() { f3; }; f3() { f4; }; f4() { f5; }; f5() { cd /etc; }; f1; rm -rf build",
 ]
 
 # The benign twins: what the walk knows still holds.
@@ -94,6 +107,9 @@ KNOWN = [
     ("CDPATH=/; cd ./src; rm -rf build", "/home/user/project/src/build"),
     ("pushd src; rm -rf build", "/home/user/project/src/build"),
     ("command cd src && rm -rf build", "/home/user/project/src/build"),
+    ('X=build; case a in a) X=/etc ;; b) rm -rf "$X";; esac', "/home/user/project/build"),
+    ("cat <<'EOF'\n$(rm -rf ~)\nEOF\nrm -rf build", "/home/user/project/build"),  # quoted: not expanded
+    ("cat <<EOF\n$(date) $((1 + 2)) $HOME\nEOF\nrm -rf build", "/home/user/project/build"),
 ]
 
 
