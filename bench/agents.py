@@ -15,13 +15,15 @@ decision service (the launcher that every /bin/sh and /bin/bash is, and its roun
 trash and no timeline (the checkpoint of the workspace before each command line), no approvals broker
 (jail/run.py). The difference is therefore the whole per-command machinery, not the judging alone.
 
-Where it goes is measured last, in the same run: `shelljail run -- /bin/true`, `-- bash -c true` and eleven
-`bash -c true` started by a program, on against off. Most of it is the first shell, which imports the
-judge (interposer.judge and its parser: 0.05-0.25 s of Python imports on a shared 2-core machine, done at
-the first request so that it does not hold the GIL while `run` starts); each further shell adds about a ms
-(launcher, decision round trip, the timeline's checkpoint), and the session itself some 20-30 ms. An agent
-whose whole run takes two seconds (Codex here, which also starts eight shells of its own: lsb_release,
-its shell snapshot, a wrapper around each command) is therefore the one furthest from the goal.
+Where it goes is measured last, in the same run: `shelljail run -- /bin/true` on against off, and the wall
+time of `bash -c true` started by a program in the jail, timed by that program (the first at once, the first
+0.3 s in, ten more), on against off. A shell at once pays the judge's import (interposer.judge and its parser:
+0.05-0.25 s of Python imports on a shared 2-core machine); once the command has run 20 ms the decision service
+imports it in a thread (service.warm), so a shell that comes later, as an agent's does after its own start,
+mostly does not. Each further shell adds a few ms (launcher, decision round trip, the timeline's checkpoint),
+and the session itself 10-30 ms. An agent whose whole run takes a second (Codex here, which also starts eight
+shells of its own: lsb_release, its shell snapshot, a 38 KB wrapper around each command, each judged) is
+therefore the one furthest from the goal.
 """
 
 from __future__ import annotations
@@ -240,33 +242,43 @@ def time_once(name: str, root: Path, number: int, interposer: str) -> tuple[floa
     return elapsed, shells(env) if interposer == "on" else 0
 
 
-# Where the difference goes: a session with no shell, with one shell, and with eleven started by a program
-# (as an agent starts them; a shell's own child shells are not judged again).
-SHELL_CASES = {"no shell": ["/bin/true"], "1 shell": ["/bin/bash", "-c", "true"],
-               "11 shells": ["/usr/bin/python3", "-c", "import subprocess\nfor _ in range(11): "
-                             "subprocess.run(['/bin/bash', '-c', 'true'], check=True)"]}
+# Where the difference goes: a session with no shell (the whole run, on against off), and the shells' own wall
+# time measured inside the jail by the program that starts them, as an agent does: the first at once and the
+# first 0.3 s in (by then the judge is imported: service.warm), then ten more. Timed inside, the shells' figures
+# do not carry the start-up's noise on a loaded machine. A shell's own child shells are not judged again.
+SHELLS = ("import subprocess, sys, time\ntime.sleep(float(sys.argv[1]))\nstarted = time.perf_counter()\n"
+          "subprocess.run(['/bin/bash', '-c', 'true'], check=True)\nfirst = time.perf_counter()\n"
+          "for _ in range(10): subprocess.run(['/bin/bash', '-c', 'true'], check=True)\n"
+          "print((first - started) * 1000, (time.perf_counter() - first) * 100)")
 
 
 def shell_cost(root: Path, runs: int) -> dict[str, float]:
-    """ms that --interposer on adds to a session, to its first shell and to each further shell (medians of
-    interleaved runs): what an agent's on/off difference is made of."""
+    """ms that --interposer on adds to a session, to its first shell (at once, and 0.3 s in) and to each
+    further shell (medians of interleaved runs): what an agent's on/off difference is made of."""
     workspace = root / "shells" / "project"
     workspace.mkdir(parents=True)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root / "home"), "LANG": "C.UTF-8"}
-    samples: dict[tuple[str, str], list[float]] = {(case, way): [] for case in SHELL_CASES for way in ("on", "off")}
+    cases = {"no shell": ["/bin/true"], "at once": ["/usr/bin/python3", "-c", SHELLS, "0"],
+             "0.3 s in": ["/usr/bin/python3", "-c", SHELLS, "0.3"]}
+    samples: dict[tuple[str, str], list[Any]] = {(case, way): [] for case in cases for way in ("on", "off")}
     for number in range(runs + 1):  # the first round is a warm-up
         for (case, way), values in samples.items():
             started = time.perf_counter()
-            subprocess.run([SHELLJAIL, "run", "-w", str(workspace), "--ask", "deny", "--interposer", way, "--",
-                            *SHELL_CASES[case]], env=env, cwd=workspace, check=True, capture_output=True,
-                           stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+            result = subprocess.run([SHELLJAIL, "run", "-w", str(workspace), "--ask", "deny", "--interposer", way,
+                                     "--", *cases[case]], env=env, cwd=workspace, check=True, capture_output=True,
+                                    text=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+            elapsed = (time.perf_counter() - started) * 1000
             if number:
-                values.append((time.perf_counter() - started) * 1000)
-    added = {case: statistics.median(samples[case, "on"]) - statistics.median(samples[case, "off"])
-             for case in SHELL_CASES}
-    return {"session with no shell": round(added["no shell"], 1),
-            "its first shell": round(added["1 shell"] - added["no shell"], 1),
-            "each further shell": round((added["11 shells"] - added["1 shell"]) / 10, 1)}
+                values.append(elapsed if case == "no shell" else [float(x) for x in result.stdout.split()])
+
+    def added(case: str, index: int | None = None) -> float:
+        on, off = ([v if index is None else v[index] for v in samples[case, way]] for way in ("on", "off"))
+        return statistics.median(on) - statistics.median(off)
+
+    return {"session with no shell": round(added("no shell"), 1),
+            "its first shell": round(added("at once", 0), 1),
+            "its first shell, 0.3 s in": round(added("0.3 s in", 0), 1),
+            "each further shell": round(added("0.3 s in", 1), 1)}
 
 
 def arguments() -> argparse.Namespace:
