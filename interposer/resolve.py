@@ -30,6 +30,7 @@ from .words import Word
 from .written import shebang, stdin_text, without_shebang, writes
 
 MAX_DEPTH = 8
+_NO_ENTRY = Program()
 MAX_WRAPPERS = 32  # programs one command is reached through (nice env sudo ... rm); more is opaque, not walked
 _TOO_MANY_WRAPPERS = f"a command reached through more than {MAX_WRAPPERS} wrappers"
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash", "csh",
@@ -67,26 +68,14 @@ CONFINED_VARIABLES = frozenset({"PYTHONPATH"})
 # Programs given code with an option that do something useful without it (no prompt waits for a person).
 NOT_REPLS = AWKS | {"make", "vim", "nvim", "vi", "emacs", "sqlite3", "gdb", "gnuplot", "octave", "octave-cli",
                     "bpftrace", "osascript", "deno", "bun"}
-# Programs that open a shell or a session of their own, whose commands shelljail would not see.
-SESSION_STARTERS = frozenset({"screen", "tmux", "byobu", "script", "capsh", "chroot", "systemd-run", "sg", "newgrp",
-                              "unshare", "nsenter", "setpriv", "runuser", "machinectl", "firejail", "bwrap",
-                              "expect", "rlwrap", "ranger", "mc", "ncdu", "minicom", "telnet", "rc", "sash"})
-# Programs that never run their arguments: a shell's path in them is only text (echo $SHELL, a commit message).
-TEXT_ONLY = frozenset({"echo", "printf", "cat", "grep", "egrep", "fgrep", "rg", "ag", "ack", "ls", "which", "whereis",
-                       "type", "file", "stat", "test", "[", "head", "tail", "wc", "sort", "uniq", "cut", "tr",
-                       "readlink", "realpath", "dirname", "basename", "touch", "mkdir", "cp", "mv", "rm", "ln",
-                       "chmod", "chown", "git", "diff", "cmp", "comm", "info", "tldr",
-                       "column", "fold", "fmt", "nl", "tee", "od", "xxd", "hexdump", "strings", "jq", "yq",
-                       "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "true", "false", ":", "date",
-                       "logger", "notify-send", "printenv", "export", "declare", "local", "readonly", "alias",
-                       "unalias", "unset", "shift", "return", "exit", "read", "id", "whoami", "pwd", "cd"})
+# Programs that open a shell or a session of their own (the catalogue's `session`), that never run their
+# arguments (`text_only`: a shell's path in them is only text, echo $SHELL, a commit message), that copy or
+# link a file (`copies`), that list processes by name (`lists_processes`) are catalogue entries.
 # Subcommands that start an interactive shell in an environment of theirs, unless handed a command to run there
 # (nix-shell --run 'CMD', nix develop -c CMD ARGS); none for a program that is such a shell by itself.
 SHELL_SUBCOMMANDS: dict[str, tuple[str, ...]] = {"poetry": ("shell",), "pipenv": ("shell",), "hatch": ("shell",),
                                                  "ansible-test": ("shell",), "nix": ("shell", "develop"),
                                                  "nix-shell": ()}
-# Programs that copy or link a file (a shell copied under another name runs what the line cannot show).
-COPIERS = frozenset({"cp", "ln", "install", "rsync", "link"})
 SHELL_DIRECTORIES = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"})
 # The file a program reads from its directory when named nothing: where a line's written script hides.
 MANIFESTS = {"npm": ("package.json",), "yarn": ("package.json",), "pnpm": ("package.json",),
@@ -157,16 +146,13 @@ def unread(reasons: tuple[str, ...]) -> str | None:
     return _TOO_MANY_WRAPPERS if _TOO_MANY_WRAPPERS in reasons else None
 
 
-# Programs that list processes by name: pids a line takes from them are picked as pkill picks them. (Not
-# `lsof -t -i:PORT`: freeing a port the agent's own server holds is ordinary work.)
-PROCESS_LISTERS = frozenset({"ps", "pgrep", "pidof"})
-
-
 def _kill_from_listing(collector: _Collector) -> None:
     """`for p in $(pgrep node); do kill $p; done`, `ps aux | grep x | awk ... | xargs kill`: kill with pids
-    only known when it runs, on a line that lists processes, signals processes picked by name."""
-    names = {i.name for i in collector.invocations}
-    if not names & PROCESS_LISTERS:
+    only known when it runs, on a line that lists processes (`lists_processes`: ps, pgrep, pidof; not
+    `lsof -t -i:PORT`: freeing a port the agent's own server holds is ordinary work), signals processes
+    picked by name."""
+    catalogue = collector.catalogue
+    if not any(catalogue.get(i.name, _NO_ENTRY).lists_processes for i in collector.invocations):
         return
     for kill in (i for i in collector.invocations if i.name == "kill"):
         if kill.extra_args or any(not w.literal and not w.value.startswith("-") for w in kill.args):
@@ -269,12 +255,13 @@ class _Collector:
                                           command.text, confined))
                 if not confined:
                     break
-        if name in SESSION_STARTERS:
+        entry = wrapper or _NO_ENTRY
+        if entry.session:
             self.opaque.append(Opaque(f"{name} starts a shell or session whose commands shelljail would not see",
                                       command.text))
         if name in SHELL_SUBCOMMANDS:
             self._environment_shell(command, name, args, via, depth)
-        if name in COPIERS:
+        if entry.copies:
             shell = next((w for w in args[:-1] if w.literal and _is_shell_binary(w.value)), None)
             if shell is not None:
                 self.opaque.append(Opaque(f"{name} copies the shell {shell.value}: under another name it runs "
@@ -286,8 +273,8 @@ class _Collector:
         if stdin_script and name in SHELLS and command.piped_text is not None:
             stdin_script = False  # the script is known: judge it
             self.line(command.piped_text, command.cwd, (*via, f"| {name}"), depth + 1, (f"| {name}",))
-        handed = self._handed(command, name, args) if name not in SHELLS and name not in TEXT_ONLY else ()
-        fed = stdin_text(command) if name not in SHELLS and name not in TEXT_ONLY else None
+        handed = self._handed(command, name, args) if name not in SHELLS and not entry.text_only else ()
+        fed = stdin_text(command) if name not in SHELLS and not entry.text_only else None
         if fed and "/" in fed:  # `python3 <<EOF open("/etc/shadow")`: the paths in it are named to the program
             handed += (Word(fed, True, False, "its standard input"),)
         self.invocations.append(Invocation(name, tuple(args), command, via, extra_args, stdin_script, handed))
@@ -299,7 +286,7 @@ class _Collector:
         elif name in INTERPRETERS and name not in NOT_REPLS and not command.piped_from \
                 and _interactive(name, args, command):
             self.opaque.append(Opaque(f"{name} starts an interactive interpreter", command.text))
-        elif name not in INTERPRETERS and name not in TEXT_ONLY:
+        elif name not in INTERPRETERS and not entry.text_only:
             for word in args[:len(args) - (elsewhere.words if elsewhere is not None else 0)]:
                 if _SPAWNS_SHELL.search(word.value):
                     self.opaque.append(Opaque(f"an argument of {name} ({_short(word.source)}) hands it a command "
@@ -970,5 +957,4 @@ _HANDLERS: dict[str, Handler] = {
     "run-parts": _run_parts, **{name: _windows_shell for name in windows.POWERSHELLS | windows.CMDS},
 }
 # The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
-KNOWN_PROGRAMS = frozenset({*TEXT_ONLY, *SHELLS, *INTERPRETERS, *SESSION_STARTERS,
-                            *SHELL_SUBCOMMANDS, *COPIERS, *MANIFESTS, *MAKES, *_HANDLERS, *PROCESS_LISTERS})
+KNOWN_PROGRAMS = frozenset({*SHELLS, *INTERPRETERS, *SHELL_SUBCOMMANDS, *MANIFESTS, *MAKES, *_HANDLERS})

@@ -57,7 +57,16 @@ NETWORK_KINDS = {"urls": "fetches the URLs among its operands and option values,
                  "httpie": "as uploads, and its request items name files too (http POST host f@F)",
                  "raw": "opens raw connections by itself; what its standard input reads is sent (nc, socat, openssl)",
                  "ssh": "connects over ssh, or rsync's own protocol, to the host it names (ssh, scp, rsync)"}
-_PROGRAM_KEYS |= {"network": f"how it reaches the network: one of {', '.join(NETWORK_KINDS)}"}
+_PROGRAM_KEYS |= {"network": f"how it reaches the network: one of {', '.join(NETWORK_KINDS)}",
+                  "text_only": "whether it never runs its arguments: a shell's path among them is only text (echo)",
+                  "session": "whether it starts a shell or a session of its own, whose commands shelljail would not "
+                             "see (screen, tmux, chroot)",
+                  "copies": "whether it copies or links files: a shell copied under another name runs what the line "
+                            "cannot show (cp, ln)",
+                  "lists_processes": "whether it lists processes by name: a kill of pids taken from it signals "
+                                     "processes picked by name, as pkill does (ps, pgrep)"}
+_FLAGS = ("bundles", "script", "wraps", "assignments", "trees", "unknown_verbs", "text_only", "session", "copies",
+          "lists_processes")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -104,6 +113,10 @@ class Program(NamedTuple):
     trees: bool = False
     unknown_verbs: bool = False
     network: str = ""
+    text_only: bool = False
+    session: bool = False
+    copies: bool = False
+    lists_processes: bool = False
 
 
 class ProgramError(ValueError):
@@ -167,7 +180,7 @@ def validate(value: Any) -> Mapping[str, Any]:
                 continue
             if key not in _PROGRAM_KEYS:
                 raise ProgramError(name, key, f"unknown key (known: {', '.join(_PROGRAM_KEYS)})")
-            if key in ("bundles", "script", "wraps", "assignments", "trees", "unknown_verbs"):
+            if key in _FLAGS:
                 if not isinstance(item, bool):
                     raise ProgramError(name, key, "expected true or false")
                 entry[key] = item
@@ -222,5 +235,7 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  frozenset(entry.get("output", ())), frozenset(entry.get("not_output", ())),
                                  entry.get("bundled_output", ""), frozenset(entry.get("recursive", ())),
                                  entry.get("trees", False), entry.get("unknown_verbs", False),
-                                 entry.get("network", ""))
+                                 entry.get("network", ""), entry.get("text_only", False),
+                                 entry.get("session", False), entry.get("copies", False),
+                                 entry.get("lists_processes", False))
     return programs
