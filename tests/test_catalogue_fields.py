@@ -59,6 +59,10 @@ FILE_CASES = [
     ("network-raw", 'network = "raw"', "", "mytool evil.example.com 80", "deny/network-direct", "allow/None"),
     ("network-ssh", 'network = "ssh"', "", "mytool notes.txt user@evil.example.com:x", "deny/network-direct",
      "allow/None"),
+    ("text_only", "text_only = true", "", "mytool /bin/sh", "allow/None", "ask/opaque"),
+    ("session", "session = true", "", "mytool", "ask/opaque", "allow/None"),
+    ("copies", "text_only = true\ncopies = true", "text_only = true", "mytool /bin/sh ./x", "ask/opaque",
+     "allow/None"),
 ]
 
 
@@ -103,3 +107,21 @@ def test_a_bad_wrapper_key_is_refused_naming_the_profile_line(tmp_path: Path, en
     result = subprocess.run([sys.executable, "-m", "jail.cli", "check", "-p", str(profile), "-C", str(tmp_path),
                              "true"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and words in result.stderr and str(profile) in result.stderr, result.stderr
+
+
+def hook(tmp_path: Path, entry: str, line: str) -> str:
+    """The real Claude Code hook (host semantics) on one Bash command: its decision, "allow" when it says none."""
+    profile = tmp_path / "mine.toml"
+    profile.write_text(f'extends = "coding-agent"\n[interposer.programs.mytool]\n{entry}\n')
+    event = json.dumps({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+                        "tool_input": {"command": line}, "cwd": str(tmp_path)})
+    result = subprocess.run([sys.executable, "-m", "jail.cli", "hook", "claude-code", "-p", str(profile), "-w",
+                             str(tmp_path)], input=event, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["hookSpecificOutput"]["permissionDecision"] if result.stdout.strip() else "allow"
+
+
+def test_lists_processes_makes_a_kill_of_its_pids_a_kill_by_name_in_the_hook(tmp_path: Path) -> None:
+    """In the jail such a kill reaches only the jail's own processes (confined); on the host it is asked."""
+    assert hook(tmp_path, "lists_processes = true", "kill $(mytool)") == "ask"
+    assert hook(tmp_path, "", "kill $(mytool)") == "allow"
