@@ -566,7 +566,7 @@ class _Walker:
                 expander = expander or Expander({**state.env, "PWD": state.cwd})
                 operands += expander.words(child)
         self._substitutions(node, state)
-        if all(w.value.endswith("=") for w in operands):  # `export A=1 B=2`: plain assignments, done above
+        if all(_marks_plain(w) for w in operands):  # `export A=1 B=2`: plain assignments, done above
             return
         names, reference = assigned.declared(keyword, operands)
         if reference and keyword in ("declare", "typeset", "local"):  # export -n only stops exporting
@@ -574,8 +574,10 @@ class _Walker:
         elif names is assigned.EVERY:
             self.opaque.append(f"{_snippet(node)!r} assigns a variable whose name is only known when it runs")
         options = {c for w in operands if w.literal and w.value[:1] in "-+" for c in w.value[1:]}
-        if names is not None and not options & {"l", "u", "i", "a", "A", "c"}:
-            names = frozenset(n for n in names if not any(w.value == n + "=" for w in operands))  # known values
+        if names is not None and not options & {"l", "u", "i", "a", "A", "c"}:  # known values, but where an
+            plain = {w.value[:-1] for w in operands if _marks_plain(w)}  # expanded operand assigns the same name
+            rest = assigned.declared(keyword, [w for w in operands if not _marks_plain(w)])[0] or frozenset()
+            names = frozenset(n for n in names if n not in plain or n in rest)  # (`declare X=1 "$v"=`)
         assigned.forget(state.env, names)
 
     def _redirect(self, node: Node, state: _State) -> Redirect:
@@ -816,6 +818,12 @@ def _change_directory(state: _State, how: str, args: list[Word], searched: bool 
         state.cwd = os.path.normpath(os.path.join(state.cwd, target.value))
     else:
         state.cwd = "${PWD}"  # unknown from here on
+
+
+def _marks_plain(word: Word) -> bool:
+    """The word _declaration puts for a plain `X=...` it assigned itself (no source); an operand that expands
+    to `X=` (`declare "$v"=`, v=X) has its source and is an assignment the walk did not make."""
+    return word.source == "" and word.value.endswith("=")
 
 
 def _joined(one: _State, other: _State) -> _State:

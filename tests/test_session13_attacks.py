@@ -72,6 +72,10 @@ ASSIGNED = [
     ('X=build; case a in a) X=/etc ;;& *) rm -rf "$X";; esac', "/build"),  # ;;& tests the next patterns
     ('X=build; case a in a) X=/etc ;;& b) :;; *) rm -rf "$X";; esac', "/build"),
     ('X=build; builtin declare -n r=X; r=/etc; rm -rf "$X"', "/build"),
+    ('X=build; v=X; declare "$v"=; rm -rf "$X"/*', "/build"),  # X is empty: rm -rf /* (4506e72's fast path)
+    ('X=build; v=X; declare -- "$v"=; rm -rf "$X"/*', "/build"),  # was taken for a plain X= done already
+    ('X=build; export $(echo X)=; rm -rf "$X"/*', "/build"),
+    ('X=build; v=X; declare X=build "$v"=; rm -rf "$X"/*', "/build"),
     ('X=build; command declare -n r=X; r=/etc; rm -rf "$X"', "/build"),
     ('X=\ncat <<EOF\n${X:=/etc}\nEOF\nrm -rf "$X"', ""),  # the body assigns X: the walk believed X empty
     ('f1() { f2; }; f2() { f3; }; f3() { f4; }; f4() { f5; }; f5() { X=/etc; }; X=build; f1; rm -rf "$X"',
@@ -108,6 +112,8 @@ KNOWN = [
     ("pushd src; rm -rf build", "/home/user/project/src/build"),
     ("command cd src && rm -rf build", "/home/user/project/src/build"),
     ('X=build; case a in a) X=/etc ;; b) rm -rf "$X";; esac', "/home/user/project/build"),
+    ('export A=1 X=build; rm -rf "$X"', "/home/user/project/build"),
+    ('declare -x X=build; rm -rf "$X"', "/home/user/project/build"),
     ("cat <<'EOF'\n$(rm -rf ~)\nEOF\nrm -rf build", "/home/user/project/build"),  # quoted: not expanded
     ("cat <<EOF\n$(date) $((1 + 2)) $HOME\nEOF\nrm -rf build", "/home/user/project/build"),
 ]
