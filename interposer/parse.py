@@ -257,6 +257,8 @@ class _Walker:
         that is not plain text where a builtin takes a name may name any variable."""
         names: set[str] = set()
         moves = False
+        # a function the part defines may be called in it (in a loop, the second time round): by that body too
+        defined = _functions_defined(node)
         stack = [node]
         while stack:
             current = stack.pop()
@@ -285,12 +287,14 @@ class _Walker:
                     run = assigned.in_this_shell(_as_written(current))
                     moves = moves or bool(run) and run[0].value in _MOVES
                 moves = moves or word in _MOVES
-                if word in self.functions and word not in seen:
-                    inner, inner_moves = self._assigned_in(self.functions[word], seen | {word})
-                    if inner is assigned.EVERY:
-                        return inner, True
-                    names |= inner
-                    moves = moves or inner_moves
+                bodies = [b for b in (self.functions.get(word), defined.get(word)) if b is not None]
+                if bodies and word not in seen:
+                    for body in bodies:
+                        inner, inner_moves = self._assigned_in(body, seen | {word})
+                        if inner is assigned.EVERY:
+                            return inner, True
+                        names |= inner
+                        moves = moves or inner_moves
                 elif word in _MAY_ASSIGN or word == "printf":
                     found = assigned.by_builtin(_as_written(current))
                     if found is assigned.EVERY:
@@ -818,6 +822,23 @@ def _change_directory(state: _State, how: str, args: list[Word], searched: bool 
         state.cwd = os.path.normpath(os.path.join(state.cwd, target.value))
     else:
         state.cwd = "${PWD}"  # unknown from here on
+
+
+def _functions_defined(node: Node) -> dict[str, Node]:
+    """The functions a part of the line defines, name -> body, found with a stack (`f()`, `function f`)."""
+    text = node.text or b""
+    if b"(" not in text and b"function" not in text:
+        return {}
+    found: dict[str, Node] = {}
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type == "function_definition":
+            name, body = current.child_by_field_name("name"), current.child_by_field_name("body")
+            if name is not None and body is not None:
+                found[name.text.decode(errors="replace")] = body
+        stack.extend(current.named_children)
+    return found
 
 
 def _marks_plain(word: Word) -> bool:

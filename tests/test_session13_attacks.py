@@ -76,6 +76,7 @@ ASSIGNED = [
     ('X=build; v=X; declare -- "$v"=; rm -rf "$X"/*', "/build"),  # was taken for a plain X= done already
     ('X=build; export $(echo X)=; rm -rf "$X"/*', "/build"),
     ('X=build; v=X; declare X=build "$v"=; rm -rf "$X"/*', "/build"),
+    ('X=build; for i in 1 2; do rm -rf "$X"; f() { X=/etc; }; f; done', "/build"),  # f is defined the 2nd time
     ('X=build; command declare -n r=X; r=/etc; rm -rf "$X"', "/build"),
     ('X=\ncat <<EOF\n${X:=/etc}\nEOF\nrm -rf "$X"', ""),  # the body assigns X: the walk believed X empty
     ('f1() { f2; }; f2() { f3; }; f3() { f4; }; f4() { f5; }; f5() { X=/etc; }; X=build; f1; rm -rf "$X"',
@@ -95,6 +96,7 @@ MOVED = [
     "mapfile -C 'cd /etc #' -c 1 A < f; rm -rf build",
     "for d in a; do command cd /etc; done; rm -rf build",
     "case a in a) cd /etc ;& b) rm -rf build;; esac",
+    "for i in 1 2; do rm -rf build; function f { cd /etc; }; f; done",
     "f1() { f2; }; f2() { f3; }; f3() { f4; }; f4() { f5; }; f5() { cd /etc; }; f1; rm -rf build",
 ]
 
@@ -113,6 +115,7 @@ KNOWN = [
     ("command cd src && rm -rf build", "/home/user/project/src/build"),
     ('X=build; case a in a) X=/etc ;; b) rm -rf "$X";; esac', "/home/user/project/build"),
     ('export A=1 X=build; rm -rf "$X"', "/home/user/project/build"),
+    ('X=build; for i in 1 2; do f() { echo "$X"; }; f; rm -rf "$X"; done', "/home/user/project/build"),
     ('declare -x X=build; rm -rf "$X"', "/home/user/project/build"),
     ("cat <<'EOF'\n$(rm -rf ~)\nEOF\nrm -rf build", "/home/user/project/build"),  # quoted: not expanded
     ("cat <<EOF\n$(date) $((1 + 2)) $HOME\nEOF\nrm -rf build", "/home/user/project/build"),
