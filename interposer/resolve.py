@@ -328,16 +328,17 @@ class _Collector:
         """`tcpdump -z CMD`, `tar --to-command=CMD`: the command is judged, and asked about unless it is
         the plain program the option is for; `pic -U`, `pdflatex --shell-escape`: what it reads may run
         commands (commandoptions.py)."""
-        escape = shell_escape(name, args)
+        escape = shell_escape(name, args, self.catalogue)
         if escape is not None:
             self.opaque.append(Opaque(f"{name} {escape} lets the text it reads run shell commands", command.text))
-        for option, value in option_commands(name, args):
+        for option, value in option_commands(name, args, self.catalogue):
             label = f"{name} {option}"
             if not value.literal:
                 self.opaque.append(Opaque(f"{label} runs a command only known when it runs", command.text))
                 continue
             self.line(value.value, command.cwd, (*via, label), depth + 1, (label,))
-            if not expected(name, option, value.value):  # `tar -I zstd`, `rsync -e 'ssh -p 2222'` are plain
+            # `tar -I zstd`, `rsync -e 'ssh -p 2222'` are plain
+            if not expected(name, option, value.value, self.catalogue):
                 self.opaque.append(Opaque(f"{label} makes {name} run {_short(value.value)} when it chooses, "
                                           "with arguments of its own", command.text))
 

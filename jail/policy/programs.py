@@ -65,8 +65,14 @@ _PROGRAM_KEYS |= {"network": f"how it reaches the network: one of {', '.join(NET
                             "cannot show (cp, ln)",
                   "lists_processes": "whether it lists processes by name: a kill of pids taken from it signals "
                                      "processes picked by name, as pkill does (ps, pgrep)"}
+_PROGRAM_KEYS |= {"commands": "a table: each option whose value is a command line it runs later, with its own "
+                              "arguments (tcpdump -z CMD), and the programs that option expects (tar -I: gzip, zstd)",
+                  "command_settings": "names of its `-o NAME=VALUE` settings whose value is a command line it runs "
+                                      "(ssh -o ProxyCommand=CMD)",
+                  "settings_list": "whether one -o takes several settings, comma-separated (sshfs)",
+                  "shell_escapes": "options that let the text it reads run shell commands (pdflatex --shell-escape)"}
 _FLAGS = ("bundles", "script", "wraps", "assignments", "trees", "unknown_verbs", "text_only", "session", "copies",
-          "lists_processes")
+          "lists_processes", "settings_list")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -117,6 +123,10 @@ class Program(NamedTuple):
     session: bool = False
     copies: bool = False
     lists_processes: bool = False
+    commands: Mapping[str, frozenset[str]] = MappingProxyType({})
+    command_settings: frozenset[str] = frozenset()
+    settings_list: bool = False
+    shell_escapes: frozenset[str] = frozenset()
 
 
 class ProgramError(ValueError):
@@ -162,6 +172,19 @@ def _form(program: str, index: int, table: Any) -> dict[str, Any]:
     return out
 
 
+def _commands(program: str, table: Any) -> dict[str, list[str]]:
+    if not isinstance(table, Mapping):
+        raise ProgramError(program, "commands", "expected a table of options, each with a list of programs")
+    out = {}
+    for option, expects in table.items():
+        if option.startswith("\0"):
+            continue
+        if not option.startswith("-") or len(option) < 2:
+            raise ProgramError(program, "commands", f"{option!r}: each option starts with '-' (\"-z\")")
+        out[option] = _strings(program, "commands", expects)
+    return out
+
+
 def validate(value: Any) -> Mapping[str, Any]:
     """Program name -> its entry as plain, checked data (lists and strings: it caches and prints as TOML)."""
     if not isinstance(value, Mapping):
@@ -192,6 +215,8 @@ def validate(value: Any) -> Mapping[str, Any]:
                 if not isinstance(item, str) or len(item) != 2 or item[0] != "-" or item[1] == "-":
                     raise ProgramError(name, key, "expected one short option, such as \"-o\"")
                 entry[key] = item
+            elif key == "commands":
+                entry[key] = _commands(name, item)
             elif key == "network":
                 if item not in NETWORK_KINDS:
                     raise ProgramError(name, key, f"unknown kind {item!r} (known: {', '.join(NETWORK_KINDS)})")
@@ -209,7 +234,10 @@ def validate(value: Any) -> Mapping[str, Any]:
                 if key == "files" and any(i not in FILE_KINDS for i in items):
                     raise ProgramError(name, key, f"unknown kind {next(i for i in items if i not in FILE_KINDS)!r} "
                                                   f"(known: {', '.join(FILE_KINDS)})")
-                if key in ("values", "lookup", "chdir", "splits", "output", "not_output", "recursive") and not all(
+                if key == "command_settings":
+                    items = [i.lower() for i in items]  # matched as the program reads them: without case
+                if key in ("values", "lookup", "chdir", "splits", "output", "not_output", "recursive",
+                           "shell_escapes") and not all(
                         v.startswith("-") and len(v) > 1 for v in items):
                     raise ProgramError(name, key, "each option starts with '-' (\"-n\", \"--size\")")
                 entry[key] = items
@@ -237,5 +265,8 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  entry.get("trees", False), entry.get("unknown_verbs", False),
                                  entry.get("network", ""), entry.get("text_only", False),
                                  entry.get("session", False), entry.get("copies", False),
-                                 entry.get("lists_processes", False))
+                                 entry.get("lists_processes", False),
+                                 MappingProxyType({o: frozenset(p) for o, p in entry.get("commands", {}).items()}),
+                                 frozenset(entry.get("command_settings", ())), entry.get("settings_list", False),
+                                 frozenset(entry.get("shell_escapes", ())))
     return programs
