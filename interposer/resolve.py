@@ -506,8 +506,13 @@ def _interactive(name: str, args: list[Word], command: Command) -> bool:
 
 
 def _lookup_only(wrapper: Program, args: list[Word]) -> bool:
-    """`command -v rm`: with one of its lookup options a wrapper runs nothing, only looks the command up."""
-    return bool(wrapper.lookup) and any(w.value in wrapper.lookup for w in args)
+    """`command -v rm`, `command -pv rm`: with one of its lookup options among its own, before the command it
+    wraps, a wrapper runs nothing, only looks the command up (`command rm -rf -v ~` runs rm)."""
+    if not wrapper.lookup:
+        return False
+    rules = Grammar(wrapper.values, wrapper.bundles)
+    own = args[:command_start(args, rules)]
+    return bool(flags(own, rules) & set(wrapper.lookup))
 
 
 def _unwrap(spec: Program, args: list[Word]) -> list[Word] | None:

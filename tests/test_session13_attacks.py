@@ -51,6 +51,8 @@ RUNS_UNJUDGED = [
     "cat <<EOF\n$(rm -rf ~)\nEOF",  # an unquoted here-document's body is expanded: its $(...) runs
     "cat <<EOF\n`rm -rf ~`\nEOF",  # tree-sitter-bash reads no backquote there
     "cat <<-EOF\n\t$(rm -rf ~)\nEOF",  # nor anything after a <<- tab
+    "command rm -rf -v ~",  # rm's -v was taken for command's lookup option -v: nothing judged to run
+    "command -p rm -v -rf ~",
 ]
 
 # A variable assigned where the walk did not see it: (line, the path the walk wrongly believed rm deletes).
@@ -158,8 +160,9 @@ def test_what_is_still_known_stays_known(semantics: str, line: str, path: str) -
 
 
 @pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", ["alias ls='ls -lrta'", "alias a=b; alias c='d e'", "time make"])
-def test_alias_definitions_alone_and_time_stay_allowed(semantics: str, line: str) -> None:
+@pytest.mark.parametrize("line", ["alias ls='ls -lrta'", "alias a=b; alias c='d e'", "time make", "command -v rm",
+                                  "command -pV rm"])
+def test_alias_definitions_alone_time_and_lookups_stay_allowed(semantics: str, line: str) -> None:
     """An alias changes only what is read after it: a line that defines aliases and runs nothing is allowed."""
     decision = judged(line, semantics)
     assert decision.decision == "allow" and not decision.opaque, (line, decision.reason)
