@@ -63,6 +63,14 @@ FILE_CASES = [
     ("session", "session = true", "", "mytool", "ask/opaque", "allow/None"),
     ("copies", "text_only = true\ncopies = true", "text_only = true", "mytool /bin/sh ./x", "ask/opaque",
      "allow/None"),
+    ("commands", 'commands = { "--hook" = [] }', "", "mytool --hook 'rm -rf ~'", "deny/delete-home", "allow/None"),
+    ("commands-expected", 'commands = { "--hook" = ["gzip"] }', 'commands = { "--hook" = [] }',
+     "mytool --hook gzip", "allow/None", "ask/opaque"),
+    ("command_settings", 'command_settings = ["Hook"]', "", "mytool -o Hook=/tmp/x host", "ask/opaque",
+     "allow/None"),
+    ("settings_list", 'command_settings = ["hook"]\nsettings_list = true', 'command_settings = ["hook"]',
+     "mytool -o a=1,hook=/tmp/x", "ask/opaque", "allow/None"),
+    ("shell_escapes", 'shell_escapes = ["--unsafe"]', "", "mytool --unsafe doc.tex", "ask/opaque", "allow/None"),
 ]
 
 
