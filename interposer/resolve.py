@@ -71,19 +71,11 @@ NOT_REPLS = AWKS | {"make", "vim", "nvim", "vi", "emacs", "sqlite3", "gdb", "gnu
 # Programs that open a shell or a session of their own (the catalogue's `session`), that never run their
 # arguments (`text_only`: a shell's path in them is only text, echo $SHELL, a commit message), that copy or
 # link a file (`copies`), that list processes by name (`lists_processes`) are catalogue entries.
-# Subcommands that start an interactive shell in an environment of theirs, unless handed a command to run there
-# (nix-shell --run 'CMD', nix develop -c CMD ARGS); none for a program that is such a shell by itself.
-SHELL_SUBCOMMANDS: dict[str, tuple[str, ...]] = {"poetry": ("shell",), "pipenv": ("shell",), "hatch": ("shell",),
-                                                 "ansible-test": ("shell",), "nix": ("shell", "develop"),
-                                                 "nix-shell": ()}
+# The subcommands that start an interactive shell in a program's environment, unless handed a command to run
+# there (nix-shell --run 'CMD', nix develop -c CMD ARGS), are its entry's environment_shell ("" for a program
+# that is such a shell by itself), environment_line and environment_command; the files a program reads from
+# its directory when named none (where a line's written script hides), its `manifests`; make's `makefiles`.
 SHELL_DIRECTORIES = frozenset({"/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"})
-# The file a program reads from its directory when named nothing: where a line's written script hides.
-MANIFESTS = {"npm": ("package.json",), "yarn": ("package.json",), "pnpm": ("package.json",),
-             "bundle": ("Gemfile",), "composer": ("composer.json",), "cmake": ("CMakeLists.txt",),
-             "rake": ("Rakefile",)}
-# make, and the files it reads when named none (GNU make's order).
-MAKES = frozenset({"make", "gmake"})
-MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 # Environment variables that make programs run a command of their choosing.
 COMMAND_VARIABLES = frozenset({"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PAGER", "GIT_PAGER", "MANPAGER",
                                "EDITOR", "VISUAL", "GIT_EDITOR", "LESSOPEN", "LESSCLOSE", "PERL5OPT", "PERL5DB",
@@ -259,16 +251,16 @@ class _Collector:
         if entry.session:
             self.opaque.append(Opaque(f"{name} starts a shell or session whose commands shelljail would not see",
                                       command.text))
-        if name in SHELL_SUBCOMMANDS:
-            self._environment_shell(command, name, args, via, depth)
+        if entry.environment_shell:
+            self._environment_shell(command, name, entry, args, via, depth)
         if entry.copies:
             shell = next((w for w in args[:-1] if w.literal and _is_shell_binary(w.value)), None)
             if shell is not None:
                 self.opaque.append(Opaque(f"{name} copies the shell {shell.value}: under another name it runs "
                                           "commands shelljail would not see", command.text))
         self._written_script(command, head, name, args, via, depth)
-        if name in MAKES and self.written:
-            self._written_makefile(command, name, args, via, depth)
+        if entry.makefiles and self.written:
+            self._written_makefile(command, name, entry.makefiles, args, via, depth)
         stdin_script = _reads_script_from_stdin(name, args, command)
         if stdin_script and name in SHELLS and command.piped_text is not None:
             stdin_script = False  # the script is known: judge it
@@ -342,18 +334,18 @@ class _Collector:
                 self.opaque.append(Opaque(f"{label} makes {name} run {_short(value.value)} when it chooses, "
                                           "with arguments of its own", command.text))
 
-    def _environment_shell(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
-                           depth: int) -> None:
+    def _environment_shell(self, command: Command, name: str, entry: Program, args: list[Word],
+                           via: tuple[str, ...], depth: int) -> None:
         """`poetry shell`, `nix develop`: a shell a person types into, unseen; `nix-shell --run CMD` and
         `nix develop -c CMD ARGS` run CMD there: judged."""
         subcommands = [w.value for w in operands(args, grammar(name, self.catalogue))]
-        wanted = SHELL_SUBCOMMANDS[name]
+        wanted = tuple(w for w in entry.environment_shell if w)
         if wanted and (not subcommands or subcommands[0] not in wanted):
             return
         label = f"{name} {subcommands[0]}" if wanted else name
         for index, word in enumerate(args):
             option, equals, attached = word.value.partition("=")
-            if name == "nix-shell" and option in ("--run", "--command"):
+            if option in entry.environment_line:
                 text = Word(attached, word.literal, False, word.source) if equals else (
                     args[index + 1] if index + 1 < len(args) else None)
                 if text is not None and text.literal:
@@ -361,7 +353,7 @@ class _Collector:
                 else:
                     self.opaque.append(Opaque(f"{label} runs a command only known when it runs", command.text))
                 return
-            if name != "nix-shell" and option in ("-c", "--command"):
+            if option in entry.environment_command:
                 self.command(command, args[index + 1:], (*via, label), depth)
                 return
         self.opaque.append(Opaque(f"{label} starts an interactive shell, whose commands shelljail would not see",
@@ -396,8 +388,8 @@ class _Collector:
         label = f"{name} {_short(script.value)}" if script is not head else _short(script.value)
         self.line(text, command.cwd, (*via, label), depth + 1, (label,), env)
 
-    def _written_makefile(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
-                          depth: int) -> None:
+    def _written_makefile(self, command: Command, name: str, makefiles: tuple[str, ...], args: list[Word],
+                          via: tuple[str, ...], depth: int) -> None:
         """`printf 'all:\\n\\trm -rf ~\\n' > Makefile; make`: the recipes of a Makefile this line writes run
         in shells make starts, not judged again (judge_child_shells): judged with the line. A Makefile
         already on disk is not read, as scripts on disk are not."""
@@ -406,7 +398,7 @@ class _Collector:
         if files:
             paths = [os.path.normpath(os.path.join(cwd, f)) for f in files]
         else:
-            paths = [p for p in (os.path.join(cwd, n) for n in MAKEFILES) if p in self.written][:1]
+            paths = [p for p in (os.path.join(cwd, n) for n in makefiles) if p in self.written][:1]
         for path in paths:
             if path not in self.written:
                 continue
@@ -427,7 +419,7 @@ class _Collector:
             return ()
         values = [w.value for w in args if w.literal] + [v.value for _, v in command.assignments if v.literal]
         values += [v.split("=", 1)[1] for v in values if "=" in v]
-        values += MANIFESTS.get(name, ())
+        values += self.catalogue.get(name, _NO_ENTRY).manifests
         handed: dict[str, Word] = {}
         for value in values:
             named = os.path.normpath(os.path.join(command.cwd, value))
@@ -963,4 +955,4 @@ _HANDLERS: dict[str, Handler] = {
     "run-parts": _run_parts, **{name: _windows_shell for name in windows.POWERSHELLS | windows.CMDS},
 }
 # The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
-KNOWN_PROGRAMS = frozenset({*SHELLS, *INTERPRETERS, *SHELL_SUBCOMMANDS, *MANIFESTS, *MAKES, *_HANDLERS})
+KNOWN_PROGRAMS = frozenset({*SHELLS, *INTERPRETERS, *_HANDLERS})

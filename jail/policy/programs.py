@@ -71,6 +71,16 @@ _PROGRAM_KEYS |= {"commands": "a table: each option whose value is a command lin
                                       "(ssh -o ProxyCommand=CMD)",
                   "settings_list": "whether one -o takes several settings, comma-separated (sshfs)",
                   "shell_escapes": "options that let the text it reads run shell commands (pdflatex --shell-escape)"}
+_PROGRAM_KEYS |= {"environment_shell": "subcommands that start an interactive shell in its environment, unseen "
+                                       "(poetry shell, nix develop); \"\" for the program itself (nix-shell)",
+                  "environment_line": "options whose value is a command line run in that environment "
+                                      "(nix-shell --run CMD)",
+                  "environment_command": "options after which the words are a command run in that environment "
+                                         "(nix develop -c CMD ARGS)",
+                  "manifests": "files it reads from its directory when named none (npm: package.json): one this "
+                               "line writes is judged with it",
+                  "makefiles": "it is make: the files it reads recipes from when named none, in its order; the "
+                               "recipes of one this line writes are judged with it"}
 _FLAGS = ("bundles", "script", "wraps", "assignments", "trees", "unknown_verbs", "text_only", "session", "copies",
           "lists_processes", "settings_list")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
@@ -127,6 +137,11 @@ class Program(NamedTuple):
     command_settings: frozenset[str] = frozenset()
     settings_list: bool = False
     shell_escapes: frozenset[str] = frozenset()
+    environment_shell: tuple[str, ...] = ()
+    environment_line: frozenset[str] = frozenset()
+    environment_command: frozenset[str] = frozenset()
+    manifests: tuple[str, ...] = ()
+    makefiles: tuple[str, ...] = ()
 
 
 class ProgramError(ValueError):
@@ -237,7 +252,7 @@ def validate(value: Any) -> Mapping[str, Any]:
                 if key == "command_settings":
                     items = [i.lower() for i in items]  # matched as the program reads them: without case
                 if key in ("values", "lookup", "chdir", "splits", "output", "not_output", "recursive",
-                           "shell_escapes") and not all(
+                           "shell_escapes", "environment_line", "environment_command") and not all(
                         v.startswith("-") and len(v) > 1 for v in items):
                     raise ProgramError(name, key, "each option starts with '-' (\"-n\", \"--size\")")
                 entry[key] = items
@@ -268,5 +283,8 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  entry.get("lists_processes", False),
                                  MappingProxyType({o: frozenset(p) for o, p in entry.get("commands", {}).items()}),
                                  frozenset(entry.get("command_settings", ())), entry.get("settings_list", False),
-                                 frozenset(entry.get("shell_escapes", ())))
+                                 frozenset(entry.get("shell_escapes", ())), tuple(entry.get("environment_shell", ())),
+                                 frozenset(entry.get("environment_line", ())),
+                                 frozenset(entry.get("environment_command", ())), tuple(entry.get("manifests", ())),
+                                 tuple(entry.get("makefiles", ())))
     return programs
