@@ -95,7 +95,7 @@ def test_a_detached_close_leaves_the_last_reference_to_a_cat_that_ends_with_this
         cat, descriptor, executable = program.stdout.readline().split()
         assert descriptor == "anon_inode:inotify" and os.path.basename(executable) == "cat"
         with open(f"/proc/{cat}/status") as status:
-            assert "State:\tS" in status.read()  # waiting on the pipe: the instance is not closed yet
+            assert "State:\tZ" not in status.read()  # alive, on the pipe only this process holds: not closed yet
     finally:
         program.communicate("\n", timeout=60)
     assert program.returncode == 0
