@@ -817,10 +817,10 @@ def _change_directory(state: _State, how: str, args: list[Word], searched: bool 
         target = operands[0]
     if target.value == "-":
         target = Word(state.env.get("OLDPWD", "${OLDPWD}"), "OLDPWD" in state.env, False, "-")
-    if target.literal and not target.glob:
+    if target.literal and not target.glob and (state.cwd.startswith("/") or target.value.startswith("/")):
         state.env["OLDPWD"] = state.cwd
         state.cwd = os.path.normpath(os.path.join(state.cwd, target.value))
-    else:
+    else:  # `cd ..` from a directory not known stays not known (normpath made `${PWD}/..` the relative `.`)
         state.cwd = "${PWD}"  # unknown from here on
 
 

@@ -184,3 +184,11 @@ def test_a_reserved_word_misread_runs_nothing_unchecked_in_a_real_jail(tmp_path:
     assert result.returncode == 126, (result.returncode, result.stderr)
     assert "reserved word" in result.stderr, result.stderr
     assert (jail.workspace / "keep").exists()
+
+
+@pytest.mark.parametrize("line", ['cd "$D"; cd ..; rm -rf build', 'cd "$(cat f)"; cd ../..; rm -rf build'])
+def test_a_relative_cd_from_an_unknown_directory_stays_unknown(line: str) -> None:
+    """`cd ..` from a directory only known when it runs is not known either: the walk made `${PWD}/..` the
+    relative directory `.` and judged `rm -rf build` as deleting the relative path build."""
+    decision = judged(line, "hook")
+    assert deleted(decision) == [None], (line, deleted(decision))
