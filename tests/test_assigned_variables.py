@@ -195,7 +195,8 @@ MOVED_OR_ALIASED = {
     "pushd / && rm -rf etc": "deny",
     "popd && rm -rf x": "ask",
 }
-NOT_MOVED = ["alias ll='ls -la'", "alias", "alias ls='rm -rf ~'", "shopt -s expand_aliases\nalias ll='ls -la'\nll", "cd ./etc && ls", "pushd src && ls && popd"]
+NOT_MOVED = ["alias ll='ls -la'", "alias", "alias ls='rm -rf ~'", "shopt -s expand_aliases\nalias ll='ls -la'\nll",
+             "cd ./etc && ls", "pushd src && ls && popd"]
 
 
 @pytest.mark.parametrize("line", sorted(MOVED_OR_ALIASED))
@@ -235,3 +236,13 @@ def test_what_parallel_and_sh_c_hand_their_command_is_judged(line: str) -> None:
 @pytest.mark.parametrize("line", HANDED_HARMLESS)
 def test_harmless_parallel_and_sh_c_run(semantics: str, line: str) -> None:
     assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
+
+
+def test_a_relative_cd_from_an_unknown_directory_stays_unknown() -> None:
+    """`cd "$(cat d)"; cd ..; rm -rf x`: the walk joined ".." to its "${PWD}" and normpath left "." (x was a
+    path relative to nothing, judged outside the workspace); and "${PWD}/../.." became "..": a write judged as
+    outside what is in fact scratch (tests/test_trash_hostile.py's climb out of the workspace into /tmp)."""
+    decision = judged('cd "$(cat d)"; cd ..; rm -rf x', "hook")
+    assert decision.decision == "ask" and "only known when it runs" in decision.reason, decision.reason
+    deleted = [p for c in decision.commands if c["argv"][0] == "rm" for p in c["deletes"]]
+    assert deleted == [None], deleted
