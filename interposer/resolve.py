@@ -33,8 +33,7 @@ MAX_DEPTH = 8
 _NO_ENTRY = Program()
 MAX_WRAPPERS = 32  # programs one command is reached through (nice env sudo ... rm); more is opaque, not walked
 _TOO_MANY_WRAPPERS = f"a command reached through more than {MAX_WRAPPERS} wrappers"
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "posh", "yash", "csh",
-                    "tcsh", "elvish", "nu", "xonsh", "oksh", "loksh", "busybox-sh"})
+# The shells (sh, bash, zsh...) are the catalogue's entries with `shell = true`.
 # An argument that hands a command line to its program: `--rsh '/bin/sh -c ...'`, `-e 'system("sh")'`.
 _SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi|a)?sh"
                            r"(\s+-[a-z]*[ci]|\s*$|\s*[<>;)'\"]|,)"
@@ -180,6 +179,9 @@ class _Collector:
             self.command(command, list(command.argv), via, depth)
             self._note_writes(command)
 
+    def _is_shell(self, name: str) -> bool:
+        return self.catalogue.get(name, _NO_ENTRY).shell
+
     def _note_writes(self, command: Command) -> None:
         for path, text, appends in writes(command):
             if appends and path in self.written:
@@ -236,7 +238,8 @@ class _Collector:
         elsewhere = remote(name, args, self.env.get("HOME", "/")) if name in REMOTE_PROGRAMS else None
         if elsewhere is not None:  # ssh HOST CMD, docker exec C CMD: CMD is judged; the program itself below
             self._remote(command, elsewhere, via, depth)
-        handler = _HANDLERS.get(name) or _HANDLERS.get(name.lower())  # CMD.EXE, PowerShell.exe
+        handler = _HANDLERS.get(name) or _HANDLERS.get(name.lower()) or (  # CMD.EXE, PowerShell.exe
+            _shell if self._is_shell(name) or self._is_shell(name.lower()) else None)
         if handler is not None and handler(self, command, name, args, via, depth):
             return
         self._option_commands(command, name, args, via, depth)
@@ -254,23 +257,24 @@ class _Collector:
         if entry.environment_shell:
             self._environment_shell(command, name, entry, args, via, depth)
         if entry.copies:
-            shell = next((w for w in args[:-1] if w.literal and _is_shell_binary(w.value)), None)
+            shell = next((w for w in args[:-1] if w.literal and _is_shell_binary(w.value, self.catalogue)), None)
             if shell is not None:
                 self.opaque.append(Opaque(f"{name} copies the shell {shell.value}: under another name it runs "
                                           "commands shelljail would not see", command.text))
         self._written_script(command, head, name, args, via, depth)
         if entry.makefiles and self.written:
             self._written_makefile(command, name, entry.makefiles, args, via, depth)
-        stdin_script = _reads_script_from_stdin(name, args, command)
-        if stdin_script and name in SHELLS and command.piped_text is not None:
+        stdin_script = _reads_script_from_stdin(name, args, command, self.catalogue)
+        is_shell = entry.shell
+        if stdin_script and is_shell and command.piped_text is not None:
             stdin_script = False  # the script is known: judge it
             self.line(command.piped_text, command.cwd, (*via, f"| {name}"), depth + 1, (f"| {name}",))
-        handed = self._handed(command, name, args) if name not in SHELLS and not entry.text_only else ()
-        fed = stdin_text(command) if name not in SHELLS and not entry.text_only else None
+        handed = self._handed(command, name, args) if not is_shell and not entry.text_only else ()
+        fed = stdin_text(command) if not is_shell and not entry.text_only else None
         if fed and "/" in fed:  # `python3 <<EOF open("/etc/shadow")`: the paths in it are named to the program
             handed += (Word(fed, True, False, "its standard input"),)
         self.invocations.append(Invocation(name, tuple(args), command, via, extra_args, stdin_script, handed))
-        if name in SHELLS:
+        if is_shell:
             self._shell_stdin(command, name, args, via, depth)
             if not command.piped_from and _interactive(name, args, command):
                 self.opaque.append(Opaque(f"{name} starts an interactive shell, whose commands shelljail "
@@ -365,7 +369,7 @@ class _Collector:
                         depth: int) -> None:
         """A script this line writes and then runs: judged with the line. In the jail, the shell that
         runs it is a child of an allowed shell and is not judged again (judge_child_shells)."""
-        script, params = _script_operand(head, name, args)
+        script, params = _script_operand(head, name, args, self.catalogue)
         if script is None:
             return
         path = os.path.normpath(os.path.join(command.cwd, script.value))
@@ -377,7 +381,7 @@ class _Collector:
                                       "known when it runs", command.text))
             return
         program = shebang(text)
-        if script is head and program is not None and program not in SHELLS:
+        if script is head and program is not None and not self._is_shell(program):
             # A python or node script: as with `python3 x.py`, its code is its interpreter's, unless it
             # starts a shell or a program (os.system, subprocess), whose commands would go unseen.
             self._handed_shell(command, name, (Word(text, True, False, script.value),))
@@ -446,7 +450,7 @@ class _Collector:
     def _shell_stdin(self, command: Command, name: str, args: list[Word], via: tuple[str, ...],
                      depth: int) -> None:
         """A shell fed a here-document or here-string runs that text: parse it."""
-        if name not in SHELLS or any(w.value == "-c" for w in args):
+        if not self._is_shell(name) or any(w.value == "-c" for w in args):
             return
         for redirect in command.redirects:
             if redirect.op in ("<<", "<<-", "<<<") and redirect.body is not None:
@@ -460,7 +464,8 @@ def _make_operands(name: str, args: list[Word], catalogue: Mapping[str, Program]
     return files, os.path.join(".", *(w.value for w in values(args, ("-C", "--directory"), rules)))
 
 
-def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | None, list[Word]]:
+def _script_operand(head: Word, name: str, args: list[Word], catalogue: Mapping[str, Program]
+                    ) -> tuple[Word | None, list[Word]]:
     """The script a command runs, and its arguments: `./x.sh a`, `sh -e x.sh a`, `source x.sh`."""
     if not head.literal:
         return None, []
@@ -468,7 +473,7 @@ def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | Non
         return head, args
     if name in ("source", "."):
         return (args[0], args[1:]) if args and args[0].literal else (None, [])
-    if name not in SHELLS:
+    if not catalogue.get(name, _NO_ENTRY).shell:
         return None, []
     mode, _value, index = invocation([name, *(w.value for w in args)])
     if mode != "file" or not args[index - 1].literal:
@@ -476,8 +481,8 @@ def _script_operand(head: Word, name: str, args: list[Word]) -> tuple[Word | Non
     return args[index - 1], args[index:]
 
 
-def _is_shell_binary(value: str) -> bool:
-    return os.path.basename(value) in SHELLS and os.path.dirname(value) in SHELL_DIRECTORIES
+def _is_shell_binary(value: str, catalogue: Mapping[str, Program]) -> bool:
+    return catalogue.get(os.path.basename(value), _NO_ENTRY).shell and os.path.dirname(value) in SHELL_DIRECTORIES
 
 
 def _short(text: str) -> str:
@@ -538,12 +543,14 @@ def _unwrap(spec: Program, args: list[Word]) -> list[Word] | None:
     return args[index:]
 
 
-def _reads_script_from_stdin(name: str, args: list[Word], command: Command) -> bool:
+def _reads_script_from_stdin(name: str, args: list[Word], command: Command, catalogue: Mapping[str, Program]
+                             ) -> bool:
     """A shell or interpreter with no program named reads one from standard input."""
-    if name not in SHELLS and name not in INTERPRETERS:
+    is_shell = catalogue.get(name, _NO_ENTRY).shell
+    if not is_shell and name not in INTERPRETERS:
         return False
     operands = [w for w in args if not w.value.startswith("-") and not w.value.startswith("+")]
-    if name in SHELLS and any(w.value == "-s" for w in args):
+    if is_shell and any(w.value == "-s" for w in args):
         operands = []
     if operands and operands[0].value != "-":
         return False
@@ -847,7 +854,7 @@ def _xargs(collector: _Collector, command: Command, name: str, args: list[Word],
     rules = grammar(name, collector.catalogue)
     index = command_start(args, rules)
     inner = args[index:] or [Word("echo", True, False, "echo")]
-    if flags(args[:index], rules) & {"-o", "--open-tty"} and os.path.basename(inner[0].value) in SHELLS \
+    if flags(args[:index], rules) & {"-o", "--open-tty"} and collector._is_shell(os.path.basename(inner[0].value)) \
             and not any(w.value.startswith("-") and "c" in w.value for w in inner[1:]):
         collector.opaque.append(Opaque(f"xargs -o gives {inner[0].value} the terminal: an interactive shell, whose "
                                        "commands shelljail would not see", command.text))
@@ -947,7 +954,7 @@ def _git(collector: _Collector, command: Command, name: str, args: list[Word], v
 
 
 _HANDLERS: dict[str, Handler] = {
-    **{shell: _shell for shell in SHELLS}, "su": _shell,
+    "su": _shell,
     "eval": _eval, "source": _source, ".": _source, "trap": _trap, "alias": _alias,
     **{name: _interpreter for name in INTERPRETERS},
     **{name: _awk for name in AWKS}, "sed": _sed,
@@ -955,4 +962,4 @@ _HANDLERS: dict[str, Handler] = {
     "run-parts": _run_parts, **{name: _windows_shell for name in windows.POWERSHELLS | windows.CMDS},
 }
 # The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
-KNOWN_PROGRAMS = frozenset({*SHELLS, *INTERPRETERS, *_HANDLERS})
+KNOWN_PROGRAMS = frozenset({*INTERPRETERS, *_HANDLERS})

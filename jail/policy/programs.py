@@ -81,8 +81,10 @@ _PROGRAM_KEYS |= {"environment_shell": "subcommands that start an interactive sh
                                "line writes is judged with it",
                   "makefiles": "it is make: the files it reads recipes from when named none, in its order; the "
                                "recipes of one this line writes are judged with it"}
-_FLAGS = ("bundles", "script", "wraps", "assignments", "trees", "unknown_verbs", "text_only", "session", "copies",
-          "lists_processes", "settings_list")
+_PROGRAM_KEYS |= {"shell": "whether it is a shell: its -c line, script, here-document or piped text is read as "
+                           "shell text and judged (sh, bash, zsh)"}
+_FLAGS = ("shell", "bundles", "script", "wraps", "assignments", "trees", "unknown_verbs", "text_only", "session",
+          "copies", "lists_processes", "settings_list")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -142,6 +144,7 @@ class Program(NamedTuple):
     environment_command: frozenset[str] = frozenset()
     manifests: tuple[str, ...] = ()
     makefiles: tuple[str, ...] = ()
+    shell: bool = False
 
 
 class ProgramError(ValueError):
@@ -286,5 +289,5 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  frozenset(entry.get("shell_escapes", ())), tuple(entry.get("environment_shell", ())),
                                  frozenset(entry.get("environment_line", ())),
                                  frozenset(entry.get("environment_command", ())), tuple(entry.get("manifests", ())),
-                                 tuple(entry.get("makefiles", ())))
+                                 tuple(entry.get("makefiles", ())), entry.get("shell", False))
     return programs
