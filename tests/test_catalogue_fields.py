@@ -71,6 +71,7 @@ FILE_CASES = [
     ("settings_list", 'command_settings = ["hook"]\nsettings_list = true', 'command_settings = ["hook"]',
      "mytool -o a=1,hook=/tmp/x", "ask/opaque", "allow/None"),
     ("shell_escapes", 'shell_escapes = ["--unsafe"]', "", "mytool --unsafe doc.tex", "ask/opaque", "allow/None"),
+    ("shell", "shell = true", "", "mytool -c 'rm -rf ~'", "deny/delete-home", "allow/None"),
     ("environment_shell", 'environment_shell = ["shell"]', "", "mytool shell", "ask/opaque", "allow/None"),
     ("environment_line", 'environment_shell = [""]\nenvironment_line = ["--run"]', 'environment_shell = [""]',
      "mytool --run 'rm -rf ~'", "deny/delete-home", "ask/opaque"),
