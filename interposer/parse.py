@@ -121,6 +121,7 @@ class _Walker:
         self.calls = _Calls()
         self.cdpath = False  # the line names CDPATH: where a relative `cd` goes is not known
         self.start_home: str | None = None  # HOME as the line starts (parse), which eval and . are taken to keep
+        self.traps: list[tuple[str, Node]] = []  # trap actions on signals the line may send itself: (why, tree)
         # Commands of a body as written named by an argument (`"$@"`, `command "$@"`), by function: dropped
         # when every mention of the function is a call that was walked with its arguments (see covered()).
         self.named_by_argument: list[tuple[str, int]] = []
@@ -417,6 +418,8 @@ class _Walker:
         run = assigned.in_this_shell(argv)  # `command cd /etc`, `builtin cd`, `time cd` move this shell as cd does
         if run and run[0].literal and run[0].source == run[0].value and run[0].value in _RESERVED:
             self.opaque.append(f"{_snippet(node)!r}: {run[0].value} {_MISREAD}")
+        if run and run[0].literal and run[0].value == "trap":
+            self._trap(run[1:])
         if run and run[0].literal and run[0].value in _MOVES:
             searched = self.cdpath or any(name == "CDPATH" for name, _value in assignments)
             _change_directory(state, run[0].value, run[1:], searched)
@@ -447,6 +450,29 @@ class _Walker:
         if found is assigned.EVERY and home != self.start_home:  # `HOME=build; eval HOME=/etc`: not the start's
             state.env.pop("HOME", None)
         return index
+
+    def _trap(self, args: list[Word]) -> None:
+        """`trap 'cd /etc' USR1`: the action runs whenever the signal comes, which the line can send itself
+        (`kill -USR1 $$`), so what it assigns or where it moves is not followed after it; resolve judges the
+        action itself, and DEBUG, RETURN, ERR. Kept to be read when the walk ends, with every function known."""
+        words = [w for w in args if w.value not in ("--", "-p", "-P", "-l")]
+        if len(words) < 2 or not words[0].literal or words[0].value in ("", "-"):
+            return
+        signals = {w.value.upper().removeprefix("SIG") for w in words[1:]}
+        if signals <= {"EXIT", "0"}:
+            return  # runs as the shell exits, after every command of the line
+        tree = _tree_sitter().parse(words[0].value.encode("utf-8", "surrogateescape"))
+        self.traps.append((f"a trap on {' '.join(sorted(signals))} runs when the signal comes (kill -s SIG $$): what "
+                           "its action changes is not followed", tree.root_node))
+
+    def trapped(self) -> list[str]:
+        """Why the line's signal traps make it opaque: each whose action may assign or change directory."""
+        reasons = []
+        for why, root in self.traps:
+            names, moves = self._assigned_in(root)
+            if names is assigned.EVERY or names or moves:
+                reasons.append(why)
+        return reasons
 
     def _arguments_unknown(self, state: _State) -> None:
         """After `shift` or `set -- ...` the arguments are not the call's any more: "$@" and "$1" are unknown
@@ -925,6 +951,7 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     if "PS4" in line or "BASH_ALIASES" in line or ("@P" in line and _PROMPT.search(line)):
         walker.opaque.append(_RUNS_LATER)
     walker.walk(tree.root_node, _State(cwd, start))
+    walker.opaque += walker.trapped()
     # An alias with nothing after it changes nothing; on a line that turns expand_aliases on, resolve judges
     # its text. Else bash may still expand it (`set -o posix`, `shopt -s "$o"`): what runs is not followed.
     if "expand_aliases" in line or all(c.argv and c.argv[0].value == "alias" for c in walker.commands):

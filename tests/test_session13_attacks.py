@@ -168,11 +168,21 @@ def test_alias_definitions_alone_time_and_lookups_stay_allowed(semantics: str, l
     assert decision.decision == "allow" and not decision.opaque, (line, decision.reason)
 
 
-@pytest.mark.xfail(strict=True, reason="a trap on a signal (not DEBUG/RETURN/ERR) runs when the line sends it "
-                   "(kill -USR1 $$); what its action changes is not followed (resolve._trap judges the action only)")
-def test_a_signal_trap_that_moves_the_line_is_not_believed() -> None:
-    decision = judged("trap 'cd /etc' USR1; kill -USR1 $$; rm -rf build", "hook")
-    assert decision.decision in ("ask", "deny"), decision.reason
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", ["trap 'cd /etc' USR1; kill -USR1 $$; rm -rf build",
+                                  "trap 'X=/etc' USR1; X=build; kill -USR1 $$; rm -rf \"$X\"",
+                                  "trap f USR1; f() { cd /etc; }; kill -USR1 $$; rm -rf build"])
+def test_a_signal_trap_that_moves_the_line_or_assigns_makes_it_opaque(semantics: str, line: str) -> None:
+    """The action runs when the signal comes, which the line can send itself: what it changes is not followed."""
+    decision = judged(line, semantics)
+    assert decision.decision in ("ask", "deny") and decision.opaque, (line, decision.reason)
+
+
+@pytest.mark.parametrize("line", ["trap 'echo stopped' INT TERM; rm -rf build", "trap - USR1; rm -rf build",
+                                  "trap 'cd /' EXIT; rm -rf build"])
+def test_a_trap_that_changes_nothing_the_line_uses_stays_allowed(line: str) -> None:
+    decision = judged(line, "jail")
+    assert not decision.opaque and deleted(decision) == [f"{JUDGE_WORKSPACE}/build"], (line, decision.reason)
 
 
 @pytest.mark.jail
