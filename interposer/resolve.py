@@ -41,32 +41,15 @@ _SPAWNS_SHELL = re.compile(r"(^|[\s'\"=:;|&(,])(/usr)?(/bin/)?(ba|da|z|k|c|tc|fi
                            r"|syscmd\s*\("  # m4's esyscmd and syscmd
                            r"|/bin/(ba|da|z|k|c|tc)?sh\b")
 
-# Interpreters and the options after which the next argument is program text.
-INTERPRETERS: dict[str, tuple[str, ...]] = {
-    "python": ("-c",), "python2": ("-c",), "python3": ("-c",), "pypy": ("-c",), "pypy3": ("-c",),
-    "perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "--eval", "-p", "--print"), "nodejs": ("-e",),
-    "deno": ("eval",), "bun": ("-e", "--eval"), "php": ("-r",), "lua": ("-e",), "luajit": ("-e",),
-    "Rscript": ("-e",), "R": ("-e",), "tclsh": (), "wish": (), "osascript": ("-e",), "pwsh": ("-c", "-Command"),
-    "jrunscript": ("-e",), "julia": ("-e", "--eval", "-E", "--print"), "octave": ("--eval",),
-    "octave-cli": ("--eval",), "gdb": ("-ex", "--eval-command", "-eval-command", "-x", "--command"),
-    "groovy": ("-e",), "scala": ("-e",), "erl": ("-eval",), "elixir": ("-e",), "iex": (), "guile": ("-c", "-e"),
-    "racket": ("-e",), "gnuplot": ("-e",), "bpftrace": ("-e",), "jshell": (), "irb": (), "ghci": ("-e",),
-    "clisp": ("-x",), "sbcl": ("--eval",), "ecl": ("-eval",), "gawk": (), "awk": (), "mawk": (), "nawk": (),
-    "make": ("--eval",), "vim": ("-c", "--cmd", "+"), "nvim": ("-c", "--cmd", "+"), "vi": ("-c", "+"),
-    "emacs": ("--eval", "-eval"), "sqlite3": ("-cmd",), "tclsh8.6": (), "lua5.4": ("-e",), "php8.2": ("-r",),
-    "dosbox": ("-c",),  # DOS commands: `mount c /` hands it the host's files
-}
-# Interpreters whose one-letter switches bundle (`perl -ne CODE`, `ruby -we CODE`): the letters that give
-# program text, and those whose value is the rest of the bundle (`-i.bak`, `-rjson`), after which none does.
-BUNDLED_CODE = {"perl": ("eE", "0CdDFiImMx"), "ruby": ("e", "0CEFIKrTWx")}
+# Interpreters (the catalogue's `interpreter = true`), the options after which the next argument is program
+# text (`code`), the letters of one-letter switches that bundle (`perl -ne CODE`: `code_letters`, and
+# `value_letters` whose value is the rest of the bundle, `-i.bak`, after which none does), and whether with
+# no program it waits for a person (`repl`, false for awk, make, vim...) are catalogue data.
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 PYTHONS = frozenset({"python", "python3", "pypy3"})  # and python3.11...: their -c is read (pycode.py)
 NODES = frozenset({"node", "nodejs"})
 # Variables whose program is one a jail confines as it confines `python file.py` (modules from a directory).
 CONFINED_VARIABLES = frozenset({"PYTHONPATH"})
-# Programs given code with an option that do something useful without it (no prompt waits for a person).
-NOT_REPLS = AWKS | {"make", "vim", "nvim", "vi", "emacs", "sqlite3", "gdb", "gnuplot", "octave", "octave-cli",
-                    "bpftrace", "osascript", "deno", "bun"}
 # Programs that open a shell or a session of their own (the catalogue's `session`), that never run their
 # arguments (`text_only`: a shell's path in them is only text, echo $SHELL, a commit message), that copy or
 # link a file (`copies`), that list processes by name (`lists_processes`) are catalogue entries.
@@ -239,7 +222,8 @@ class _Collector:
         if elsewhere is not None:  # ssh HOST CMD, docker exec C CMD: CMD is judged; the program itself below
             self._remote(command, elsewhere, via, depth)
         handler = _HANDLERS.get(name) or _HANDLERS.get(name.lower()) or (  # CMD.EXE, PowerShell.exe
-            _shell if self._is_shell(name) or self._is_shell(name.lower()) else None)
+            _shell if self._is_shell(name) or self._is_shell(name.lower()) else
+            _interpreter if self.catalogue.get(name, _NO_ENTRY).interpreter else None)
         if handler is not None and handler(self, command, name, args, via, depth):
             return
         self._option_commands(command, name, args, via, depth)
@@ -279,10 +263,10 @@ class _Collector:
             if not command.piped_from and _interactive(name, args, command):
                 self.opaque.append(Opaque(f"{name} starts an interactive shell, whose commands shelljail "
                                           "would not see", command.text))
-        elif name in INTERPRETERS and name not in NOT_REPLS and not command.piped_from \
+        elif entry.interpreter and entry.repl and not command.piped_from \
                 and _interactive(name, args, command):
             self.opaque.append(Opaque(f"{name} starts an interactive interpreter", command.text))
-        elif name not in INTERPRETERS and not entry.text_only:
+        elif not entry.interpreter and not entry.text_only:
             for word in args[:len(args) - (elsewhere.words if elsewhere is not None else 0)]:
                 if _SPAWNS_SHELL.search(word.value):
                     self.opaque.append(Opaque(f"an argument of {name} ({_short(word.source)}) hands it a command "
@@ -290,7 +274,7 @@ class _Collector:
                     break
             else:
                 self._handed_shell(command, name, handed)
-        if name in INTERPRETERS and (handed or fed):  # `python3 x.py` after `echo ... > x.py`, python3 - <<EOF
+        if entry.interpreter and (handed or fed):  # `python3 x.py` after `echo ... > x.py`, python3 - <<EOF
             self._handed_shell(command, name, handed)
 
     def _remote(self, command: Command, elsewhere: Remote, via: tuple[str, ...], depth: int) -> None:
@@ -547,14 +531,15 @@ def _reads_script_from_stdin(name: str, args: list[Word], command: Command, cata
                              ) -> bool:
     """A shell or interpreter with no program named reads one from standard input."""
     is_shell = catalogue.get(name, _NO_ENTRY).shell
-    if not is_shell and name not in INTERPRETERS:
+    entry = catalogue.get(name, _NO_ENTRY)
+    if not is_shell and not entry.interpreter:
         return False
     operands = [w for w in args if not w.value.startswith("-") and not w.value.startswith("+")]
     if is_shell and any(w.value == "-s" for w in args):
         operands = []
     if operands and operands[0].value != "-":
         return False
-    if any(w.value in INTERPRETERS.get(name, ()) or w.value == "-c" for w in args):
+    if any(w.value in entry.code or w.value == "-c" for w in args):
         return False
     stdin_file = any(r.op in ("<", "<>") and (r.fd in (None, 0)) for r in command.redirects)
     return bool(command.piped_from) or stdin_file
@@ -695,12 +680,15 @@ def _interpreter(collector: _Collector, command: Command, name: str, args: list[
     base = name.rstrip("0123456789.")
     if name in PYTHONS or base in PYTHONS:
         return _python(collector, command, name, args, via, depth)
-    code_flags = INTERPRETERS.get(name, ()) or INTERPRETERS.get(base, ())
+    entry, of_base = collector.catalogue.get(name, _NO_ENTRY), collector.catalogue.get(base, _NO_ENTRY)
+    code_flags = entry.code or of_base.code
+    letters = (entry.code_letters, entry.value_letters) if entry.code_letters else (
+        (of_base.code_letters, of_base.value_letters) if of_base.code_letters else None)
     for index, word in enumerate(args):
         value = word.value
         option = value.split("=", 1)[0]
         if option in code_flags or (value[:2] in code_flags and len(value) > 2 and value[:2] != "--") or \
-                _bundled_code(BUNDLED_CODE.get(name) or BUNDLED_CODE.get(base), value):
+                _bundled_code(letters, value):
             if name in NODES or base in NODES:  # `node -e CODE`, `node -pe CODE`: read for what escapes a jail
                 code = args[index + 1] if option == value and index + 1 < len(args) else word
                 confined = code.literal and jscode.confined(code.value)
@@ -956,10 +944,9 @@ def _git(collector: _Collector, command: Command, name: str, args: list[Word], v
 _HANDLERS: dict[str, Handler] = {
     "su": _shell,
     "eval": _eval, "source": _source, ".": _source, "trap": _trap, "alias": _alias,
-    **{name: _interpreter for name in INTERPRETERS},
     **{name: _awk for name in AWKS}, "sed": _sed,
     "find": _find, "xargs": _xargs, "parallel": _parallel, "watch": _watch, "git": _git,
     "run-parts": _run_parts, **{name: _windows_shell for name in windows.POWERSHELLS | windows.CMDS},
 }
 # The programs these tables know (the catalogue's destructive-verb check leaves them to their own rules).
-KNOWN_PROGRAMS = frozenset({*INTERPRETERS, *_HANDLERS})
+KNOWN_PROGRAMS = frozenset(_HANDLERS)

@@ -83,8 +83,14 @@ _PROGRAM_KEYS |= {"environment_shell": "subcommands that start an interactive sh
                                "recipes of one this line writes are judged with it"}
 _PROGRAM_KEYS |= {"shell": "whether it is a shell: its -c line, script, here-document or piped text is read as "
                            "shell text and judged (sh, bash, zsh)"}
-_FLAGS = ("shell", "bundles", "script", "wraps", "assignments", "trees", "unknown_verbs", "text_only", "session",
-          "copies", "lists_processes", "settings_list")
+_PROGRAM_KEYS |= {"interpreter": "whether it is an interpreter: program text from a file, an option (code) or its "
+                                 "standard input, only it understands (python, node, perl)",
+                  "code": "options (or words: deno eval) whose next word is program text (python -c)",
+                  "code_letters": "one-letter switches that give program text inside a bundle (perl -ne: \"eE\")",
+                  "value_letters": "one-letter switches whose value is the rest of a bundle (perl -i.bak)",
+                  "repl": "whether with no program it waits for a person (default true; false for awk, make)"}
+_FLAGS = ("shell", "interpreter", "repl", "bundles", "script", "wraps", "assignments", "trees", "unknown_verbs",
+          "text_only", "session", "copies", "lists_processes", "settings_list")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -145,6 +151,11 @@ class Program(NamedTuple):
     manifests: tuple[str, ...] = ()
     makefiles: tuple[str, ...] = ()
     shell: bool = False
+    interpreter: bool = False
+    code: tuple[str, ...] = ()
+    code_letters: str = ""
+    value_letters: str = ""
+    repl: bool = True
 
 
 class ProgramError(ValueError):
@@ -235,6 +246,10 @@ def validate(value: Any) -> Mapping[str, Any]:
                 entry[key] = item
             elif key == "commands":
                 entry[key] = _commands(name, item)
+            elif key in ("code_letters", "value_letters"):
+                if not isinstance(item, str) or not item.isalnum():
+                    raise ProgramError(name, key, "expected letters, such as \"eE\"")
+                entry[key] = item
             elif key == "network":
                 if item not in NETWORK_KINDS:
                     raise ProgramError(name, key, f"unknown kind {item!r} (known: {', '.join(NETWORK_KINDS)})")
@@ -289,5 +304,7 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  frozenset(entry.get("shell_escapes", ())), tuple(entry.get("environment_shell", ())),
                                  frozenset(entry.get("environment_line", ())),
                                  frozenset(entry.get("environment_command", ())), tuple(entry.get("manifests", ())),
-                                 tuple(entry.get("makefiles", ())), entry.get("shell", False))
+                                 tuple(entry.get("makefiles", ())), entry.get("shell", False),
+                                 entry.get("interpreter", False), tuple(entry.get("code", ())),
+                                 entry.get("code_letters", ""), entry.get("value_letters", ""), entry.get("repl", True))
     return programs
