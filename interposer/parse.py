@@ -17,7 +17,7 @@ from typing import Any
 
 from . import assigned
 from .ir import Command, Parsed, Redirect
-from .words import UNKNOWN_IFS, Expander, Word
+from .words import UNKNOWN_IFS, Expander, Word, plain
 from .written import literal_output
 
 Node = Any
@@ -26,7 +26,7 @@ _SUBSTITUTIONS = ("command_substitution", "process_substitution")
 _COMPOUND = ("subshell", "compound_statement", "while_statement", "for_statement", "c_style_for_statement",
              "if_statement", "case_statement")
 _CALL_DEPTH = 4  # functions calling functions, walked for their arguments this deep
-_SKIP = ("comment", "heredoc_body", "heredoc_start", "heredoc_end", "file_descriptor")
+_SKIP = frozenset({"comment", "heredoc_body", "heredoc_start", "heredoc_end", "file_descriptor"})
 # The deepest syntax tree walked (the walk recurses once or twice per level): the deepest line of 40,000 in
 # the corpora has 14 levels, a `$(` nested 32 deep about 100; deeper lines are opaque, not walked.
 MAX_NESTING = 100
@@ -46,6 +46,7 @@ _NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME_OR_OPTION = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|[-+][A-Za-z]+")
 # `${X:=v}`, `${X=v}`, `${!X:=v}` (assigned.in_text reads them): whether a node's text may hold one at all.
 _DEFAULT_ASSIGNED = re.compile(r"\$\{!?[\w@*#?$!-]+(?:\[[^\]}]*\])?:?=")
+_NOTHING: frozenset[str] = frozenset()
 # Word-like children of a compound command: their substitutions run, they are not commands.
 _WORDS = frozenset({"word", "string", "raw_string", "concatenation", "simple_expansion", "expansion", "number",
                     "variable_name", "ansi_c_string"})
@@ -353,8 +354,7 @@ class _Walker:
             indexes = self.walk(stage, stage_state, previous, text)
             if index == 0 and redirects and indexes:
                 extra = tuple(self._redirect(r, state) for r in redirects)
-                last = self.commands[indexes[-1]]
-                self.commands[indexes[-1]] = last._replace(redirects=last.redirects + extra)
+                self.commands[indexes[-1]] = _with_redirects(self.commands[indexes[-1]], extra)
             produced += indexes
             previous = tuple(_name(self.commands[i]) for i in indexes) or ("?",)
             text = literal_output(self.commands[indexes[0]]) if len(indexes) == 1 else None
@@ -364,34 +364,40 @@ class _Walker:
 
     def _redirected(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
         body = node.child_by_field_name("body")
-        redirects = [self._redirect(child, state) for child in node.children
-                     if child.type.endswith("redirect")]
-        produced = self.walk(body, state, piped_from) if body is not None else []
-        assigned.forget(state.env, assigned.union(_assigned_by_expansions(child) for child in node.children
-                                                  if child.type.endswith("redirect")))
+        written = [child for child in node.children if child.type.endswith("redirect")]
+        redirects = tuple(self._redirect(child, state) for child in written)
+        if body is not None and body.type == "command":  # most: the command is made with its redirects
+            produced = [self._command(body, state, piped_from, None, redirects)]
+        else:
+            produced = self.walk(body, state, piped_from) if body is not None else []
+        assigned.forget(state.env, assigned.union(_assigned_by_expansions(child) for child in written))
         if body is None and redirects:  # `> ~/.bashrc`: a bare redirect truncates as `: > ~/.bashrc` does
-            self.commands.append(Command((), (), tuple(redirects), state.cwd, piped_from, self.context,
+            self.commands.append(Command((), (), redirects, state.cwd, piped_from, self.context,
                                          node.text.decode(errors="replace")))
             return [len(self.commands) - 1]
-        if not produced:
+        if not produced or body.type == "command":
             return produced
         # tree-sitter attaches the trailing redirect of `a && b | c >f` to the whole list:
         # in bash it belongs to the last simple command, except for a compound command.
         targets = produced if body.type in _COMPOUND else produced[-1:]
         for index in targets:
-            command = self.commands[index]
-            self.commands[index] = command._replace(redirects=command.redirects + tuple(redirects))
+            self.commands[index] = _with_redirects(self.commands[index], redirects)
         return produced
 
     # -- simple commands -----------------------------------------------------
 
     def _command(self, node: Node, state: _State, piped_from: tuple[str, ...],
-                 piped_text: str | None = None) -> int:
-        expander = Expander({**state.env, "PWD": state.cwd})
+                 piped_text: str | None = None, redirected: tuple[Redirect, ...] = ()) -> int:
+        """One simple command; `redirected`: the redirects written after it (`cmd > f`), added to its own."""
+        expander = Expander(state.env, state.cwd)  # the live state, not a copy: only a here-document changes it
         argv: list[Word] = []
         assignments: list[tuple[str, Word]] = []
         redirects: list[Redirect] = []
         word_spans: list[tuple[int, int, str]] = []
+        top = not self.context
+        # A leaf word that is plain text (words.plain) holds no substitution and is its own value; in a body
+        # walked for a call "$@" and the like are that call's (_words), so there every word takes the long way.
+        direct = self.arguments is None
         for child in node.children:
             kind = child.type  # each read of a node's field makes a new str
             if kind == "variable_assignment":
@@ -399,18 +405,33 @@ class _Walker:
                 assignments.append((name, value))
                 self._substitutions(child, state)
             elif kind.endswith("redirect"):
+                if kind == "heredoc_redirect":  # its body may forget variables (_heredoc): the words after it
+                    expander = Expander(dict(state.env), state.cwd)  # are read with what held before
                 redirects.append(self._redirect(child, state))
             elif kind == "command_name":
-                self._substitutions(child, state)
-                argv += self._words(child.named_children[0], expander) if child.named_children else []
-                word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
+                named = child.named_children
+                word = None
+                if direct and len(named) == 1 and not named[0].named_child_count:
+                    word = plain(named[0].type, named[0].text.decode(errors="replace"))
+                if word is not None:
+                    argv.append(word)
+                else:
+                    self._substitutions(child, state)
+                    argv += self._words(named[0], expander) if named else []
+                if top:
+                    word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
             elif kind not in _SKIP and child.is_named:
-                self._substitutions(child, state)
-                argv += self._words(child, expander)
-                word_spans.append((child.start_byte, child.end_byte, child.text.decode(errors="replace")))
-        top = not self.context
+                source = child.text.decode(errors="replace")
+                word = plain(kind, source) if direct and not child.named_child_count else None
+                if word is not None:
+                    argv.append(word)
+                else:
+                    self._substitutions(child, state)
+                    argv += self._words(child, expander)
+                if top:
+                    word_spans.append((child.start_byte, child.end_byte, source))
         text = node.text.decode(errors="replace")
-        command = Command(tuple(argv), tuple(assignments), tuple(redirects), state.cwd, piped_from,
+        command = Command(tuple(argv), tuple(assignments), (*redirects, *redirected), state.cwd, piped_from,
                           self.context, text, piped_text,
                           (node.start_byte, node.end_byte) if top else None, tuple(word_spans) if top else ())
         self.commands.append(command)
@@ -560,7 +581,7 @@ class _Walker:
     def _assign(self, node: Node, state: _State) -> None:
         nodes = [node] if node.type == "variable_assignment" else node.named_children
         for item in nodes:
-            name, value = self._assignment(item, Expander({**state.env, "PWD": state.cwd}))
+            name, value = self._assignment(item, Expander(state.env, state.cwd))  # read before it changes
             self._substitutions(item, state)
             assigned.forget(state.env, _assigned_by_expansions(item))  # X=${Y:=v} assigns Y as well
             value_node = item.child_by_field_name("value")
@@ -611,7 +632,7 @@ class _Walker:
         assigned.forget(state.env, names)
 
     def _redirect(self, node: Node, state: _State) -> Redirect:
-        expander = Expander({**state.env, "PWD": state.cwd})
+        expander = Expander(state.env, state.cwd)  # the live state: a here-document's body comes after the target
         fd = None
         op = ""
         target: Word | None = None
@@ -712,9 +733,12 @@ def _assigned_by_expansions(node: Node, text: str | None = None) -> assigned.Ass
     """What the expansions in a node assign (`${X:=v}`, `$((X++))`), found in the tree: text in single quotes
     (an awk or perl program) is not an expansion. `text`: the node's, where the caller has it."""
     if text is None:
-        text = (node.text or b"").decode(errors="replace")
-    if "((" not in text and not _DEFAULT_ASSIGNED.search(text):
-        return frozenset()
+        raw = node.text or b""
+        if b"((" not in raw and b"${" not in raw:  # most: neither arithmetic nor a braced expansion
+            return _NOTHING
+        text = raw.decode(errors="replace")
+    if "((" not in text and ("${" not in text or not _DEFAULT_ASSIGNED.search(text)):
+        return _NOTHING
     found: list[assigned.Assigned] = []
     stack = [node]
     while stack:
@@ -787,11 +811,14 @@ def _named_by_argument(argv: list[Word]) -> bool:
 
 # Builtins that run a command line of their own in this shell, so it may shift the function's arguments.
 _RUNS_IN_THIS_SHELL = frozenset({"eval", "source", ".", "trap"})
+_MAY_MOVE = _RUNS_IN_THIS_SHELL | {"command", "builtin", "time", "shift", "set"}  # what _moves_arguments starts with
 
 
 def _moves_arguments(argv: list[Word]) -> bool:
     """`shift` or `set -- ...`, bare or behind `command`, `builtin` or `time` (with their options), which run
     it in this shell all the same (`command shift` shifts the function's arguments)."""
+    if not argv[0].literal or argv[0].value not in _MAY_MOVE:
+        return False  # most commands: none of the names below
     index = 0
     while index < len(argv) and argv[index].literal and argv[index].value in ("command", "builtin", "time"):
         index += 1
@@ -877,6 +904,12 @@ def _joined(one: _State, other: _State) -> _State:
     both = one.copy()
     both.join(other)
     return both
+
+
+def _with_redirects(command: Command, extra: tuple[Redirect, ...]) -> Command:
+    """The command with more redirects: command._replace(redirects=...) at a fraction of its cost."""
+    argv, assignments, redirects, *rest = command
+    return Command(argv, assignments, redirects + extra, *rest)
 
 
 def _name(command: Command) -> str:
