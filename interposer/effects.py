@@ -89,7 +89,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
                 out.append(_target(word, cwd, contents))
         return out
 
-    if name in ("rm", "rmdir", "unlink", "srm"):
+    if "delete" in entry.files:  # rm, rmdir, unlink, srm
         deletes += targets(_operands(name, args, catalogue))
         if unknown_extra:
             deletes.append(unknown_extra)
@@ -104,7 +104,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
         for index, word in enumerate(args):
             if word.value in ("-fprint", "-fprint0", "-fprintf", "-fls") and index + 1 < len(args):
                 writes.append(_target(args[index + 1], cwd))
-    elif name == "mv":
+    elif "move" in entry.files:  # mv
         operands = targets(_operands(name, args, catalogue))
         if len(operands) >= 2:
             deletes += operands[:-1]
@@ -118,7 +118,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
             writes.append(operands[-1])
             if name == "rsync" and any(f.startswith("--delete") for f in flags(args)):
                 deletes.append(operands[-1]._replace(contents="some"))
-    elif name in ("chmod", "chown", "chgrp", "chattr", "setfacl"):
+    elif "write-after-first" in entry.files:  # chmod, chown, chgrp, chattr, setfacl
         operands = _operands(name, args, catalogue)
         has_reference = any(w.value.startswith("--reference") for w in args)
         writes += targets(operands if has_reference else operands[1:])

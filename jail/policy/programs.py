@@ -40,7 +40,11 @@ FILE_KINDS = {"read": "reads their content (cat, head, diff)",
               "name": "only names them, never reads their content: paths in its arguments are not taken as read "
                       "(ls, stat, test, echo, rm)",
               "show": "only reads or shows what it is handed: naming a start-up file to it changes nothing",
-              "stdin-names": "reads the files whose names come on its standard input (cpio -o)"}
+              "stdin-names": "reads the files whose names come on its standard input (cpio -o)",
+              "delete": "deletes them (rm, rmdir, unlink)",
+              "move": "moves all but the last to the last: those are deleted, the last written (mv)",
+              "write-after-first": "writes them but the first, its mode or owner, unless --reference names a file "
+                                   "(chmod, chown, setfacl)"}
 _PROGRAM_KEYS |= {"files": f"what it does with the files its operands name: any of {', '.join(FILE_KINDS)}",
                   "output": "its own options whose value is a file it writes (besides -o, --output, --log-file...)",
                   "not_output": "common output options that are something else for it (ssh -o, mount -o)",
