@@ -155,9 +155,9 @@ def _matches(pattern: str, words: list[str]) -> bool:
 
 def acts(name: str, args: Sequence[Word], catalogue: Mapping[str, Program] = BUILTIN,
          known: Collection[str] = ()) -> list[Act]:
-    """What the command's form does, by its program's entry; a destructive verb on a program with none
-    (and not among `known`, the programs the resolver's own tables know: echo, xargs, tmux...). A request
-    for help (`--help`) does nothing."""
+    """What the command's form does, by its program's entry; a destructive verb on a program with none, or
+    with one marked unknown_verbs (and not among `known`, the programs the resolver's handlers take: find,
+    xargs, eval...). A request for help (`--help`) does nothing."""
     name, args = identify(name, args, catalogue)
     entry = catalogue.get(name)
     rules = Grammar() if entry is None else Grammar(entry.values, entry.bundles)
