@@ -111,12 +111,12 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
             writes.append(operands[-1])
         if unknown_extra:
             deletes.append(unknown_extra)
-    elif name in ("cp", "ln", "install", "rsync", "scp"):
+    elif "write-last" in entry.files:  # cp, ln, install, rsync, scp
         operands = targets(_operands(name, args, catalogue))
-        dry_run = name == "rsync" and flags(args, grammar(name, catalogue)) & {"-n", "--dry-run"}
+        dry_run = entry.dry_run and flags(args, grammar(name, catalogue)) & entry.dry_run
         if operands and not dry_run:  # rsync -n only says what it would copy and delete
             writes.append(operands[-1])
-            if name == "rsync" and any(f.startswith("--delete") for f in flags(args)):
+            if entry.prunes and any(f.startswith(entry.prunes) for f in flags(args)):  # rsync --delete-after
                 deletes.append(operands[-1]._replace(contents="some"))
     elif "write-after-first" in entry.files:  # chmod, chown, chgrp, chattr, setfacl
         operands = _operands(name, args, catalogue)
@@ -158,7 +158,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     if "stdin-names" in entry.files and invocation.command.piped_text:  # echo /etc/shadow | cpio -o
         reads += [_target(Word(p, True, False, p), cwd) for p in invocation.command.piped_text.split()]
     mentions = [] if "name" in entry.files else _mentions((*args, *invocation.handed))
-    sends = _sends(name, entry.network, args, invocation, targets, catalogue)
+    sends = _sends(name, entry, args, invocation, targets, catalogue)
     return Effects(tuple(deletes), tuple(writes), tuple(reads), tuple(mentions), tuple(sends), tuple(found_acts))
 
 
@@ -187,10 +187,11 @@ _SEND_AT = frozenset({"-d", "--data", "--data-binary", "--data-ascii", "--data-u
 _SEND_FILE = frozenset({"-T", "--upload-file", "--post-file", "--body-file"})
 
 
-def _sends(name: str, network: str, args: tuple[Word, ...], invocation: Invocation, targets: Any,
+def _sends(name: str, entry: Program, args: tuple[Word, ...], invocation: Invocation, targets: Any,
            catalogue: Mapping[str, Program]) -> list[Target]:
     """The local files a network client sends: upload options, `scp`/`rsync` to a remote, `nc < FILE`."""
     files: list[Word] = []
+    network = entry.network
     if network in ("uploads", "httpie"):
         for index, word in enumerate(args):
             option, equals, attached = word.value.partition("=")
@@ -206,7 +207,7 @@ def _sends(name: str, network: str, args: tuple[Word, ...], invocation: Invocati
                     path = at.split("@", 1)[1].split(";", 1)[0]
                     if path and path != "-" and "://" not in at:
                         files.append(Word(path, word.literal, False, word.source))
-    elif name in ("scp", "rsync", "sftp"):
+    elif entry.sends_operands:  # scp, rsync, sftp
         operands = _operands(name, args, catalogue)
         if len(operands) >= 2 and ":" in operands[-1].value and not operands[-1].value.startswith("/"):
             files += [w for w in operands[:-1] if ":" not in w.value]
@@ -347,13 +348,11 @@ def _files_read(name: str, entry: Program, args: tuple[Word, ...], cwd: str, tar
         operands = _operands(name, args, catalogue)
         given_pattern = any(w.value in ("-e", "-f", "--regexp", "--file") for w in args)
         return targets(operands if given_pattern else operands[1:])
-    if name in ("cp", "scp", "rsync", "install", "mv"):
-        operands = _operands(name, args, catalogue)
-        keys = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value == "-i"] if name == "scp" else []
-        return targets(operands[:-1] + keys)
-    if name in ("ssh", "sftp"):
-        return targets([args[i + 1] for i, w in enumerate(args[:-1]) if w.value in ("-i", "-F")])
-    return []
+    keys = [args[i + 1] for i, w in enumerate(args[:-1]) if w.value in entry.reads_options] \
+        if entry.reads_options else []  # ssh -i KEY, -F CONFIG
+    if "read-but-last" in entry.files:  # cp, scp, rsync, install, mv
+        return targets(_operands(name, args, catalogue)[:-1] + keys)
+    return targets(keys) if keys else []
 
 
 _FIND_TESTS = frozenset({"-name", "-iname", "-path", "-ipath", "-wholename", "-regex", "-iregex", "-type", "-newer",

@@ -43,6 +43,14 @@ FILE_CASES = [
      "allow/None"),
     ("files-write-after-first", 'files = ["write-after-first"]', "", "mytool 777 /etc/hosts",
      "deny/write-outside-workspace", "allow/None"),
+    ("files-write-last", 'files = ["write-last"]', "", "mytool a /etc/hosts", "deny/write-outside-workspace",
+     "allow/None"),
+    ("files-read-but-last", 'files = ["read-but-last"]', "", "mytool .env out", "ask/read-dotenv", "allow/None"),
+    ("dry_run", 'files = ["write-last"]\ndry_run = ["-n"]', 'files = ["write-last"]', "mytool -n a /etc/hosts",
+     "allow/None", "deny/write-outside-workspace"),
+    ("reads_options", 'reads_options = ["-k"]', "", "mytool -k .env host", "ask/read-dotenv", "allow/None"),
+    ("sends_operands", "sends_operands = true", "", "mytool /opt/x host:dir", "ask/send-outside-file",
+     "allow/None"),
     ("output", 'output = ["--save"]', "", "mytool --save ~/.bashrc", "deny/write-outside-workspace",
      "ask/names-startup-file"),
     ("not_output", 'not_output = ["-o"]', "", "mytool -o ~/.bashrc", "ask/names-startup-file",
@@ -138,6 +146,15 @@ def test_a_bad_wrapper_key_is_refused_naming_the_profile_line(tmp_path: Path, en
     result = subprocess.run([sys.executable, "-m", "jail.cli", "check", "-p", str(profile), "-C", str(tmp_path),
                              "true"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and words in result.stderr and str(profile) in result.stderr, result.stderr
+
+
+def test_prunes_makes_the_destination_deleted_from(tmp_path: Path) -> None:
+    """`rsync --delete-after a/ dest/`: what dest holds beyond a/ is deleted (the check's per-command deletes)."""
+    line = "mytool --delete-after a/ dest/"
+    given = check(tmp_path, 'files = ["write-last"]\nprunes = ["--delete"]', line, "mytool")
+    twin = check(tmp_path, 'files = ["write-last"]', line, "mytool")
+    assert given["commands"][0]["deletes"] == [str(tmp_path / "workspace" / "dest")], given
+    assert twin["commands"][0]["deletes"] == [], twin
 
 
 def hook(tmp_path: Path, entry: str, line: str) -> str:

@@ -42,6 +42,8 @@ FILE_KINDS = {"read": "reads their content (cat, head, diff)",
               "show": "only reads or shows what it is handed: naming a start-up file to it changes nothing",
               "stdin-names": "reads the files whose names come on its standard input (cpio -o)",
               "delete": "deletes them (rm, rmdir, unlink)",
+              "write-last": "writes the last (cp, ln, install, rsync, scp)",
+              "read-but-last": "reads all but the last (cp, scp, rsync, install, mv)",
               "move": "moves all but the last to the last: those are deleted, the last written (mv)",
               "write-after-first": "writes them but the first, its mode or owner, unless --reference names a file "
                                    "(chmod, chown, setfacl)"}
@@ -93,8 +95,14 @@ _PROGRAM_KEYS |= {"interpreter": "whether it is an interpreter: program text fro
                   "code_letters": "one-letter switches that give program text inside a bundle (perl -ne: \"eE\")",
                   "value_letters": "one-letter switches whose value is the rest of a bundle (perl -i.bak)",
                   "repl": "whether with no program it waits for a person (default true; false for awk, make)"}
-_FLAGS = ("shell", "interpreter", "repl", "bundles", "script", "wraps", "assignments", "trees", "unknown_verbs",
-          "text_only", "session", "copies", "lists_processes", "settings_list")
+_PROGRAM_KEYS |= {"dry_run": "options with which it changes nothing, only says what it would do (rsync -n)",
+                  "prunes": "options (and those they begin: --delete-after) with which it deletes what the "
+                            "destination holds beyond the source (rsync --delete)",
+                  "reads_options": "options whose next word is a file it reads (ssh -i KEY, -F CONFIG)",
+                  "sends_operands": "whether, given a remote last (HOST:PATH), it sends its local operands there "
+                                    "(scp, rsync, sftp)"}
+_FLAGS = ("sends_operands", "shell", "interpreter", "repl", "bundles", "script", "wraps", "assignments", "trees",
+          "unknown_verbs", "text_only", "session", "copies", "lists_processes", "settings_list")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
 _WRAPPER_KEYS = ("operands", "assignments", "lookup", "chdir", "splits")
 MAX_WRAPPED_OPERANDS = 8
@@ -160,6 +168,10 @@ class Program(NamedTuple):
     code_letters: str = ""
     value_letters: str = ""
     repl: bool = True
+    dry_run: frozenset[str] = frozenset()
+    prunes: tuple[str, ...] = ()
+    reads_options: frozenset[str] = frozenset()
+    sends_operands: bool = False
 
 
 class ProgramError(ValueError):
@@ -274,7 +286,8 @@ def validate(value: Any) -> Mapping[str, Any]:
                 if key == "command_settings":
                     items = [i.lower() for i in items]  # matched as the program reads them: without case
                 if key in ("values", "lookup", "chdir", "splits", "output", "not_output", "recursive",
-                           "shell_escapes", "environment_line", "environment_command") and not all(
+                           "shell_escapes", "environment_line", "environment_command", "dry_run", "prunes",
+                           "reads_options") and not all(
                         v.startswith("-") and len(v) > 1 for v in items):
                     raise ProgramError(name, key, "each option starts with '-' (\"-n\", \"--size\")")
                 entry[key] = items
@@ -310,5 +323,7 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  frozenset(entry.get("environment_command", ())), tuple(entry.get("manifests", ())),
                                  tuple(entry.get("makefiles", ())), entry.get("shell", False),
                                  entry.get("interpreter", False), tuple(entry.get("code", ())),
-                                 entry.get("code_letters", ""), entry.get("value_letters", ""), entry.get("repl", True))
+                                 entry.get("code_letters", ""), entry.get("value_letters", ""), entry.get("repl", True),
+                                 frozenset(entry.get("dry_run", ())), tuple(entry.get("prunes", ())),
+                                 frozenset(entry.get("reads_options", ())), entry.get("sends_operands", False))
     return programs
