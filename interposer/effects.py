@@ -144,7 +144,7 @@ def effects(invocation: Invocation, find_roots: tuple[Target, ...] = (),
     elif name == "sysctl":
         writes += _sysctl_writes(args)
     writes += _output_options(entry, args, cwd)
-    writes += _extracted(name, args, cwd, catalogue)
+    writes += _extracted(entry.archive, args, cwd, catalogue) if entry.archive else []
 
     found_acts = acts(name, args, catalogue, KNOWN_PROGRAMS)
     for act in found_acts:
@@ -287,10 +287,10 @@ def _tar_words(args: tuple[Word, ...], catalogue: Mapping[str, Program]) -> list
     return words
 
 
-def _extracted(name: str, args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Program]) -> list[Target]:
-    """Where an archive is unpacked (`tar -xf x.tar -C /`, `unzip x.zip -d DIR`, `7z x -oDIR`): some of what
-    is under that directory is written, judged by the destination."""
-    if name in ("tar", "bsdtar", "gtar"):
+def _extracted(archive: str, args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Program]) -> list[Target]:
+    """Where an archive is unpacked (`tar -xf x.tar -C /`, `unzip x.zip -d DIR`, `7z x -oDIR`, by the entry's
+    `archive`): some of what is under that directory is written, judged by the destination."""
+    if archive == "tar":
         words = _tar_words(args, catalogue)
         if not flags(tuple(words)) & {"-x", "--extract", "--get"}:
             return []
@@ -300,9 +300,9 @@ def _extracted(name: str, args: tuple[Word, ...], cwd: str, catalogue: Mapping[s
                 destination = words[index + 1]
             elif word.value.startswith("--directory="):
                 destination = Word(word.value.split("=", 1)[1], word.literal, False, word.source)
-    elif name == "unzip":
+    elif archive == "unzip":
         destination = options.value(list(args), {"-d"})
-    elif name in ("7z", "7za", "7zr") and args and args[0].value in ("x", "e"):
+    elif archive == "7z" and args and args[0].value in ("x", "e"):
         given = next((w for w in args if w.value.startswith("-o") and len(w.value) > 2), None)
         destination = Word(given.value[2:], given.literal, False, given.source) if given else None
     else:
@@ -338,9 +338,9 @@ def _tar_inputs(args: tuple[Word, ...], cwd: str, catalogue: Mapping[str, Progra
 
 def _files_read(name: str, entry: Program, args: tuple[Word, ...], cwd: str, targets: Any,
                 catalogue: Mapping[str, Program]) -> list[Target]:
-    if name in ("tar", "bsdtar"):
+    if entry.archive == "tar":
         return _tar_inputs(args, cwd, catalogue)
-    if name == "zip":
+    if "read-but-first" in entry.files:  # zip ARCHIVE FILES
         return targets(_operands(name, args, catalogue)[1:])
     if "read" in entry.files:
         return targets(_operands(name, args, catalogue))

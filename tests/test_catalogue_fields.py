@@ -51,6 +51,11 @@ FILE_CASES = [
     ("reads_options", 'reads_options = ["-k"]', "", "mytool -k .env host", "ask/read-dotenv", "allow/None"),
     ("sends_operands", "sends_operands = true", "", "mytool /opt/x host:dir", "ask/send-outside-file",
      "allow/None"),
+    ("files-read-but-first", 'files = ["read-but-first"]', "", "mytool out.zip .env", "ask/read-dotenv",
+     "allow/None"),
+    ("archive-tar", 'archive = "tar"', "", "mytool -xf x.tar -C /etc", "deny/write-outside-workspace", "allow/None"),
+    ("archive-unzip", 'archive = "unzip"', "", "mytool x.zip -d /etc", "deny/write-outside-workspace", "allow/None"),
+    ("archive-7z", 'archive = "7z"', "", "mytool x x.7z -o/etc", "deny/write-outside-workspace", "allow/None"),
     ("output", 'output = ["--save"]', "", "mytool --save ~/.bashrc", "deny/write-outside-workspace",
      "ask/names-startup-file"),
     ("not_output", 'not_output = ["-o"]', "", "mytool -o ~/.bashrc", "ask/names-startup-file",
@@ -139,6 +144,7 @@ def test_a_profile_file_key_changes_the_decision(tmp_path: Path, key: str, with_
     ('files = ["eat"]', "unknown kind 'eat'"),
     ('bundled_output = "--out"', "one short option"),
     ('network = "pigeon"', "unknown kind 'pigeon'"),
+    ('archive = "rar"', "unknown kind 'rar'"),
 ])
 def test_a_bad_wrapper_key_is_refused_naming_the_profile_line(tmp_path: Path, entry: str, words: str) -> None:
     profile = tmp_path / "mine.toml"

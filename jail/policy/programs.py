@@ -43,6 +43,7 @@ FILE_KINDS = {"read": "reads their content (cat, head, diff)",
               "stdin-names": "reads the files whose names come on its standard input (cpio -o)",
               "delete": "deletes them (rm, rmdir, unlink)",
               "write-last": "writes the last (cp, ln, install, rsync, scp)",
+              "read-but-first": "reads all but the first, its archive (zip ARCHIVE FILES)",
               "read-but-last": "reads all but the last (cp, scp, rsync, install, mv)",
               "move": "moves all but the last to the last: those are deleted, the last written (mv)",
               "write-after-first": "writes them but the first, its mode or owner, unless --reference names a file "
@@ -101,6 +102,12 @@ _PROGRAM_KEYS |= {"dry_run": "options with which it changes nothing, only says w
                   "reads_options": "options whose next word is a file it reads (ssh -i KEY, -F CONFIG)",
                   "sends_operands": "whether, given a remote last (HOST:PATH), it sends its local operands there "
                                     "(scp, rsync, sftp)"}
+# How an archiver unpacks (and packs) what it is handed (effects.py).
+ARCHIVE_KINDS = {"tar": "extracts with -x, --extract or --get, under -C DIR; with -c, -r or -u it reads what it "
+                        "packs (tar, bsdtar, gtar)",
+                 "unzip": "extracts under -d DIR, or where it runs (unzip)",
+                 "7z": "extracts with x or e, under -oDIR (7z)"}
+_PROGRAM_KEYS |= {"archive": f"how it unpacks an archive, judged by the destination: one of {', '.join(ARCHIVE_KINDS)}"}
 _FLAGS = ("sends_operands", "shell", "interpreter", "repl", "bundles", "script", "wraps", "assignments", "trees",
           "unknown_verbs", "text_only", "session", "copies", "lists_processes", "settings_list")
 # The keys that only say how a wrapper reads what it wraps (so only with wraps = true).
@@ -172,6 +179,7 @@ class Program(NamedTuple):
     prunes: tuple[str, ...] = ()
     reads_options: frozenset[str] = frozenset()
     sends_operands: bool = False
+    archive: str = ""
 
 
 class ProgramError(ValueError):
@@ -266,6 +274,10 @@ def validate(value: Any) -> Mapping[str, Any]:
                 if not isinstance(item, str) or not item.isalnum():
                     raise ProgramError(name, key, "expected letters, such as \"eE\"")
                 entry[key] = item
+            elif key == "archive":
+                if item not in ARCHIVE_KINDS:
+                    raise ProgramError(name, key, f"unknown kind {item!r} (known: {', '.join(ARCHIVE_KINDS)})")
+                entry[key] = item
             elif key == "network":
                 if item not in NETWORK_KINDS:
                     raise ProgramError(name, key, f"unknown kind {item!r} (known: {', '.join(NETWORK_KINDS)})")
@@ -325,5 +337,6 @@ def build(entries: Mapping[str, Any]) -> dict[str, Program]:
                                  entry.get("interpreter", False), tuple(entry.get("code", ())),
                                  entry.get("code_letters", ""), entry.get("value_letters", ""), entry.get("repl", True),
                                  frozenset(entry.get("dry_run", ())), tuple(entry.get("prunes", ())),
-                                 frozenset(entry.get("reads_options", ())), entry.get("sends_operands", False))
+                                 frozenset(entry.get("reads_options", ())), entry.get("sends_operands", False),
+                                 entry.get("archive", ""))
     return programs
