@@ -40,6 +40,8 @@ def policy(tmp_path: Path):
 
 @pytest.mark.parametrize("line", [
     "xargs -0n 1 rm -rf ~",  # -n's value ends the bundle: rm is the command, not `1`
+    "xargs -l rm -rf ~",  # -l and -e take a value only attached (-l1): rm is the command
+    "xargs -e rm -rf ~",
     "env -S'rm -rf ~'",  # -S with its string attached
     "env -iC / rm -rf etc",  # -C in a bundle: etc is /etc
     "sed -ne '1e rm -rf ~' notes.txt",  # the script given in a bundle ending in -e
@@ -48,7 +50,7 @@ def test_lines_the_old_readers_misread_are_stopped(policy, tmp_path: Path, line:
     assert decide(line, str(tmp_path), policy).decision in STOPPED, line
 
 
-@pytest.mark.parametrize("line", ["xargs -0n 1 echo", "env -iC . ls", "sed -ne 's/a/b/p' notes.txt",
+@pytest.mark.parametrize("line", ["xargs -0n 1 echo", "xargs -l echo", "env -iC . ls", "sed -ne 's/a/b/p' notes.txt",
                                   "watch -n 1 ls", "make -C sub -f build.mk all"])
 def test_their_benign_twins_are_allowed(policy, tmp_path: Path, line: str) -> None:
     assert decide(line, str(tmp_path), policy).decision == "allow", line
