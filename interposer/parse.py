@@ -632,6 +632,12 @@ class _Walker:
         assigned.forget(state.env, names)
 
     def _redirect(self, node: Node, state: _State) -> Redirect:
+        children = node.children
+        if len(children) == 2 and node.type == "file_redirect" and not children[0].is_named:  # `> out.txt`
+            target = children[1]
+            word = None if target.named_child_count else plain(target.type, target.text.decode(errors="replace"))
+            if word is not None:  # a plain leaf word: no substitution in it, its text its value
+                return Redirect(children[0].text.decode(), None, word)
         expander = Expander(state.env, state.cwd)  # the live state: a here-document's body comes after the target
         fd = None
         op = ""
