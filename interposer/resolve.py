@@ -8,6 +8,7 @@ cannot be known before running (`eval $X`, `$CMD args`, `curl | sh`,
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -273,9 +274,9 @@ class _Collector:
                                               "to run", command.text))
                     break
             else:
-                self._handed_shell(command, name, handed)
+                self._handed_shell(command, name, handed, via, depth)
         if entry.interpreter and (handed or fed):  # `python3 x.py` after `echo ... > x.py`, python3 - <<EOF
-            self._handed_shell(command, name, handed)
+            self._handed_shell(command, name, handed, via, depth)
 
     def _remote(self, command: Command, elsewhere: Remote, via: tuple[str, ...], depth: int) -> None:
         """What runs on another host or in a container, judged as a line of its own, after the local shell's
@@ -368,7 +369,7 @@ class _Collector:
         if script is head and program is not None and not self._is_shell(program):
             # A python or node script: as with `python3 x.py`, its code is its interpreter's, unless it
             # starts a shell or a program (os.system, subprocess), whose commands would go unseen.
-            self._handed_shell(command, name, (Word(text, True, False, script.value),))
+            self._handed_shell(command, name, (Word(text, True, False, script.value),), via, depth)
             return
         env = {k: v for k, v in self.env.items() if not (k.isdigit() or k in ("#", "@", "*"))}
         env.update({str(n): w.value for n, w in enumerate(params, 1) if w.literal})
@@ -416,7 +417,8 @@ class _Collector:
                     handed.setdefault(path, Word(text, True, False, value))
         return tuple(handed.values())
 
-    def _handed_shell(self, command: Command, name: str, handed: tuple[Word, ...]) -> None:
+    def _handed_shell(self, command: Command, name: str, handed: tuple[Word, ...], via: tuple[str, ...] = (),
+                      depth: int = 0) -> None:
         """`echo 'exec /bin/sh' > f; tool --config f`, `echo 'esyscmd(sh)' | m4`: a program handed text
         this line writes with a command that starts a shell runs that shell, unseen."""
         fed = stdin_text(command)
@@ -424,6 +426,13 @@ class _Collector:
             self.opaque.append(Opaque(f"{name} is fed text that starts a shell", command.text))
             return
         for text in handed:
+            scripts = _manifest_scripts(text)
+            if scripts is None:
+                self.opaque.append(Opaque(f"{name} is handed {_short(text.source)}, which this line writes with "
+                                          "scripts that cannot be read", command.text))
+                return
+            for script in scripts:  # npm runs them with sh -c, children of this shell: not judged again
+                self.line(script, command.cwd, (*via, f"{name} script"), depth + 1, (f"{name} script",))
             if _SPAWNS_SHELL.search(without_shebang(text.value)):
                 self.opaque.append(Opaque(f"{name} is handed {_short(text.source)}, which this line writes with a "
                                           "command that starts a shell", command.text))
@@ -643,6 +652,28 @@ def _alias(collector: _Collector, command: Command, name: str, args: list[Word],
         else:
             collector.line(word.value.split("=", 1)[1], "${PWD}", (*via, "alias"), depth + 1, ("alias",))
     return True
+
+
+def _manifest_scripts(text: Word) -> list[str] | None:
+    """The command lines a package.json or composer.json this line writes names under "scripts" (npm, yarn,
+    pnpm, bun, composer run them with sh -c: `npm run x`, `npm install`'s install scripts); None if the file
+    names scripts but is not JSON that can be read."""
+    if not text.source.endswith(".json") or '"scripts"' not in text.value:
+        return []
+    try:
+        data = json.loads(text.value)
+    except ValueError:
+        return None
+    scripts = data.get("scripts") if isinstance(data, dict) else None
+    if not isinstance(scripts, dict):
+        return [] if scripts is None else None
+    found: list[str] = []
+    for value in scripts.values():  # composer allows a list of commands per script
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) for item in items):
+            return None
+        found += items
+    return found
 
 
 def _source(collector: _Collector, command: Command, name: str, args: list[Word], via: tuple[str, ...],

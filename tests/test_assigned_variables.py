@@ -246,3 +246,28 @@ def test_a_relative_cd_from_an_unknown_directory_stays_unknown() -> None:
     assert decision.decision == "ask" and "only known when it runs" in decision.reason, decision.reason
     deleted = [p for c in decision.commands if c["argv"][0] == "rm" for p in c["deletes"]]
     assert deleted == [None], deleted
+
+
+# A package.json (composer.json) the line writes and then hands npm (composer): its "scripts" run with sh -c,
+# children of this shell that are not judged again, and the hook sees nothing else: judged as lines. They were
+# only searched for a command that starts a shell ('... "x":"rm -rf ~" ... > package.json; npm run x' ran).
+MANIFESTS = {
+    """echo '{"scripts":{"x":"rm -rf ~"}}' > package.json; npm run x""": "deny",
+    """echo '{"scripts":{"postinstall":"rm -rf ~"}}' > package.json && npm install""": "deny",
+    """echo '{"scripts":{"x":["rm -rf ~"]}}' > composer.json; composer run x""": "deny",
+    """echo '{"scripts":{"x":"rm -rf ~"' > package.json; npm run x""": "ask",
+}
+MANIFESTS_HARMLESS = ["""echo '{"scripts":{"test":"pytest -q"}}' > package.json; npm test""",
+                      """echo '{"name":"a"}' > package.json; npm install"""]
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", sorted(MANIFESTS))
+def test_the_scripts_of_a_written_manifest_are_judged(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == MANIFESTS[line], (line, judged(line, semantics).reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", MANIFESTS_HARMLESS)
+def test_harmless_manifest_scripts_run(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
