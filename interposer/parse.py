@@ -633,11 +633,14 @@ class _Walker:
 
     def _redirect(self, node: Node, state: _State) -> Redirect:
         children = node.children
-        if len(children) == 2 and node.type == "file_redirect" and not children[0].is_named:  # `> out.txt`
-            target = children[1]
+        count = len(children)
+        if node.type == "file_redirect" and (count == 2 or (count == 3 and children[0].type == "file_descriptor")) \
+                and not children[-2].is_named:  # `> out.txt`, `2>/dev/null`
+            target = children[-1]
             word = None if target.named_child_count else plain(target.type, target.text.decode(errors="replace"))
             if word is not None:  # a plain leaf word: no substitution in it, its text its value
-                return Redirect(children[0].text.decode(), None, word)
+                fd = int(children[0].text) if count == 3 and children[0].text.isdigit() else None
+                return Redirect(children[-2].text.decode(), fd, word)
         expander = Expander(state.env, state.cwd)  # the live state: a here-document's body comes after the target
         fd = None
         op = ""
