@@ -426,6 +426,10 @@ class _Collector:
             self.opaque.append(Opaque(f"{name} is fed text that starts a shell", command.text))
             return
         for text in handed:
+            if _SPAWNS_SHELL.search(without_shebang(text.value)):
+                self.opaque.append(Opaque(f"{name} is handed {_short(text.source)}, which this line writes with a "
+                                          "command that starts a shell", command.text))
+                return
             scripts = _manifest_scripts(text)
             if scripts is None:
                 self.opaque.append(Opaque(f"{name} is handed {_short(text.source)}, which this line writes with "
@@ -433,10 +437,6 @@ class _Collector:
                 return
             for script in scripts:  # npm runs them with sh -c, children of this shell: not judged again
                 self.line(script, command.cwd, (*via, f"{name} script"), depth + 1, (f"{name} script",))
-            if _SPAWNS_SHELL.search(without_shebang(text.value)):
-                self.opaque.append(Opaque(f"{name} is handed {_short(text.source)}, which this line writes with a "
-                                          "command that starts a shell", command.text))
-                return
 
     # -- nested command lines --------------------------------------------------
 
