@@ -14,7 +14,7 @@ from conftest import Jail
 
 # Imported after the fork or not at all by a plain run: each cost 2-15 ms before it (docs/results.md).
 LATE = ("jail.kernel.inotify", "ctypes.util", "hashlib", "shutil", "bz2", "lzma", "subprocess", "tempfile", "ipaddress",
-        "jail.policy.hostpatterns")
+        "jail.policy.hostpatterns", "interposer.words", "interposer.programs.options")
 
 RECORD = '''
 import json, os, sys

@@ -43,8 +43,6 @@ import stat
 import time
 from typing import Any
 
-from interposer.programs.options import given, operands
-from interposer.words import Word
 from jail.kernel.beneath import (
     RESOLVE_NO_XDEV,
     STRICT,
@@ -840,7 +838,11 @@ def _hook_session(workspace: str) -> tuple[Any, bool]:
 def _rm_arguments(args: list[str]) -> tuple[str | None, list[str]]:
     """rm's options as letters (f, r, d, v) and its operands, read by the interposer's one option reader
     with rm's grammar from the catalogue; None for options not emulated (-i, -I, ...)."""
-    from interposer.programs.catalogue import grammar  # here: `shelljail undo` imports this module too
+    # Imported here: `run` imports this module before the jail's fork, and only an rm needs the reader (1.8 ms
+    # of imports); `shelljail undo` imports this module too.
+    from interposer.programs.catalogue import grammar
+    from interposer.programs.options import given, operands
+    from interposer.words import Word
 
     words = [Word(arg, True, False, arg) for arg in args]
     rules = grammar("rm")
