@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,18 @@ def judge_policy(workspace: str = JUDGE_WORKSPACE, home: str = JUDGE_HOME, home_
     loaded = profile.load("coding-agent")
     env = environment.build(loaded.environment, {}, {"workspace": workspace, "home": home, "user": "user"})
     return Policy(loaded.interposer, workspace, home, env, home_binds, network)
+
+
+# The judge's two semantics in pure tests: the jail's (its private home, with the home's binds) and a hook's
+# (the real home, no jail): judged(line, "jail") / judged(line, "hook").
+SEMANTICS: dict[str, tuple[str, ...] | None] = {"jail": (JUDGE_HOME,), "hook": None}
+
+
+def judged(line: str, semantics: str) -> Any:
+    """coding-agent's decision for `line` run in JUDGE_WORKSPACE, in the jail's or a hook's semantics."""
+    from interposer.judge import decide
+
+    return decide(line, JUDGE_WORKSPACE, judge_policy(home_binds=SEMANTICS[semantics]))  # type: ignore[arg-type]
 
 
 def host_namespaces() -> dict[str, str]:

@@ -13,16 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
-
-from interposer.judge import Decision, decide
-
-SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}
-
-
-def judged(line: str, semantics: str) -> Decision:
-    return decide(line, JUDGE_WORKSPACE, judge_policy(home_binds=SEMANTICS[semantics]))  # type: ignore[arg-type]
-
+from conftest import SEMANTICS, Jail, guarded, judged
 
 # Assigned by a builtin, an expansion, arithmetic or a loop: the old value is not what rm gets.
 ASSIGNED = [

@@ -11,19 +11,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
+from conftest import JUDGE_WORKSPACE, SEMANTICS, Jail, guarded, judged
 
 from interposer.destinations import unlisted
-from interposer.judge import Decision, decide
 from jail.policy.hostpatterns import allow_fix, host_name
 from jail.policy.profile import Network
 
-SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}
 both = pytest.mark.parametrize("semantics", sorted(SEMANTICS))
 
-
-def judged(line: str, semantics: str) -> Decision:
-    return decide(line, JUDGE_WORKSPACE, judge_policy(home_binds=SEMANTICS[semantics]))  # type: ignore[arg-type]
 
 
 # -- a function that runs its arguments, after they were moved -----------------------------------------------

@@ -13,15 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import JUDGE_HOME, JUDGE_WORKSPACE, Jail, guarded, judge_policy
+from conftest import JUDGE_WORKSPACE, SEMANTICS, Jail, guarded, judged
 
-from interposer.judge import Decision, decide
-
-SEMANTICS = {"jail": (JUDGE_HOME,), "hook": None}
-
-
-def judged(line: str, semantics: str) -> Decision:
-    return decide(line, JUDGE_WORKSPACE, judge_policy(home_binds=SEMANTICS[semantics]))  # type: ignore[arg-type]
+from interposer.judge import Decision
 
 
 def deleted(decision: Decision) -> list[str | None]:
