@@ -43,6 +43,8 @@ _RUNNERS = frozenset({"command", "builtin", "exec", "env", "nohup", "time", "nic
 # The characters a function name that can be counted is made of (see _Walker.covered).
 _NAME_CHARS = re.compile(r"[\w.:+@%-]+")
 _NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Directories one point of a line may be in that are followed (a cd in a branch, a cd that may fail ...).
+MAX_PLACES = 4
 _NAME_OR_OPTION = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|[-+][A-Za-z]+")
 # `${X:=v}`, `${X=v}`, `${!X:=v}` (assigned.in_text reads them): whether a node's text may hold one at all.
 _DEFAULT_ASSIGNED = re.compile(r"\$\{!?[\w@*#?$!-]+(?:\[[^\]}]*\])?:?=")
@@ -88,18 +90,43 @@ def _tree_sitter() -> Any:
 class _State:
     """What is known at a point of the line: directory and variables (copied into subshells)."""
 
-    def __init__(self, cwd: str, env: dict[str, str]) -> None:
+    def __init__(self, cwd: str, env: dict[str, str], others: tuple[str, ...] = (), ended: bool = False) -> None:
         self.cwd = cwd
         self.env = env
+        # Other directories the shell may be in here (`[ -d y ] && cd /etc; ...`, a `cd` that may fail): each
+        # command is judged in every one of them. "${PWD}" is one that is not known.
+        self.others = others
+        self.ended = ended  # this way through ends the shell (`cd x || exit 1`): nothing after it runs on it
 
     def copy(self) -> _State:
-        return _State(self.cwd, dict(self.env))
+        return _State(self.cwd, dict(self.env), self.others, self.ended)
+
+    def places(self) -> tuple[str, ...]:
+        return (self.cwd, *self.others)
+
+    def set_places(self, places: tuple[str, ...]) -> None:
+        """The directories the shell may be in, the first the one $PWD names; past MAX_PLACES, the last of
+        them is one not known."""
+        unique = tuple(dict.fromkeys(places))
+        if len(unique) > MAX_PLACES:
+            unique = (*unique[:MAX_PLACES - 1], "${PWD}")
+        self.cwd, self.others = unique[0], unique[1:]
+
+    def may_be_elsewhere(self) -> None:
+        """The shell may also be in a directory not known (`eval "cd ..."`, a loop that changes directory)."""
+        self.set_places((*self.places(), "${PWD}"))
 
     def join(self, other: _State) -> None:
-        """What holds after this way through or the other (a branch that may not have run): a value the two
-        do not share is not known; an IFS they do not share is not the default either."""
-        if other.cwd != self.cwd:
-            self.cwd = "${PWD}"
+        """What holds after this way through or the other (a branch that may not have run): the shell may be
+        in the directories of either; a value the two do not share is not known; an IFS they do not share is
+        not the default either. A way that ended the shell adds nothing."""
+        if other.ended:
+            return
+        if self.ended:
+            self.cwd, self.env, self.others, self.ended = other.cwd, dict(other.env), other.others, False
+            return
+        if other.cwd != self.cwd or other.others != self.others:
+            self.set_places((*self.places(), *other.places()))
         if other.env == self.env:
             return
         ifs = self.env.get("IFS")
@@ -121,6 +148,9 @@ class _Walker:
         self.defining: str | None = None  # the function whose body is walked as written (arguments unknown)
         self.calls = _Calls()
         self.cdpath = False  # the line names CDPATH: where a relative `cd` goes is not known
+        self.moved: tuple[int, tuple[str, ...], str | None, _State] | None = None  # the last cd, where it went
+        self.errexit = False  # `set -e`: a cd that fails ends the shell, so after it the shell is where it went
+        self.elsewhere: dict[int, tuple[str, ...]] = {}  # command -> the other directories it may run in
         self.start_home: str | None = None  # HOME as the line starts (parse), which eval and . are taken to keep
         self.traps: list[tuple[str, Node]] = []  # trap actions on signals the line may send itself: (why, tree)
         # Commands of a body as written named by an argument (`"$@"`, `command "$@"`), by function: dropped
@@ -238,8 +268,9 @@ class _Walker:
         not have come); a directory changed in them likewise."""
         names, moves = self._assigned_in(node)
         assigned.forget(state.env, names)
-        if moves:
-            state.cwd = "${PWD}"
+        if moves:  # the second time round the body starts where the first left it
+            state.may_be_elsewhere()
+        entry = state.copy()
         produced: list[int] = []
         for child in node.named_children:
             if child.type in _WORDS:
@@ -249,8 +280,7 @@ class _Walker:
                 assigned.forget(state.env, names)
             produced += self.walk(child, state, piped_from)
         assigned.forget(state.env, names)
-        if moves:
-            state.cwd = "${PWD}"
+        state.join(entry)  # the body may not have run at all
         return produced
 
     def _assigned_in(self, node: Node, seen: frozenset[str] = frozenset()) -> tuple[assigned.Assigned, bool]:
@@ -319,15 +349,39 @@ class _Walker:
         steps = list_steps(node)
         produced = self.walk(steps[0][1], state, piped_from)
         succeeded, failed = state, state.copy()  # what holds if the list so far succeeded, or failed
+        self._settle(produced, succeeded, failed)
         for operator, item in steps[1:]:
+            indexes = self.walk(item, failed if operator == "||" else succeeded, piped_from)
+            produced += indexes
             if operator == "||":
-                produced += self.walk(item, failed, piped_from)
+                self._settle(indexes, failed, None)
                 succeeded.join(failed)
             else:
-                produced += self.walk(item, succeeded, piped_from)
+                self._settle(indexes, succeeded, failed)
                 failed.join(succeeded)
         succeeded.join(failed)
         return produced
+
+    def _settle(self, indexes: list[int], succeeded: _State, failed: _State | None) -> None:
+        """After one item of a list, one simple command: a `cd` is where it went on the way it succeeded and
+        where it was on the way it failed; `exit` or `return` ends the way it ran on."""
+        if len(indexes) != 1:
+            return
+        command = self.commands[indexes[0]]
+        name = command.argv[0].value if command.argv and command.argv[0].literal else ""
+        if name in ("exit", "return"):
+            succeeded.ended = True
+            if failed is not None:
+                failed.ended = True
+        elif self.moved is not None and self.moved[0] == indexes[0]:
+            _index, places, oldpwd, before = self.moved
+            succeeded.set_places(places)
+            if oldpwd is not None:
+                succeeded.env["OLDPWD"] = oldpwd
+            if failed is not None:
+                failed.set_places(before.places())
+                if "OLDPWD" in before.env:
+                    failed.env["OLDPWD"] = before.env["OLDPWD"]
 
     def _pipeline(self, node: Node, state: _State, piped_from: tuple[str, ...]) -> list[int]:
         produced: list[int] = []
@@ -374,6 +428,8 @@ class _Walker:
         if body is None and redirects:  # `> ~/.bashrc`: a bare redirect truncates as `: > ~/.bashrc` does
             self.commands.append(Command((), (), redirects, state.cwd, piped_from, self.context,
                                          node.text.decode(errors="replace")))
+            if state.others:
+                self.elsewhere[len(self.commands) - 1] = state.others
             return [len(self.commands) - 1]
         if not produced or body.type == "command":
             return produced
@@ -436,6 +492,8 @@ class _Walker:
                           (node.start_byte, node.end_byte) if top else None, tuple(word_spans) if top else ())
         self.commands.append(command)
         index = len(self.commands) - 1
+        if state.others:
+            self.elsewhere[index] = state.others
         run = assigned.in_this_shell(argv)  # `command cd /etc`, `builtin cd`, `time cd` move this shell as cd does
         if run and run[0].literal and run[0].source == run[0].value and run[0].value in _RESERVED:
             self.opaque.append(f"{_snippet(node)!r}: {run[0].value} {_MISREAD}")
@@ -443,7 +501,18 @@ class _Walker:
             self._trap(run[1:])
         if run and run[0].literal and run[0].value in _MOVES:
             searched = self.cdpath or any(name == "CDPATH" for name, _value in assignments)
+            before = state.copy()
             _change_directory(state, run[0].value, run[1:], searched)
+            if before.others:  # moved from each place it may have been in: not followed one by one
+                state.others = ("${PWD}",)
+            self.moved = (index, state.places(), state.env.get("OLDPWD"), before)
+            if not self.errexit:
+                # A cd that fails leaves the shell where it was, and what follows runs there: `cd build; rm -rf
+                # ./*` empties the workspace when there is no build. So both (but where a list goes on only if
+                # it succeeded, `cd build && ...`, see _settle).
+                state.set_places((*state.places(), *before.places()))
+                if state.env.get("OLDPWD") != before.env.get("OLDPWD"):
+                    state.env.pop("OLDPWD", None)
         elif argv and argv[0].literal and argv[0].value in self.functions:
             why = self._call(argv[0].value, argv[1:], state) if all(n != "IFS" for n, _v in assignments) else \
                 f"IFS is set for the call of {argv[0].value}: how its arguments split is not followed"
@@ -455,16 +524,20 @@ class _Walker:
                 names, moves = self._assigned_in(self.functions[argv[0].value])  # not walked: what it may change
                 assigned.forget(state.env, names)
                 if moves:
-                    state.cwd = "${PWD}"
+                    state.may_be_elsewhere()
         elif argv and _moves_arguments(argv):
             self._arguments_unknown(state)
+        if run and run[0].literal and run[0].value == "set":
+            self.errexit = _errexit(run[1:], self.errexit)
         if self.defining is not None and argv and _named_by_argument(argv):
             self.named_by_argument.append((self.defining, index))
         # `read X`, `printf -v X`, `${X:=v}`, `((X++))`, `. ./env`: what X holds from here on is not known
         found = assigned.union((assigned.by_builtin(argv), _assigned_by_expansions(node, text)))
         home = state.env.get("HOME")
         if found is assigned.EVERY and assigned.runs_code_here(argv):
-            state.cwd = "${PWD}"  # `eval "cd /etc"`, `. ./env.sh` may move the line as well
+            # `eval "cd /etc"`, `. ./env.sh` may move the line as well: where it is, not known (not "here and
+            # maybe elsewhere": every command after a Codex wrapper's `. snapshot` would be judged twice)
+            state.set_places(("${PWD}", *state.others))
         elif found is assigned.EVERY:
             self.opaque.append(f"{_snippet(node)!r} {assigned.why_unknown(argv)}")
         assigned.forget(state.env, found)
@@ -563,7 +636,7 @@ class _Walker:
         finally:
             self.context, self.calling, self.arguments = saved
         if self.functions[name].type != "subshell":  # f() ( ... ) runs in a subshell of its own
-            state.cwd = inner.cwd
+            state.cwd, state.others = inner.cwd, inner.others
         for key in list(state.env):
             if inner.env.get(key) != state.env[key]:
                 del state.env[key]  # changed by the function, or by its `local`: not known here any more
@@ -700,6 +773,7 @@ class _Walker:
                                                                        self.calls)
         inner._children(node, state.copy(), ())
         self.named_by_argument += [(name, index + len(self.commands)) for name, index in inner.named_by_argument]
+        self.elsewhere.update({index + len(self.commands): places for index, places in inner.elsewhere.items()})
         self.commands += inner.commands
         self.opaque += inner.opaque
         self.hazards += inner.hazards
@@ -716,7 +790,7 @@ class _Walker:
         Mentions are counted both in the line's text and in the words its commands expand to.
         """
         if not self.named_by_argument:
-            return self.commands
+            return self.everywhere(range(len(self.commands)))
         names = {name for name, _index in self.named_by_argument}
         in_text = collections.Counter(t for t in _NAME_CHARS.findall(text) if t in names)
         in_words: collections.Counter[str] = collections.Counter()
@@ -730,7 +804,19 @@ class _Walker:
                    if _NAME_CHARS.fullmatch(name) and name not in self.calls.skipped and self.calls.walked[name]
                    and in_words[name] == self.calls.walked[name] and in_text[name] == len(self.calls.sites[name])}
         dropped = {index for name, index in self.named_by_argument if name in covered}
-        return [c for i, c in enumerate(self.commands) if i not in dropped]
+        return self.everywhere(i for i in range(len(self.commands)) if i not in dropped)
+
+    def everywhere(self, indexes: Iterable[int]) -> list[Command]:
+        """The commands, and again each in every other directory it may run in: the worst of them decides.
+        A copy keeps the command's words and place in the line: a rewrite of either is one rewrite of the
+        line (rewrite.apply makes it once), and runs wherever the shell turns out to be."""
+        kept = list(indexes)
+        out = [self.commands[i] for i in kept]
+        for i in kept:
+            for place in self.elsewhere.get(i, ()):
+                if place != self.commands[i].cwd:
+                    out.append(self.commands[i]._replace(cwd=place))
+        return out
 
     def unfollowed(self) -> list[str]:
         """Why a function that runs its arguments was not followed into a call (recursion, depth)."""
@@ -861,6 +947,23 @@ def _spawns(node: Node) -> bool:
             return True
         stack.extend(current.children)
     return False
+
+
+def _errexit(args: list[Word], before: bool) -> bool:
+    """Whether `set ARGS` leaves errexit on: -e, -o errexit (+e, +o errexit: off), in bundles (-eu)."""
+    words = iter(args)
+    on = before
+    for word in words:
+        value = word.value
+        if value in ("-o", "+o"):
+            name = next(words, None)
+            if name is not None and name.value == "errexit":
+                on = value == "-o"
+        elif value[:1] in ("-", "+") and value[1:].isalpha() and "e" in value[1:]:
+            on = value[0] == "-"
+        elif value == "--" or value[:1] not in ("-", "+"):
+            break
+    return on
 
 
 def _change_directory(state: _State, how: str, args: list[Word], searched: bool = False) -> None:
@@ -1007,5 +1110,6 @@ def parse(line: str, cwd: str, env: Mapping[str, str], context: tuple[str, ...] 
     if second is not None:
         return second
     reasons = tuple(dict.fromkeys(walker.opaque)) or ("the line cannot be parsed",)
-    return Parsed(tuple(walker.commands), reasons, "none", "neither tree-sitter-bash nor bashlex can parse it",
+    return Parsed(tuple(walker.everywhere(range(len(walker.commands)))), reasons, "none",
+                  "neither tree-sitter-bash nor bashlex can parse it",
                   tuple(walker.hazards))

@@ -67,8 +67,12 @@ def apply(line: str, rewrites: list[tuple[str, Invocation]], host_workspace: str
     `host_workspace`: judged for the host (the hook), where deletes go through `shelljail trash put`."""
     data = line.encode("utf-8", "surrogateescape")  # as parse gave tree-sitter the line: the spans' bytes
     put = f"shelljail trash put -w {shlex.quote(host_workspace or '.')}".encode("utf-8", "surrogateescape")
-    for kind, invocation in sorted(rewrites, key=lambda r: -(r[1].command.span or (0, 0))[0]):
+    done: set[tuple[int, int]] = set()  # a command judged in two directories (parse: a cd that may fail) is
+    for kind, invocation in sorted(rewrites, key=lambda r: -(r[1].command.span or (0, 0))[0]):  # one rewrite
         start, end = invocation.command.span or (0, 0)
+        if (start, end) in done:
+            continue
+        done.add((start, end))
         original = data[start:end].decode("utf-8", "surrogateescape")
         if kind == "snapshot":
             replacement = f"{{ {snapshot_script(original)} && {original}; }}".encode("utf-8", "surrogateescape")

@@ -236,7 +236,7 @@ def test_a_relative_cd_from_an_unknown_directory_stays_unknown() -> None:
     decision = judged('cd "$(cat d)"; cd ..; rm -rf x', "hook")
     assert decision.decision == "ask" and "only known when it runs" in decision.reason, decision.reason
     deleted = [p for c in decision.commands if c["argv"][0] == "rm" for p in c["deletes"]]
-    assert deleted == [None], deleted
+    assert None in deleted and all(p is None or p.startswith("/") for p in deleted), deleted  # never relative
 
 
 # A package.json (composer.json) the line writes and then hands npm (composer): its "scripts" run with sh -c,
@@ -262,3 +262,43 @@ def test_the_scripts_of_a_written_manifest_are_judged(semantics: str, line: str)
 @pytest.mark.parametrize("line", MANIFESTS_HARMLESS)
 def test_harmless_manifest_scripts_run(semantics: str, line: str) -> None:
     assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
+
+
+# A cd that fails leaves the shell where it was, and a `;` goes on there: `cd build; rm -rf ./*` empties the
+# directory it started in when there is no build (the classic). The walk judged only `build/*` (allowed). Now
+# what follows a cd is judged in both places (parse._State.others), and so is what follows a branch that moved
+# (`[ -d y ] && cd ~/.ssh; echo k >> authorized_keys` writes ~/.ssh/... or ./...). `&&` goes on only where the
+# cd succeeded; `cd x || exit` ends the other way; `set -e` ends the shell on a failing cd. Taking the
+# directory for unknown instead was tried: unknown writes are judged leniently, so it allowed denied lines.
+MAY_HAVE_FAILED = {
+    "cd /tmp/scratch; rm -rf ./*": "deny",
+    "cd build; rm -rf ./*": "deny",
+    "cd /tmp/scratch\nrm -rf ./*": "deny",
+    'cd "$D"; rm -rf ./*': "deny",
+    "[ -d y ] && cd ~/.ssh; echo key >> authorized_keys": "deny",
+    "if [ -d y ]; then cd ~/.ssh; fi; echo key >> authorized_keys": "deny",
+    "cd src; rm -rf x": "rewrite",  # to the trash, once: the rewritten rm runs wherever the shell is
+}
+WENT = ["cd /tmp/scratch && rm -rf ./*", "cd /tmp/x || exit 1; rm -rf ./*", "set -e; cd /tmp/s; rm -rf ./*",
+        "set -eu\ncd /tmp/s\nrm -rf ./*", "cd src; git status", "cd src; ls -la"]
+
+
+@pytest.mark.parametrize("line", sorted(MAY_HAVE_FAILED))
+def test_what_follows_a_cd_that_may_fail_is_judged_where_it_was_too(line: str) -> None:
+    assert judged(line, "hook").decision == MAY_HAVE_FAILED[line], (line, judged(line, "hook").reason)
+
+
+@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
+@pytest.mark.parametrize("line", WENT)
+def test_what_runs_only_where_the_cd_went_is_judged_there(semantics: str, line: str) -> None:
+    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
+
+
+def test_a_command_judged_in_two_directories_is_rewritten_once() -> None:
+    """`cd src; rm -rf x` judged in src and in the workspace: in the hook one rewrite of the line's rm, which
+    runs wherever the shell is (parse keeps the copy's place in the line; rewrite.apply makes it once)."""
+    decision = judged("cd src && rm -rf x; cd lib; git checkout -- a.py", "hook")
+    assert decision.decision == "rewrite", decision.reason
+    assert decision.rewritten is not None and decision.rewritten.count("shelljail snapshot before") == 1, \
+        decision.rewritten
+    assert decision.rewritten.count("shelljail trash put") == 1, decision.rewritten

@@ -105,9 +105,10 @@ KNOWN = [
     ('X=build; IFS=, read -ra parts <<< "a,b"; rm -rf "$X"', "/home/user/project/build"),
     ('X=build; f() { echo "$X"; }; f; rm -rf "$X"', "/home/user/project/build"),
     ("eval 'Y=1'; rm -rf ~/project/build", "/home/user/project/build"),
-    ("cd src; rm -rf build", "/home/user/project/src/build"),
-    ("CDPATH=/; cd ./src; rm -rf build", "/home/user/project/src/build"),
-    ("pushd src; rm -rf build", "/home/user/project/src/build"),
+    # a cd that may fail: what follows it is judged where it went and where it was
+    ("cd src; rm -rf build", "/home/user/project/src/build /home/user/project/build"),
+    ("CDPATH=/; cd ./src; rm -rf build", "/home/user/project/src/build /home/user/project/build"),
+    ("pushd src; rm -rf build", "/home/user/project/src/build /home/user/project/build"),
     ("command cd src && rm -rf build", "/home/user/project/src/build"),
     ('X=build; case a in a) X=/etc ;; b) rm -rf "$X";; esac', "/home/user/project/build"),
     ('export A=1 X=build; rm -rf "$X"', "/home/user/project/build"),
@@ -142,7 +143,10 @@ def test_a_directory_moved_unseen_is_not_believed(semantics: str, line: str) -> 
     decision = judged(line, semantics)
     if semantics == "hook":
         assert decision.decision in ("ask", "deny"), (line, decision.reason)
-    assert decision.opaque or f"{JUDGE_WORKSPACE}/build" not in deleted(decision), (line, deleted(decision))
+    # seen: the line is judged where the cd went (or in a directory not known), not only where it was (a cd
+    # may fail, so there too: parse._State.others)
+    assert decision.opaque or any(p is None or p.startswith("/etc/") for p in deleted(decision)), \
+        (line, deleted(decision))
 
 
 @pytest.mark.parametrize("semantics", sorted(SEMANTICS))
@@ -150,7 +154,7 @@ def test_a_directory_moved_unseen_is_not_believed(semantics: str, line: str) -> 
 def test_what_is_still_known_stays_known(semantics: str, line: str, path: str) -> None:
     decision = judged(line, semantics)
     assert not decision.opaque, (line, decision.opaque_reasons)
-    assert deleted(decision) == [path], (line, deleted(decision))
+    assert set(deleted(decision)) == set(path.split()), (line, deleted(decision))
 
 
 @pytest.mark.parametrize("semantics", sorted(SEMANTICS))
@@ -194,5 +198,6 @@ def test_a_reserved_word_misread_runs_nothing_unchecked_in_a_real_jail(tmp_path:
 def test_a_relative_cd_from_an_unknown_directory_stays_unknown(line: str) -> None:
     """`cd ..` from a directory only known when it runs is not known either: the walk made `${PWD}/..` the
     relative directory `.` and judged `rm -rf build` as deleting the relative path build."""
-    decision = judged(line, "hook")
-    assert deleted(decision) == [None], (line, deleted(decision))
+    decision = judged(line, "hook")  # None: where cd went; the workspace: where it was, if the cd failed
+    assert None in deleted(decision) and all(p is None or p.startswith("/") for p in deleted(decision)), \
+        (line, deleted(decision))
