@@ -70,9 +70,10 @@ def apply(line: str, rewrites: list[tuple[str, Invocation]], host_workspace: str
     done: set[tuple[int, int]] = set()  # a command judged in two directories (parse: a cd that may fail) is
     for kind, invocation in sorted(rewrites, key=lambda r: -(r[1].command.span or (0, 0))[0]):  # one rewrite
         start, end = invocation.command.span or (0, 0)
-        if (start, end) in done:
-            continue
-        done.add((start, end))
+        if invocation.command.span is not None:
+            if (start, end) in done:
+                continue
+            done.add((start, end))
         original = data[start:end].decode("utf-8", "surrogateescape")
         if kind == "snapshot":
             replacement = f"{{ {snapshot_script(original)} && {original}; }}".encode("utf-8", "surrogateescape")
