@@ -134,6 +134,11 @@ def declared(name: str, args: Sequence[Word]) -> tuple[Assigned, bool]:
     return frozenset(found), "n" in options
 
 
+def may_assign(text: str) -> bool:
+    """Whether a text may hold an expansion that assigns (in_text would find one): a cheap look first."""
+    return "((" in text or ("${" in text and _DEFAULT_ASSIGNED.search(text) is not None)
+
+
 def in_text(text: str) -> Assigned:
     """Variables assigned by the expansions in a text (`${X:=v}`, and in `$((X=1))` or `((X++))` arithmetic)."""
     found: set[str] = set()

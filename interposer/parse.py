@@ -46,8 +46,6 @@ _NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Directories one point of a line may be in that are followed (a cd in a branch, a cd that may fail ...).
 MAX_PLACES = 4
 _NAME_OR_OPTION = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|[-+][A-Za-z]+")
-# `${X:=v}`, `${X=v}`, `${!X:=v}` (assigned.in_text reads them): whether a node's text may hold one at all.
-_DEFAULT_ASSIGNED = re.compile(r"\$\{!?[\w@*#?$!-]+(?:\[[^\]}]*\])?:?=")
 _NOTHING: frozenset[str] = frozenset()
 # Word-like children of a compound command: their substitutions run, they are not commands.
 _WORDS = frozenset({"word", "string", "raw_string", "concatenation", "simple_expansion", "expansion", "number",
@@ -832,7 +830,7 @@ def _assigned_by_expansions(node: Node, text: str | None = None) -> assigned.Ass
         if b"((" not in raw and b"${" not in raw:  # most: neither arithmetic nor a braced expansion
             return _NOTHING
         text = raw.decode(errors="replace")
-    if "((" not in text and ("${" not in text or not _DEFAULT_ASSIGNED.search(text)):
+    if not assigned.may_assign(text):
         return _NOTHING
     found: list[assigned.Assigned] = []
     stack = [node]
