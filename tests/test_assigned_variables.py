@@ -155,18 +155,6 @@ TRAPS = {
 HARMLESS_TRAPS = ["trap - EXIT", "trap -p", "trap 'echo bye' EXIT", "trap '' INT"]
 
 
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", sorted(TRAPS))
-def test_a_trap_action_is_judged(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == TRAPS[line], (line, judged(line, semantics).reason)
-
-
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", HARMLESS_TRAPS)
-def test_a_harmless_trap_runs(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
-
-
 def test_a_trap_action_relative_path_is_unknown_on_the_host() -> None:
     """`trap 'rm -rf build' EXIT; cd /`: at exit the shell is in /; judged here it would be the workspace's."""
     decision = judged("trap 'rm -rf build' EXIT; cd /", "hook")
@@ -190,17 +178,6 @@ NOT_MOVED = ["alias ll='ls -la'", "alias", "alias ls='rm -rf ~'", "shopt -s expa
              "cd ./etc && ls", "pushd src && ls && popd"]
 
 
-@pytest.mark.parametrize("line", sorted(MOVED_OR_ALIASED))
-def test_aliases_cdpath_and_the_directory_stack_on_the_host(line: str) -> None:
-    assert judged(line, "hook").decision == MOVED_OR_ALIASED[line], (line, judged(line, "hook").reason)
-
-
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", NOT_MOVED)
-def test_plain_aliases_and_directories_run(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
-
-
 # `parallel CMD ::: ARGS` runs CMD once per argument (appended, or put for {}): its own option filter dropped the
 # command's options and ignored the arguments, so `parallel rm -rf ::: ~` was judged as a bare `rm` (allowed);
 # `... | parallel 'rm -rf {}'` put x for {}. And `sh -c 'rm -rf "$1"' _ ~`: the words after the script are its
@@ -216,17 +193,6 @@ HANDED = {
 }
 HANDED_HARMLESS = ["parallel gzip ::: a.log b.log", "parallel 'gzip {}' ::: *.log", "parallel -j 2 echo ::: a b",
                    "find . -name '*.c' | parallel 'wc -l {}'", "bash -c 'echo \"$1\"' _ hi"]
-
-
-@pytest.mark.parametrize("line", sorted(HANDED))
-def test_what_parallel_and_sh_c_hand_their_command_is_judged(line: str) -> None:
-    assert judged(line, "hook").decision == HANDED[line], (line, judged(line, "hook").reason)
-
-
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", HANDED_HARMLESS)
-def test_harmless_parallel_and_sh_c_run(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
 
 
 def test_a_relative_cd_from_an_unknown_directory_stays_unknown() -> None:
@@ -252,18 +218,6 @@ MANIFESTS_HARMLESS = ["""echo '{"scripts":{"test":"pytest -q"}}' > package.json;
                       """echo '{"name":"a"}' > package.json; npm install"""]
 
 
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", sorted(MANIFESTS))
-def test_the_scripts_of_a_written_manifest_are_judged(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == MANIFESTS[line], (line, judged(line, semantics).reason)
-
-
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", MANIFESTS_HARMLESS)
-def test_harmless_manifest_scripts_run(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
-
-
 # A cd that fails leaves the shell where it was, and a `;` goes on there: `cd build; rm -rf ./*` empties the
 # directory it started in when there is no build (the classic). The walk judged only `build/*` (allowed). Now
 # what follows a cd is judged in both places (parse._State.others), and so is what follows a branch that moved
@@ -283,17 +237,6 @@ WENT = ["cd /tmp/scratch && rm -rf ./*", "cd /tmp/x || exit 1; rm -rf ./*", "set
         "set -eu\ncd /tmp/s\nrm -rf ./*", "cd src; git status", "cd src; ls -la"]
 
 
-@pytest.mark.parametrize("line", sorted(MAY_HAVE_FAILED))
-def test_what_follows_a_cd_that_may_fail_is_judged_where_it_was_too(line: str) -> None:
-    assert judged(line, "hook").decision == MAY_HAVE_FAILED[line], (line, judged(line, "hook").reason)
-
-
-@pytest.mark.parametrize("semantics", sorted(SEMANTICS))
-@pytest.mark.parametrize("line", WENT)
-def test_what_runs_only_where_the_cd_went_is_judged_there(semantics: str, line: str) -> None:
-    assert judged(line, semantics).decision == "allow", (line, judged(line, semantics).reason)
-
-
 def test_a_command_judged_in_two_directories_is_rewritten_once() -> None:
     """`cd src; rm -rf x` judged in src and in the workspace: in the hook one rewrite of the line's rm, which
     runs wherever the shell is (parse keeps the copy's place in the line; rewrite.apply makes it once)."""
@@ -302,3 +245,21 @@ def test_a_command_judged_in_two_directories_is_rewritten_once() -> None:
     assert decision.rewritten is not None and decision.rewritten.count("shelljail snapshot before") == 1, \
         decision.rewritten
     assert decision.rewritten.count("shelljail trash put") == 1, decision.rewritten
+
+
+# Every table above, with its semantics: the destructive lines in the hook (the host: no trash, no read-only
+# root) or in both, their harmless twins allowed in both.
+DECISIONS = [
+    *((line, semantics, decision) for table in (TRAPS, MANIFESTS) for line, decision in sorted(table.items())
+      for semantics in sorted(SEMANTICS)),
+    *((line, "hook", decision) for table in (MOVED_OR_ALIASED, HANDED, MAY_HAVE_FAILED)
+      for line, decision in sorted(table.items())),
+    *((line, semantics, "allow") for lines in (HARMLESS_TRAPS, NOT_MOVED, HANDED_HARMLESS, MANIFESTS_HARMLESS, WENT)
+      for line in lines for semantics in sorted(SEMANTICS)),
+]
+
+
+@pytest.mark.parametrize(("line", "semantics", "expected"), DECISIONS)
+def test_each_line_is_judged_as_bash_runs_it(line: str, semantics: str, expected: str) -> None:
+    decision = judged(line, semantics)
+    assert decision.decision == expected, (line, decision.reason)
