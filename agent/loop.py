@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -177,9 +178,13 @@ class Agent:
         return self._tool(name, chosen)
 
     def _time_left(self) -> str:
-        """A command may take what is left of the wall time (at most 10 minutes), so a hang ends the run in time."""
+        """A command may take what is left of the wall time (at most 10 minutes), so a hang ends the run in time.
+
+        Rounded up to the tenth, not to the nearest: a command that hangs must end at or past the wall time,
+        or the loop would call the model once more with a few milliseconds left.
+        """
         left = self.limits.wall_time - (time.monotonic() - self.started)
-        return f"{max(1.0, min(600.0, left)):.1f}"
+        return f"{math.ceil(max(1.0, min(600.0, left)) * 10) / 10:.1f}"
 
     def _write(self, path: str, old: str | None, new: str) -> str:
         diff = "".join(difflib.unified_diff((old or "").splitlines(keepends=True), new.splitlines(keepends=True),

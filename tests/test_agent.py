@@ -100,7 +100,8 @@ def test_the_wall_time_stops_a_hanging_command_and_the_run(jail: Jail, servers: 
     server = ModelServer([say("1. wait"), call("run", command="sleep 60 & sleep 60; echo never"), say("done")])
     servers.append(server)
     result = _agent(jail, server, "--timeout", "3", task="wait")
-    assert result.returncode == 1 and "wall time of 3 s reached" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 1 and "wall time of 3 s reached" in result.stdout, \
+        (result.stdout + result.stderr, server.tool_results())
     [timed_out] = [e["result"] for e in _events(jail) if e["event"] == "agent-tool"]  # the run stopped before
     assert timed_out.startswith("exit status: timed out after") and "never" not in timed_out
 
